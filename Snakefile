@@ -1,0 +1,25 @@
+# ndvicube: Sentinel-2 STAC search -> masked NDVI Zarr cube -> point series -> smoothed CSVs and plots.
+# This file only declares; helpers live in workflow/rules/common.smk, one .smk per stage.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/cube.smk"
+include: "workflow/rules/series.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs,

@@ -1,0 +1,341 @@
+"""Validate a workflow configuration and turn it into typed settings.
+
+The JSON schema in ``workflow/schemas/config.schema.yaml`` is the public contract for the keys and
+their defaults; this module applies it and then checks what a schema cannot express (latitude and
+longitude ranges, boxes that are empty, ``end`` before ``start``, points outside their area,
+duplicate point ids). Every failure is a :class:`ConfigError` whose message names the key and the
+offending value and says how to fix it, so a run stops before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ndvicube.errors import ConfigError
+from ndvicube.geo import BBox, bbox_around, utm_crs_for
+
+#: The schema shipped with the workflow; ``validate_config`` fills its defaults.
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@dataclass(frozen=True)
+class Point:
+    """A location whose NDVI series is extracted."""
+
+    id: str
+    """Unique within its area; used as a file name (``plots/{id}.png``)."""
+    lon: float
+    """Longitude in degrees (EPSG:4326)."""
+    lat: float
+    """Latitude in degrees (EPSG:4326)."""
+
+
+@dataclass(frozen=True)
+class Area:
+    """A named box searched and cubed as one unit; its name is the ``results/`` folder."""
+
+    name: str
+    bbox: BBox
+    """lon_min, lat_min, lon_max, lat_max in EPSG:4326 degrees."""
+    crs: str
+    """CRS of the cube: the UTM zone of the box's centre (e.g. ``EPSG:32644``)."""
+    points: tuple[Point, ...]
+    points_file: Path | None
+    """The CSV the points came from, if any (an input of the series job)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, validated."""
+
+    stac_url: str
+    collection: str
+    max_cloud_cover: float
+    start: dt.date
+    end: dt.date
+    resolution: float
+    areas: Mapping[str, Area]
+    scl_classes: tuple[int, ...]
+    resample: str
+    window: int
+    demo_seed: int | None
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read the configuration schema (YAML)."""
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def validate_config(
+    config: Mapping[str, Any], *, base_dir: Path | None = None, schema_path: Path = SCHEMA_PATH
+) -> Settings:
+    """Check ``config`` against the schema and the semantic rules; return typed settings.
+
+    ``base_dir`` is the directory relative paths (``stac.url``, points CSVs) are resolved
+    against: Snakemake's working directory, so ``--directory`` works.
+    """
+    base_dir = Path.cwd() if base_dir is None else base_dir
+    filled = _apply_schema(config, schema_path)
+    start, end = _parse_dates(filled["start"], filled["end"])
+    areas = {
+        name: _parse_area(name, spec, base_dir=base_dir) for name, spec in filled["areas"].items()
+    }
+    smoothing = filled["smoothing"]
+    _check_frequency(smoothing["resample"])
+    return Settings(
+        stac_url=_resolve_source(filled["stac"]["url"], base_dir),
+        collection=filled["stac"]["collection"],
+        max_cloud_cover=float(filled["stac"]["max_cloud_cover"]),
+        start=start,
+        end=end,
+        resolution=float(filled["resolution"]),
+        areas=areas,
+        scl_classes=tuple(sorted(filled["cloud_mask"]["scl_classes"])),
+        resample=smoothing["resample"],
+        window=int(smoothing["window"]),
+        demo_seed=filled["demo"]["seed"] if "demo" in filled else None,
+    )
+
+
+def _apply_schema(config: Mapping[str, Any], schema_path: Path) -> dict[str, Any]:
+    """Normalise YAML dates to strings, fill schema defaults, then validate."""
+    data = _stringify_dates(copy.deepcopy(dict(config)))
+    schema = load_schema(schema_path)
+    _fill_defaults(data, schema)
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_describe_schema_error(errors[0]))
+    return data
+
+
+def _stringify_dates(value: Any) -> Any:
+    """YAML turns ``2023-01-01`` into a date; the schema wants ISO strings."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _stringify_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_dates(v) for v in value]
+    return value
+
+
+def _fill_defaults(data: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Fill ``default:`` values of object properties, recursively (as Snakemake's validate)."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in data and "default" in sub:
+            data[key] = copy.deepcopy(sub["default"])
+        if isinstance(data.get(key), dict):
+            _fill_defaults(data[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in data.items():
+            if key not in schema.get("properties", {}) and isinstance(value, dict):
+                _fill_defaults(value, extra)
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """One paragraph: which key, which value, what is wrong, how to fix it."""
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return (
+            f"Invalid config: unknown key(s) {', '.join(map(repr, unknown))} under {key}. "
+            f"Allowed keys there are: {', '.join(allowed)}. Check the spelling or remove them."
+        )
+    if error.validator == "oneOf" and key.startswith("areas."):
+        return (
+            f"Invalid config at {key}: value {error.instance!r}. An area needs `points` and "
+            "exactly one of `bbox: [lon_min, lat_min, lon_max, lat_max]` or "
+            "`center: [lon, lat]` together with `buffer_km`."
+        )
+    if error.validator == "required":
+        return f"Invalid config: {error.message} (at {key}). Add it to the config file."
+    return (
+        f"Invalid config at {key}: value {error.instance!r} is not valid ({error.message}). "
+        "See workflow/schemas/config.schema.yaml for what this key accepts."
+    )
+
+
+def _parse_dates(start: str, end: str) -> tuple[dt.date, dt.date]:
+    """Parse ``start``/``end`` and require start <= end."""
+    start_d, end_d = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    if end_d < start_d:
+        raise ConfigError(
+            f"Invalid config: end {end!r} is before start {start!r}. "
+            "Set end to the same day as start or later (both YYYY-MM-DD, inclusive)."
+        )
+    return start_d, end_d
+
+
+def _check_frequency(freq: str) -> None:
+    """Reject resample frequencies pandas cannot parse, before any job runs."""
+    import pandas as pd
+
+    try:
+        pd.tseries.frequencies.to_offset(freq)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Invalid config at smoothing.resample: value {freq!r} is not a pandas frequency "
+            f"({exc}). Use e.g. '5D' for five days or '1W' for weekly."
+        ) from None
+
+
+def _resolve_source(url: str, base_dir: Path) -> str:
+    """URLs stay as they are; local paths become absolute against the working directory."""
+    if "://" in url:
+        return url
+    return str((base_dir / url).resolve())
+
+
+def _parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
+    """Build an :class:`Area` from its config entry, checking box and points."""
+    if "bbox" in spec:
+        bbox = _check_bbox(f"areas.{name}.bbox", tuple(spec["bbox"]))
+    else:
+        lon, lat = spec["center"]
+        _check_lonlat(f"areas.{name}.center", lon, lat)
+        bbox = bbox_around(lon, lat, spec["buffer_km"] * 1000.0)
+    points_file, points = _read_points(name, spec["points"], base_dir)
+    _check_points(name, bbox, points)
+    center_lon, center_lat = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    return Area(
+        name=name,
+        bbox=bbox,
+        crs=utm_crs_for(center_lon, center_lat),
+        points=tuple(points),
+        points_file=points_file,
+    )
+
+
+def _check_lonlat(key: str, lon: float, lat: float) -> None:
+    """Longitude in [-180, 180], latitude in [-90, 90]; hint at swapped order."""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise ConfigError(f"Invalid config at {key}: ({lon}, {lat}) is not a finite lon, lat.")
+    if -90 <= lat <= 90 and -180 <= lon <= 180:
+        return
+    hint = (
+        " It looks like latitude and longitude are swapped: write longitude first."
+        if -90 <= lon <= 90 and -180 <= lat <= 180
+        else ""
+    )
+    raise ConfigError(
+        f"Invalid config at {key}: lon {lon}, lat {lat} is out of range "
+        f"(lon must be in [-180, 180], lat in [-90, 90]).{hint}"
+    )
+
+
+def _check_bbox(key: str, bbox: tuple[float, ...]) -> BBox:
+    """A box is (lon_min, lat_min, lon_max, lat_max) with positive width and height."""
+    lon_min, lat_min, lon_max, lat_max = (float(v) for v in bbox)
+    for lon, lat in ((lon_min, lat_min), (lon_max, lat_max)):
+        try:
+            _check_lonlat(key, lon, lat)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc} The box is {list(bbox)} = [lon_min, lat_min, lon_max, lat_max]."
+            ) from None
+    if not (lon_min < lon_max and lat_min < lat_max):
+        raise ConfigError(
+            f"Invalid config at {key}: value {list(bbox)} is an empty box. Write it as "
+            "[lon_min, lat_min, lon_max, lat_max] with lon_min < lon_max and lat_min < lat_max."
+        )
+    return (lon_min, lat_min, lon_max, lat_max)
+
+
+def _read_points(
+    area: str, spec: str | list[Mapping[str, Any]], base_dir: Path
+) -> tuple[Path | None, list[Point]]:
+    """Points come inline or from a CSV with columns id,lon,lat."""
+    if isinstance(spec, str):
+        path = (base_dir / spec).resolve()
+        return path, list(_points_from_csv(f"areas.{area}.points", path))
+    return None, [Point(str(p["id"]), float(p["lon"]), float(p["lat"])) for p in spec]
+
+
+def _points_from_csv(key: str, path: Path) -> Iterator[Point]:
+    """Parse a points CSV, naming the file and line of any bad row."""
+    if not path.is_file():
+        raise ConfigError(
+            f"Invalid config at {key}: points file {str(path)!r} does not exist. Give a CSV "
+            "with columns id,lon,lat (relative paths are relative to the working directory)."
+        )
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"id", "lon", "lat"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(
+                f"Invalid points file {str(path)!r} ({key}): missing column(s) "
+                f"{', '.join(sorted(missing))}; its header is {reader.fieldnames}. "
+                "The header must be id,lon,lat."
+            )
+        rows = list(reader)
+    if not rows:
+        raise ConfigError(f"Invalid points file {str(path)!r} ({key}): it has no points.")
+    for line, row in enumerate(rows, start=2):
+        yield _point_from_row(path, line, row)
+
+
+def _point_from_row(path: Path, line: int, row: Mapping[str, str]) -> Point:
+    """One CSV row to a point; ids must be usable as file names."""
+    pid = (row["id"] or "").strip()
+    try:
+        lon, lat = float(row["lon"]), float(row["lat"])
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Invalid points file {str(path)!r}, line {line}: lon {row['lon']!r} / lat "
+            f"{row['lat']!r} of point {pid!r} are not numbers. Use decimal degrees."
+        ) from None
+    if not pid or not all(c.isalnum() or c in "_.-" for c in pid):
+        raise ConfigError(
+            f"Invalid points file {str(path)!r}, line {line}: id {pid!r} must be non-empty and "
+            "use only letters, digits, '_', '.', '-' (it becomes a file name)."
+        )
+    return Point(pid, lon, lat)
+
+
+def _check_points(area: str, bbox: BBox, points: list[Point]) -> None:
+    """Point ids unique; each point valid and inside its area's box."""
+    seen: set[str] = set()
+    for p in points:
+        if p.id in seen:
+            raise ConfigError(
+                f"Invalid config at areas.{area}.points: duplicate point id {p.id!r}. "
+                "Point ids must be unique within an area; rename one of them."
+            )
+        seen.add(p.id)
+        _check_lonlat(f"areas.{area}.points[{p.id}]", p.lon, p.lat)
+        if not _inside(bbox, p.lon, p.lat):
+            if _inside((bbox[1], bbox[0], bbox[3], bbox[2]), p.lon, p.lat):
+                raise ConfigError(
+                    f"Invalid config at areas.{area}.bbox: value {list(bbox)} looks like "
+                    f"[lat_min, lon_min, lat_max, lon_max] (lat/lon swapped): point {p.id!r} "
+                    f"(lon {p.lon}, lat {p.lat}) falls inside it only when swapped. Write the "
+                    "box as [lon_min, lat_min, lon_max, lat_max]."
+                )
+            swapped = _inside(bbox, p.lat, p.lon)
+            hint = " Its lat and lon look swapped." if swapped else ""
+            raise ConfigError(
+                f"Invalid config at areas.{area}.points: point {p.id!r} (lon {p.lon}, lat "
+                f"{p.lat}) lies outside the area's box {list(bbox)}.{hint} Move the point, "
+                "enlarge the box, or put the point in another area."
+            )
+
+
+def _inside(bbox: BBox, lon: float, lat: float) -> bool:
+    """Whether (lon, lat) lies in the box, edges included."""
+    return bbox[0] <= lon <= bbox[2] and bbox[1] <= lat <= bbox[3]

@@ -1,0 +1,25 @@
+"""Errors ndvicube raises on purpose: each message is one paragraph naming the value and the fix.
+
+Scripts catch :class:`NdviCubeError` and print only its message (no traceback), so a user sees
+what to change instead of a stack of library frames.
+"""
+
+
+class NdviCubeError(Exception):
+    """Base class: a condition the user can fix, explained in the message."""
+
+
+class ConfigError(NdviCubeError, ValueError):
+    """A configuration value is invalid; the message names the key, the value and the fix."""
+
+
+class SourceUnreachableError(NdviCubeError):
+    """The STAC source (API or JSON) cannot be reached or read."""
+
+
+class ItemMetadataError(NdviCubeError):
+    """A STAC item lacks metadata needed to compute correct values."""
+
+
+class NoScenesError(NdviCubeError):
+    """The search found no scene for an area, period and cloud limit."""

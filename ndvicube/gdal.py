@@ -1,0 +1,37 @@
+"""GDAL settings for reading Cloud-Optimized GeoTIFFs over HTTP/S3 - set here and only here.
+
+Each setting saves round trips or survives transient faults on remote COGs:
+
+* ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` - no directory listing (a LIST/GET of the parent
+  "folder") when a file is opened;
+* ``CPL_VSIL_CURL_USE_HEAD=NO`` - no HEAD request before the first GET;
+* ``CPL_VSIL_CURL_ALLOWED_EXTENSIONS`` - never probe sidecar files (``.aux.xml``, ``.ovr``);
+* ``GDAL_INGESTED_BYTES_AT_OPEN`` - read the whole COG header in the first request;
+* ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES=YES`` - one request for adjacent tiles;
+* ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` - retry 429/5xx with backoff;
+* ``VSI_CACHE`` - keep fetched blocks of an open file in memory while a job runs.
+
+The values are applied to every read odc-stac makes (in this process and on Dask workers)
+through :func:`odc.stac.configure_rio`.
+"""
+
+from __future__ import annotations
+
+CLOUD_READ_ENV: dict[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
+    "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MAX_RETRY": "5",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "VSI_CACHE": "TRUE",
+    "VSI_CACHE_SIZE": str(16 * 1024 * 1024),
+}
+
+
+def configure_cloud_reads() -> None:
+    """Apply :data:`CLOUD_READ_ENV` to odc-stac's reads (idempotent)."""
+    import odc.stac
+
+    odc.stac.configure_rio(cloud_defaults=True, **CLOUD_READ_ENV)

@@ -1,0 +1,52 @@
+"""Coordinate helpers: boxes in degrees, UTM zones, and lon/lat to cube coordinates.
+
+Kept apart from the cube code so the config validation can size areas without importing the
+raster stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pyproj import CRS, Transformer
+
+#: lon_min, lat_min, lon_max, lat_max in EPSG:4326 degrees.
+BBox = tuple[float, float, float, float]
+
+
+def utm_crs_for(lon: float, lat: float) -> str:
+    """The WGS 84 / UTM zone CRS containing (lon, lat), as ``EPSG:326zz`` or ``EPSG:327zz``.
+
+    Sentinel-2 tiles are stored in UTM, so a cube in the zone of its centre reads its pixels
+    without resampling whenever the tiles are in that zone too (the usual case).
+    """
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def bbox_around(lon: float, lat: float, half_side_m: float) -> BBox:
+    """The lon/lat envelope of a square of ``2 * half_side_m`` metres centred on (lon, lat).
+
+    The square is laid out in the local UTM zone, so ``buffer_km: 1`` means 1 km on the ground
+    at any latitude (a box in degrees would shrink east-west away from the equator).
+    """
+    crs = utm_crs_for(lon, lat)
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = to_utm.transform(lon, lat)
+    xs = [x - half_side_m, x + half_side_m]
+    ys = [y - half_side_m, y + half_side_m]
+    corners_x, corners_y = np.meshgrid(xs, ys)
+    lons, lats = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+        corners_x.ravel(), corners_y.ravel()
+    )
+    return (float(min(lons)), float(min(lats)), float(max(lons)), float(max(lats)))
+
+
+def lonlat_to_crs(
+    lons: Sequence[float] | np.ndarray, lats: Sequence[float] | np.ndarray, crs: str | CRS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Project longitudes/latitudes (EPSG:4326) to x/y in ``crs``, vectorised."""
+    to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = to_crs.transform(np.asarray(lons, dtype="float64"), np.asarray(lats, dtype="float64"))
+    return np.asarray(x), np.asarray(y)

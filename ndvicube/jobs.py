@@ -1,0 +1,175 @@
+"""One function per workflow step; ``scripts/*.py`` call these with the ``snakemake`` object's values.
+
+Keeping the steps here (not in the scripts) lets tests and benchmarks run exactly what the rules
+run, in one process, and keeps every script a few lines long.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pystac
+
+from ndvicube.config import Point
+from ndvicube.cube import NDVI_ASSETS, CubeSpec, load_ndvi
+from ndvicube.geo import BBox
+from ndvicube.items import processing_baseline
+from ndvicube.stac import SearchRequest, read_items, search, write_items
+
+log = logging.getLogger(__name__)
+
+#: Packages whose versions are recorded in a cube's provenance.
+KEY_PACKAGES = ("ndvicube", "odc-stac", "odc-geo", "rasterio", "xarray", "dask", "zarr", "numpy")
+
+
+def search_area(
+    *,
+    url: str,
+    collection: str,
+    bbox: BBox,
+    start: str,
+    end: str,
+    max_cloud_cover: float,
+    area: str,
+    out: str | Path,
+) -> int:
+    """Search the source for one area and store the items as JSON; return how many."""
+    request = SearchRequest(
+        url=url,
+        collection=collection,
+        bbox=tuple(bbox),
+        start=dt.date.fromisoformat(start),
+        end=dt.date.fromisoformat(end),
+        max_cloud_cover=max_cloud_cover,
+        area=area,
+    )
+    items = search(request)
+    write_items(items, out)
+    return len(items)
+
+
+def build_cube(
+    *,
+    items_path: str | Path,
+    out: str | Path,
+    bbox: BBox,
+    crs: str,
+    resolution: float,
+    scl_classes: Sequence[int],
+    io_threads: int = 16,
+    time_chunk: int | None = None,
+    spatial_chunk: int = 256,
+    config: Mapping[str, Any] | None = None,
+) -> Path:
+    """Read the stored items' red/nir/scl and write the masked NDVI cube to Zarr."""
+    import dask
+
+    from ndvicube.gdal import configure_cloud_reads
+    from ndvicube.store import DEFAULT_TIME_CHUNK, write_cube
+
+    items = read_items(items_path)
+    spec = CubeSpec(
+        bbox=tuple(bbox),
+        crs=crs,
+        resolution=resolution,
+        scl_classes=tuple(scl_classes),
+        spatial_chunk=spatial_chunk,
+    )
+    configure_cloud_reads()
+    cube = load_ndvi(items, spec)
+    log.info(
+        "cube: %d item(s) -> %d solar day(s), grid %dx%d px at %s m in %s, io_threads=%d",
+        len(items),
+        cube.sizes["time"],
+        cube.sizes["y"],
+        cube.sizes["x"],
+        resolution,
+        crs,
+        io_threads,
+    )
+    attrs = provenance(items, config or {})
+    with dask.config.set(scheduler="threads", num_workers=io_threads):
+        return write_cube(
+            cube,
+            out,
+            attrs=attrs,
+            time_chunk=time_chunk or DEFAULT_TIME_CHUNK,
+            spatial_chunk=spatial_chunk,
+        )
+
+
+def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:
+    """Write ``series_raw.csv``: the cube's value at every point and solar day."""
+    from ndvicube.series import extract_points, write_series
+    from ndvicube.store import open_cube
+
+    series = extract_points(open_cube(cube_path), points)
+    write_series(series, str(out))
+    log.info("series: %d point(s) x %d date(s)", len(points), series["time"].nunique())
+
+
+def smooth(*, raw_path: str | Path, out: str | Path, resample: str, window: int) -> None:
+    """Write ``series_smoothed.csv`` from ``series_raw.csv`` with the notebook's recipe."""
+    from ndvicube.series import read_series, write_series
+    from ndvicube.smoothing import smooth_series
+
+    write_series(smooth_series(read_series(str(raw_path)), resample=resample, window=window), out)
+
+
+def plot(
+    *,
+    raw_path: str | Path,
+    smoothed_path: str | Path,
+    point: str | None,
+    area: str,
+    out: str | Path,
+) -> None:
+    """Draw one point's figure, or the area overview when ``point`` is None."""
+    from ndvicube.plots import plot_overview, plot_point
+    from ndvicube.series import read_series
+
+    raw, smoothed = read_series(str(raw_path)), read_series(str(smoothed_path))
+    if point is None:
+        plot_overview(smoothed, area, out)
+    else:
+        plot_point(raw, smoothed, point, out)
+
+
+def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[str, Any]:
+    """What made a cube: items (ids, hrefs, baselines), the config, package versions.
+
+    Query strings are stripped from hrefs so signed-URL tokens never reach the store.
+    """
+    return {
+        "ndvicube:items": [
+            {
+                "id": item.id,
+                "datetime": item.properties.get("datetime"),
+                "processing_baseline": processing_baseline(item),
+                "hrefs": {k: _strip_query(item.assets[k].href) for k in NDVI_ASSETS},
+            }
+            for item in items
+        ],
+        "ndvicube:config": dict(config),
+        "ndvicube:versions": {name: _version(name) for name in KEY_PACKAGES},
+    }
+
+
+def _strip_query(href: str) -> str:
+    """``https://host/a.tif?X-Amz-Signature=...`` -> ``https://host/a.tif``."""
+    parts = urlsplit(href)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _version(package: str) -> str:
+    """Installed version of ``package``, or ``"unknown"``."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,58 @@
+"""Figures: raw vs smoothed NDVI per point, and an overview of all points of an area.
+
+Raw clear observations are drawn as dots, the smoothed series as a line, dates on the x axis
+as in the origin notebook. Uses matplotlib's non-interactive Agg backend (no display on HPC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def plot_point(raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path) -> None:
+    """Raw (dots) and smoothed (line) NDVI of one point; says so when nothing is clear."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    r, s = raw[raw["point"] == point], smoothed[smoothed["point"] == point]
+    ax.plot(r["time"], r["ndvi"], "o", ms=4, color="tab:green", alpha=0.6, label="raw (clear)")
+    ax.plot(s["time"], s["ndvi"], "-", lw=2, color="tab:blue", label="smoothed")
+    if r["ndvi"].notna().sum() == 0:
+        ax.text(0.5, 0.5, "no clear observations", transform=ax.transAxes, ha="center")
+    _decorate(ax, f"NDVI at {point}")
+    _save(fig, path)
+
+
+def plot_overview(smoothed: pd.DataFrame, area: str, path: str | Path) -> None:
+    """Smoothed NDVI of every point of an area on one set of axes."""
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for point, group in smoothed.groupby("point", sort=False):
+        ax.plot(group["time"], group["ndvi"], "-", lw=1.5, label=str(point))
+    _decorate(ax, f"Smoothed NDVI, area {area}")
+    _save(fig, path)
+
+
+def _decorate(ax: plt.Axes, title: str) -> None:
+    """Shared axes style: NDVI range, month ticks, grid, legend."""
+    ax.set_title(title)
+    ax.set_ylabel("NDVI")
+    ax.set_xlabel("Date")
+    ax.set_ylim(-0.2, 1.0)
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator())
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    """Write the PNG and free the figure (many points, one process)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,219 @@
+"""Find the scenes of an area: search a STAC API or filter a static JSON, then store the result.
+
+A source is either a STAC API root (searched with bbox, datetime and, where the server conforms
+to the Query extension, ``eo:cloud_cover``; pagination followed) or a JSON document - an
+ItemCollection or a static catalog/collection - read from a path or URL and filtered here the
+same way. Either way the cloud filter is applied again client-side, reprocessed duplicates are
+dropped, and items are sorted by (acquisition time, id) so the stored result is deterministic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pystac
+
+from ndvicube.errors import NoScenesError, SourceUnreachableError
+from ndvicube.geo import BBox
+from ndvicube.items import acquired, keep_newest_processing, sort_items
+
+log = logging.getLogger(__name__)
+
+#: Shown whenever the default online source cannot be reached.
+DEMO_COMMAND = "snakemake --cores all --configfile config/demo.yaml"
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What to look for: one area over one period."""
+
+    url: str
+    """STAC API root, or path/URL of an ItemCollection or static catalog JSON."""
+    collection: str
+    bbox: BBox
+    """lon_min, lat_min, lon_max, lat_max (EPSG:4326)."""
+    start: dt.date
+    end: dt.date
+    """Inclusive: items acquired on ``end`` (UTC) are kept."""
+    max_cloud_cover: float
+    """Percent; items with ``eo:cloud_cover >= max_cloud_cover`` are dropped."""
+    area: str = ""
+
+
+def search(request: SearchRequest) -> list[pystac.Item]:
+    """Items matching ``request``: filtered, de-duplicated, sorted. Raises if none match."""
+    if _is_json_document(request.url):
+        found = _filter(_read_json_items(request.url), request)
+    else:
+        found = _search_api(request)
+    items, dropped = keep_newest_processing(found)
+    if dropped:
+        log.info("dropped %d older processing(s) of reprocessed scenes: %s", len(dropped), dropped)
+    if not items:
+        raise NoScenesError(
+            f"No scene found for area {request.area!r} (box {list(request.bbox)}) from "
+            f"{request.start} to {request.end} with eo:cloud_cover < {request.max_cloud_cover} "
+            f"in collection {request.collection!r} at {request.url}. Widen the dates, raise "
+            "stac.max_cloud_cover, or check the box and the collection name."
+        )
+    log.info("found %d item(s) for area %r", len(items), request.area)
+    return items
+
+
+def write_items(items: Sequence[pystac.Item], path: str | Path) -> None:
+    """Store items as a GeoJSON ItemCollection with sorted keys (byte-stable across runs).
+
+    Asset hrefs are made absolute and ``self`` links dropped: pystac resolves even an absolute
+    local path against an item's ``self`` link (``/data/B04.tif`` under an ``s3://`` self
+    link becomes ``s3://bucket/data/B04.tif``), so the stored items must not carry one.
+    """
+    collection = pystac.ItemCollection([_standalone(i) for i in sort_items(items)])
+    text = json.dumps(collection.to_dict(transform_hrefs=False), indent=1, sort_keys=True)
+    tmp = Path(f"{path}.partial")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+
+
+def _standalone(item: pystac.Item) -> pystac.Item:
+    """A copy of ``item`` with absolute asset hrefs and no ``self`` link."""
+    copy = item.clone()
+    for key, asset in copy.assets.items():
+        if "://" not in asset.href and not Path(asset.href).is_absolute():
+            asset.href = item.assets[key].get_absolute_href() or asset.href
+    copy.remove_links("self")
+    return copy
+
+
+def read_items(path: str | Path) -> list[pystac.Item]:
+    """Items stored by :func:`write_items`, in their stored order."""
+    return list(pystac.ItemCollection.from_file(str(path)))
+
+
+def _is_json_document(url: str) -> bool:
+    """Local paths and URLs of ``.json``/``.geojson`` files are documents, not API roots."""
+    if "://" not in url or url.startswith("file://"):
+        return True
+    return url.lower().split("?", 1)[0].endswith((".json", ".geojson"))
+
+
+def _read_json_items(url: str) -> list[pystac.Item]:
+    """All items of an ItemCollection, or of a static catalog/collection (recursively)."""
+    try:
+        data = _load_json(url)
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise _unreachable(url, exc) from None
+    if data.get("type") == "FeatureCollection":
+        return list(pystac.ItemCollection.from_dict(data, preserve_dict=False))
+    if data.get("type") == "Feature":
+        return [pystac.Item.from_dict(data)]
+    catalog = pystac.read_file(url)
+    if not isinstance(catalog, pystac.Catalog):
+        raise SourceUnreachableError(f"{url} is neither an ItemCollection nor a STAC catalog.")
+    return list(catalog.get_items(recursive=True))
+
+
+def _load_json(url: str) -> dict:
+    """Read a JSON document from a path, file:// URL or http(s) URL."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if "://" not in url:
+        with open(url) as f:
+            return json.load(f)
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def _filter(items: Iterable[pystac.Item], request: SearchRequest) -> list[pystac.Item]:
+    """Client-side equivalent of an API search: collection, bbox, dates, cloud cover."""
+    return [
+        item
+        for item in items
+        if (item.collection_id in (None, request.collection))
+        and _intersects(item.bbox, request.bbox)
+        and request.start <= acquired(item).date() <= request.end
+        and _cloud_ok(item, request.max_cloud_cover)
+    ]
+
+
+def _cloud_ok(item: pystac.Item, max_cloud_cover: float) -> bool:
+    """``eo:cloud_cover < max``; items without the property are kept (cannot judge them)."""
+    cover = item.properties.get("eo:cloud_cover")
+    return cover is None or float(cover) < max_cloud_cover
+
+
+def _intersects(item_bbox: Sequence[float] | None, bbox: BBox) -> bool:
+    """Axis-aligned overlap of two lon/lat boxes (items without bbox are kept)."""
+    if not item_bbox:
+        return True
+    return not (
+        item_bbox[2] < bbox[0]
+        or item_bbox[0] > bbox[2]
+        or item_bbox[3] < bbox[1]
+        or item_bbox[1] > bbox[3]
+    )
+
+
+def _search_api(request: SearchRequest) -> list[pystac.Item]:
+    """Search a STAC API, with the Query extension when the server conforms to it."""
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+
+    try:
+        client = Client.open(request.url, timeout=30)
+        query = _cloud_query(client, request)
+        found = client.search(
+            collections=[request.collection],
+            bbox=list(request.bbox),
+            datetime=f"{request.start.isoformat()}T00:00:00Z/{request.end.isoformat()}T23:59:59.999Z",
+            query=query,
+            limit=100,
+        )
+        items = list(found.items())
+    except (APIError, OSError, urllib.error.URLError, ValueError) as exc:
+        raise _unreachable(request.url, exc) from None
+    log.info("STAC API returned %d item(s) before client-side filtering", len(items))
+    return _filter(items, request)
+
+
+def _cloud_query(client, request: SearchRequest) -> dict | None:
+    """Ask the server to filter cloud cover if it can; otherwise say it is done here."""
+    from pystac_client.conformance import ConformanceClasses
+
+    if client.conforms_to(ConformanceClasses.QUERY):
+        return {"eo:cloud_cover": {"lt": request.max_cloud_cover}}
+    log.info(
+        "%s does not conform to the STAC Query extension: filtering eo:cloud_cover < %s "
+        "client-side",
+        request.url,
+        request.max_cloud_cover,
+    )
+    return None
+
+
+def _unreachable(url: str, exc: BaseException) -> SourceUnreachableError:
+    """The one-paragraph message shown when the source cannot be read."""
+    return SourceUnreachableError(
+        f"Cannot reach the STAC source {url} ({_reason(exc)}). Check the network "
+        f"connection and stac.url. To run the whole pipeline offline on the synthetic demo "
+        f"catalog instead, run: {DEMO_COMMAND}"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for a failed request (urllib3 messages run to several hundred characters)."""
+    text = str(exc)
+    if "Failed to resolve" in text or "Name or service not known" in text:
+        return "its host name could not be resolved: no network or a wrong URL"
+    if "Connection refused" in text:
+        return "connection refused: nothing is listening there"
+    if "timed out" in text.lower():
+        return "the connection timed out"
+    return f"{type(exc).__name__}: {text[:300]}"

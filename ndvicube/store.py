@@ -1,0 +1,123 @@
+"""Write and open the NDVI cube as a georeferenced, chunked Zarr store.
+
+Layout (Zarr format 2, consolidated metadata): one variable ``ndvi`` (time, y, x) float32 with
+NaN fill, 1-D ``time``/``y``/``x`` coordinates (pixel centres), and a ``spatial_ref`` variable
+written by rioxarray. The ``ndvi`` array also carries GDAL's ``_CRS`` attribute, so both
+``xarray.open_zarr`` + rioxarray and GDAL's Zarr driver (``ZARR:"ndvi.zarr":/ndvi`` through
+rasterio) see the CRS and the geotransform. Format 2 because GDAL 3.10 (rasterio's wheels)
+reads it fully; zarr-python 3 reads and writes it too.
+
+The store is written in blocks of ``time_chunk`` solar days - each block is one region write
+that Dask computes in parallel - into ``<path>.partial`` and renamed into place only when every
+block is written, so an interrupted job never leaves a store that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+log = logging.getLogger(__name__)
+
+#: Solar days per Zarr chunk (and per write block); see the README's "Chunking" section.
+DEFAULT_TIME_CHUNK = 32
+
+
+def write_cube(
+    cube: xr.DataArray,
+    path: str | Path,
+    *,
+    attrs: Mapping[str, Any],
+    time_chunk: int = DEFAULT_TIME_CHUNK,
+    spatial_chunk: int = 256,
+) -> Path:
+    """Compute ``cube`` block by block into a Zarr store at ``path``; return the path.
+
+    ``attrs`` (JSON-serialisable provenance) are stored on the dataset. Progress is logged
+    after each block as solar days done / total.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    _remove(partial)
+    dataset = _georeferenced(cube, attrs)
+    chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
+    dataset = dataset.chunk(chunks)
+    encoding = {"ndvi": {"chunks": tuple(chunks[d] for d in ("time", "y", "x"))}}
+    dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+    _write_blocks(dataset, partial, time_chunk)
+    _consolidate(partial)
+    _remove(path)
+    os.replace(partial, path)
+    return path
+
+
+def open_cube(path: str | Path) -> xr.DataArray:
+    """The ``ndvi`` variable of a cube store, lazily, with its CRS set for rioxarray."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+    dataset = xr.open_zarr(path, consolidated=True, decode_coords="all")
+    return dataset["ndvi"]
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """Dataset attributes of a cube store, JSON values decoded."""
+    dataset = xr.open_zarr(path, consolidated=True)
+    return {k: _maybe_json(v) for k, v in dataset.attrs.items()}
+
+
+def _georeferenced(cube: xr.DataArray, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Attach CRS (rioxarray's spatial_ref + GDAL's _CRS) and provenance attributes."""
+    import rioxarray  # noqa: F401
+
+    crs = cube.odc.crs if "spatial_ref" not in cube.coords else cube.rio.crs
+    cube = cube.drop_vars("spatial_ref", errors="ignore").rio.write_crs(str(crs))
+    cube = cube.rio.write_transform(cube.rio.transform(recalc=True))
+    cube.attrs = {"_CRS": {"wkt": cube.rio.crs.to_wkt()}, "long_name": "NDVI", "units": "1"}
+    dataset = cube.to_dataset(name="ndvi")
+    dataset.attrs = {k: json.dumps(v, sort_keys=True) for k, v in attrs.items()}
+    dataset["time"].encoding.update(units="days since 1970-01-01", dtype="int64")
+    return dataset
+
+
+def _write_blocks(dataset: xr.Dataset, store: Path, time_chunk: int) -> None:
+    """Region-write ``time_chunk`` steps at a time, logging days done / total."""
+    total = dataset.sizes["time"]
+    for start in range(0, total, time_chunk):
+        stop = min(start + time_chunk, total)
+        block = dataset[["ndvi"]].isel(time=slice(start, stop))
+        block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
+            store, region={"time": slice(start, stop)}, zarr_format=2
+        )
+        log.info("cube progress: %d/%d solar days written", stop, total)
+
+
+def _consolidate(store: Path) -> None:
+    """Write consolidated metadata last: its presence marks a store whose metadata is final."""
+    import zarr
+
+    zarr.consolidate_metadata(str(store))
+
+
+def _remove(path: Path) -> None:
+    """Delete a store (directory) or file if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _maybe_json(value: Any) -> Any:
+    """Attributes are stored as JSON strings; decode those that are."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,16 @@
+"""Rule `cube`: read the stored scenes and write the masked NDVI cube (Zarr)."""
+
+from ndvicube.jobs import build_cube
+from ndvicube.logs import job_logging
+
+with job_logging(snakemake.log[0], job="cube"):
+    build_cube(
+        items_path=snakemake.input.scenes,
+        out=snakemake.output.cube,
+        bbox=snakemake.params.bbox,
+        crs=snakemake.params.crs,
+        resolution=snakemake.params.resolution,
+        scl_classes=snakemake.params.scl_classes,
+        io_threads=snakemake.resources.io_threads,
+        config=snakemake.params.provenance,
+    )

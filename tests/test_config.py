@@ -1,0 +1,163 @@
+"""Config validation: defaults filled, and every bad value named before any job runs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ndvicube.config import validate_config
+from ndvicube.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def base() -> dict:
+    with open(ROOT / "config.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def test_default_config_is_the_notebook_job(base):
+    s = validate_config(base, base_dir=ROOT)
+    assert s.stac_url == "https://earth-search.aws.element84.com/v1"
+    assert s.collection == "sentinel-2-c1-l2a"
+    assert s.max_cloud_cover == 30
+    assert (str(s.start), str(s.end)) == ("2023-01-01", "2023-12-31")
+    area = s.areas["seed"]
+    assert area.bbox == (82.599, 27.154, 82.617, 27.172)
+    assert area.crs == "EPSG:32644"
+    assert [(p.id, p.lon, p.lat) for p in area.points] == [("field1", 82.608, 27.163)]
+    assert s.scl_classes == (3, 8, 9, 10)
+    assert (s.resample, s.window) == ("5D", 3)
+
+
+def test_defaults_are_filled_from_the_schema():
+    minimal = {
+        "start": "2023-01-01",
+        "end": "2023-03-01",
+        "areas": {"a": {"bbox": [10, 50, 10.1, 50.1], "points": [{"id": "p", "lon": 10.05, "lat": 50.05}]}},
+    }
+    s = validate_config(minimal, base_dir=ROOT)
+    assert s.collection == "sentinel-2-c1-l2a"
+    assert s.resolution == 10
+    assert s.scl_classes == (3, 8, 9, 10)
+    assert s.window == 3
+
+
+def test_center_and_buffer_make_a_box_of_that_size_on_the_ground(base):
+    cfg = copy.deepcopy(base)
+    cfg["areas"]["seed"] = {"center": [82.608, 27.163], "buffer_km": 1, "points": base["areas"]["seed"]["points"]}
+    box = validate_config(cfg, base_dir=ROOT).areas["seed"].bbox
+    # 1 km at 27.163 N is 0.009018 deg of latitude and 0.010105 deg of longitude; the square
+    # is laid out in UTM 44N, rotated 0.73 deg from north there, so its envelope is ~1.3% wider.
+    assert box[3] - box[1] == pytest.approx(2 * 0.009018 * 1.013, rel=0.005)
+    assert box[2] - box[0] == pytest.approx(2 * 0.010105 * 1.013, rel=0.005)
+    assert (box[0] + box[2]) / 2 == pytest.approx(82.608, abs=1e-4)
+
+
+def test_yaml_dates_are_accepted(base):
+    cfg = yaml.safe_load("start: 2023-01-01\nend: 2023-02-01\n")
+    s = validate_config({**base, **cfg}, base_dir=ROOT)
+    assert str(s.end) == "2023-02-01"
+
+
+def _mutate(base, path: str, value):
+    cfg = copy.deepcopy(base)
+    node = cfg
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[keys[-1]] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("areas.seed.bbox", [27.154, 82.599, 27.172, 82.617], ["areas.seed.bbox", "82.599", "swapped"]),
+        ("areas.seed.bbox", [82.617, 27.154, 82.599, 27.172], ["areas.seed.bbox", "empty box"]),
+        ("areas.seed.bbox", [200, 27.154, 201, 27.172], ["areas.seed.bbox", "200", "out of range"]),
+        ("end", "2022-12-31", ["end", "2022-12-31", "before start"]),
+        ("start", "2023-13-01", ["start", "2023-13-01"]),
+        ("stac.max_cloud_cover", 130, ["stac.max_cloud_cover", "130"]),
+        ("smoothing.resample", "fortnight", ["smoothing.resample", "fortnight"]),
+        ("smoothing.window", 0, ["smoothing.window", "0"]),
+        ("cloud_mask.scl_classes", [3, 42], ["cloud_mask.scl_classes", "42"]),
+        ("resolution", -10, ["resolution", "-10"]),
+    ],
+)
+def test_bad_values_are_named(base, path, value, expected):
+    with pytest.raises(ConfigError) as err:
+        validate_config(_mutate(base, path, value), base_dir=ROOT)
+    for text in expected:
+        assert text in str(err.value)
+
+
+def test_unknown_keys_are_named(base):
+    with pytest.raises(ConfigError, match=r"'max_clouds'.*under stac"):
+        validate_config(_mutate(base, "stac.max_clouds", 20), base_dir=ROOT)
+    with pytest.raises(ConfigError, match=r"'smoothin'"):
+        validate_config({**base, "smoothin": {}}, base_dir=ROOT)
+
+
+def test_point_outside_its_area(base):
+    cfg = _mutate(base, "areas.seed.points", [{"id": "far", "lon": 82.7, "lat": 27.163}])
+    with pytest.raises(ConfigError, match=r"'far' \(lon 82.7, lat 27.163\) lies outside"):
+        validate_config(cfg, base_dir=ROOT)
+
+
+def test_point_with_swapped_lat_lon(base):
+    cfg = _mutate(base, "areas.seed.points", [{"id": "p", "lon": 27.163, "lat": 82.608}])
+    with pytest.raises(ConfigError, match="swapped"):
+        validate_config(cfg, base_dir=ROOT)
+
+
+def test_duplicate_point_ids(base):
+    pts = [{"id": "a", "lon": 82.608, "lat": 27.163}, {"id": "a", "lon": 82.609, "lat": 27.163}]
+    with pytest.raises(ConfigError, match="duplicate point id 'a'"):
+        validate_config(_mutate(base, "areas.seed.points", pts), base_dir=ROOT)
+
+
+def test_area_needs_exactly_one_of_bbox_or_center(base):
+    cfg = _mutate(base, "areas.seed.center", [82.608, 27.163])
+    with pytest.raises(ConfigError, match=r"areas.seed.*exactly one of"):
+        validate_config(cfg, base_dir=ROOT)
+
+
+def test_points_csv_relative_to_the_working_directory(base, tmp_path):
+    (tmp_path / "pts.csv").write_text("id,lon,lat\nA,82.608,27.163\nB,82.61,27.16\n")
+    s = validate_config(_mutate(base, "areas.seed.points", "pts.csv"), base_dir=tmp_path)
+    area = s.areas["seed"]
+    assert [(p.id, p.lon, p.lat) for p in area.points] == [("A", 82.608, 27.163), ("B", 82.61, 27.16)]
+    assert area.points_file == tmp_path / "pts.csv"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("id,lon,lat\nA,82.608,north\n", ["line 2", "'north'"]),
+        ("name,lon,lat\nA,82.608,27.163\n", ["missing column", "id"]),
+        ("id,lon,lat\n", ["no points"]),
+        ("id,lon,lat\nA B,82.608,27.163\n", ["line 2", "'A B'"]),
+        ("id,lon,lat\nA,82.608,27.163\nA,82.609,27.163\n", ["duplicate point id 'A'"]),
+    ],
+)
+def test_malformed_points_csv(base, tmp_path, text, expected):
+    (tmp_path / "pts.csv").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        validate_config(_mutate(base, "areas.seed.points", "pts.csv"), base_dir=tmp_path)
+    for fragment in expected:
+        assert fragment in str(err.value)
+
+
+def test_missing_points_csv_names_the_path(base, tmp_path):
+    with pytest.raises(ConfigError, match="nope.csv"):
+        validate_config(_mutate(base, "areas.seed.points", "nope.csv"), base_dir=tmp_path)
+
+
+def test_relative_stac_path_resolved_against_working_directory(base, tmp_path):
+    s = validate_config(_mutate(base, "stac.url", "cat/items.json"), base_dir=tmp_path)
+    assert s.stac_url == str(tmp_path / "cat" / "items.json")

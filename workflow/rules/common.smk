@@ -1,0 +1,107 @@
+# Helpers shared by the rules: config validation, input functions, wildcard constraints.
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+# The library lives beside the Snakefile; make it importable here and in every job's script
+# (scripts run in their own Python process, which inherits PYTHONPATH).
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+from snakemake.common.configfile import load_configfile
+from ndvicube.config import validate_config
+
+
+def areas_from_cli_configfiles():
+    """`areas` as the --configfile(s) define them, or None when none was given.
+
+    Snakemake merges a --configfile into config.yaml key by key, which would add the default
+    `seed` area to every user's config; for `areas` the user's file must replace, not merge.
+    """
+    areas = None
+    for path in workflow.overwrite_configfiles or []:
+        areas = load_configfile(path).get("areas", areas)
+    return areas
+
+
+if areas_from_cli_configfiles() is not None:
+    config["areas"] = areas_from_cli_configfiles()
+
+SETTINGS = validate_config(
+    config,
+    base_dir=Path.cwd(),
+    schema_path=Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+)
+
+
+wildcard_constraints:
+    area="|".join(SETTINGS.areas),
+
+
+def get_area(wildcards):
+    """The validated area of a job's {area} wildcard."""
+    return SETTINGS.areas[wildcards.area]
+
+
+def get_area_bbox(wildcards):
+    """lon_min, lat_min, lon_max, lat_max of the area (EPSG:4326)."""
+    return list(get_area(wildcards).bbox)
+
+
+def get_area_crs(wildcards):
+    """CRS of the area's cube (UTM zone of its centre)."""
+    return get_area(wildcards).crs
+
+
+def get_area_points(wildcards):
+    """The area's points as plain dicts (a params value: editing them reruns the series)."""
+    return [asdict(p) for p in get_area(wildcards).points]
+
+
+def get_points_file(wildcards):
+    """The points CSV of the area, if its points come from a file (so edits rerun it)."""
+    path = get_area(wildcards).points_file
+    return [str(path)] if path else []
+
+
+def get_demo_catalog(wildcards):
+    """The demo catalog folder the search reads, when the config asks for the demo."""
+    return [DEMO_DIR] if SETTINGS.demo_seed is not None else []
+
+
+def get_cube_config(wildcards):
+    """Config values that shape an area's cube, recorded in its provenance attributes."""
+    area = get_area(wildcards)
+    return {
+        "stac": dict(config["stac"]),
+        "start": str(config["start"]),
+        "end": str(config["end"]),
+        "resolution": SETTINGS.resolution,
+        "area": {"name": area.name, "bbox": list(area.bbox), "crs": area.crs},
+        "cloud_mask": {"scl_classes": list(SETTINGS.scl_classes)},
+    }
+
+
+def get_point_plots(area):
+    """One figure per point of ``area``."""
+    return [f"results/{area}/plots/{p.id}.png" for p in SETTINGS.areas[area].points]
+
+
+def get_final_outputs(wildcards):
+    """Everything `snakemake` builds by default: series, smoothed series and figures per area."""
+    outputs = []
+    for area in SETTINGS.areas:
+        outputs += [
+            f"results/{area}/series_raw.csv",
+            f"results/{area}/series_smoothed.csv",
+            f"results/{area}/overview.png",
+            *get_point_plots(area),
+        ]
+    return outputs
+
+
+#: Where the demo catalog is generated: the folder of stac.url (config/demo.yaml).
+DEMO_DIR = os.path.relpath(Path(SETTINGS.stac_url).parent) if SETTINGS.demo_seed is not None else None

@@ -1,0 +1,17 @@
+# The synthetic demo catalog (config/demo.yaml): generated locally, so the whole pipeline runs
+# offline. Only defined when the config has a `demo:` section.
+
+
+if SETTINGS.demo_seed is not None:
+
+    rule demo_catalog:
+        output:
+            directory(DEMO_DIR),
+        params:
+            seed=SETTINGS.demo_seed,
+            start=str(SETTINGS.start),
+            end=str(SETTINGS.end),
+        log:
+            "results/logs/demo_catalog.log",
+        script:
+            "../../scripts/demo_catalog.py"

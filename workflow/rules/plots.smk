@@ -1,0 +1,34 @@
+# Stage 4: figures - raw vs smoothed NDVI per point, and one overview per area.
+
+
+rule plot_point:
+    input:
+        raw="results/{area}/series_raw.csv",
+        smoothed="results/{area}/series_smoothed.csv",
+    output:
+        report(
+            "results/{area}/plots/{point}.png",
+            category="Points",
+            subcategory="{area}",
+            labels={"area": "{area}", "point": "{point}"},
+        ),
+    log:
+        "results/{area}/logs/plot_{point}.log",
+    script:
+        "../../scripts/plot_series.py"
+
+
+rule plot_overview:
+    input:
+        raw="results/{area}/series_raw.csv",
+        smoothed="results/{area}/series_smoothed.csv",
+    output:
+        report(
+            "results/{area}/overview.png",
+            category="Areas",
+            labels={"area": "{area}", "figure": "overview"},
+        ),
+    log:
+        "results/{area}/logs/plot_overview.log",
+    script:
+        "../../scripts/plot_series.py"
