@@ -1,4 +1,4 @@
-"""One function per workflow step; ``scripts/*.py`` call these with the ``snakemake`` object's values.
+"""One function per workflow step; `scripts/*.py` call them with the snakemake object's values.
 
 Keeping the steps here (not in the scripts) lets tests and benchmarks run exactly what the rules
 run, in one process, and keeps every script a few lines long.

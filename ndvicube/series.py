@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import rioxarray  # noqa: F401  (registers .rio, used for the cube CRS)
 import xarray as xr
 
 from ndvicube.config import Point

@@ -79,7 +79,14 @@ def _georeferenced(cube: xr.DataArray, attrs: Mapping[str, Any]) -> xr.Dataset:
     crs = cube.odc.crs if "spatial_ref" not in cube.coords else cube.rio.crs
     cube = cube.drop_vars("spatial_ref", errors="ignore").rio.write_crs(str(crs))
     cube = cube.rio.write_transform(cube.rio.transform(recalc=True))
-    cube.attrs = {"_CRS": {"wkt": cube.rio.crs.to_wkt()}, "long_name": "NDVI", "units": "1"}
+    # Replace odc-stac's attributes (its "nodata: 0" is the raw bands', wrong for NDVI).
+    cube.attrs = {
+        "long_name": "NDVI",
+        "units": "1",
+        "grid_mapping": "spatial_ref",
+        "_CRS": {"wkt": cube.rio.crs.to_wkt()},
+    }
+    cube.encoding.pop("grid_mapping", None)
     dataset = cube.to_dataset(name="ndvi")
     dataset.attrs = {k: json.dumps(v, sort_keys=True) for k, v in attrs.items()}
     dataset["time"].encoding.update(units="days since 1970-01-01", dtype="int64")
