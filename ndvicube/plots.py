@@ -12,9 +12,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import pandas as pd
 
 
 def plot_point(raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path) -> None:

@@ -1,15 +1,15 @@
 # Helpers shared by the rules: config validation, input functions, wildcard constraints.
-import os
-import sys
 from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-# The library lives beside the Snakefile; make it importable here and in every job's script
-# (scripts run in their own Python process, which inherits PYTHONPATH).
-sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
+try:
+    version("ndvicube")
+except PackageNotFoundError:
+    raise WorkflowError(
+        "The ndvicube package is not installed, so the jobs' scripts cannot import it. "
+        f"Install it once with: python3 -m pip install -e {workflow.basedir}"
+    )
 
 from snakemake.common.configfile import load_configfile
 from ndvicube.config import validate_config
@@ -104,4 +104,8 @@ def get_final_outputs(wildcards):
 
 
 #: Where the demo catalog is generated: the folder of stac.url (config/demo.yaml).
-DEMO_DIR = os.path.relpath(Path(SETTINGS.stac_url).parent) if SETTINGS.demo_seed is not None else None
+DEMO_DIR = (
+    os.path.relpath(Path(SETTINGS.stac_url).parent)
+    if SETTINGS.demo_seed is not None
+    else None
+)

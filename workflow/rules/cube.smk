@@ -6,20 +6,22 @@ rule cube:
         scenes="results/{area}/items.json",
     output:
         cube=directory("results/{area}/ndvi.zarr"),
+    log:
+        "results/{area}/logs/cube.log",
+    benchmark:
+        "results/{area}/benchmarks/cube.tsv"
+    conda:
+        "../envs/ndvicube.yaml"
+    threads: 2
+    resources:
+        # Concurrent COG reads of the job (network-bound, so more than its cores).
+        io_threads=16,
+        mem_mb=2000,
     params:
         bbox=get_area_bbox,
         crs=get_area_crs,
         resolution=SETTINGS.resolution,
         scl_classes=list(SETTINGS.scl_classes),
         provenance=get_cube_config,
-    threads: 2
-    resources:
-        # Concurrent COG reads of the job (network-bound, so more than its cores).
-        io_threads=16,
-        mem_mb=2000,
-    log:
-        "results/{area}/logs/cube.log",
-    benchmark:
-        "results/{area}/benchmarks/cube.tsv"
     script:
         "../../scripts/build_cube.py"

@@ -7,11 +7,13 @@ if SETTINGS.demo_seed is not None:
     rule demo_catalog:
         output:
             directory(DEMO_DIR),
+        log:
+            "results/logs/demo_catalog.log",
+        conda:
+            "../envs/ndvicube.yaml"
         params:
             seed=SETTINGS.demo_seed,
             start=str(SETTINGS.start),
             end=str(SETTINGS.end),
-        log:
-            "results/logs/demo_catalog.log",
         script:
             "../../scripts/demo_catalog.py"

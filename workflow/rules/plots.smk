@@ -14,6 +14,8 @@ rule plot_point:
         ),
     log:
         "results/{area}/logs/plot_{point}.log",
+    conda:
+        "../envs/ndvicube.yaml"
     script:
         "../../scripts/plot_series.py"
 
@@ -30,5 +32,7 @@ rule plot_overview:
         ),
     log:
         "results/{area}/logs/plot_overview.log",
+    conda:
+        "../envs/ndvicube.yaml"
     script:
         "../../scripts/plot_series.py"

@@ -6,6 +6,10 @@ rule search:
         get_demo_catalog,
     output:
         scenes="results/{area}/items.json",
+    log:
+        "results/{area}/logs/search.log",
+    conda:
+        "../envs/ndvicube.yaml"
     params:
         url=SETTINGS.stac_url,
         collection=SETTINGS.collection,
@@ -13,7 +17,5 @@ rule search:
         start=str(SETTINGS.start),
         end=str(SETTINGS.end),
         bbox=get_area_bbox,
-    log:
-        "results/{area}/logs/search.log",
     script:
         "../../scripts/search.py"

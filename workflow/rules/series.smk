@@ -7,10 +7,12 @@ rule series:
         points=get_points_file,
     output:
         raw="results/{area}/series_raw.csv",
-    params:
-        points=get_area_points,
     log:
         "results/{area}/logs/series.log",
+    conda:
+        "../envs/ndvicube.yaml"
+    params:
+        points=get_area_points,
     script:
         "../../scripts/extract_series.py"
 
@@ -20,10 +22,12 @@ rule smooth:
         raw="results/{area}/series_raw.csv",
     output:
         smoothed="results/{area}/series_smoothed.csv",
+    log:
+        "results/{area}/logs/smooth.log",
+    conda:
+        "../envs/ndvicube.yaml"
     params:
         resample=SETTINGS.resample,
         window=SETTINGS.window,
-    log:
-        "results/{area}/logs/smooth.log",
     script:
         "../../scripts/smooth_series.py"
