@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -69,6 +70,7 @@ def build_cube(
 ) -> Path:
     """Read the stored items' red/nir/scl and write the masked NDVI cube to Zarr."""
     import dask
+    from rasterio.errors import NotGeoreferencedWarning
 
     from ndvicube.gdal import configure_cloud_reads
     from ndvicube.store import DEFAULT_TIME_CHUNK, write_cube
@@ -94,6 +96,9 @@ def build_cube(
         io_threads,
     )
     attrs = provenance(items, config or {})
+    # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
+    # rasterio's warning about it says nothing about the user's data.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     with dask.config.set(scheduler="threads", num_workers=io_threads):
         return write_cube(
             cube,

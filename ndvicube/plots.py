@@ -25,7 +25,7 @@ def plot_point(raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str 
     ax.plot(s["time"], s["ndvi"], "-", lw=2, color="tab:blue", label="smoothed")
     if r["ndvi"].notna().sum() == 0:
         ax.text(0.5, 0.5, "no clear observations", transform=ax.transAxes, ha="center")
-    _decorate(ax, f"NDVI at {point}")
+    _decorate(ax, f"NDVI at {point}", low=_lowest(r["ndvi"], s["ndvi"]))
     _save(fig, path)
 
 
@@ -34,16 +34,22 @@ def plot_overview(smoothed: pd.DataFrame, area: str, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 5))
     for point, group in smoothed.groupby("point", sort=False):
         ax.plot(group["time"], group["ndvi"], "-", lw=1.5, label=str(point))
-    _decorate(ax, f"Smoothed NDVI, area {area}")
+    _decorate(ax, f"Smoothed NDVI, area {area}", low=_lowest(smoothed["ndvi"]))
     _save(fig, path)
 
 
-def _decorate(ax: plt.Axes, title: str) -> None:
+def _lowest(*series: pd.Series) -> float:
+    """Bottom of the NDVI axis: -0.2, or lower when water or bare soil goes below it."""
+    low = min((float(s.min()) for s in series if s.notna().any()), default=0.0)
+    return min(-0.2, low - 0.05)
+
+
+def _decorate(ax: plt.Axes, title: str, *, low: float = -0.2) -> None:
     """Shared axes style: NDVI range, month ticks, grid, legend."""
     ax.set_title(title)
     ax.set_ylabel("NDVI")
     ax.set_xlabel("Date")
-    ax.set_ylim(-0.2, 1.0)
+    ax.set_ylim(low, 1.0)
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.grid(True, alpha=0.3)
