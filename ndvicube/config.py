@@ -320,15 +320,13 @@ def _check_points(area: str, bbox: BBox, points: list[Point]) -> None:
         seen.add(p.id)
         _check_lonlat(f"areas.{area}.points[{p.id}]", p.lon, p.lat)
         if not _inside(bbox, p.lon, p.lat):
-            if _inside((bbox[1], bbox[0], bbox[3], bbox[2]), p.lon, p.lat):
-                raise ConfigError(
-                    f"Invalid config at areas.{area}.bbox: value {list(bbox)} looks like "
-                    f"[lat_min, lon_min, lat_max, lon_max] (lat/lon swapped): point {p.id!r} "
-                    f"(lon {p.lon}, lat {p.lat}) falls inside it only when swapped. Write the "
-                    "box as [lon_min, lat_min, lon_max, lat_max]."
-                )
-            swapped = _inside(bbox, p.lat, p.lon)
-            hint = " Its lat and lon look swapped." if swapped else ""
+            hint = (
+                f" Either the point or the box (areas.{area}.bbox) is written latitude first: "
+                "the point falls inside the box only when one of them is swapped. Write "
+                "longitude first in both."
+                if _inside(bbox, p.lat, p.lon)
+                else ""
+            )
             raise ConfigError(
                 f"Invalid config at areas.{area}.points: point {p.id!r} (lon {p.lon}, lat "
                 f"{p.lat}) lies outside the area's box {list(bbox)}.{hint} Move the point, "

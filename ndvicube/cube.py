@@ -86,6 +86,8 @@ def group_scenes(items: Sequence[pystac.Item], lon: float) -> list[SceneGroup]:
 def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
     """Lazy masked NDVI, dims (time, y, x), float32, NaN where masked; time = solar day.
 
+    The ``scenes`` coordinate counts the items merged into each solar day.
+
     Nothing is read until the array is computed (or written with :mod:`ndvicube.store`).
     """
     import odc.stac
@@ -127,7 +129,8 @@ def _masked_ndvi(
     )
     result = ndvi(red, nir).where(valid).astype("float32")
     days = np.array([np.datetime64(g.day, "ns") for g in groups])
-    return result.assign_coords(time=days).rename("ndvi")
+    scenes = ("time", np.array([len(g.item_ids) for g in groups], dtype="int32"))
+    return result.assign_coords(time=days, scenes=scenes).rename("ndvi")
 
 
 def _along_time(groups: Sequence[SceneGroup], band: str, field: str) -> xr.DataArray:
@@ -140,5 +143,7 @@ def _one_step_per_day(cube: xr.DataArray) -> xr.DataArray:
     """Merge slices of one solar day (only when their scalings differed): first clear wins."""
     if cube.indexes["time"].is_unique:
         return cube
-    merged = cube.groupby("time").first(skipna=True)
+    scenes = cube["scenes"].groupby("time").sum()
+    merged = cube.drop_vars("scenes").groupby("time").first(skipna=True)
+    merged = merged.assign_coords(scenes=("time", scenes.values))
     return merged.transpose("time", "y", "x").astype("float32")

@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 log = logging.getLogger(__name__)
 
 #: Solar days per Zarr chunk (and per write block); see the README's "Chunking" section.
-DEFAULT_TIME_CHUNK = 32
+DEFAULT_TIME_CHUNK = 8
 
 
 def write_cube(
@@ -94,15 +95,22 @@ def _georeferenced(cube: xr.DataArray, attrs: Mapping[str, Any]) -> xr.Dataset:
 
 
 def _write_blocks(dataset: xr.Dataset, store: Path, time_chunk: int) -> None:
-    """Region-write ``time_chunk`` steps at a time, logging days done / total."""
+    """Region-write ``time_chunk`` steps at a time, logging days and scenes done / total."""
     total = dataset.sizes["time"]
+    scenes = dataset["scenes"].values if "scenes" in dataset.coords else np.ones(total, int)
     for start in range(0, total, time_chunk):
         stop = min(start + time_chunk, total)
         block = dataset[["ndvi"]].isel(time=slice(start, stop))
         block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
             store, region={"time": slice(start, stop)}, zarr_format=2
         )
-        log.info("cube progress: %d/%d solar days written", stop, total)
+        log.info(
+            "cube progress: %d/%d solar days (%d/%d scenes) written",
+            stop,
+            total,
+            int(scenes[:stop].sum()),
+            int(scenes.sum()),
+        )
 
 
 def _consolidate(store: Path) -> None:

@@ -1,0 +1,187 @@
+"""The real workflow, end to end, on the synthetic catalog read from a local JSON file.
+
+Snakemake runs in a subprocess from ``/`` with ``--directory`` (so relative paths resolve against
+the working directory, not the checkout). Values are checked against the catalog's ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+
+from ndvicube.demo import DemoCatalogSpec, expected_series, generate_demo_catalog, read_truth
+from ndvicube.store import open_cube, read_attrs
+from tests.workflow_helpers import ROOT, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+POINTS = ["field1", "west_field", "east_field", "swath_gap", "pond", "sugarcane"]
+START, END = "2023-01-01", "2023-06-30"
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory):
+    """Half a year of the demo catalog (37 passes, two tiles)."""
+    root = tmp_path_factory.mktemp("catalog")
+    return generate_demo_catalog(root, DemoCatalogSpec(start=START, end=END))
+
+
+def demo_config(url: str, points) -> dict:
+    """A config for the demo area reading ``url``."""
+    return {
+        "stac": {"url": url, "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
+        "start": START,
+        "end": END,
+        "resolution": 10,
+        "areas": {"seed": {"bbox": [82.599, 27.154, 82.617, 27.172], "points": points}},
+        "cloud_mask": {"scl_classes": [3, 8, 9, 10]},
+        "smoothing": {"resample": "5D", "window": 3},
+    }
+
+
+@pytest.fixture(scope="module")
+def local_run(catalog, tmp_path_factory):
+    """Dry run, then the real run, of the workflow on the catalog's items.json."""
+    work = tmp_path_factory.mktemp("work-local")
+    (work / "pts.csv").write_text(catalog.points.read_text())
+    cfg = write_config(work / "config.yaml", demo_config(str(catalog.items), "pts.csv"))
+    dry = snakemake(work, cfg, "--dry-run")
+    real = snakemake(work, cfg, "--cores", "2")
+    assert real.returncode == 0, real.stderr[-3000:]
+    return {"work": work, "dry": dry, "real": real, "config": cfg}
+
+
+def truth_on_cube_days(catalog, days) -> pd.DataFrame:
+    """Ground truth per point on every solar day of the cube (NaN where nothing covers it)."""
+    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30, scl_classes=(3, 8, 9, 10))
+    grid = pd.MultiIndex.from_product([POINTS, pd.DatetimeIndex(days)], names=["point", "time"])
+    return truth.set_index(["point", "time"]).reindex(grid).reset_index()
+
+
+def notebook_smoothing(times, values) -> xr.DataArray:
+    """The origin notebook's recipe, verbatim."""
+    ts = xr.DataArray(values, dims="time", coords={"time": times})
+    ts = ts.resample(time="5D").mean()
+    ts = ts.interpolate_na(dim="time", method="linear")
+    return ts.rolling(time=3, center=True, min_periods=1).mean()
+
+
+def kept_items(catalog) -> list[dict]:
+    """Catalog items under the cloud limit, in (datetime, id) order."""
+    features = json.loads(catalog.items.read_text())["features"]
+    kept = [f for f in features if f["properties"]["eo:cloud_cover"] < 30]
+    return sorted(kept, key=lambda f: (f["properties"]["datetime"], f["id"]))
+
+
+def test_dry_run_plans_every_step_once_per_area_and_point(local_run):
+    assert local_run["dry"].returncode == 0, local_run["dry"].stderr[-2000:]
+    assert planned_jobs(local_run["dry"]) == {
+        "search": 1,
+        "cube": 1,
+        "series": 1,
+        "smooth": 1,
+        "plot_point": 6,
+        "plot_overview": 1,
+        "all": 1,
+    }
+
+
+def test_search_stores_the_filtered_items_sorted(local_run, catalog):
+    stored = json.loads((local_run["work"] / "results/seed/items.json").read_text())
+    assert [f["id"] for f in stored["features"]] == [f["id"] for f in kept_items(catalog)]
+    assert all("self" not in [link["rel"] for link in f["links"]] for f in stored["features"])
+
+
+def test_raw_series_equals_ground_truth(local_run, catalog):
+    raw = pd.read_csv(local_run["work"] / "results/seed/series_raw.csv", parse_dates=["time"])
+    assert list(raw.columns) == ["point", "time", "ndvi"]
+    days = sorted(raw["time"].unique())
+    assert len(raw) == len(POINTS) * len(days)  # one row per point and solar day, NaN kept
+    want = truth_on_cube_days(catalog, days)
+    merged = raw.merge(want, on=["point", "time"], suffixes=("", "_truth"), validate="1:1")
+    assert len(merged) == len(raw)
+    np.testing.assert_array_equal(merged["ndvi"].isna(), merged["ndvi_truth"].isna())
+    np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
+    # The catalog's traps are really exercised: clouds mask some dates, the pond is water.
+    assert merged["ndvi"].isna().sum() > 10
+    assert merged[merged.point == "pond"]["ndvi"].max() < 0
+
+
+def test_smoothed_series_equals_notebook_recipe_on_truth(local_run, catalog):
+    work = local_run["work"]
+    raw = pd.read_csv(work / "results/seed/series_raw.csv", parse_dates=["time"])
+    smoothed = pd.read_csv(work / "results/seed/series_smoothed.csv", parse_dates=["time"])
+    truth = truth_on_cube_days(catalog, sorted(raw["time"].unique()))
+    for point in POINTS:
+        t = truth[truth.point == point]
+        want = notebook_smoothing(t["time"].to_numpy(), t["ndvi"].to_numpy())
+        got = smoothed[smoothed.point == point]
+        np.testing.assert_array_equal(got["time"].to_numpy(), want["time"].values)
+        np.testing.assert_allclose(got["ndvi"], want.values, atol=1e-5, equal_nan=True)
+
+
+def test_cube_is_georeferenced_chunked_and_documented(local_run, catalog):
+    path = local_run["work"] / "results/seed/ndvi.zarr"
+    cube = open_cube(path)
+    assert cube.dims == ("time", "y", "x") and cube.dtype == np.float32
+    assert cube.rio.crs.to_epsg() == 32644 and cube.rio.resolution() == (10.0, -10.0)
+    assert cube.indexes["time"].is_unique and cube.indexes["time"].is_monotonic_increasing
+    assert cube.encoding["chunks"] == (8, 256, 256)
+    days = {f["properties"]["datetime"][:10] for f in kept_items(catalog)}
+    assert [str(t)[:10] for t in cube["time"].values] == sorted(days)
+    attrs = read_attrs(path)
+    assert [i["id"] for i in attrs["ndvicube:items"]] == [f["id"] for f in kept_items(catalog)]
+    assert attrs["ndvicube:config"]["cloud_mask"] == {"scl_classes": [3, 8, 9, 10]}
+    assert attrs["ndvicube:versions"]["odc-stac"] != "unknown"
+    with rasterio.open(f'ZARR:"{path}":/ndvi') as src:
+        assert src.crs.to_epsg() == 32644
+        assert src.transform == cube.rio.transform()
+        assert src.count == cube.sizes["time"]
+        np.testing.assert_array_equal(src.read(3), cube.isel(time=2).values)
+
+
+def test_every_rule_logs_and_the_cube_logs_progress(local_run):
+    logs = local_run["work"] / "results/seed/logs"
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == sorted(
+        ["search.log", "cube.log", "series.log", "smooth.log", "plot_overview.log"]
+        + [f"plot_{p}.log" for p in POINTS]
+    )
+    cube_log = (logs / "cube.log").read_text()
+    lines = [line for line in cube_log.splitlines() if "solar days" in line]
+    assert len(lines) == -(-31 // 8)  # one line per block of 8 days: 31 days -> 4 lines
+    assert lines[-1].endswith("cube progress: 31/31 solar days (50/50 scenes) written")
+    assert "12 of 12 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+
+
+def test_plots_exist_for_every_point(local_run):
+    plots = local_run["work"] / "results/seed/plots"
+    assert sorted(p.stem for p in plots.glob("*.png")) == sorted(POINTS)
+    assert (local_run["work"] / "results/seed/overview.png").stat().st_size > 10_000
+
+
+def test_default_config_without_network_stops_at_once_with_the_demo_command(tmp_path):
+    start = time.monotonic()
+    result = snakemake(tmp_path, ROOT / "config.yaml", "--cores", "1")
+    elapsed = time.monotonic() - start
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert "Cannot reach the STAC source https://earth-search.aws.element84.com/v1" in text
+    assert "snakemake --cores all --configfile config/demo.yaml" in text
+    assert elapsed < 60
+    assert not (tmp_path / "results/seed/items.json").exists()
+
+
+def test_invalid_config_fails_before_any_job(tmp_path, catalog):
+    cfg = demo_config(str(catalog.items), [{"id": "p", "lon": 27.163, "lat": 82.608}])
+    result = snakemake(tmp_path, write_config(tmp_path / "bad.yaml", cfg), "--cores", "1")
+    assert result.returncode != 0
+    assert "point 'p' (lon 27.163, lat 82.608) lies outside" in result.stdout + result.stderr
+    assert "swapped" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
