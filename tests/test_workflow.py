@@ -59,7 +59,7 @@ def local_run(catalog, tmp_path_factory):
 
 def truth_on_cube_days(catalog, days) -> pd.DataFrame:
     """Ground truth per point on every solar day of the cube (NaN where nothing covers it)."""
-    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30, scl_classes=(3, 8, 9, 10))
+    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30)
     grid = pd.MultiIndex.from_product([POINTS, pd.DatetimeIndex(days)], names=["point", "time"])
     return truth.set_index(["point", "time"]).reindex(grid).reset_index()
 
