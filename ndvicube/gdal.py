@@ -4,7 +4,6 @@ Each setting saves round trips or survives transient faults on remote COGs:
 
 * ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` - no directory listing (a LIST/GET of the parent
   "folder") when a file is opened;
-* ``CPL_VSIL_CURL_USE_HEAD=NO`` - no HEAD request before the first GET;
 * ``CPL_VSIL_CURL_ALLOWED_EXTENSIONS`` - never probe sidecar files (``.aux.xml``, ``.ovr``);
 * ``GDAL_INGESTED_BYTES_AT_OPEN`` - read the whole COG header in the first request;
 * ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES=YES`` - one request for adjacent tiles;
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 CLOUD_READ_ENV: dict[str, str] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_USE_HEAD": "NO",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
     "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog
+from tests.workflow_helpers import END, START
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("NDVICUBE_SHARED", ROOT.parent / "shared")) / "fixtures"
 
@@ -16,3 +19,10 @@ def shared_fixtures() -> Path:
     """The real Earth Search items and the real L2A scene (required: CI has ../shared)."""
     assert SHARED_FIXTURES.is_dir(), f"real fixtures not found at {SHARED_FIXTURES}"
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory):
+    """Half a year of the demo catalog (37 passes, two tiles)."""
+    root = tmp_path_factory.mktemp("catalog")
+    return generate_demo_catalog(root, DemoCatalogSpec(start=START, end=END))

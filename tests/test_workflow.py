@@ -13,36 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-import xarray as xr
 
-from ndvicube.demo import DemoCatalogSpec, expected_series, generate_demo_catalog, read_truth
 from ndvicube.store import open_cube, read_attrs
-from tests.workflow_helpers import ROOT, planned_jobs, snakemake, write_config
+from tests.workflow_helpers import (
+    POINTS,
+    ROOT,
+    demo_config,
+    kept_items,
+    notebook_smoothing,
+    planned_jobs,
+    snakemake,
+    truth_on_cube_days,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
-
-POINTS = ["field1", "west_field", "east_field", "swath_gap", "pond", "sugarcane"]
-START, END = "2023-01-01", "2023-06-30"
-
-
-@pytest.fixture(scope="session")
-def catalog(tmp_path_factory):
-    """Half a year of the demo catalog (37 passes, two tiles)."""
-    root = tmp_path_factory.mktemp("catalog")
-    return generate_demo_catalog(root, DemoCatalogSpec(start=START, end=END))
-
-
-def demo_config(url: str, points) -> dict:
-    """A config for the demo area reading ``url``."""
-    return {
-        "stac": {"url": url, "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
-        "start": START,
-        "end": END,
-        "resolution": 10,
-        "areas": {"seed": {"bbox": [82.599, 27.154, 82.617, 27.172], "points": points}},
-        "cloud_mask": {"scl_classes": [3, 8, 9, 10]},
-        "smoothing": {"resample": "5D", "window": 3},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -55,28 +40,6 @@ def local_run(catalog, tmp_path_factory):
     real = snakemake(work, cfg, "--cores", "2")
     assert real.returncode == 0, real.stderr[-3000:]
     return {"work": work, "dry": dry, "real": real, "config": cfg}
-
-
-def truth_on_cube_days(catalog, days) -> pd.DataFrame:
-    """Ground truth per point on every solar day of the cube (NaN where nothing covers it)."""
-    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30)
-    grid = pd.MultiIndex.from_product([POINTS, pd.DatetimeIndex(days)], names=["point", "time"])
-    return truth.set_index(["point", "time"]).reindex(grid).reset_index()
-
-
-def notebook_smoothing(times, values) -> xr.DataArray:
-    """The origin notebook's recipe, verbatim."""
-    ts = xr.DataArray(values, dims="time", coords={"time": times})
-    ts = ts.resample(time="5D").mean()
-    ts = ts.interpolate_na(dim="time", method="linear")
-    return ts.rolling(time=3, center=True, min_periods=1).mean()
-
-
-def kept_items(catalog) -> list[dict]:
-    """Catalog items under the cloud limit, in (datetime, id) order."""
-    features = json.loads(catalog.items.read_text())["features"]
-    kept = [f for f in features if f["properties"]["eo:cloud_cover"] < 30]
-    return sorted(kept, key=lambda f: (f["properties"]["datetime"], f["id"]))
 
 
 def test_dry_run_plans_every_step_once_per_area_and_point(local_run):

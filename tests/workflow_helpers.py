@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -9,10 +10,53 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import xarray as xr
 import yaml
+
+from ndvicube.demo import expected_series, read_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEFILE = ROOT / "Snakefile"
+
+#: The demo catalog's points, in points.csv order.
+POINTS = ["field1", "west_field", "east_field", "swath_gap", "pond", "sugarcane"]
+START, END = "2023-01-01", "2023-06-30"
+
+
+def demo_config(url: str, points) -> dict:
+    """A config for the demo area reading ``url``."""
+    return {
+        "stac": {"url": url, "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
+        "start": START,
+        "end": END,
+        "resolution": 10,
+        "areas": {"seed": {"bbox": [82.599, 27.154, 82.617, 27.172], "points": points}},
+        "cloud_mask": {"scl_classes": [3, 8, 9, 10]},
+        "smoothing": {"resample": "5D", "window": 3},
+    }
+
+
+def truth_on_cube_days(catalog, days) -> pd.DataFrame:
+    """Ground truth per point on every solar day of the cube (NaN where nothing covers it)."""
+    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30)
+    grid = pd.MultiIndex.from_product([POINTS, pd.DatetimeIndex(days)], names=["point", "time"])
+    return truth.set_index(["point", "time"]).reindex(grid).reset_index()
+
+
+def notebook_smoothing(times, values) -> xr.DataArray:
+    """The origin notebook's recipe, verbatim."""
+    ts = xr.DataArray(values, dims="time", coords={"time": times})
+    ts = ts.resample(time="5D").mean()
+    ts = ts.interpolate_na(dim="time", method="linear")
+    return ts.rolling(time=3, center=True, min_periods=1).mean()
+
+
+def kept_items(catalog) -> list[dict]:
+    """Catalog items under the cloud limit, in (datetime, id) order."""
+    features = json.loads(catalog.items.read_text())["features"]
+    kept = [f for f in features if f["properties"]["eo:cloud_cover"] < 30]
+    return sorted(kept, key=lambda f: (f["properties"]["datetime"], f["id"]))
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
