@@ -66,6 +66,8 @@ CONTENT_TYPES = {
     ".geojson": "application/geo+json",
 }
 _CHUNK = 256 * 1024
+#: Longest wait of :attr:`RangeHTTPServer.requests` for requests in progress to be logged.
+SETTLE_TIMEOUT_S = 5.0
 _RANGE_SPEC = re.compile(r"(\d*)-(\d*)", re.ASCII)
 
 
@@ -112,11 +114,15 @@ class RangeHTTPServer:
             raise ValueError(f"latency_s must be >= 0, got {latency_s}")
         self.host = host
         self.port = port
+        """The port asked for, then the one in use once started."""
+        self._asked_port = port
         self.latency_s = latency_s
         self.log_file = Path(log_file) if log_file is not None else None
         self.verbose = verbose
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._in_flight = 0
         self._connections: set[socket.socket] = set()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -136,7 +142,7 @@ class RangeHTTPServer:
             raise RuntimeError("RangeHTTPServer is already started")
         if self.log_file is not None:
             self._log = self.log_file.open("a", encoding="utf-8")
-        self._httpd = _Server((self.host, self.port), self)
+        self._httpd = _Server((self.host, self._asked_port), self)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -178,13 +184,20 @@ class RangeHTTPServer:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the log, oldest first (safe to read while requests are being served)."""
+        """A copy of the log, oldest first, once requests being answered are logged.
+
+        A client can read the last byte of a response before the handler thread logs it, so
+        this waits (at most ``SETTLE_TIMEOUT_S``) until no request is in progress: right after
+        a read returns, its requests are all here.
+        """
         with self._lock:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=SETTLE_TIMEOUT_S)
             return list(self._records)
 
     def reset_log(self) -> None:
         """Forget logged requests, e.g. after a warm-up read (the ``log_file`` is kept)."""
         with self._lock:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=SETTLE_TIMEOUT_S)
             self._records.clear()
 
     def stats(self, prefix: str = "") -> dict[str, int]:
@@ -199,13 +212,21 @@ class RangeHTTPServer:
             "files": len({r.path for r in records}),
         }
 
+    def _begin(self) -> None:
+        """Count a request as in progress (before any byte of its answer is sent)."""
+        with self._lock:
+            self._in_flight += 1
+
     def _record(self, record: RequestRecord) -> None:
-        """Append to the log (and the JSON-lines file) under the lock: handlers run in threads."""
+        """Log a finished request (also to the JSON-lines file); handlers run in threads."""
         with self._lock:
             self._records.append(record)
             if self._log is not None:
                 self._log.write(json.dumps(asdict(record)) + "\n")
                 self._log.flush()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._settled.notify_all()
 
     def _track(self, conn: socket.socket, *, open_: bool) -> None:
         """Remember open connections so :meth:`stop` can cut idle keep-alive ones."""
@@ -245,6 +266,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = 60  # seconds an idle kept-alive connection may hold a thread
+    # Headers and body are separate writes: with Nagle on, the body waits for the client's
+    # delayed ACK of the headers, ~40 ms per request on a kept-alive connection.
+    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:
@@ -281,6 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Sleep the latency, answer, and log the outcome even if the client hung up."""
         owner = self.server.owner
         started, t0 = time.time(), time.perf_counter()
+        owner._begin()
         self._sent = 0
         self._status = HTTPStatus.INTERNAL_SERVER_ERROR
         try:

@@ -24,10 +24,10 @@ Query extension (``query={"eo:cloud_cover": {"lt": 30}}``)
     so returns nothing. Check ``client.conforms_to(ConformanceClasses.QUERY)`` first and filter
     client-side otherwise (as :mod:`ndvicube.stac` does).
 
-Filter (CQL2) and sortby
-    ``filter`` (text or JSON, GET or POST) also gives 200 with no items; ``sortby`` is ignored.
-    Results come in load order (file order, files in command-line order). ``fields`` on GET
-    fails with 500.
+Filter (CQL2), sortby, fields
+    ``filter`` (text or JSON, GET or POST) also gives 200 with no items. ``sortby`` and
+    ``fields`` are ignored: whole items, in load order (file order, files in command-line
+    order). On GET both are list-valued, so they also hit the next-link bug below.
 
 Pagination
     Default page size 10; ``limit`` has no upper bound (``limit=5000`` returns everything in one
@@ -39,9 +39,9 @@ Pagination
 
 GET search bug
     A GET ``/search`` with a list-valued parameter (``collections``, ``ids``, ``bbox``,
-    ``intersects``) answers 500 ``unsupported value`` whenever there is a next page: the
-    next-link encoder cannot write lists. POST (pystac-client's default) is unaffected; with GET
-    use a ``limit`` at least the number of matches.
+    ``intersects``, ``sortby``, ``fields``) answers 500 ``unsupported value`` whenever there is
+    a next page: the next-link encoder cannot write lists. POST (pystac-client's default) is
+    unaffected; with GET use a ``limit`` at least the number of matches.
 
 Items
     Served as loaded (``stac_version`` kept), with the server's ``root``/``self``/``parent``/
