@@ -609,7 +609,7 @@ def _write_cog(path: Path, arr: np.ndarray, tile: _Tile, res: int, blocksize: in
     profile = dict(
         driver="COG", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype.name,
         crs=f"EPSG:{EPSG}", transform=from_origin(tile.x0, tile.y1, res, res), nodata=0,
-        compress="DEFLATE", predictor=2 if is16 else 1, blocksize=blocksize,
+        compress="DEFLATE", predictor="YES" if is16 else "NO", blocksize=blocksize,
         overview_resampling="average" if is16 else "nearest", overview_count=levels,
     )  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import rasterio
 
+from ndvicube.demo import expected_series, read_truth
 from ndvicube.store import open_cube, read_attrs
 from tests.workflow_helpers import (
     POINTS,
@@ -148,3 +149,19 @@ def test_invalid_config_fails_before_any_job(tmp_path, catalog):
     assert "point 'p' (lon 27.163, lat 82.608) lies outside" in result.stdout + result.stderr
     assert "swapped" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_readme_demo_command_reproduces_the_full_year_truth(tmp_path):
+    # The README's offline demo, as a user runs it (the default profile included), but from
+    # another working directory: generate the catalog, then the whole pipeline.
+    result = snakemake(tmp_path, ROOT / "config" / "demo.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    catalog = tmp_path / "results" / "_demo_catalog"
+    truth = expected_series(read_truth(catalog / "truth.csv"), max_cloud_cover=30)
+    raw = pd.read_csv(tmp_path / "results/seed/series_raw.csv", parse_dates=["time"])
+    assert raw["time"].min().year == 2023 and raw["time"].max().year == 2023
+    merged = raw.merge(truth, on=["point", "time"], suffixes=("", "_truth"), how="left")
+    np.testing.assert_array_equal(merged["ndvi"].isna(), merged["ndvi_truth"].isna())
+    np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
+    assert len(truth) > 300 and set(truth["point"]) == set(POINTS)
+    assert sorted(p.stem for p in (tmp_path / "results/seed/plots").glob("*.png")) == sorted(POINTS)
