@@ -46,6 +46,8 @@ class SearchRequest:
     max_cloud_cover: float
     """Percent; items with ``eo:cloud_cover >= max_cloud_cover`` are dropped."""
     area: str = ""
+    page_size: int = 100
+    """Items per page asked of a STAC API (pages are followed until the last)."""
 
 
 def search(request: SearchRequest) -> list[pystac.Item]:
@@ -174,7 +176,7 @@ def _search_api(request: SearchRequest) -> list[pystac.Item]:
             bbox=list(request.bbox),
             datetime=f"{request.start.isoformat()}T00:00:00Z/{request.end.isoformat()}T23:59:59.999Z",
             query=query,
-            limit=100,
+            limit=request.page_size,
         )
         items = list(found.items())
     except (APIError, OSError, urllib.error.URLError, ValueError) as exc:
