@@ -1,0 +1,129 @@
+"""One timed trial of the speed benchmark, in a fresh process (so GDAL's caches start empty).
+
+Usage: python bench/_trial.py {notebook|ndvicube|snakemake} --api URL --work DIR
+Prints one JSON line: wall seconds of the measured part and the peak RSS in MB.
+
+* notebook - the origin notebook's method: pystac-client search, odc-stac load of red, green,
+  blue, nir, scl with ``chunks={}`` and ``groupby="solar_day"``, hard-coded scale/offset, SCL
+  mask, NDVI, ``.interp(method="nearest")`` at the point, ``.compute()`` with Dask's defaults
+  and GDAL's defaults;
+* ndvicube - the functions the rules call (search, cube to Zarr, series), in this process;
+* snakemake - the whole ``snakemake --cores 2`` run from an empty results/ (start-up and
+  scheduling included), as a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BBOX = (82.599, 27.154, 82.617, 27.172)
+POINT = (82.608, 27.163)
+START, END = "2023-01-01", "2023-12-31"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def notebook(api: str, work: Path) -> None:
+    """The origin notebook, step by step."""
+    import odc.stac
+    from pyproj import Transformer
+    from pystac_client import Client
+
+    catalog = Client.open(api)
+    search = catalog.search(
+        collections=["sentinel-2-c1-l2a"], bbox=BBOX, datetime=f"{START}/{END}"
+    )
+    # The notebook asked the server for eo:cloud_cover < 30 with the Query extension; the
+    # loopback API lacks it (and answers such a query with nothing), so filter here.
+    items = [i for i in search.items() if i.properties["eo:cloud_cover"] < 30]
+    ds = odc.stac.load(
+        items,
+        bands=["red", "green", "blue", "nir", "scl"],
+        bbox=BBOX,
+        resolution=10,
+        chunks={},
+        groupby="solar_day",
+    )
+    ds = ds.where(ds != 0)
+    for band in ("red", "green", "blue", "nir"):
+        ds[band] = ds[band] * 0.0001 - 0.1
+    ds = ds.where(~ds["scl"].isin([3, 8, 9, 10]))
+    ndvi = (ds["nir"] - ds["red"]) / (ds["nir"] + ds["red"])
+    x, y = Transformer.from_crs("EPSG:4326", ds.odc.crs, always_xy=True).transform(*POINT)
+    series = ndvi.interp(x=x, y=y, method="nearest").compute()
+    series.to_pandas().to_csv(work / "notebook.csv")
+
+
+def ndvicube(api: str, work: Path) -> None:
+    """The functions the workflow's rules call, in one process."""
+    from ndvicube.config import Point
+    from ndvicube.jobs import build_cube, extract_series, search_area
+
+    search_area(
+        url=api,
+        collection="sentinel-2-c1-l2a",
+        bbox=BBOX,
+        start=START,
+        end=END,
+        max_cloud_cover=30,
+        area="seed",
+        out=work / "items.json",
+    )
+    build_cube(
+        items_path=work / "items.json",
+        out=work / "ndvi.zarr",
+        bbox=BBOX,
+        crs="EPSG:32644",
+        resolution=10,
+        scl_classes=(3, 8, 9, 10),
+    )
+    extract_series(
+        cube_path=work / "ndvi.zarr", points=[Point("field1", *POINT)], out=work / "raw.csv"
+    )
+
+
+def snakemake(api: str, work: Path) -> None:
+    """`snakemake --cores 2` on a config pointing at the loopback API, from an empty results/."""
+    import yaml
+
+    config = {
+        "stac": {"url": api, "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
+        "start": START,
+        "end": END,
+        "areas": {
+            "seed": {
+                "bbox": list(BBOX),
+                "points": [{"id": "field1", "lon": POINT[0], "lat": POINT[1]}],
+            }
+        },
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.rmtree(work / "results", ignore_errors=True)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory"]
+    cmd += [str(work), "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet"]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("method", choices=["notebook", "ndvicube", "snakemake"])
+    parser.add_argument("--api", required=True)
+    parser.add_argument("--work", required=True, type=Path)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    globals()[args.method](args.api, args.work)
+    wall = time.perf_counter() - started
+    who = resource.RUSAGE_CHILDREN if args.method == "snakemake" else resource.RUSAGE_SELF
+    peak_mb = resource.getrusage(who).ru_maxrss / 1024
+    print(json.dumps({"wall": wall, "peak_rss_mb": peak_mb}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Speed benchmark: the notebook's method (A) vs ndvicube in one process (B) vs snakemake (C).
+
+One command, prints a table::
+
+    python bench/bench_speed.py [--latency-ms 20 0] [--repeats 3]
+
+A demo catalog of the year 2023 (73 passes, two overlapping tiles; 60 solar days pass the cloud
+filter) is generated once; its COGs are served by the loopback Range HTTP server, which adds a
+fixed latency to every request and logs each with its byte count; its items are served by a real
+STAC API (rustac serve). Trials run alternating A, B, C, each in a fresh process so GDAL's
+caches start empty; the table shows medians over the repeats.
+
+Minimum bytes: for every kept item and band NDVI needs (red, nir, scl), the COG header (every
+byte before the first tile) plus the full-resolution tiles that intersect the box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog, rewrite_hrefs  # noqa: E402
+from ndvicube.testing.rangeserver import RangeHTTPServer  # noqa: E402
+from ndvicube.testing.stacserver import StacApiServer  # noqa: E402
+
+METHODS = {"A": "notebook", "B": "ndvicube", "C": "snakemake"}
+BBOX = (82.599, 27.154, 82.617, 27.172)
+
+
+def run_trial(method: str, api: str, work: Path, server: RangeHTTPServer) -> dict:
+    """One trial in a fresh process; returns wall, RSS and the HTTP log's counts."""
+    server.reset_log()
+    cmd = [sys.executable, str(HERE / "_trial.py"), method, "--api", api, "--work", str(work)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    cogs = [r for r in server.requests if r.path.endswith(".tif")]
+    opened = {r.path for r in cogs}
+    result |= {
+        "requests": len(cogs),
+        "bytes": sum(r.bytes_sent for r in cogs),
+        "cogs": len(opened),
+        "green_blue": sum(1 for p in opened if p.endswith(("B02.tif", "B03.tif"))),
+    }
+    return result
+
+
+def minimum_bytes(catalog_root: Path, items_json: Path) -> int:
+    """Header plus full-resolution tiles intersecting the box, for red, nir, scl of kept items."""
+    import rasterio
+    import tifffile
+    from rasterio.warp import transform_bounds
+
+    total = 0
+    features = json.loads(items_json.read_text())["features"]
+    for feature in features:
+        if feature["properties"]["eo:cloud_cover"] >= 30:
+            continue
+        for key in ("red", "nir", "scl"):
+            path = Path(feature["assets"][key]["href"])
+            with rasterio.open(path) as src:
+                left, bottom, right, top = transform_bounds("EPSG:4326", src.crs, *BBOX)
+                window = src.window(left, bottom, right, top).round_offsets().round_lengths()
+                bh, bw = src.block_shapes[0]
+                width = src.width
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                header = min(min(p.dataoffsets) for p in tif.pages)
+                per_row = -(-width // bw)
+                rows = range(max(0, window.row_off // bh), (window.row_off + window.height) // bh + 1)
+                cols = range(max(0, window.col_off // bw), (window.col_off + window.width) // bw + 1)
+                tiles = [r * per_row + c for r in rows for c in cols if c < per_row]
+                total += header + sum(page.databytecounts[t] for t in tiles if t < len(page.databytecounts))
+    return total
+
+
+def median_row(trials: list[dict]) -> dict:
+    """Medians of each numeric field over trials."""
+    return {k: statistics.median(t[k] for t in trials) for k in trials[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, nargs="+", default=[20.0, 0.0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--methods", default="ABC")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ndvicube-bench-"))
+    catalog = generate_demo_catalog(tmp / "catalog", DemoCatalogSpec())
+    minimum = minimum_bytes(catalog.root, catalog.items)
+    print(f"catalog: {tmp / 'catalog'}; minimum bytes for the box: {minimum / 1e6:.2f} MB")
+    for latency in args.latency_ms:
+        with RangeHTTPServer(catalog.root, latency_s=latency / 1000) as server:
+            served = rewrite_hrefs(catalog.items, tmp / "items_http.json", server.url, catalog.root)
+            with StacApiServer(catalog.collection, served) as api:
+                trials: dict[str, list[dict]] = defaultdict(list)
+                for _ in range(args.repeats):
+                    for key in args.methods:
+                        work = tmp / f"work-{key}-{latency}"
+                        trials[key].append(run_trial(METHODS[key], api.url, work, server))
+        print_table(latency, {k: median_row(v) for k, v in trials.items()}, minimum)
+
+
+def print_table(latency: float, rows: dict[str, dict], minimum: int) -> None:
+    """Markdown table of medians, with A's time over each method's."""
+    print(f"\nlatency {latency:g} ms per request (medians of trials)\n")
+    print("| method | wall s | A/this | HTTP requests | requests per COG | MB read | x minimum "
+          "| COGs opened | green/blue COGs | peak RSS MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    base = rows.get("A", {}).get("wall")
+    for key, row in rows.items():
+        ratio = f"{base / row['wall']:.1f}" if base else "-"
+        print(
+            f"| {key} {METHODS[key]} | {row['wall']:.2f} | {ratio} | {row['requests']:.0f} | "
+            f"{row['requests'] / max(row['cogs'], 1):.2f} | {row['bytes'] / 1e6:.2f} | "
+            f"{row['bytes'] / minimum:.2f} | {row['cogs']:.0f} | {row['green_blue']:.0f} | "
+            f"{row['peak_rss_mb']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
