@@ -36,9 +36,7 @@ def notebook(api: str, work: Path) -> None:
     from pystac_client import Client
 
     catalog = Client.open(api)
-    search = catalog.search(
-        collections=["sentinel-2-c1-l2a"], bbox=BBOX, datetime=f"{START}/{END}"
-    )
+    search = catalog.search(collections=["sentinel-2-c1-l2a"], bbox=BBOX, datetime=f"{START}/{END}")
     # The notebook asked the server for eo:cloud_cover < 30 with the Query extension; the
     # loopback API lacks it (and answers such a query with nothing), so filter here.
     items = [i for i in search.items() if i.properties["eo:cloud_cover"] < 30]

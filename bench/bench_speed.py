@@ -75,10 +75,16 @@ def minimum_bytes(catalog_root: Path, items_json: Path) -> int:
                 page = tif.pages[0]
                 header = min(min(p.dataoffsets) for p in tif.pages)
                 per_row = -(-width // bw)
-                rows = range(max(0, window.row_off // bh), (window.row_off + window.height) // bh + 1)
-                cols = range(max(0, window.col_off // bw), (window.col_off + window.width) // bw + 1)
+                rows = range(
+                    max(0, window.row_off // bh), (window.row_off + window.height) // bh + 1
+                )
+                cols = range(
+                    max(0, window.col_off // bw), (window.col_off + window.width) // bw + 1
+                )
                 tiles = [r * per_row + c for r in rows for c in cols if c < per_row]
-                total += header + sum(page.databytecounts[t] for t in tiles if t < len(page.databytecounts))
+                total += header + sum(
+                    page.databytecounts[t] for t in tiles if t < len(page.databytecounts)
+                )
     return total
 
 
@@ -112,8 +118,10 @@ def main() -> None:
 def print_table(latency: float, rows: dict[str, dict], minimum: int) -> None:
     """Markdown table of medians, with A's time over each method's."""
     print(f"\nlatency {latency:g} ms per request (medians of trials)\n")
-    print("| method | wall s | A/this | HTTP requests | requests per COG | MB read | x minimum "
-          "| COGs opened | green/blue COGs | peak RSS MB |")
+    print(
+        "| method | wall s | A/this | HTTP requests | requests per COG | MB read | x minimum "
+        "| COGs opened | green/blue COGs | peak RSS MB |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = rows.get("A", {}).get("wall")
     for key, row in rows.items():

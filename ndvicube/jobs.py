@@ -12,16 +12,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pystac
+if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-stac's import
+    import pystac
 
-from ndvicube.config import Point
-from ndvicube.cube import NDVI_ASSETS, CubeSpec, load_ndvi
-from ndvicube.geo import BBox
-from ndvicube.items import processing_baseline
-from ndvicube.stac import SearchRequest, read_items, search, write_items
+    from ndvicube.config import Point
+    from ndvicube.geo import BBox
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,8 @@ def search_area(
     out: str | Path,
 ) -> int:
     """Search the source for one area and store the items as JSON; return how many."""
+    from ndvicube.stac import SearchRequest, search, write_items
+
     request = SearchRequest(
         url=url,
         collection=collection,
@@ -72,7 +72,9 @@ def build_cube(
     import dask
     from rasterio.errors import NotGeoreferencedWarning
 
+    from ndvicube.cube import CubeSpec, load_ndvi
     from ndvicube.gdal import configure_cloud_reads
+    from ndvicube.stac import read_items
     from ndvicube.store import DEFAULT_TIME_CHUNK, write_cube
 
     items = read_items(items_path)
@@ -111,8 +113,9 @@ def build_cube(
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:
     """Write ``series_raw.csv``: the cube's value at every point and solar day."""
-    from ndvicube.series import extract_points, write_series
+    from ndvicube.series import extract_points
     from ndvicube.store import open_cube
+    from ndvicube.tables import write_series
 
     series = extract_points(open_cube(cube_path), points)
     write_series(series, str(out))
@@ -121,8 +124,8 @@ def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str |
 
 def smooth(*, raw_path: str | Path, out: str | Path, resample: str, window: int) -> None:
     """Write ``series_smoothed.csv`` from ``series_raw.csv`` with the notebook's recipe."""
-    from ndvicube.series import read_series, write_series
     from ndvicube.smoothing import smooth_series
+    from ndvicube.tables import read_series, write_series
 
     write_series(smooth_series(read_series(str(raw_path)), resample=resample, window=window), out)
 
@@ -137,7 +140,7 @@ def plot(
 ) -> None:
     """Draw one point's figure, or the area overview when ``point`` is None."""
     from ndvicube.plots import plot_overview, plot_point
-    from ndvicube.series import read_series
+    from ndvicube.tables import read_series
 
     raw, smoothed = read_series(str(raw_path)), read_series(str(smoothed_path))
     if point is None:
@@ -151,6 +154,9 @@ def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[
 
     Query strings are stripped from hrefs so signed-URL tokens never reach the store.
     """
+    from ndvicube.cube import NDVI_ASSETS
+    from ndvicube.items import processing_baseline
+
     return {
         "ndvicube:items": [
             {

@@ -18,9 +18,6 @@ from ndvicube.config import Point
 from ndvicube.errors import NdviCubeError
 from ndvicube.geo import lonlat_to_crs
 
-#: Columns of ``series_raw.csv`` and ``series_smoothed.csv``.
-SERIES_COLUMNS = ["point", "time", "ndvi"]
-
 
 def extract_points(cube: xr.DataArray, points: Sequence[Point]) -> pd.DataFrame:
     """One row per point and time step (NaN rows kept), columns ``point,time,ndvi``.
@@ -58,16 +55,3 @@ def _check_inside(cube: xr.DataArray, points: Sequence[Point], xs, ys) -> None:
                 f"(x {x0 - half}..{x1 + half}, y {y0 - half}..{y1 + half} in {cube.rio.crs}). "
                 "Move it inside its area's box."
             )
-
-
-def write_series(series: pd.DataFrame, path: str) -> None:
-    """Write a series CSV: ISO dates, NaN as empty cells, full float precision."""
-    out = series[SERIES_COLUMNS].copy()
-    out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
-    out.to_csv(path, index=False, float_format="%.7g")
-
-
-def read_series(path: str) -> pd.DataFrame:
-    """Read a series CSV written by :func:`write_series`."""
-    frame = pd.read_csv(path, dtype={"point": str}, parse_dates=["time"])
-    return frame[SERIES_COLUMNS]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
-from ndvicube.series import SERIES_COLUMNS
+from ndvicube.tables import SERIES_COLUMNS
 
 
 def smooth_series(raw: pd.DataFrame, *, resample: str = "5D", window: int = 3) -> pd.DataFrame:
