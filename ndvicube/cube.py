@@ -83,6 +83,11 @@ def group_scenes(items: Sequence[pystac.Item], lon: float) -> list[SceneGroup]:
     ]
 
 
+def cube_longitude(spec: CubeSpec) -> float:
+    """Longitude of the cube's centre: where solar days are reckoned."""
+    return float(cube_geobox(spec).extent.centroid.to_crs("EPSG:4326").points[0][0])
+
+
 def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
     """Lazy masked NDVI, dims (time, y, x), float32, NaN where masked; time = solar day.
 
@@ -93,8 +98,7 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
     import odc.stac
 
     geobox = cube_geobox(spec)
-    lon = float(geobox.extent.centroid.to_crs("EPSG:4326").points[0][0])
-    groups = group_scenes(items, lon)
+    groups = group_scenes(items, cube_longitude(spec))
     group_of = {item_id: n for n, g in enumerate(groups) for item_id in g.item_ids}
     raw = odc.stac.load(
         sort_items(items),

@@ -37,11 +37,44 @@ def search_area(
     max_cloud_cover: float,
     area: str,
     out: str | Path,
+    allow_empty: bool = False,
 ) -> int:
-    """Search the source for one area and store the items as JSON; return how many."""
-    from ndvicube.stac import SearchRequest, search, write_items
+    """Search the source for one area and period; store the items as JSON; return how many."""
+    from ndvicube.stac import search, write_items
 
-    request = SearchRequest(
+    request = _request(url, collection, bbox, start, end, max_cloud_cover, area)
+    items = search(request, allow_empty=allow_empty)
+    write_items(items, out)
+    return len(items)
+
+
+def merge_searches(
+    *,
+    parts: Sequence[str | Path],
+    url: str,
+    collection: str,
+    bbox: BBox,
+    start: str,
+    end: str,
+    max_cloud_cover: float,
+    area: str,
+    out: str | Path,
+) -> int:
+    """Merge the monthly search files of an area into ``items.json``; return how many items."""
+    from ndvicube.stac import merge_item_files, write_items
+
+    request = _request(url, collection, bbox, start, end, max_cloud_cover, area)
+    items = merge_item_files(parts, request)
+    write_items(items, out)
+    log.info("area %r: %d item(s) from %d monthly search(es)", area, len(items), len(parts))
+    return len(items)
+
+
+def _request(url, collection, bbox, start, end, max_cloud_cover, area):
+    """A :class:`~ndvicube.stac.SearchRequest` from rule parameters (ISO date strings)."""
+    from ndvicube.stac import SearchRequest
+
+    return SearchRequest(
         url=url,
         collection=collection,
         bbox=tuple(bbox),
@@ -50,9 +83,6 @@ def search_area(
         max_cloud_cover=max_cloud_cover,
         area=area,
     )
-    items = search(request)
-    write_items(items, out)
-    return len(items)
 
 
 def build_cube(
@@ -68,15 +98,30 @@ def build_cube(
     spatial_chunk: int = 256,
     config: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Read the stored items' red/nir/scl and write the masked NDVI cube to Zarr."""
+    """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
+
+    Only scenes of solar days that the existing store at ``out`` does not already hold with the
+    same items, grid and mask are read; the other days are copied from it.
+    """
     import dask
+    import xarray as xr
     from rasterio.errors import NotGeoreferencedWarning
 
-    from ndvicube.cube import CubeSpec, load_ndvi
+    from ndvicube.cube import CubeSpec, cube_longitude, group_scenes, load_ndvi
     from ndvicube.gdal import configure_cloud_reads
     from ndvicube.stac import read_items
-    from ndvicube.store import DEFAULT_TIME_CHUNK, write_cube
+    from ndvicube.store import DEFAULT_TIME_CHUNK, recover_interrupted_swap, write_cube
+    from ndvicube.update import (
+        DAYS_ATTR,
+        GRID_ATTR,
+        grid_signature,
+        items_by_day,
+        old_days,
+        reusable,
+        unchanged,
+    )
 
+    out, time_chunk = Path(out), time_chunk or DEFAULT_TIME_CHUNK
     items = read_items(items_path)
     spec = CubeSpec(
         bbox=tuple(bbox),
@@ -85,19 +130,34 @@ def build_cube(
         scl_classes=tuple(scl_classes),
         spatial_chunk=spatial_chunk,
     )
-    configure_cloud_reads()
-    cube = load_ndvi(items, spec)
+    groups = group_scenes(items, cube_longitude(spec))
+    wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
+    recover_interrupted_swap(out)
+    existing, reused = reusable(out, wanted, signature)
+    if existing is not None and unchanged(_stored_days(existing), wanted):
+        log.info(
+            "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
+        )
+        return out
+    to_read = [i for g in groups if g.day.isoformat() not in reused for i in g.item_ids]
     log.info(
-        "cube: %d item(s) -> %d solar day(s), grid %dx%d px at %s m in %s, io_threads=%d",
+        "cube: %d item(s) -> %d solar day(s); %d day(s) copied from the existing cube, %d "
+        "scene(s) to read; grid in %s at %s m, io_threads=%d",
         len(items),
-        cube.sizes["time"],
-        cube.sizes["y"],
-        cube.sizes["x"],
-        resolution,
+        len(wanted),
+        len(reused),
+        len(to_read),
         crs,
+        resolution,
         io_threads,
     )
-    attrs = provenance(items, config or {})
+    configure_cloud_reads()
+    by_id = {i.id: i for i in items}
+    parts = [old_days(existing, reused)] if reused else []
+    if to_read:
+        parts.append(load_ndvi([by_id[i] for i in to_read], spec).drop_vars("spatial_ref"))
+    cube = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
+    attrs = provenance(items, config or {}) | {DAYS_ATTR: wanted, GRID_ATTR: signature}
     # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
     # rasterio's warning about it says nothing about the user's data.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
@@ -105,10 +165,16 @@ def build_cube(
         return write_cube(
             cube,
             out,
+            crs=crs,
             attrs=attrs,
-            time_chunk=time_chunk or DEFAULT_TIME_CHUNK,
+            time_chunk=time_chunk,
             spatial_chunk=spatial_chunk,
         )
+
+
+def _stored_days(cube) -> list[str]:
+    """ISO dates of a stored cube's time steps."""
+    return [str(t)[:10] for t in cube["time"].values]
 
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:

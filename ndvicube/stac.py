@@ -50,24 +50,50 @@ class SearchRequest:
     """Items per page asked of a STAC API (pages are followed until the last)."""
 
 
-def search(request: SearchRequest) -> list[pystac.Item]:
-    """Items matching ``request``: filtered, de-duplicated, sorted. Raises if none match."""
+def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.Item]:
+    """Items matching ``request``: filtered, de-duplicated, sorted.
+
+    Raises :class:`NoScenesError` when nothing matches, unless ``allow_empty`` (a one-month
+    partition of a longer period may well be empty).
+    """
     if _is_json_document(request.url):
         found = _filter(_read_json_items(request.url), request)
     else:
         found = _search_api(request)
-    items, dropped = keep_newest_processing(found)
-    if dropped:
-        log.info("dropped %d older processing(s) of reprocessed scenes: %s", len(dropped), dropped)
-    if not items:
-        raise NoScenesError(
-            f"No scene found for area {request.area!r} (box {list(request.bbox)}) from "
-            f"{request.start} to {request.end} with eo:cloud_cover < {request.max_cloud_cover} "
-            f"in collection {request.collection!r} at {request.url}. Widen the dates, raise "
-            "stac.max_cloud_cover, or check the box and the collection name."
-        )
+    items = _without_older_processings(found)
+    if not items and not allow_empty:
+        raise no_scenes(request)
     log.info("found %d item(s) for area %r", len(items), request.area)
     return items
+
+
+def merge_item_files(paths: Sequence[str | Path], request: SearchRequest) -> list[pystac.Item]:
+    """The union of stored partitions (one per month), de-duplicated and sorted.
+
+    ``request`` describes the whole period, for the error raised when every partition is empty.
+    """
+    items = _without_older_processings(i for path in paths for i in read_items(path))
+    if not items:
+        raise no_scenes(request)
+    return items
+
+
+def _without_older_processings(items: Iterable[pystac.Item]) -> list[pystac.Item]:
+    """Keep the newest processing of every scene, logging what was dropped."""
+    kept, dropped = keep_newest_processing(items)
+    if dropped:
+        log.info("dropped %d older processing(s) of reprocessed scenes: %s", len(dropped), dropped)
+    return kept
+
+
+def no_scenes(request: SearchRequest) -> NoScenesError:
+    """The one-paragraph error for an empty search: area, box, dates, cloud limit, source."""
+    return NoScenesError(
+        f"No scene found for area {request.area!r} (box {list(request.bbox)}) from "
+        f"{request.start} to {request.end} with eo:cloud_cover < {request.max_cloud_cover} "
+        f"in collection {request.collection!r} at {request.url}. Widen the dates, raise "
+        "stac.max_cloud_cover, or check the box and the collection name."
+    )
 
 
 def write_items(items: Sequence[pystac.Item], path: str | Path) -> None:

@@ -35,6 +35,7 @@ def write_cube(
     cube: xr.DataArray,
     path: str | Path,
     *,
+    crs: str,
     attrs: Mapping[str, Any],
     time_chunk: int = DEFAULT_TIME_CHUNK,
     spatial_chunk: int = 256,
@@ -47,15 +48,14 @@ def write_cube(
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     _remove(partial)
-    dataset = _georeferenced(cube, attrs)
+    dataset = _georeferenced(cube, crs, attrs)
     chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
     dataset = dataset.chunk(chunks)
     encoding = {"ndvi": {"chunks": tuple(chunks[d] for d in ("time", "y", "x"))}}
     dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
     _write_blocks(dataset, partial, time_chunk)
     _consolidate(partial)
-    _remove(path)
-    os.replace(partial, path)
+    _swap_into_place(partial, path)
     return path
 
 
@@ -73,12 +73,11 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     return {k: _maybe_json(v) for k, v in dataset.attrs.items()}
 
 
-def _georeferenced(cube: xr.DataArray, attrs: Mapping[str, Any]) -> xr.Dataset:
+def _georeferenced(cube: xr.DataArray, crs: str, attrs: Mapping[str, Any]) -> xr.Dataset:
     """Attach CRS (rioxarray's spatial_ref + GDAL's _CRS) and provenance attributes."""
     import rioxarray  # noqa: F401
 
-    crs = cube.odc.crs if "spatial_ref" not in cube.coords else cube.rio.crs
-    cube = cube.drop_vars("spatial_ref", errors="ignore").rio.write_crs(str(crs))
+    cube = cube.drop_vars("spatial_ref", errors="ignore").rio.write_crs(crs)
     cube = cube.rio.write_transform(cube.rio.transform(recalc=True))
     # Replace odc-stac's attributes (its "nodata: 0" is the raw bands', wrong for NDVI).
     cube.attrs = {
@@ -111,6 +110,29 @@ def _write_blocks(dataset: xr.Dataset, store: Path, time_chunk: int) -> None:
             int(scenes[:stop].sum()),
             int(scenes.sum()),
         )
+
+
+def _swap_into_place(partial: Path, path: Path) -> None:
+    """Replace ``path`` by the finished ``partial`` store; a kill at any point loses neither.
+
+    The old store is first renamed to ``<path>.old``; :func:`recover_interrupted_swap` puts it
+    back if the process died before the new one was in place.
+    """
+    old = path.with_name(path.name + ".old")
+    _remove(old)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(partial, path)
+    _remove(old)
+
+
+def recover_interrupted_swap(path: str | Path) -> None:
+    """After a kill between the two renames of a swap, restore the previous complete store."""
+    path = Path(path)
+    old = path.with_name(path.name + ".old")
+    if old.exists() and not path.exists():
+        os.replace(old, path)
+        log.info("restored %s from an interrupted update", path)
 
 
 def _consolidate(store: Path) -> None:

@@ -1,4 +1,4 @@
-"""Rule `search`: find an area's scenes and store them as JSON."""
+"""Rule `search`: find an area's scenes of one month and store them as JSON."""
 
 from ndvicube.jobs import search_area
 from ndvicube.logs import job_logging
@@ -12,5 +12,6 @@ with job_logging(snakemake.log[0], job="search"):
         end=snakemake.params.end,
         max_cloud_cover=snakemake.params.max_cloud_cover,
         area=snakemake.wildcards.area,
-        out=snakemake.output.scenes,
+        out=snakemake.output.month,
+        allow_empty=True,
     )

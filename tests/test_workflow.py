@@ -46,7 +46,8 @@ def local_run(catalog, tmp_path_factory):
 def test_dry_run_plans_every_step_once_per_area_and_point(local_run):
     assert local_run["dry"].returncode == 0, local_run["dry"].stderr[-2000:]
     assert planned_jobs(local_run["dry"]) == {
-        "search": 1,
+        "search": 6,  # one per month, January to June
+        "scenes": 1,
         "cube": 1,
         "series": 1,
         "smooth": 1,
@@ -114,14 +115,15 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     logs = local_run["work"] / "results/seed/logs"
     names = sorted(p.name for p in logs.iterdir())
     assert names == sorted(
-        ["search.log", "cube.log", "series.log", "smooth.log", "plot_overview.log"]
+        ["scenes.log", "cube.log", "series.log", "smooth.log", "plot_overview.log"]
+        + [f"search_2023-0{m}.log" for m in range(1, 7)]
         + [f"plot_{p}.log" for p in POINTS]
     )
     cube_log = (logs / "cube.log").read_text()
     lines = [line for line in cube_log.splitlines() if "solar days" in line]
     assert len(lines) == -(-31 // 8)  # one line per block of 8 days: 31 days -> 4 lines
     assert lines[-1].endswith("cube progress: 31/31 solar days (50/50 scenes) written")
-    assert "12 of 12 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+    assert "18 of 18 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
 
 
 def test_plots_exist_for_every_point(local_run):

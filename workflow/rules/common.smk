@@ -13,6 +13,7 @@ except PackageNotFoundError:
 
 from snakemake.common.configfile import load_configfile
 from ndvicube.config import validate_config
+from ndvicube.periods import month_window, months
 
 
 def areas_from_cli_configfiles():
@@ -39,6 +40,7 @@ SETTINGS = validate_config(
 
 wildcard_constraints:
     area="|".join(SETTINGS.areas),
+    month=r"\d{4}-\d{2}",
 
 
 def get_area(wildcards):
@@ -54,6 +56,24 @@ def get_area_bbox(wildcards):
 def get_area_crs(wildcards):
     """CRS of the area's cube (UTM zone of its centre)."""
     return get_area(wildcards).crs
+
+
+def get_month_searches(wildcards):
+    """One search file per calendar month of [start, end]."""
+    return [
+        f"results/{wildcards.area}/search/{month}.json"
+        for month in months(SETTINGS.start, SETTINGS.end)
+    ]
+
+
+def get_month_start(wildcards):
+    """First day searched in the job's month (start clipped to the month)."""
+    return str(month_window(wildcards.month, SETTINGS.start, SETTINGS.end)[0])
+
+
+def get_month_end(wildcards):
+    """Last day searched in the job's month (end clipped to the month)."""
+    return str(month_window(wildcards.month, SETTINGS.start, SETTINGS.end)[1])
 
 
 def get_area_points(wildcards):

@@ -5,7 +5,8 @@ rule cube:
     input:
         scenes="results/{area}/items.json",
     output:
-        cube=directory("results/{area}/ndvi.zarr"),
+        # Updated in place: the job copies the days it already holds and reads only new scenes.
+        cube=update(directory("results/{area}/ndvi.zarr")),
     log:
         "results/{area}/logs/cube.log",
     benchmark:

@@ -1,0 +1,78 @@
+"""Reuse an existing cube: which solar days can be copied instead of read from the archive.
+
+A cube records, in its attributes, the grid and mask that shaped its pixels
+(``ndvicube:grid``) and the item ids merged into each solar day (``ndvicube:days``). When the
+cube job runs again (new months searched, the cloud limit changed, a catalog refreshed), a day
+whose item ids and grid are unchanged is copied from the existing store; only the other days'
+scenes are read. Copied values are the stored float32 values, so old dates stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ndvicube.cube import CubeSpec, SceneGroup
+
+log = logging.getLogger(__name__)
+
+DAYS_ATTR = "ndvicube:days"
+GRID_ATTR = "ndvicube:grid"
+
+
+def grid_signature(spec: CubeSpec, time_chunk: int) -> dict[str, Any]:
+    """Everything besides the items that decides a cube's pixel values and layout."""
+    signature = asdict(spec)
+    signature["bbox"] = list(spec.bbox)
+    signature["scl_classes"] = list(spec.scl_classes)
+    signature["time_chunk"] = time_chunk
+    return signature
+
+
+def items_by_day(groups: Sequence[SceneGroup]) -> dict[str, list[str]]:
+    """``{"2023-01-05": [item ids]}`` (several groups of one day are joined)."""
+    days: dict[str, list[str]] = {}
+    for group in groups:
+        days.setdefault(group.day.isoformat(), []).extend(group.item_ids)
+    return {day: sorted(ids) for day, ids in sorted(days.items())}
+
+
+def reusable(
+    store: Path, wanted: Mapping[str, list[str]], signature: Mapping[str, Any]
+) -> tuple[xr.DataArray | None, list[str]]:
+    """The existing cube (lazy) and the days of ``wanted`` it already holds, identically made.
+
+    Returns ``(None, [])`` when there is no complete store, or it was made with another grid or
+    mask (then every day must be read again).
+    """
+    from ndvicube.store import open_cube, read_attrs
+
+    if not (store / ".zmetadata").is_file():
+        return None, []
+    attrs = read_attrs(store)
+    if attrs.get(GRID_ATTR) != dict(signature):
+        log.info("existing cube was made with another grid or mask: rebuilding every day")
+        return None, []
+    stored = attrs.get(DAYS_ATTR, {})
+    same = [day for day, ids in wanted.items() if stored.get(day) == ids]
+    return open_cube(store), same
+
+
+def unchanged(stored_days: Sequence[str], wanted: Mapping[str, list[str]]) -> bool:
+    """Whether the store already holds exactly the wanted days (nothing to do)."""
+    return list(stored_days) == list(wanted)
+
+
+def old_days(cube: xr.DataArray, days: Sequence[str]) -> xr.DataArray:
+    """The stored values of ``days``, lazily, without the store's encoding and CRS variable."""
+    times = np.array([np.datetime64(dt.date.fromisoformat(d), "ns") for d in days])
+    part = cube.sel(time=times).drop_vars("spatial_ref", errors="ignore")
+    part.encoding = {}
+    return part
