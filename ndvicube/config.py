@@ -196,8 +196,12 @@ def _check_frequency(freq: str) -> None:
 
 
 def _resolve_source(url: str, base_dir: Path) -> str:
-    """URLs stay as they are; local paths become absolute against the working directory."""
-    if "://" in url:
+    """URLs and absolute paths stay as they are; relative paths are relative to ``base_dir``.
+
+    A relative path is kept relative when ``base_dir`` is the working directory, so the search
+    jobs' parameters do not change when a working directory is moved or copied.
+    """
+    if "://" in url or Path(url).is_absolute() or base_dir.resolve() == Path.cwd().resolve():
         return url
     return str((base_dir / url).resolve())
 
@@ -262,7 +266,7 @@ def _read_points(
 ) -> tuple[Path | None, list[Point]]:
     """Points come inline or from a CSV with columns id,lon,lat."""
     if isinstance(spec, str):
-        path = (base_dir / spec).resolve()
+        path = Path(spec) if base_dir.resolve() == Path.cwd().resolve() else base_dir / spec
         return path, list(_points_from_csv(f"areas.{area}.points", path))
     return None, [Point(str(p["id"]), float(p["lon"]), float(p["lat"])) for p in spec]
 

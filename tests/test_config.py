@@ -145,7 +145,7 @@ def test_points_csv_relative_to_the_working_directory(base, tmp_path):
         ("A", 82.608, 27.163),
         ("B", 82.61, 27.16),
     ]
-    assert area.points_file == tmp_path / "pts.csv"
+    assert area.points_file.resolve() == tmp_path / "pts.csv"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,298 @@
+"""Reruns do the least work that gives the right answer: exact job lists and HTTP read logs.
+
+The workflow reads the demo catalog from a local ItemCollection whose asset hrefs point at a
+loopback Range server, so every COG read shows up in the server's log. A first run covers
+February to May; each test copies that finished working directory, changes one thing and
+checks what Snakemake plans, what it reads and what it leaves untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ndvicube.demo import rewrite_hrefs
+from ndvicube.store import open_cube, read_attrs
+from ndvicube.testing.rangeserver import RangeHTTPServer
+from tests.workflow_helpers import SNAKEFILE, demo_config, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+FIRST = {"start": "2023-02-01", "end": "2023-05-31"}
+
+
+@pytest.fixture(scope="module")
+def cogs(catalog):
+    """The catalog's COGs over HTTP, for the whole module."""
+    with RangeHTTPServer(catalog.root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def built(catalog, cogs, tmp_path_factory):
+    """A working directory after a complete first run (February to May)."""
+    work = tmp_path_factory.mktemp("built")
+    rewrite_hrefs(catalog.items, work / "catalog.json", cogs.url, catalog.root)
+    config = demo_config("catalog.json", str(catalog.points)) | FIRST
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(work, work / "config.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+def copy_of(built: Path, tmp_path: Path) -> Path:
+    """A copy of the finished working directory (modification times kept)."""
+    work = tmp_path / "work"
+    shutil.copytree(built, work, symlinks=True)
+    return work
+
+
+def edit_config(work: Path, **changes) -> Path:
+    """Change top-level or dotted keys of the working directory's config."""
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    for dotted, value in changes.items():
+        node, keys = config, dotted.split("__")
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    return work / "config.yaml"
+
+
+def fingerprint(store: Path) -> dict[str, tuple[float, str]]:
+    """mtime and sha256 of every file of a store."""
+    return {
+        str(p.relative_to(store)): (p.stat().st_mtime, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(store.rglob("*"))
+        if p.is_file()
+    }
+
+
+def item_of(request_path: str) -> str:
+    """Item id of a COG request (``/cogs/{item}/B04.tif``)."""
+    return request_path.split("/")[-2]
+
+
+def stored_items(work: Path) -> dict[str, dict]:
+    """Items of ``results/seed/items.json`` by id."""
+    features = json.loads((work / "results/seed/items.json").read_text())["features"]
+    return {f["id"]: f for f in features}
+
+
+def run(work: Path, cogs: RangeHTTPServer, *args: str) -> tuple[dict[str, int], set[str]]:
+    """Dry run (planned jobs), then the real run; returns planned jobs and items read."""
+    dry = snakemake(work, work / "config.yaml", "--dry-run", *args)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    cogs.reset_log()
+    real = snakemake(work, work / "config.yaml", "--cores", "2", *args)
+    assert real.returncode == 0, real.stderr[-3000:]
+    return planned_jobs(dry), {item_of(r.path) for r in cogs.requests if r.path.endswith(".tif")}
+
+
+def test_nothing_changed_plans_nothing_and_returns_fast(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    planned, read = run(work, cogs)
+    assert planned == {} and read == set()
+    started = time.monotonic()
+    result = snakemake(work, work / "config.yaml", "--cores", "2")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert elapsed < 3.0, f"a no-op run took {elapsed:.1f} s"
+
+
+def test_only_smoothing_changed(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    before = fingerprint(work / "results/seed/ndvi.zarr")
+    edit_config(work, smoothing__window=5)
+    planned, read = run(work, cogs)
+    assert planned == {"smooth": 1, "plot_point": 6, "plot_overview": 1, "all": 1}
+    assert read == set()
+    assert fingerprint(work / "results/seed/ndvi.zarr") == before
+
+
+def test_point_added(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    csv = Path(config["areas"]["seed"]["points"]).read_text()
+    (work / "pts.csv").write_text(csv + "new_point,82.605,27.160\n")
+    edit_config(work, areas__seed__points="pts.csv")
+    planned, read = run(work, cogs)
+    assert planned == {"series": 1, "smooth": 1, "plot_point": 7, "plot_overview": 1, "all": 1}
+    assert read == set()  # no STAC search job ran, no COG was read
+    raw = (work / "results/seed/series_raw.csv").read_text()
+    assert "new_point," in raw
+
+
+def test_end_extended_reads_only_the_new_month(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    old = open_cube(work / "results/seed/ndvi.zarr").load()
+    edit_config(work, end="2023-06-30")
+    planned, read = run(work, cogs)
+    assert planned["search"] == 1 and planned["cube"] == 1 and planned["scenes"] == 1
+    assert (work / "results/seed/search/2023-06.json").exists()
+    items = stored_items(work)
+    assert read and all(items[i]["properties"]["datetime"].startswith("2023-06") for i in read)
+    june = {i for i, f in items.items() if f["properties"]["datetime"].startswith("2023-06")}
+    assert read == june
+    new = open_cube(work / "results/seed/ndvi.zarr")
+    assert str(new["time"].values[-1])[:7] == "2023-06"
+    kept = new.sel(time=old["time"]).values
+    assert kept.tobytes() == old.values.tobytes()  # old dates byte-identical
+
+
+def test_start_moved_earlier_reads_only_the_new_month(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    old = open_cube(work / "results/seed/ndvi.zarr").load()
+    edit_config(work, start="2023-01-01")
+    planned, read = run(work, cogs)
+    assert planned["search"] == 1 and planned["cube"] == 1
+    items = stored_items(work)
+    january = {i for i, f in items.items() if f["properties"]["datetime"].startswith("2023-01")}
+    assert read == january
+    new = open_cube(work / "results/seed/ndvi.zarr")
+    assert new.sel(time=old["time"]).values.tobytes() == old.values.tobytes()
+
+
+def test_cloud_limit_changed_reads_only_affected_days(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    before = stored_items(work)
+    edit_config(work, stac__max_cloud_cover=15)
+    planned, read = run(work, cogs)
+    assert planned["search"] == 4 and planned["cube"] == 1  # February to May
+    after = stored_items(work)
+    assert set(after) < set(before)
+
+    def days(items):
+        out: dict[str, set[str]] = {}
+        for item_id, f in items.items():
+            out.setdefault(f["properties"]["datetime"][:10], set()).add(item_id)
+        return out
+
+    changed = {d for d, ids in days(after).items() if days(before).get(d) != ids}
+    assert read == {i for d in changed for i in days(after)[d]}
+    gone = set(days(before)) - set(days(after))
+    cube_days = {str(t)[:10] for t in open_cube(work / "results/seed/ndvi.zarr")["time"].values}
+    assert cube_days == set(days(after)) and not gone & cube_days
+
+
+def test_cloud_mask_changed_rebuilds_every_day(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    edit_config(work, cloud_mask__scl_classes=[8, 9, 10])
+    planned, read = run(work, cogs)
+    assert "search" not in planned and planned["cube"] == 1
+    assert read == set(stored_items(work))
+
+
+def test_second_area_leaves_the_first_untouched(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    before = {p: p.stat().st_mtime for p in (work / "results/seed").rglob("*") if p.is_file()}
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config["areas"]["east"] = {
+        "bbox": [82.611, 27.156, 82.617, 27.170],
+        "points": [{"id": "e1", "lon": 82.614, "lat": 27.165}],
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    planned, _ = run(work, cogs)
+    assert planned == {
+        "search": 4,
+        "scenes": 1,
+        "cube": 1,
+        "series": 1,
+        "smooth": 1,
+        "plot_point": 1,
+        "plot_overview": 1,
+        "all": 1,
+    }
+    after = {p: p.stat().st_mtime for p in (work / "results/seed").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_refresh_of_a_live_month_reads_only_new_scenes(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    catalog = json.loads((work / "catalog.json").read_text())
+    may = [f for f in catalog["features"] if f["properties"]["datetime"].startswith("2023-05")]
+    template = next(f for f in may if f["properties"]["eo:cloud_cover"] < 30)
+    late = json.loads(json.dumps(template))
+    late["id"] = template["id"].replace("_L2A", "_LATE_L2A")
+    late["properties"]["datetime"] = "2023-05-29T05:11:00.000000Z"  # not a regular pass day
+    catalog["features"].append(late)  # a scene the archive published after the first run
+    (work / "catalog.json").write_text(json.dumps(catalog))
+    planned, read = run(work, cogs)
+    assert planned == {}  # nothing changed as far as Snakemake knows: refresh is explicit
+    planned, read = run(work, cogs, "--forcerun", "results/seed/search/2023-05.json")
+    assert planned["search"] == 1 and planned["cube"] == 1
+    assert read == {template["id"]}  # the new scene's COGs (shared with its template) only
+    assert late["id"] in stored_items(work)
+    assert "2023-05-29" in {
+        str(t)[:10] for t in open_cube(work / "results/seed/ndvi.zarr")["time"].values
+    }
+
+
+def test_killed_while_writing_the_cube_then_rerun(built, catalog, tmp_path):
+    work = tmp_path / "killed"
+    work.mkdir()
+    # A slow object store, so the cube job is surely killed in the middle of writing.
+    with RangeHTTPServer(catalog.root, latency_s=0.05) as slow:
+        rewrite_hrefs(catalog.items, work / "catalog.json", slow.url, catalog.root)
+        shutil.copy(built / "config.yaml", work / "config.yaml")
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(work)]
+        cmd += ["--configfile", str(work / "config.yaml"), "--cores", "2"]
+        proc = subprocess.Popen(cmd, cwd="/", start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        log = work / "results/seed/logs/cube.log"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if log.exists() and "cube progress" in log.read_text():
+                break
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert "cube progress" in log.read_text()
+        store = work / "results/seed/ndvi.zarr"
+        assert not (store / ".zmetadata").exists()  # nothing looks complete
+        # Snakemake's lock survives a SIGKILL of Snakemake itself: --unlock, as it says, then rerun.
+        assert snakemake(work, work / "config.yaml", "--unlock").returncode == 0
+        result = snakemake(work, work / "config.yaml", "--cores", "2")
+        assert result.returncode == 0, result.stderr[-3000:]
+    rerun = open_cube(store)
+    reference = open_cube(built / "results/seed/ndvi.zarr")
+    assert rerun.values.tobytes() == reference.values.tobytes()
+    assert not store.with_name("ndvi.zarr.partial").exists()
+    attrs = read_attrs(store)
+    assert attrs["ndvicube:days"] == read_attrs(built / "results/seed/ndvi.zarr")["ndvicube:days"]
+
+
+def test_same_search_results_give_identical_chunk_bytes(built, cogs, tmp_path):
+    from ndvicube.jobs import build_cube
+
+    outputs = []
+    for n in range(2):
+        outputs.append(
+            build_cube(
+                items_path=built / "results/seed/items.json",
+                out=tmp_path / f"cube{n}.zarr",
+                bbox=(82.599, 27.154, 82.617, 27.172),
+                crs="EPSG:32644",
+                resolution=10,
+                scl_classes=(3, 8, 9, 10),
+            )
+        )
+    first, second = (
+        {k: v[1] for k, v in fingerprint(o).items() if not k.startswith((".z", "zarr"))}
+        for o in outputs
+    )
+    chunks = {k: v for k, v in first.items() if k.startswith("ndvi/")}
+    assert len(chunks) >= 3 and first == second
+    np.testing.assert_array_equal(open_cube(outputs[0]).values, open_cube(outputs[1]).values)
