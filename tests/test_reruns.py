@@ -296,3 +296,47 @@ def test_same_search_results_give_identical_chunk_bytes(built, cogs, tmp_path):
     chunks = {k: v for k, v in first.items() if k.startswith("ndvi/")}
     assert len(chunks) >= 3 and first == second
     np.testing.assert_array_equal(open_cube(outputs[0]).values, open_cube(outputs[1]).values)
+
+
+def test_output_cache_lets_a_second_working_directory_reuse_the_cube(built, cogs, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {"SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    first, second = tmp_path / "first", tmp_path / "second"
+    for work in (first, second):
+        work.mkdir()
+        shutil.copy(built / "catalog.json", work / "catalog.json")
+        shutil.copy(built / "config.yaml", work / "config.yaml")
+    result = snakemake(first, first / "config.yaml", "--cores", "2", "--cache", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(p.suffix == ".zarr" for p in cache.iterdir())
+    cogs.reset_log()
+    result = snakemake(second, second / "config.yaml", "--cores", "2", "--cache", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert "Symlinking output file results/seed/ndvi.zarr" in text
+    assert [r for r in cogs.requests if r.path.endswith(".tif")] == []  # nothing read again
+    reused = open_cube(second / "results/seed/ndvi.zarr").values
+    assert reused.tobytes() == open_cube(built / "results/seed/ndvi.zarr").values.tobytes()
+
+
+def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):
+    work = tmp_path / "signed"
+    work.mkdir()
+    catalog = json.loads((built / "catalog.json").read_text())
+    for feature in catalog["features"]:
+        for asset in feature["assets"].values():
+            asset["href"] += "?X-Amz-Signature=FAKETOKEN123&X-Amz-Credential=AKIAFAKE"
+    (work / "catalog.json").write_text(json.dumps(catalog))
+    shutil.copy(built / "config.yaml", work / "config.yaml")
+    result = snakemake(work, work / "config.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = work / "results/seed/ndvi.zarr"
+    assert open_cube(store).values.tobytes() == (
+        open_cube(built / "results/seed/ndvi.zarr").values.tobytes()
+    )
+    for path in [*store.rglob(".z*"), *(work / "results/seed/logs").iterdir()]:
+        text = path.read_text()
+        assert "FAKETOKEN123" not in text and "AKIAFAKE" not in text, path
+    hrefs = read_attrs(store)["ndvicube:items"][0]["hrefs"]
+    assert all("?" not in h for h in hrefs.values())

@@ -66,7 +66,11 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 
 
 def snakemake(
-    workdir: Path, configfile: Path, *args: str, timeout: float = 600
+    workdir: Path,
+    configfile: Path,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """`snakemake -s Snakefile --directory WORKDIR --configfile FILE ...` from another folder.
 
@@ -84,9 +88,15 @@ def snakemake(
         str(configfile),
         *args,
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE_")}
     return subprocess.run(
-        cmd, cwd="/", capture_output=True, text=True, timeout=timeout, env=env, check=False
+        cmd,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ | (env or {}),
+        check=False,
     )
 
 

@@ -9,8 +9,7 @@ rule cube:
         cube=update(directory("results/{area}/ndvi.zarr")),
     log:
         "results/{area}/logs/cube.log",
-    benchmark:
-        "results/{area}/benchmarks/cube.tsv"
+    cache: "omit-software"
     conda:
         "../envs/ndvicube.yaml"
     threads: 2

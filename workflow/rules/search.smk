@@ -7,6 +7,11 @@ rule search:
         get_demo_catalog,
     output:
         month="results/{area}/search/{month}.json",
+    log:
+        "results/{area}/logs/search_{month}.log",
+    cache: "omit-software"
+    conda:
+        "../envs/ndvicube.yaml"
     params:
         url=SETTINGS.stac_url,
         collection=SETTINGS.collection,
@@ -14,10 +19,6 @@ rule search:
         start=get_month_start,
         end=get_month_end,
         bbox=get_area_bbox,
-    conda:
-        "../envs/ndvicube.yaml"
-    log:
-        "results/{area}/logs/search_{month}.log",
     script:
         "../../scripts/search.py"
 
@@ -27,6 +28,10 @@ rule scenes:
         months=get_month_searches,
     output:
         scenes="results/{area}/items.json",
+    log:
+        "results/{area}/logs/scenes.log",
+    conda:
+        "../envs/ndvicube.yaml"
     params:
         url=SETTINGS.stac_url,
         collection=SETTINGS.collection,
@@ -34,9 +39,5 @@ rule scenes:
         start=str(SETTINGS.start),
         end=str(SETTINGS.end),
         bbox=get_area_bbox,
-    conda:
-        "../envs/ndvicube.yaml"
-    log:
-        "results/{area}/logs/scenes.log",
     script:
         "../../scripts/merge_searches.py"
