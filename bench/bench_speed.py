@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ BBOX = (82.599, 27.154, 82.617, 27.172)
 
 def run_trial(method: str, api: str, work: Path, server: RangeHTTPServer) -> dict:
     """One trial in a fresh process; returns wall, RSS and the HTTP log's counts."""
+    shutil.rmtree(work, ignore_errors=True)  # from scratch: an existing cube would be reused
     server.reset_log()
     cmd = [sys.executable, str(HERE / "_trial.py"), method, "--api", api, "--work", str(work)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
