@@ -1,0 +1,74 @@
+"""The demo workflow submitted to a real single-node SLURM (started by .ci/slurm-up).
+
+Every job but `all` must run as a SLURM job (its SLURM job id in Snakemake's log, known to
+slurmctld as COMPLETED, its SLURM log kept) and the results must equal a local run's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ndvicube.store import open_cube
+from tests.workflow_helpers import ROOT, demo_config, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+def slurm_ready() -> bool:
+    """Whether a SLURM controller answers with a usable node."""
+    if not shutil.which("sinfo"):
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, check=False)
+    return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mix", "alloc"))
+
+
+@pytest.mark.skipif(
+    not slurm_ready(), reason="no SLURM here: run `bash .ci/slurm-up` (needs root and apt)"
+)
+def test_demo_runs_as_slurm_jobs_and_equals_a_local_run(catalog, tmp_path):
+    config = demo_config(str(catalog.items), str(catalog.points))
+    config |= {"start": "2023-02-01", "end": "2023-03-31"}
+    results = {}
+    for mode in ("local", "slurm"):
+        work = tmp_path / mode
+        work.mkdir()
+        cfg = write_config(work / "config.yaml", config)
+        args = ["--cores", "2"]
+        if mode == "slurm":
+            args = [
+                "--workflow-profile", str(ROOT / "profiles" / "slurm"),
+                "--slurm-no-account",  # this test cluster has no accounting
+                "--slurm-keep-successful-logs",
+                "--seconds-between-status-checks", "2",
+            ]  # fmt: skip
+        result = snakemake(work, cfg, *args, timeout=900)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        results[mode] = (work, result.stdout + result.stderr)
+    work, text = results["slurm"]
+    submitted = re.findall(
+        r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", text
+    )
+    rules = re.findall(r"^rule (\w+):", text, re.M)
+    assert len(submitted) == len(rules) >= 8  # every non-local job went through sbatch
+    assert "localrule all:" in text and not re.search(r"^localrule (?!all)", text, re.M)
+    for job_id, log in submitted:
+        state = subprocess.run(
+            ["scontrol", "show", "job", job_id], capture_output=True, text=True, check=False
+        ).stdout
+        assert "JobState=COMPLETED" in state, state
+        assert os.path.exists(log.rstrip(").")), log
+    local = results["local"][0]
+    for name in ("series_raw.csv", "series_smoothed.csv", "items.json"):
+        assert (work / "results/seed" / name).read_bytes() == (
+            local / "results/seed" / name
+        ).read_bytes(), name
+    np.testing.assert_array_equal(
+        open_cube(work / "results/seed/ndvi.zarr").values,
+        open_cube(local / "results/seed/ndvi.zarr").values,
+    )
