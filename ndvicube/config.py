@@ -108,6 +108,11 @@ def validate_config(
     )
 
 
+def with_defaults(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """A copy of ``config`` with the schema's defaults filled in (what the jobs see)."""
+    return _apply_schema(config, schema_path)
+
+
 def _apply_schema(config: Mapping[str, Any], schema_path: Path) -> dict[str, Any]:
     """Normalise YAML dates to strings, fill schema defaults, then validate."""
     data = _stringify_dates(copy.deepcopy(dict(config)))

@@ -97,16 +97,18 @@ def build_cube(
     time_chunk: int | None = None,
     spatial_chunk: int = 256,
     config: Mapping[str, Any] | None = None,
+    scheduler: str = "threads",
+    threads: int = 1,
 ) -> Path:
     """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
 
     Only scenes of solar days that the existing store at ``out`` does not already hold with the
     same items, grid and mask are read; the other days are copied from it.
     """
-    import dask
     import xarray as xr
     from rasterio.errors import NotGeoreferencedWarning
 
+    from ndvicube.compute import dask_scheduler
     from ndvicube.cube import CubeSpec, cube_longitude, group_scenes, load_ndvi
     from ndvicube.gdal import configure_cloud_reads
     from ndvicube.stac import read_items
@@ -161,7 +163,7 @@ def build_cube(
     # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
     # rasterio's warning about it says nothing about the user's data.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-    with dask.config.set(scheduler="threads", num_workers=io_threads):
+    with dask_scheduler(scheduler, threads=threads, io_threads=io_threads):
         return write_cube(
             cube,
             out,

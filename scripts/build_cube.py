@@ -13,4 +13,7 @@ with job_logging(snakemake.log[0], job="cube"):
         scl_classes=snakemake.params.scl_classes,
         io_threads=snakemake.resources.io_threads,
         config=snakemake.params.provenance,
+        # How to compute does not change the cube: read at run time, not a rule parameter.
+        scheduler=snakemake.config["compute"]["scheduler"],
+        threads=snakemake.threads,
     )

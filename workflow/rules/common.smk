@@ -12,7 +12,7 @@ except PackageNotFoundError:
     )
 
 from snakemake.common.configfile import load_configfile
-from ndvicube.config import validate_config
+from ndvicube.config import validate_config, with_defaults
 from ndvicube.periods import month_window, months
 
 
@@ -31,11 +31,10 @@ def areas_from_cli_configfiles():
 if areas_from_cli_configfiles() is not None:
     config["areas"] = areas_from_cli_configfiles()
 
-SETTINGS = validate_config(
-    config,
-    base_dir=Path.cwd(),
-    schema_path=Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
-)
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+SETTINGS = validate_config(config, base_dir=Path.cwd(), schema_path=SCHEMA)
+# Jobs read a few runtime-only values (compute.scheduler) from the config: give them defaults.
+config.update(with_defaults(config, SCHEMA))
 
 
 wildcard_constraints:

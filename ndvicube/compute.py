@@ -1,0 +1,58 @@
+"""Where a cube job's Dask graph runs: threads in the job, a local cluster, or a remote one.
+
+The choice changes how fast a cube is built, never its values, so it is read from the config's
+``compute`` section at run time rather than passed as a rule parameter (a parameter change would
+rerun the cube and everything after it).
+
+* ``threads`` (default): Dask's threaded scheduler in the job process, with ``io_threads``
+  threads (reads are network-bound, so more threads than cores);
+* ``local``: a distributed ``LocalCluster`` of the job's cores (one worker process per core);
+* an address such as ``tcp://10.0.0.5:8786``: an existing scheduler (dask-jobqueue,
+  Kubernetes, ``dask scheduler`` anywhere). Its workers must see the cube's folder (a shared
+  file system), since they write the Zarr chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def dask_scheduler(scheduler: str, *, threads: int, io_threads: int) -> Iterator[None]:
+    """Run the Dask computations inside the block on the chosen scheduler."""
+    import dask
+
+    if scheduler == "threads":
+        with dask.config.set(scheduler="threads", num_workers=io_threads):
+            yield
+        return
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler == "local":
+        workers = max(1, threads)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=max(1, io_threads // workers),
+            dashboard_address="127.0.0.1:0",
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler, timeout=30)
+    log.info(
+        "Dask distributed: scheduler %s, %d worker(s), dashboard %s",
+        client.scheduler.address,
+        len(client.scheduler_info()["workers"]),
+        client.dashboard_link,
+    )
+    try:
+        with dask.config.set(scheduler=client):
+            yield
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,126 @@
+"""Cube builds on Dask distributed: a real `dask scheduler` + two `dask worker` processes on
+127.0.0.1, and a LocalCluster; each must equal the threaded build exactly."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pystac
+import pytest
+
+from ndvicube.jobs import build_cube
+from ndvicube.stac import write_items
+from ndvicube.store import open_cube
+
+BBOX = (82.599, 27.154, 82.617, 27.172)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _build(items_json, out, **kw):
+    return build_cube(
+        items_path=items_json,
+        out=out,
+        bbox=BBOX,
+        crs="EPSG:32644",
+        resolution=10,
+        scl_classes=(3, 8, 9, 10),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def items_json(catalog, tmp_path_factory):
+    path = tmp_path_factory.mktemp("dask") / "items.json"
+    items = [
+        i
+        for i in pystac.ItemCollection.from_file(str(catalog.items))
+        if i.properties["eo:cloud_cover"] < 30 and i.datetime.month <= 2
+    ]
+    write_items(items, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def threaded(items_json, tmp_path_factory):
+    return open_cube(_build(items_json, tmp_path_factory.mktemp("t") / "ndvi.zarr")).values
+
+
+@pytest.fixture
+def dask_cluster():
+    """`dask scheduler` and two `dask worker` processes on loopback."""
+    dask_cli = shutil.which("dask") or pytest.fail("the `dask` command is not installed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--dashboard-address", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    for _ in range(2):
+        procs.append(
+            subprocess.Popen(
+                [dask_cli, "worker", address, "--nthreads", "4", "--no-dashboard"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    from distributed import Client
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with Client(address, timeout=5) as client:
+                client.wait_for_workers(2, timeout=30)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    yield address
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
+def test_existing_scheduler_with_two_workers_equals_threaded(
+    items_json, threaded, dask_cluster, tmp_path, caplog
+):
+    with caplog.at_level(logging.INFO, logger="ndvicube.compute"):
+        out = _build(items_json, tmp_path / "ndvi.zarr", scheduler=dask_cluster)
+    np.testing.assert_array_equal(open_cube(out).values, threaded)
+    message = next(r.getMessage() for r in caplog.records if "Dask distributed" in r.getMessage())
+    assert dask_cluster in message and "2 worker(s)" in message and "dashboard http://" in message
+
+
+def test_local_cluster_equals_threaded(items_json, threaded, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="ndvicube.compute"):
+        out = _build(items_json, tmp_path / "ndvi.zarr", scheduler="local", threads=2)
+    np.testing.assert_array_equal(open_cube(out).values, threaded)
+    assert any("dashboard http://127.0.0.1:" in r.getMessage() for r in caplog.records)
+
+
+def test_bad_scheduler_is_a_config_error():
+    from ndvicube.config import validate_config
+    from ndvicube.errors import ConfigError
+    from tests.workflow_helpers import ROOT
+
+    cfg = {
+        "start": "2023-01-01",
+        "end": "2023-02-01",
+        "areas": {"a": {"bbox": list(BBOX), "points": [{"id": "p", "lon": 82.608, "lat": 27.163}]}},
+        "compute": {"scheduler": "10.0.0.5:8786"},
+    }
+    with pytest.raises(ConfigError, match=r"compute\.scheduler.*10\.0\.0\.5:8786"):
+        validate_config(cfg, base_dir=ROOT)
