@@ -3,17 +3,19 @@
 from ndvicube.jobs import build_cube
 from ndvicube.logs import job_logging
 
-with job_logging(snakemake.log[0], job="cube"):
-    build_cube(
-        items_path=snakemake.input.scenes,
-        out=snakemake.output.cube,
-        bbox=snakemake.params.bbox,
-        crs=snakemake.params.crs,
-        resolution=snakemake.params.resolution,
-        scl_classes=snakemake.params.scl_classes,
-        io_threads=snakemake.resources.io_threads,
-        config=snakemake.params.provenance,
-        # How to compute does not change the cube: read at run time, not a rule parameter.
-        scheduler=snakemake.config["compute"]["scheduler"],
-        threads=snakemake.threads,
-    )
+# Guarded: a local Dask cluster starts worker processes that re-import this file.
+if __name__ == "__main__":
+    with job_logging(snakemake.log[0], job="cube"):
+        build_cube(
+            items_path=snakemake.input.scenes,
+            out=snakemake.output.cube,
+            bbox=snakemake.params.bbox,
+            crs=snakemake.params.crs,
+            resolution=snakemake.params.resolution,
+            scl_classes=snakemake.params.scl_classes,
+            io_threads=snakemake.resources.io_threads,
+            config=snakemake.params.provenance,
+            # How to compute does not change the cube: read at run time, not a rule parameter.
+            scheduler=snakemake.config["compute"]["scheduler"],
+            threads=snakemake.threads,
+        )

@@ -124,3 +124,22 @@ def test_bad_scheduler_is_a_config_error():
     }
     with pytest.raises(ConfigError, match=r"compute\.scheduler.*10\.0\.0\.5:8786"):
         validate_config(cfg, base_dir=ROOT)
+
+
+def test_workflow_with_a_local_cluster(catalog, tmp_path):
+    # Through Snakemake: the cube job's script starts a LocalCluster whose worker processes
+    # re-import the script (hence its __main__ guard); the series equal the threaded ones.
+    from tests.workflow_helpers import demo_config, snakemake, write_config
+
+    outputs = {}
+    for scheduler in ("threads", "local"):
+        work = tmp_path / scheduler
+        work.mkdir()
+        config = demo_config(str(catalog.items), str(catalog.points))
+        config |= {"end": "2023-02-28", "compute": {"scheduler": scheduler}}
+        result = snakemake(work, write_config(work / "config.yaml", config), "--cores", "2")
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        outputs[scheduler] = (work / "results/seed/series_raw.csv").read_bytes()
+        log = (work / "results/seed/logs/cube.log").read_text()
+        assert ("Dask distributed" in log) == (scheduler == "local")
+    assert outputs["local"] == outputs["threads"]
