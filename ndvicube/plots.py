@@ -17,8 +17,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 
-def plot_point(raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path) -> None:
-    """Raw (dots) and smoothed (line) NDVI of one point; says so when nothing is clear."""
+def plot_point(
+    raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path
+) -> plt.Figure:
+    """Raw (dots) and smoothed (line) NDVI of one point; says so when nothing is clear.
+
+    Returns the (closed) figure, so callers and tests can inspect what was drawn.
+    """
     fig, ax = plt.subplots(figsize=(10, 4))
     r, s = raw[raw["point"] == point], smoothed[smoothed["point"] == point]
     ax.plot(r["time"], r["ndvi"], "o", ms=4, color="tab:green", alpha=0.6, label="raw (clear)")
@@ -27,6 +32,7 @@ def plot_point(raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str 
         ax.text(0.5, 0.5, "no clear observations", transform=ax.transAxes, ha="center")
     _decorate(ax, f"NDVI at {point}", low=_lowest(r["ndvi"], s["ndvi"]))
     _save(fig, path)
+    return fig
 
 
 def plot_overview(smoothed: pd.DataFrame, area: str, path: str | Path) -> None:
