@@ -62,8 +62,9 @@ def ndvicube(api: str, work: Path) -> None:
     """The functions the workflow's rules call, in one process."""
     from ndvicube.config import Point
     from ndvicube.jobs import build_cube, extract_series, search_area
+    from ndvicube.stac import SearchRequest
 
-    search_area(
+    request = SearchRequest.from_params(
         url=api,
         collection="sentinel-2-c1-l2a",
         bbox=BBOX,
@@ -71,8 +72,8 @@ def ndvicube(api: str, work: Path) -> None:
         end=END,
         max_cloud_cover=30,
         area="seed",
-        out=work / "items.json",
     )
+    search_area(request, out=work / "items.json")
     build_cube(
         items_path=work / "items.json",
         out=work / "ndvi.zarr",

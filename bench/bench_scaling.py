@@ -38,10 +38,12 @@ TRIAL = """
 import json, sys, time
 from ndvicube.jobs import build_cube, extract_series, search_area
 from ndvicube.config import Point
+from ndvicube.stac import SearchRequest
 api, work, bbox, end = sys.argv[1], sys.argv[2], tuple(json.loads(sys.argv[3])), sys.argv[4]
 t = time.perf_counter()
-n = search_area(url=api, collection="sentinel-2-c1-l2a", bbox=bbox, start="2023-01-01", end=end,
-                max_cloud_cover=30, area="a", out=f"{work}/items.json")
+request = SearchRequest.from_params(url=api, collection="sentinel-2-c1-l2a", bbox=bbox,
+                                   start="2023-01-01", end=end, max_cloud_cover=30, area="a")
+n = search_area(request, out=f"{work}/items.json")
 build_cube(items_path=f"{work}/items.json", out=f"{work}/ndvi.zarr", bbox=bbox,
            crs="EPSG:32644", resolution=10, scl_classes=(3, 8, 9, 10))
 extract_series(cube_path=f"{work}/ndvi.zarr", points=[Point("c", 82.608, 27.163)],

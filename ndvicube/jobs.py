@@ -6,7 +6,6 @@ run, in one process, and keeps every script a few lines long.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-st
 
     from ndvicube.config import Point
     from ndvicube.geo import BBox
+    from ndvicube.stac import SearchRequest
 
 log = logging.getLogger(__name__)
 
@@ -27,62 +27,26 @@ log = logging.getLogger(__name__)
 KEY_PACKAGES = ("ndvicube", "odc-stac", "odc-geo", "rasterio", "xarray", "dask", "zarr", "numpy")
 
 
-def search_area(
-    *,
-    url: str,
-    collection: str,
-    bbox: BBox,
-    start: str,
-    end: str,
-    max_cloud_cover: float,
-    area: str,
-    out: str | Path,
-    allow_empty: bool = False,
-) -> int:
+def search_area(request: SearchRequest, *, out: str | Path, allow_empty: bool = False) -> int:
     """Search the source for one area and period; store the items as JSON; return how many."""
     from ndvicube.stac import search, write_items
 
-    request = _request(url, collection, bbox, start, end, max_cloud_cover, area)
     items = search(request, allow_empty=allow_empty)
     write_items(items, out)
     return len(items)
 
 
-def merge_searches(
-    *,
-    parts: Sequence[str | Path],
-    url: str,
-    collection: str,
-    bbox: BBox,
-    start: str,
-    end: str,
-    max_cloud_cover: float,
-    area: str,
-    out: str | Path,
-) -> int:
-    """Merge the monthly search files of an area into ``items.json``; return how many items."""
+def merge_searches(request: SearchRequest, *, parts: Sequence[str | Path], out: str | Path) -> int:
+    """Merge the monthly search files of an area into ``items.json``; return how many items.
+
+    ``request`` describes the whole period (for the error raised when all months are empty).
+    """
     from ndvicube.stac import merge_item_files, write_items
 
-    request = _request(url, collection, bbox, start, end, max_cloud_cover, area)
     items = merge_item_files(parts, request)
     write_items(items, out)
-    log.info("area %r: %d item(s) from %d monthly search(es)", area, len(items), len(parts))
+    log.info("area %r: %d item(s) from %d monthly search(es)", request.area, len(items), len(parts))
     return len(items)
-
-
-def _request(url, collection, bbox, start, end, max_cloud_cover, area):
-    """A :class:`~ndvicube.stac.SearchRequest` from rule parameters (ISO date strings)."""
-    from ndvicube.stac import SearchRequest
-
-    return SearchRequest(
-        url=url,
-        collection=collection,
-        bbox=tuple(bbox),
-        start=dt.date.fromisoformat(start),
-        end=dt.date.fromisoformat(end),
-        max_cloud_cover=max_cloud_cover,
-        area=area,
-    )
 
 
 def build_cube(
@@ -136,7 +100,7 @@ def build_cube(
     wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
     recover_interrupted_swap(out)
     existing, reused = reusable(out, wanted, signature)
-    if existing is not None and unchanged(_stored_days(existing), wanted):
+    if existing is not None and unchanged(existing, wanted):
         log.info(
             "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
         )
@@ -172,11 +136,6 @@ def build_cube(
             time_chunk=time_chunk,
             spatial_chunk=spatial_chunk,
         )
-
-
-def _stored_days(cube) -> list[str]:
-    """ISO dates of a stored cube's time steps."""
-    return [str(t)[:10] for t in cube["time"].values]
 
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:

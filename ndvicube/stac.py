@@ -49,6 +49,29 @@ class SearchRequest:
     page_size: int = 100
     """Items per page asked of a STAC API (pages are followed until the last)."""
 
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        url: str,
+        collection: str,
+        bbox: Sequence[float],
+        start: str,
+        end: str,
+        max_cloud_cover: float,
+        area: str = "",
+    ) -> SearchRequest:
+        """A request from rule parameters (dates as ISO strings, bbox as a list)."""
+        return cls(
+            url=url,
+            collection=collection,
+            bbox=tuple(bbox),
+            start=dt.date.fromisoformat(start),
+            end=dt.date.fromisoformat(end),
+            max_cloud_cover=max_cloud_cover,
+            area=area,
+        )
+
 
 def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.Item]:
     """Items matching ``request``: filtered, de-duplicated, sorted.

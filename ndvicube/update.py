@@ -65,9 +65,9 @@ def reusable(
     return open_cube(store), same
 
 
-def unchanged(stored_days: Sequence[str], wanted: Mapping[str, list[str]]) -> bool:
-    """Whether the store already holds exactly the wanted days (nothing to do)."""
-    return list(stored_days) == list(wanted)
+def unchanged(existing: xr.DataArray, wanted: Mapping[str, list[str]]) -> bool:
+    """Whether the stored cube holds exactly the wanted days (nothing to do)."""
+    return [str(t)[:10] for t in existing["time"].values] == list(wanted)
 
 
 def old_days(cube: xr.DataArray, days: Sequence[str]) -> xr.DataArray:

@@ -2,16 +2,8 @@
 
 from ndvicube.jobs import merge_searches
 from ndvicube.logs import job_logging
+from ndvicube.stac import SearchRequest
 
 with job_logging(snakemake.log[0], job="scenes"):
-    merge_searches(
-        parts=list(snakemake.input.months),
-        url=snakemake.params.url,
-        collection=snakemake.params.collection,
-        bbox=snakemake.params.bbox,
-        start=snakemake.params.start,
-        end=snakemake.params.end,
-        max_cloud_cover=snakemake.params.max_cloud_cover,
-        area=snakemake.wildcards.area,
-        out=snakemake.output.scenes,
-    )
+    request = SearchRequest.from_params(**snakemake.params, area=snakemake.wildcards.area)
+    merge_searches(request, parts=list(snakemake.input.months), out=snakemake.output.scenes)
