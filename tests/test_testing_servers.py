@@ -320,7 +320,10 @@ def test_the_log_counts_requests_and_body_bytes(served, tmp_path):
         ("GET", "/scene/missing.tif", None, 404, 14),
     ]
     assert all(before <= r.started <= time.time() and r.duration >= 0 for r in records)
-    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    # The file gets a line as each request finishes; its start time orders it.
+    lines = sorted(
+        (json.loads(line) for line in log_file.read_text().splitlines()), key=lambda d: d["started"]
+    )
     assert [(d["path"], d["status"], d["bytes_sent"]) for d in lines] == [
         (r.path, r.status, r.bytes_sent) for r in records
     ]

@@ -51,9 +51,11 @@ from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import IO, BinaryIO
 from urllib.parse import unquote
+
+from ndvicube.testing._service import LoopbackService
 
 ByteRange = tuple[int, int]
 """First and last byte offsets of a range, both inclusive (as in ``Content-Range``)."""
@@ -89,7 +91,7 @@ class RequestRecord:
     """Seconds from reading the request to writing the last byte, latency included."""
 
 
-class RangeHTTPServer:
+class RangeHTTPServer(LoopbackService):
     """Serve the files under ``root`` on ``http://host:port`` from a background thread.
 
     ``port=0`` picks a free port; :attr:`url` tells which once started. ``latency_s`` is added
@@ -171,28 +173,18 @@ class RangeHTTPServer:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> RangeHTTPServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the log, oldest first, once requests being answered are logged.
+        """A copy of the log, oldest request first, once requests being answered are logged.
 
         A client can read the last byte of a response before the handler thread logs it, so
         this waits (at most ``SETTLE_TIMEOUT_S``) until no request is in progress: right after
-        a read returns, its requests are all here.
+        a read returns, its requests are all here. Records are appended as requests finish,
+        which need not be the order they started in, hence the sort.
         """
         with self._lock:
             self._settled.wait_for(lambda: self._in_flight == 0, timeout=SETTLE_TIMEOUT_S)
-            return list(self._records)
+            return sorted(self._records, key=lambda r: r.started)
 
     def reset_log(self) -> None:
         """Forget logged requests, e.g. after a warm-up read (the ``log_file`` is kept)."""

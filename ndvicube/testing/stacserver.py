@@ -68,14 +68,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import IO
+
+from ndvicube.testing._service import LoopbackService
 
 _PORT_IN_USE = "Address already in use"
 _PORT_ATTEMPTS = 3
 
 
-class StacApiServer:
+class StacApiServer(LoopbackService):
     """``rustac serve`` over local JSON files on ``http://host:port``; ``port=0`` picks one.
 
     ``hrefs`` are ItemCollection (``FeatureCollection``), collection and item JSON files or
@@ -136,17 +137,6 @@ class StacApiServer:
         if self._output is not None:
             self._output.close()
             self._output = None
-
-    def __enter__(self) -> StacApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def output(self) -> str:
