@@ -52,6 +52,13 @@ class Area:
     points: tuple[Point, ...]
     points_file: Path | None
     """The CSV the points came from, if any (an input of the series job)."""
+    tiles: tuple[int, int] = (1, 1)
+    """Rows and columns of tile jobs the cube is split into (1, 1: one cube job)."""
+
+    @property
+    def split(self) -> bool:
+        """Whether the cube is built by tile jobs and joined."""
+        return self.tiles != (1, 1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class Settings:
     resample: str
     window: int
     demo_seed: int | None
+    time_chunk: int = 8
+    spatial_chunk: int = 256
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -88,9 +97,12 @@ def validate_config(
     base_dir = Path.cwd() if base_dir is None else base_dir
     filled = _apply_schema(config, schema_path)
     start, end = _parse_dates(filled["start"], filled["end"])
+    resolution, chunk = float(filled["resolution"]), int(filled["cube"]["spatial_chunk"])
     areas = {
         name: _parse_area(name, spec, base_dir=base_dir) for name, spec in filled["areas"].items()
     }
+    for area in areas.values():
+        _check_tiles(area, resolution, chunk)
     smoothing = filled["smoothing"]
     _check_frequency(smoothing["resample"])
     return Settings(
@@ -99,12 +111,14 @@ def validate_config(
         max_cloud_cover=float(filled["stac"]["max_cloud_cover"]),
         start=start,
         end=end,
-        resolution=float(filled["resolution"]),
+        resolution=resolution,
         areas=areas,
         scl_classes=tuple(sorted(filled["cloud_mask"]["scl_classes"])),
         resample=smoothing["resample"],
         window=int(smoothing["window"]),
         demo_seed=filled["demo"]["seed"] if "demo" in filled else None,
+        time_chunk=int(filled["cube"]["time_chunk"]),
+        spatial_chunk=chunk,
     )
 
 
@@ -228,7 +242,19 @@ def _parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
         crs=utm_crs_for(center_lon, center_lat),
         points=tuple(points),
         points_file=points_file,
+        tiles=tuple(spec["tiles"]),
     )
+
+
+def _check_tiles(area: Area, resolution: float, chunk: int) -> None:
+    """A split needs at least one whole chunk per tile row and column."""
+    if not area.split:
+        return
+    from ndvicube.geo import area_geobox
+    from ndvicube.tiles import check_split
+
+    shape = area_geobox(area.bbox, area.crs, resolution).shape.yx
+    check_split(area.name, shape, chunk, *area.tiles)
 
 
 def _check_lonlat(key: str, lon: float, lat: float) -> None:

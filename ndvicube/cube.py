@@ -22,12 +22,13 @@ import numpy as np
 import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
-from odc.geo.geom import box as geo_box
 
+from ndvicube import geo
 from ndvicube.geo import BBox
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
 from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
 from ndvicube.radiometry import ndvi, to_reflectance
+from ndvicube.tiles import Tile, tile_window
 
 #: Asset keys read for NDVI (Earth Search common names).
 NDVI_ASSETS: tuple[str, str, str] = ("red", "nir", "scl")
@@ -47,6 +48,8 @@ class CubeSpec:
     """SCL classes masked as cloud/shadow/cirrus."""
     spatial_chunk: int = 256
     """Pixels per side of a read task (and of a Zarr chunk)."""
+    tile: Tile | None = None
+    """Only this tile of the area's grid (a tile job), or the whole grid."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,17 @@ class SceneGroup:
     item_ids: tuple[str, ...]
 
 
-def cube_geobox(spec: CubeSpec) -> GeoBox:
-    """The cube's pixel grid: the area box in ``spec.crs``, snapped to whole pixels.
+def area_geobox(spec: CubeSpec) -> GeoBox:
+    """The area's whole pixel grid (:func:`ndvicube.geo.area_geobox`)."""
+    return geo.area_geobox(spec.bbox, spec.crs, spec.resolution)
 
-    Pixel edges fall on multiples of the resolution (odc-geo's default anchor), which is how
-    Sentinel-2 tiles are gridded, so 10 m bands are read without resampling.
-    """
-    extent = geo_box(*spec.bbox, crs="EPSG:4326").to_crs(spec.crs)
-    return GeoBox.from_bbox(extent.boundingbox, crs=spec.crs, resolution=spec.resolution)
+
+def cube_geobox(spec: CubeSpec) -> GeoBox:
+    """The grid this cube covers: the area's, or the chunk-aligned window of ``spec.tile``."""
+    full = area_geobox(spec)
+    if spec.tile is None:
+        return full
+    return full[tile_window(spec.tile, full.shape.yx, spec.spatial_chunk)]
 
 
 def group_scenes(items: Sequence[pystac.Item], lon: float) -> list[SceneGroup]:
@@ -84,8 +90,8 @@ def group_scenes(items: Sequence[pystac.Item], lon: float) -> list[SceneGroup]:
 
 
 def cube_longitude(spec: CubeSpec) -> float:
-    """Longitude of the cube's centre: where solar days are reckoned."""
-    return float(cube_geobox(spec).extent.centroid.to_crs("EPSG:4326").points[0][0])
+    """Longitude of the area's centre: where solar days are reckoned (the same for every tile)."""
+    return float(area_geobox(spec).extent.centroid.to_crs("EPSG:4326").points[0][0])
 
 
 def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:

@@ -7,9 +7,13 @@ raster stack.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pyproj import CRS, Transformer
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
 
 #: lon_min, lat_min, lon_max, lat_max in EPSG:4326 degrees.
 BBox = tuple[float, float, float, float]
@@ -50,3 +54,17 @@ def lonlat_to_crs(
     to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = to_crs.transform(np.asarray(lons, dtype="float64"), np.asarray(lats, dtype="float64"))
     return np.asarray(x), np.asarray(y)
+
+
+def area_geobox(bbox: BBox, crs: str, resolution: float) -> GeoBox:
+    """An area's pixel grid: its box in ``crs``, snapped to whole pixels.
+
+    Pixel edges fall on multiples of the resolution (odc-geo's default anchor), which is how
+    Sentinel-2 tiles are gridded, so 10 m bands are read without resampling. odc-geo is imported
+    here, not at module level, so config validation pays for it only when it needs a grid.
+    """
+    from odc.geo.geobox import GeoBox
+    from odc.geo.geom import box as geo_box
+
+    extent = geo_box(*bbox, crs="EPSG:4326").to_crs(crs)
+    return GeoBox.from_bbox(extent.boundingbox, crs=crs, resolution=resolution)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-st
     from ndvicube.config import Point
     from ndvicube.geo import BBox
     from ndvicube.stac import SearchRequest
+    from ndvicube.tiles import Tile
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,13 @@ def build_cube(
     config: Mapping[str, Any] | None = None,
     scheduler: str = "threads",
     threads: int = 1,
+    tile: Tile | None = None,
 ) -> Path:
     """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
 
     Only scenes of solar days that the existing store at ``out`` does not already hold with the
-    same items, grid and mask are read; the other days are copied from it.
+    same items, grid and mask are read; the other days are copied from it. With ``tile``, only
+    that chunk-aligned tile of the area's grid is built (see :func:`join_tiles`).
     """
     import xarray as xr
     from rasterio.errors import NotGeoreferencedWarning
@@ -95,6 +98,7 @@ def build_cube(
         resolution=resolution,
         scl_classes=tuple(scl_classes),
         spatial_chunk=spatial_chunk,
+        tile=tile,
     )
     groups = group_scenes(items, cube_longitude(spec))
     wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
@@ -136,6 +140,16 @@ def build_cube(
             time_chunk=time_chunk,
             spatial_chunk=spatial_chunk,
         )
+
+
+def join_tiles(
+    *, tile_paths: Sequence[str | Path], split: Sequence[int], out: str | Path, crs: str
+) -> Path:
+    """Assemble an area's cube from its ``rows x cols`` tile stores by hard-linking their chunks."""
+    from ndvicube.store import join_tiles as join
+    from ndvicube.tiles import tiles_in_order
+
+    return join(tiles_in_order(tile_paths, *split), out, crs=crs)
 
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:

@@ -20,10 +20,13 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
+
+if TYPE_CHECKING:
+    from ndvicube.tiles import Tile
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,62 @@ def write_cube(
     _consolidate(partial)
     _swap_into_place(partial, path)
     return path
+
+
+def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:
+    """Assemble the area store at ``path`` from its chunk-aligned tile stores, copying no pixel.
+
+    The area store's metadata and coordinates are written from the tiles' lazily opened arrays
+    (nothing is computed); its chunk files are hard links to the tiles' (:mod:`ndvicube.tiles`).
+    Attributes are the first tile's, with the grid signature of the whole area.
+    """
+    from ndvicube.tiles import link_chunks
+    from ndvicube.update import GRID_ATTR
+
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    _remove(partial)
+    cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
+    _check_same_days(tiles)
+    attrs = read_attrs(next(iter(tiles.values())))
+    grid = attrs[GRID_ATTR] | {"tile": None}
+    attrs[GRID_ATTR] = grid
+    rows = sorted({t.row for t in tiles})
+    cube = xr.concat(
+        [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
+    )
+    # Drop the tiles' encodings so every variable is encoded as a freshly built cube's.
+    for variable in [cube, *cube.coords.values()]:
+        variable.encoding = {}
+    time_chunk, spatial_chunk = grid["time_chunk"], grid["spatial_chunk"]
+    dataset = _georeferenced(cube, crs, attrs)
+    chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
+    encoding = {"ndvi": {"chunks": tuple(chunks[d] for d in ("time", "y", "x"))}}
+    encoding["scenes"] = {"chunks": (time_chunk,)}  # as the region writes of a built cube
+    dataset = dataset.chunk(chunks)
+    # Coordinates are written now (compute=False defers only dask arrays): load them.
+    dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
+    dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+    linked = 0
+    for tile, store in tiles.items():
+        y0 = int(np.flatnonzero(cube["y"].values == cubes[tile]["y"].values[0])[0])
+        x0 = int(np.flatnonzero(cube["x"].values == cubes[tile]["x"].values[0])[0])
+        linked += link_chunks(store, partial, (y0 // spatial_chunk, x0 // spatial_chunk))
+    log.info("joined %d tile(s): %d chunk file(s) linked, none copied", len(tiles), linked)
+    _consolidate(partial)
+    _swap_into_place(partial, path)
+    return path
+
+
+def _check_same_days(tiles: Mapping[Tile, Path]) -> None:
+    """Tiles of one area must hold the same solar days from the same items."""
+    from ndvicube.update import DAYS_ATTR
+
+    days = {tile.name: read_attrs(store).get(DAYS_ATTR) for tile, store in tiles.items()}
+    if len({json.dumps(d, sort_keys=True) for d in days.values()}) > 1:
+        raise ValueError(
+            f"the tiles {sorted(days)} were built from different items; rebuild them together"
+        )
 
 
 def open_cube(path: str | Path) -> xr.DataArray:

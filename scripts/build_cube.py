@@ -1,11 +1,11 @@
-"""Rule `cube`: read the stored scenes and write the masked NDVI cube (Zarr)."""
+"""Rules `cube` and `cube_tile`: read the stored scenes and write the masked NDVI cube (Zarr)."""
 
 from ndvicube.jobs import build_cube
 from ndvicube.logs import job_logging
 
 # Guarded: a local Dask cluster starts worker processes that re-import this file.
 if __name__ == "__main__":
-    with job_logging(snakemake.log[0], job="cube"):
+    with job_logging(snakemake.log[0], job=snakemake.rule):
         build_cube(
             items_path=snakemake.input.scenes,
             out=snakemake.output.cube,
@@ -13,6 +13,9 @@ if __name__ == "__main__":
             crs=snakemake.params.crs,
             resolution=snakemake.params.resolution,
             scl_classes=snakemake.params.scl_classes,
+            time_chunk=snakemake.params.time_chunk,
+            spatial_chunk=snakemake.params.spatial_chunk,
+            tile=snakemake.params.tile,
             io_threads=snakemake.resources.io_threads,
             config=snakemake.params.provenance,
             # How to compute does not change the cube: read at run time, not a rule parameter.

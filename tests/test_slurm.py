@@ -1,7 +1,9 @@
 """The demo workflow submitted to a real single-node SLURM (started by .ci/slurm-up).
 
 Every job but `all` must run as a SLURM job (its SLURM job id in Snakemake's log, known to
-slurmctld as COMPLETED, its SLURM log kept) and the results must equal a local run's.
+slurmctld as COMPLETED, its SLURM log kept) and the results must equal a local run's. The SLURM
+run splits the cube into 2 x 2 tile jobs (`areas.seed.tiles`), the local run builds it whole:
+the joined cube must still be the same, chunk file for chunk file.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ def slurm_ready() -> bool:
 )
 def test_demo_runs_as_slurm_jobs_and_equals_a_local_run(catalog, tmp_path):
     config = demo_config(str(catalog.items), str(catalog.points))
-    config |= {"start": "2023-02-01", "end": "2023-03-31"}
+    config |= {"start": "2023-02-01", "end": "2023-03-31", "cube": {"spatial_chunk": 64}}
     results = {}
     for mode in ("local", "slurm"):
         work = tmp_path / mode
         work.mkdir()
+        config["areas"]["seed"]["tiles"] = [2, 2] if mode == "slurm" else [1, 1]
         cfg = write_config(work / "config.yaml", config)
         args = ["--cores", "2"]
         if mode == "slurm":
@@ -55,7 +58,9 @@ def test_demo_runs_as_slurm_jobs_and_equals_a_local_run(catalog, tmp_path):
         r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", text
     )
     rules = re.findall(r"^rule (\w+):", text, re.M)
-    assert len(submitted) == len(rules) >= 8  # every non-local job went through sbatch
+    assert len(submitted) == len(rules) >= 12  # every non-local job went through sbatch
+    assert rules.count("cube_tile") == 4 and rules.count("join_tiles") == 1
+    assert len({job_id for job_id, _ in submitted}) == len(submitted)
     assert "localrule all:" in text and not re.search(r"^localrule (?!all)", text, re.M)
     for job_id, log in submitted:
         state = subprocess.run(
@@ -72,3 +77,9 @@ def test_demo_runs_as_slurm_jobs_and_equals_a_local_run(catalog, tmp_path):
         open_cube(work / "results/seed/ndvi.zarr").values,
         open_cube(local / "results/seed/ndvi.zarr").values,
     )
+    chunks = sorted((local / "results/seed/ndvi.zarr/ndvi").glob("*.*.*"))
+    assert len(chunks) == 2 * 4 * 3  # 2 blocks of 8 days (Feb-Mar) x 4 x 3 chunks of 64 px
+    for chunk in chunks:
+        assert (
+            work / "results/seed/ndvi.zarr/ndvi" / chunk.name
+        ).read_bytes() == chunk.read_bytes()

@@ -37,6 +37,15 @@ SETTINGS = validate_config(config, base_dir=Path.cwd(), schema_path=SCHEMA)
 config.update(with_defaults(config, SCHEMA))
 
 
+def areas_pattern(names):
+    """A wildcard pattern matching exactly ``names`` (and nothing when there are none)."""
+    return "|".join(names) or "(?!)"
+
+
+WHOLE_AREAS = areas_pattern(n for n, a in SETTINGS.areas.items() if not a.split)
+TILED_AREAS = areas_pattern(n for n, a in SETTINGS.areas.items() if a.split)
+
+
 wildcard_constraints:
     area="|".join(SETTINGS.areas),
     month=r"\d{4}-\d{2}",
@@ -55,6 +64,30 @@ def get_area_bbox(wildcards):
 def get_area_crs(wildcards):
     """CRS of the area's cube (UTM zone of its centre)."""
     return get_area(wildcards).crs
+
+
+def get_area_split(wildcards):
+    """[rows, cols] of the area's tile jobs."""
+    return list(get_area(wildcards).tiles)
+
+
+def get_area_tiles(wildcards):
+    """The tile stores an area's cube is joined from."""
+    from ndvicube.tiles import all_tiles
+
+    return [
+        f"results/{wildcards.area}/tiles/{tile.name}.zarr"
+        for tile in all_tiles(*get_area(wildcards).tiles)
+    ]
+
+
+def get_tile(wildcards):
+    """The tile a cube job builds (None: the whole area)."""
+    if "tile" not in wildcards.keys():
+        return None
+    from ndvicube.tiles import Tile
+
+    return Tile.from_name(wildcards.tile, *get_area(wildcards).tiles)
 
 
 def get_month_searches(wildcards):
@@ -99,7 +132,16 @@ def get_cube_config(wildcards):
         "start": str(config["start"]),
         "end": str(config["end"]),
         "resolution": SETTINGS.resolution,
-        "area": {"name": area.name, "bbox": list(area.bbox), "crs": area.crs},
+        "cube": {
+            "time_chunk": SETTINGS.time_chunk,
+            "spatial_chunk": SETTINGS.spatial_chunk,
+        },
+        "area": {
+            "name": area.name,
+            "bbox": list(area.bbox),
+            "crs": area.crs,
+            "tiles": list(area.tiles),
+        },
         "cloud_mask": {"scl_classes": list(SETTINGS.scl_classes)},
     }
 

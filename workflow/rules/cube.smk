@@ -1,4 +1,6 @@
 # Stage 2: read red, nir and scl of the stored scenes and write the masked NDVI cube to Zarr.
+# An area with `tiles: [rows, cols]` is built by one `cube_tile` job per tile and joined by
+# `join_tiles` (hard links, no copy); other areas by one `cube` job.
 
 
 rule cube:
@@ -9,6 +11,8 @@ rule cube:
         cube=update(directory("results/{area}/ndvi.zarr")),
     log:
         "results/{area}/logs/cube.log",
+    wildcard_constraints:
+        area=WHOLE_AREAS,
     cache: "omit-software"
     conda:
         "../envs/ndvicube.yaml"
@@ -22,6 +26,37 @@ rule cube:
         crs=get_area_crs,
         resolution=SETTINGS.resolution,
         scl_classes=list(SETTINGS.scl_classes),
+        time_chunk=SETTINGS.time_chunk,
+        spatial_chunk=SETTINGS.spatial_chunk,
+        tile=get_tile,
         provenance=get_cube_config,
     script:
         "../../scripts/build_cube.py"
+
+
+use rule cube as cube_tile with:
+    output:
+        cube=update(directory("results/{area}/tiles/{tile}.zarr")),
+    log:
+        "results/{area}/logs/cube-{tile}.log",
+    wildcard_constraints:
+        area=TILED_AREAS,
+        tile=r"\d+-\d+",
+
+
+rule join_tiles:
+    input:
+        tiles=get_area_tiles,
+    output:
+        cube=directory("results/{area}/ndvi.zarr"),
+    log:
+        "results/{area}/logs/join_tiles.log",
+    wildcard_constraints:
+        area=TILED_AREAS,
+    conda:
+        "../envs/ndvicube.yaml"
+    params:
+        split=get_area_split,
+        crs=get_area_crs,
+    script:
+        "../../scripts/join_tiles.py"
