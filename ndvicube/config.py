@@ -78,6 +78,7 @@ class Settings:
     demo_seed: int | None
     time_chunk: int = 8
     spatial_chunk: int = 256
+    on_missing_asset: str = "fail"
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -119,6 +120,7 @@ def validate_config(
         demo_seed=filled["demo"]["seed"] if "demo" in filled else None,
         time_chunk=int(filled["cube"]["time_chunk"]),
         spatial_chunk=chunk,
+        on_missing_asset=filled["on_missing_asset"],
     )
 
 

@@ -28,6 +28,7 @@ from ndvicube.geo import BBox
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
 from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
 from ndvicube.radiometry import ndvi, to_reflectance
+from ndvicube.reads import RetryingRioDriver
 from ndvicube.tiles import Tile, tile_window
 
 #: Asset keys read for NDVI (Earth Search common names).
@@ -114,6 +115,7 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
         chunks={"time": 1, "y": spec.spatial_chunk, "x": spec.spatial_chunk},
         resampling="nearest",
         fail_on_error=True,
+        driver=RetryingRioDriver(),
     )
     masked = _masked_ndvi(raw, groups, spec.scl_classes)
     return _one_step_per_day(masked)

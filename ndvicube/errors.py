@@ -23,3 +23,11 @@ class ItemMetadataError(NdviCubeError):
 
 class NoScenesError(NdviCubeError):
     """The search found no scene for an area, period and cloud limit."""
+
+
+class UnreadableAssetError(NdviCubeError):
+    """An asset of a scene cannot be read (missing, corrupt, or failing after every retry)."""
+
+
+class StorageFullError(NdviCubeError):
+    """The disk (or quota) filled up while a store was being written."""

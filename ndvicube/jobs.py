@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-stac's import
     import pystac
 
     from ndvicube.config import Point
+    from ndvicube.cube import CubeSpec
     from ndvicube.geo import BBox
     from ndvicube.stac import SearchRequest
     from ndvicube.tiles import Tile
@@ -65,21 +66,79 @@ def build_cube(
     scheduler: str = "threads",
     threads: int = 1,
     tile: Tile | None = None,
+    on_missing_asset: str = "fail",
+    skipped_out: str | Path | None = None,
+    area: str = "",
 ) -> Path:
     """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
 
     Only scenes of solar days that the existing store at ``out`` does not already hold with the
     same items, grid and mask are read; the other days are copied from it. With ``tile``, only
     that chunk-aligned tile of the area's grid is built (see :func:`join_tiles`).
+
+    A scene whose assets are unusable or unreadable stops the job with a message naming it, or
+    with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
+    (:mod:`ndvicube.missing`); then the cube is built again without it.
     """
+    from ndvicube.cube import NDVI_ASSETS, CubeSpec
+    from ndvicube.logs import redact_urls_in_logs
+    from ndvicube.missing import check_policy, skip_unreadable, usable_items, write_skipped
+    from ndvicube.reads import UnreadableAsset
+    from ndvicube.stac import read_items
+    from ndvicube.store import DEFAULT_TIME_CHUNK
+
+    check_policy(on_missing_asset)
+    redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
+    spec = CubeSpec(
+        bbox=tuple(bbox),
+        crs=crs,
+        resolution=resolution,
+        scl_classes=tuple(scl_classes),
+        spatial_chunk=spatial_chunk,
+        tile=tile,
+    )
+    items, skipped = usable_items(read_items(items_path), NDVI_ASSETS, on_missing_asset, area)
+    while True:
+        try:
+            _write_items_cube(
+                items,
+                spec,
+                Path(out),
+                time_chunk=time_chunk or DEFAULT_TIME_CHUNK,
+                attrs=provenance(items, config or {})
+                | {"ndvicube:skipped": [asdict(s) for s in skipped]},
+                io_threads=io_threads,
+                scheduler=scheduler,
+                threads=threads,
+            )
+            break
+        except UnreadableAsset as error:
+            items, problem = skip_unreadable(items, error.uri, error.reason, on_missing_asset, area)
+            skipped.append(problem)
+    if skipped_out is not None:
+        write_skipped(skipped, skipped_out)
+    return Path(out)
+
+
+def _write_items_cube(
+    items: Sequence[pystac.Item],
+    spec: CubeSpec,
+    out: Path,
+    *,
+    time_chunk: int,
+    attrs: Mapping[str, Any],
+    io_threads: int,
+    scheduler: str,
+    threads: int,
+) -> None:
+    """The cube of exactly ``items`` at ``out``: days the store already holds are copied."""
     import xarray as xr
     from rasterio.errors import NotGeoreferencedWarning
 
     from ndvicube.compute import dask_scheduler
-    from ndvicube.cube import CubeSpec, cube_longitude, group_scenes, load_ndvi
+    from ndvicube.cube import cube_longitude, group_scenes, load_ndvi
     from ndvicube.gdal import configure_cloud_reads
-    from ndvicube.stac import read_items
-    from ndvicube.store import DEFAULT_TIME_CHUNK, recover_interrupted_swap, write_cube
+    from ndvicube.store import recover_interrupted_swap, write_cube
     from ndvicube.update import (
         DAYS_ATTR,
         GRID_ATTR,
@@ -90,16 +149,6 @@ def build_cube(
         unchanged,
     )
 
-    out, time_chunk = Path(out), time_chunk or DEFAULT_TIME_CHUNK
-    items = read_items(items_path)
-    spec = CubeSpec(
-        bbox=tuple(bbox),
-        crs=crs,
-        resolution=resolution,
-        scl_classes=tuple(scl_classes),
-        spatial_chunk=spatial_chunk,
-        tile=tile,
-    )
     groups = group_scenes(items, cube_longitude(spec))
     wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
     recover_interrupted_swap(out)
@@ -108,17 +157,18 @@ def build_cube(
         log.info(
             "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
         )
-        return out
+        return
     to_read = [i for g in groups if g.day.isoformat() not in reused for i in g.item_ids]
     log.info(
         "cube: %d item(s) -> %d solar day(s); %d day(s) copied from the existing cube, %d "
-        "scene(s) to read; grid in %s at %s m, io_threads=%d",
+        "scene(s) to read; grid in %s at %s m%s, io_threads=%d",
         len(items),
         len(wanted),
         len(reused),
         len(to_read),
-        crs,
-        resolution,
+        spec.crs,
+        spec.resolution,
+        f", tile {spec.tile.name}" if spec.tile else "",
         io_threads,
     )
     configure_cloud_reads()
@@ -127,29 +177,43 @@ def build_cube(
     if to_read:
         parts.append(load_ndvi([by_id[i] for i in to_read], spec).drop_vars("spatial_ref"))
     cube = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
-    attrs = provenance(items, config or {}) | {DAYS_ATTR: wanted, GRID_ATTR: signature}
     # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
     # rasterio's warning about it says nothing about the user's data.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     with dask_scheduler(scheduler, threads=threads, io_threads=io_threads):
-        return write_cube(
+        write_cube(
             cube,
             out,
-            crs=crs,
-            attrs=attrs,
+            crs=spec.crs,
+            attrs=dict(attrs) | {DAYS_ATTR: wanted, GRID_ATTR: signature},
             time_chunk=time_chunk,
-            spatial_chunk=spatial_chunk,
+            spatial_chunk=spec.spatial_chunk,
         )
 
 
 def join_tiles(
-    *, tile_paths: Sequence[str | Path], split: Sequence[int], out: str | Path, crs: str
+    *,
+    tile_paths: Sequence[str | Path],
+    split: Sequence[int],
+    out: str | Path,
+    crs: str,
+    skipped: Sequence[str | Path] = (),
+    skipped_out: str | Path | None = None,
 ) -> Path:
-    """Assemble an area's cube from its ``rows x cols`` tile stores by hard-linking their chunks."""
+    """Assemble an area's cube from its ``rows x cols`` tile stores by hard-linking their chunks.
+
+    The tiles' skipped-scene lists are merged into the area's (a scene skipped by several tiles
+    is listed once).
+    """
+    from ndvicube.missing import read_skipped, write_skipped
     from ndvicube.store import join_tiles as join
     from ndvicube.tiles import tiles_in_order
 
-    return join(tiles_in_order(tile_paths, *split), out, crs=crs)
+    path = join(tiles_in_order(tile_paths, *split), out, crs=crs)
+    if skipped_out is not None:
+        rows = [row for listing in skipped for row in read_skipped(listing)]
+        write_skipped(list(dict.fromkeys(rows)), skipped_out)
+    return path
 
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:
@@ -197,6 +261,7 @@ def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[
     """
     from ndvicube.cube import NDVI_ASSETS
     from ndvicube.items import processing_baseline
+    from ndvicube.missing import strip_query
 
     return {
         "ndvicube:items": [
@@ -204,19 +269,13 @@ def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[
                 "id": item.id,
                 "datetime": item.properties.get("datetime"),
                 "processing_baseline": processing_baseline(item),
-                "hrefs": {k: _strip_query(item.assets[k].href) for k in NDVI_ASSETS},
+                "hrefs": {k: strip_query(item.assets[k].href) for k in NDVI_ASSETS},
             }
             for item in items
         ],
         "ndvicube:config": dict(config),
         "ndvicube:versions": {name: _version(name) for name in KEY_PACKAGES},
     }
-
-
-def _strip_query(href: str) -> str:
-    """``https://host/a.tif?X-Amz-Signature=...`` -> ``https://host/a.tif``."""
-    parts = urlsplit(href)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _version(package: str) -> str:

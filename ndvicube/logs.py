@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,43 @@ from ndvicube.errors import NdviCubeError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+#: A query string (``?key=value&...``, where signed-URL tokens live) after a URL or a file name,
+#: up to a space, quote, comma or bracket. GDAL quotes both full URLs and bare file names.
+_QUERY = re.compile(r"\?[A-Za-z0-9_.~%-]+=[^\s'\",)\]]*")
+
+
+def redact_urls(text: str) -> str:
+    """``https://host/a.tif?X-Amz-Signature=...`` -> ``https://host/a.tif`` wherever it occurs."""
+    return _QUERY.sub("", text)
+
+
+def redact_urls_in_logs() -> None:
+    """Strip URL query strings from every log record from now on, in this process (idempotent).
+
+    GDAL's own warnings (routed to logging by rasterio) and odc-stac's read errors quote the full
+    asset URL, signed-URL token included; a record factory redacts them before any handler -
+    file, terminal or a test's capture - sees the message.
+    """
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts_urls", False):
+        return
+
+    def redacting_factory(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = redact_urls(message), ()
+        return record
+
+    redacting_factory.redacts_urls = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting_factory)
+
 
 @contextlib.contextmanager
 def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
     """Send logging and stderr to ``log_file``; turn :class:`NdviCubeError` into exit code 1."""
     terminal = sys.stderr
+    redact_urls_in_logs()
     with open(log_file, "w", buffering=1) as handle:
         sys.stderr = handle
         root = logging.getLogger()

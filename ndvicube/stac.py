@@ -178,8 +178,12 @@ def _load_json(url: str) -> dict:
     if "://" not in url:
         with open(url) as f:
             return json.load(f)
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)
+    from ndvicube.http import retrying_session
+
+    with retrying_session() as session:
+        response = session.get(url, timeout=30)
+        response.raise_for_status()
+        return response.json()
 
 
 def _filter(items: Iterable[pystac.Item], request: SearchRequest) -> list[pystac.Item]:
@@ -216,9 +220,12 @@ def _search_api(request: SearchRequest) -> list[pystac.Item]:
     """Search a STAC API, with the Query extension when the server conforms to it."""
     from pystac_client import Client
     from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+
+    from ndvicube.http import retry_policy
 
     try:
-        client = Client.open(request.url, timeout=30)
+        client = Client.open(request.url, stac_io=StacApiIO(timeout=30, max_retries=retry_policy()))
         query = _cloud_query(client, request)
         found = client.search(
             collections=[request.collection],

@@ -14,11 +14,13 @@ block is written, so an interrupted job never leaves a store that looks complete
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,8 @@ import xarray as xr
 
 if TYPE_CHECKING:
     from ndvicube.tiles import Tile
+
+from ndvicube.errors import StorageFullError
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +59,42 @@ def write_cube(
     chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
     dataset = dataset.chunk(chunks)
     encoding = {"ndvi": {"chunks": tuple(chunks[d] for d in ("time", "y", "x"))}}
-    dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
-    _write_blocks(dataset, partial, time_chunk)
-    _consolidate(partial)
+    with _partial_removed_on_failure(partial, path):
+        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        _write_blocks(dataset, partial, time_chunk)
+        _consolidate(partial)
     _swap_into_place(partial, path)
     return path
+
+
+@contextlib.contextmanager
+def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
+    """Delete a half-written ``.partial`` store when writing fails (the old store stays).
+
+    A full disk becomes a :class:`StorageFullError` saying so; the space the partial store
+    held is given back first.
+    """
+    try:
+        yield
+    except BaseException as error:
+        _remove(partial)
+        if _disk_full(error):
+            raise StorageFullError(
+                f"No space left on the device (or quota) while writing the cube {path}. The "
+                "half-written copy was removed and the previous cube, if any, is unchanged. "
+                f"Free space on {path.parent} (df -h {path.parent}) or run from a working "
+                "directory on a larger disk, then run again."
+            ) from error
+        raise
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` or one of its causes is ENOSPC/EDQUOT."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:

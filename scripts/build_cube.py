@@ -16,6 +16,9 @@ if __name__ == "__main__":
             time_chunk=snakemake.params.time_chunk,
             spatial_chunk=snakemake.params.spatial_chunk,
             tile=snakemake.params.tile,
+            on_missing_asset=snakemake.params.on_missing_asset,
+            skipped_out=snakemake.output.skipped,
+            area=snakemake.wildcards.area,
             io_threads=snakemake.resources.io_threads,
             config=snakemake.params.provenance,
             # How to compute does not change the cube: read at run time, not a rule parameter.

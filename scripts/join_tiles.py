@@ -9,4 +9,6 @@ with job_logging(snakemake.log[0], job="join_tiles"):
         split=snakemake.params.split,
         out=snakemake.output.cube,
         crs=snakemake.params.crs,
+        skipped=snakemake.input.skipped,
+        skipped_out=snakemake.output.skipped,
     )

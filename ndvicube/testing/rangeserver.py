@@ -15,9 +15,13 @@ would measure the wrong thing. This server answers what GDAL relies on:
   (``..``, percent-encoded or not, and symlinks leading out), 405 for other methods.
 
 ``latency_s`` is slept before each answer, in the request's own thread, so concurrent requests
-overlap as they would against a distant store. Every answered request is logged as a
-:class:`RequestRecord` with the body bytes actually written; :meth:`RangeHTTPServer.stats`
-sums them, e.g. to assert how many bytes a windowed read fetched.
+overlap as they would against a distant store. ``faults`` (a
+:class:`~ndvicube.testing.faults.Faults`) turns chosen answers into what a struggling store
+sends: 503/429, a dropped connection, a body cut short, a missing (404) or corrupt file.
+
+Every answered request is logged as a :class:`RequestRecord` with the body bytes actually
+written and the fault it got, if any; :meth:`RangeHTTPServer.stats` sums them, e.g. to assert
+how many bytes a windowed read fetched.
 
 Example::
 
@@ -55,7 +59,9 @@ from types import FrameType
 from typing import IO, BinaryIO
 from urllib.parse import unquote
 
+from ndvicube.testing import faults as fault_kinds
 from ndvicube.testing._service import LoopbackService
+from ndvicube.testing.faults import Faults, scramble
 
 ByteRange = tuple[int, int]
 """First and last byte offsets of a range, both inclusive (as in ``Content-Range``)."""
@@ -89,6 +95,8 @@ class RequestRecord:
     """Wall-clock time (``time.time()``) at which the request was read."""
     duration: float
     """Seconds from reading the request to writing the last byte, latency included."""
+    fault: str | None = None
+    """The fault injected into the answer (see :mod:`ndvicube.testing.faults`), or None."""
 
 
 class RangeHTTPServer(LoopbackService):
@@ -108,6 +116,7 @@ class RangeHTTPServer(LoopbackService):
         latency_s: float = 0.0,
         log_file: str | Path | None = None,
         verbose: bool = False,
+        faults: Faults | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -121,6 +130,7 @@ class RangeHTTPServer(LoopbackService):
         self.latency_s = latency_s
         self.log_file = Path(log_file) if log_file is not None else None
         self.verbose = verbose
+        self.faults = faults
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
@@ -298,16 +308,17 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         started, t0 = time.time(), time.perf_counter()
         owner._begin()
-        self._sent = 0
+        self._sent, self._budget = 0, None
         self._status = HTTPStatus.INTERNAL_SERVER_ERROR
+        self._fault = owner.faults.decide(_url_path(self.path)) if owner.faults else None
         try:
             if owner.latency_s:
                 time.sleep(owner.latency_s)
-            if allowed:
-                self._answer(send_body)
-            else:
+            if not allowed:
                 self._error(HTTPStatus.METHOD_NOT_ALLOWED, send_body, close=True)
-        except (BrokenPipeError, ConnectionResetError):
+            elif not self._inject(send_body):
+                self._answer(send_body)
+        except (BrokenPipeError, ConnectionResetError, _CutShort):
             self.close_connection = True
         finally:
             owner._record(
@@ -319,8 +330,23 @@ class _Handler(BaseHTTPRequestHandler):
                     bytes_sent=self._sent,
                     started=started,
                     duration=time.perf_counter() - t0,
+                    fault=self._fault,
                 )
             )
+
+    def _inject(self, send_body: bool) -> bool:
+        """Answer with the request's fault, if it is one that replaces the answer."""
+        if self._fault == fault_kinds.ERROR:
+            status = HTTPStatus(self.server.owner.faults.error_status())
+            self._error(status, send_body, extra={"Retry-After": "0"})
+        elif self._fault == fault_kinds.MISSING:
+            self._error(HTTPStatus.NOT_FOUND, send_body)
+        elif self._fault == fault_kinds.DROP:
+            self._status = 0  # nothing sent: the client sees the connection close
+            self.close_connection = True
+        else:
+            return False
+        return True
 
     def _answer(self, send_body: bool) -> None:
         """Whole file, one range, several ranges, or an error, as the headers ask."""
@@ -401,6 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(length))
         self.end_headers()
+        if self._fault == fault_kinds.TRUNCATE:
+            self._budget = length // 2
 
     def _error(
         self,
@@ -429,13 +457,29 @@ class _Handler(BaseHTTPRequestHandler):
             chunk = f.read(min(_CHUNK, length))
             if not chunk:
                 raise OSError(f"file shrank while serving it: {f.name}")
+            if self._fault == fault_kinds.CORRUPT:
+                chunk = scramble(chunk, offset, self.server.owner.faults.corrupt_after)
             self._write(chunk)
+            offset += len(chunk)
             length -= len(chunk)
 
     def _write(self, data: bytes) -> None:
-        """Write and count body bytes (the socket writer is unbuffered: written means sent)."""
+        """Write and count body bytes (the socket writer is unbuffered: written means sent).
+
+        A truncated answer stops at its byte budget and closes the connection.
+        """
+        if self._budget is not None and len(data) >= self._budget:
+            self.wfile.write(data[: self._budget])
+            self._sent += self._budget
+            raise _CutShort
+        if self._budget is not None:
+            self._budget -= len(data)
         self.wfile.write(data)
         self._sent += len(data)
+
+
+class _CutShort(Exception):
+    """Raised to abandon a response mid-body (the truncation fault)."""
 
 
 def parse_range(header: str, size: int) -> list[ByteRange] | None:

@@ -81,6 +81,11 @@ def get_area_tiles(wildcards):
     ]
 
 
+def get_area_tile_skips(wildcards):
+    """The skipped-scene lists of an area's tiles."""
+    return [path.replace(".zarr", ".skipped.csv") for path in get_area_tiles(wildcards)]
+
+
 def get_tile(wildcards):
     """The tile a cube job builds (None: the whole area)."""
     if "tile" not in wildcards.keys():
@@ -143,6 +148,7 @@ def get_cube_config(wildcards):
             "tiles": list(area.tiles),
         },
         "cloud_mask": {"scl_classes": list(SETTINGS.scl_classes)},
+        "on_missing_asset": SETTINGS.on_missing_asset,
     }
 
 

@@ -9,6 +9,8 @@ rule cube:
     output:
         # Updated in place: the job copies the days it already holds and reads only new scenes.
         cube=update(directory("results/{area}/ndvi.zarr")),
+        # Scenes left out under `on_missing_asset: skip` (a header only when none was).
+        skipped="results/{area}/skipped.csv",
     log:
         "results/{area}/logs/cube.log",
     wildcard_constraints:
@@ -29,6 +31,7 @@ rule cube:
         time_chunk=SETTINGS.time_chunk,
         spatial_chunk=SETTINGS.spatial_chunk,
         tile=get_tile,
+        on_missing_asset=SETTINGS.on_missing_asset,
         provenance=get_cube_config,
     script:
         "../../scripts/build_cube.py"
@@ -37,6 +40,7 @@ rule cube:
 use rule cube as cube_tile with:
     output:
         cube=update(directory("results/{area}/tiles/{tile}.zarr")),
+        skipped="results/{area}/tiles/{tile}.skipped.csv",
     log:
         "results/{area}/logs/cube-{tile}.log",
     wildcard_constraints:
@@ -47,8 +51,10 @@ use rule cube as cube_tile with:
 rule join_tiles:
     input:
         tiles=get_area_tiles,
+        skipped=get_area_tile_skips,
     output:
         cube=directory("results/{area}/ndvi.zarr"),
+        skipped="results/{area}/skipped.csv",
     log:
         "results/{area}/logs/join_tiles.log",
     wildcard_constraints:

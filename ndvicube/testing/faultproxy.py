@@ -1,0 +1,162 @@
+"""A fault-injecting HTTP reverse proxy, e.g. in front of :class:`StacApiServer`.
+
+``rustac serve`` is a real STAC API but a well-behaved one; the proxy makes it behave like a busy
+public API. Each request is either forwarded to the upstream server (body and headers as sent,
+the answer's upstream address rewritten to the proxy's so pagination links come back through it)
+or replaced by a fault from :class:`~ndvicube.testing.faults.Faults`: an error status (429/5xx),
+a dropped connection, or a body cut short. Every request is logged with its fault.
+
+Example::
+
+    with StacApiServer(collection, items) as api, FaultProxy(api.url, Faults(error_rate=0.3)) as p:
+        Client.open(p.url).search(...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from ndvicube.testing import faults as fault_kinds
+from ndvicube.testing._service import LoopbackService
+from ndvicube.testing.faults import Faults
+
+#: Hop-by-hop headers a proxy must not forward (RFC 9110 section 7.6.1), plus the length it sets.
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@dataclass(frozen=True)
+class ProxyRecord:
+    """One request the proxy saw."""
+
+    method: str
+    path: str
+    status: int
+    """The status the client got (0: the connection was dropped before any answer)."""
+    fault: str | None
+
+
+class FaultProxy(LoopbackService):
+    """Forward ``http://127.0.0.1:PORT/...`` to ``upstream``, injecting ``faults``."""
+
+    def __init__(self, upstream: str, faults: Faults, *, host: str = "127.0.0.1") -> None:
+        self.upstream = upstream.rstrip("/")
+        self.faults = faults
+        self.host = host
+        self.records: list[ProxyRecord] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the proxy; only while running."""
+        if self._httpd is None:
+            raise RuntimeError("FaultProxy is not started")
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
+
+    def start(self) -> FaultProxy:
+        """Bind a free port and serve from a daemon thread."""
+        handler = type("Handler", (_ProxyHandler,), {"proxy": self})
+        self._httpd = ThreadingHTTPServer((self.host, 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+
+    def faulted(self) -> dict[str, int]:
+        """How many requests got each fault (``None`` counts those forwarded untouched)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for record in self.records:
+                counts[str(record.fault)] = counts.get(str(record.fault), 0) + 1
+            return counts
+
+    def _log(self, record: ProxyRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Forward or fault one request."""
+
+    protocol_version = "HTTP/1.1"
+    proxy: FaultProxy
+
+    def do_GET(self) -> None:
+        self._proxy()
+
+    do_POST = do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the records are the log."""
+
+    def _proxy(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        fault = self.proxy.faults.decide(urlsplit(self.path).path)
+        status = 0
+        try:
+            if fault == fault_kinds.DROP:
+                self.close_connection = True
+            elif fault == fault_kinds.ERROR:
+                status = self.proxy.faults.error_status()
+                # Throttling says when to come back, as public APIs do; server errors do not.
+                headers = {"Retry-After": "1"} if status == 429 else {}
+                self._send(status, b'{"code": "injected fault"}', headers)
+            else:
+                status, headers, payload = self._forward(body)
+                if fault == fault_kinds.TRUNCATE:
+                    self._send(status, payload, headers, cut=len(payload) // 2)
+                else:
+                    self._send(status, payload, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            self.proxy._log(ProxyRecord(self.command, self.path, status, fault))
+
+    def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The upstream's answer, with its address replaced by the proxy's."""
+        upstream = urlsplit(self.proxy.upstream)
+        conn = http.client.HTTPConnection(upstream.netloc, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            answer = conn.getresponse()
+            payload = answer.read()
+            kept = {k: v for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP}
+        finally:
+            conn.close()
+        payload = payload.replace(self.proxy.upstream.encode(), self.proxy.url.encode())
+        return answer.status, kept, payload
+
+    def _send(
+        self, status: int, payload: bytes, headers: dict[str, str], *, cut: int | None = None
+    ) -> None:
+        """Answer with ``payload``; with ``cut``, stop after that many bytes and hang up."""
+        self.send_response(HTTPStatus(status))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        if cut is not None:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.wfile.write(payload if cut is None else payload[:cut])
+        if cut is not None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,434 @@
+"""Reliability (issue 6): faults and bad input never lose work or give a silent wrong answer.
+
+Every fault is real: a STAC API (rustac) behind a fault-injecting proxy, COGs from the Range
+server with injected 503s, dropped connections, cut-short bodies, 404s and corrupt files, a full
+filesystem (a 1 MB tmpfs). Each test asserts the outcome against a clean run or the ground truth.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from pyproj import Transformer
+from rasterio.transform import from_origin
+
+from ndvicube.errors import (
+    ConfigError,
+    ItemMetadataError,
+    SourceUnreachableError,
+    StorageFullError,
+    UnreadableAssetError,
+)
+from ndvicube.jobs import build_cube
+from ndvicube.missing import read_skipped
+from ndvicube.stac import SearchRequest, search
+from ndvicube.store import open_cube
+from ndvicube.testing.faultproxy import FaultProxy
+from ndvicube.testing.faults import Faults
+from ndvicube.testing.rangeserver import RangeHTTPServer
+from ndvicube.testing.stacserver import StacApiServer
+from tests.workflow_helpers import demo_config, snakemake, write_config
+
+BBOX = (82.599, 27.154, 82.617, 27.172)
+CUBE = {"bbox": BBOX, "crs": "EPSG:32644", "resolution": 10, "scl_classes": (3, 8, 9, 10)}
+MONTHS = ("2023-02", "2023-03")
+TOKEN = "X-Amz-Signature=FAKE-TOKEN-4242"
+
+
+def items_subset(catalog, out: Path, *, base_url: str | None = None, edit=None) -> Path:
+    """The catalog's items of MONTHS under the cloud limit (as `scenes` would store them).
+
+    With ``base_url`` the hrefs point at the Range server, with a fake signed-URL token.
+    """
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [
+        f
+        for f in doc["features"]
+        if f["properties"]["datetime"][:7] in MONTHS and f["properties"]["eo:cloud_cover"] < 30
+    ]
+    root = Path(catalog.root).resolve().as_posix()
+    for feature in doc["features"]:
+        for asset in feature["assets"].values():
+            if base_url:
+                relative = Path(asset["href"]).resolve().as_posix()[len(root) :]
+                asset["href"] = f"{base_url}{relative}?{TOKEN}"
+        if edit:
+            edit(feature)
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def ndvi_chunks(store: Path) -> dict[str, bytes]:
+    """Chunk files of a cube's ndvi array, by name."""
+    return {p.name: p.read_bytes() for p in sorted((store / "ndvi").glob("*.*.*"))}
+
+
+def cog_path(feature: dict, key: str) -> str:
+    """URL path of an item's asset on the Range server."""
+    href = feature["assets"][key]["href"]
+    return "/" + href.split("/", 3)[3].split("?")[0]
+
+
+@pytest.fixture(scope="module")
+def clean(catalog, tmp_path_factory):
+    """The cube of MONTHS from local files, no fault anywhere."""
+    work = tmp_path_factory.mktemp("clean")
+    items = items_subset(catalog, work / "items.json")
+    build_cube(items_path=items, out=work / "ndvi.zarr", **CUBE)
+    return work / "ndvi.zarr"
+
+
+# --- STAC API: 30% of answers are 429/5xx -------------------------------------------------
+
+
+def test_stac_api_errors_are_retried_and_give_the_same_items(catalog):
+    faults = Faults(error_rate=0.3, error_statuses=(429, 500, 502, 503, 504), seed=5)
+    with StacApiServer(catalog.collection, catalog.items) as api:
+        request = SearchRequest.from_params(
+            url=api.url,
+            collection="sentinel-2-c1-l2a",
+            bbox=BBOX,
+            start="2023-01-01",
+            end="2023-06-30",
+            max_cloud_cover=30,
+        )
+        request = dataclasses.replace(request, page_size=4)  # many pages, many requests
+        want = [i.id for i in search(request)]
+        with FaultProxy(api.url, faults) as proxy:
+            got = [i.id for i in search(dataclasses.replace(request, url=proxy.url))]
+            counts = proxy.faulted()
+    assert got == want and len(want) > 40
+    assert counts["error"] >= 5 and counts["None"] >= len(want) // 4
+
+
+def test_stac_api_that_always_fails_gives_a_clear_error(catalog):
+    faults = Faults(error_rate=1.0, error_statuses=(429,))  # Retry-After: 1 s
+    with (
+        StacApiServer(catalog.collection, catalog.items) as api,
+        FaultProxy(api.url, faults) as proxy,
+    ):
+        request = SearchRequest.from_params(
+            url=proxy.url,
+            collection="sentinel-2-c1-l2a",
+            bbox=BBOX,
+            start="2023-01-01",
+            end="2023-01-31",
+            max_cloud_cover=30,
+        )
+        with pytest.raises(SourceUnreachableError, match="Cannot reach the STAC source"):
+            search(request)
+        assert proxy.faulted()["error"] == 7  # the first answer and 6 retries
+
+
+# --- COGs: 20% of requests fail with 503, drop, or stop mid-body -----------------------------
+
+
+def test_cog_faults_are_retried_and_the_cube_is_identical(catalog, clean, tmp_path, caplog):
+    faults = Faults(
+        error_rate=0.1,
+        error_statuses=(503,),
+        drop_rate=0.05,
+        truncate_rate=0.05,
+        only=(".tif",),
+        seed=11,
+    )
+    with RangeHTTPServer(catalog.root, faults=faults) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with caplog.at_level(logging.WARNING):
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", **CUBE)
+        injected = collections.Counter(r.fault for r in server.requests)
+    assert injected["error"] >= 10 and injected["drop"] >= 5 and injected["truncate"] >= 5
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
+    assert "retry 1/4" in caplog.text and "FAKE-TOKEN" not in caplog.text
+
+
+# --- one COG permanently missing (404) or corrupt ---------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["missing", "corrupt"])
+def test_unreadable_cog_fails_naming_item_asset_and_the_skip_setting(catalog, tmp_path, fault):
+    features = json.loads(items_subset(catalog, tmp_path / "local.json").read_text())["features"]
+    victim = features[3]
+    with RangeHTTPServer(catalog.root) as probe:
+        path = cog_path(json.loads(_served(catalog, tmp_path, probe.url))["features"][3], "red")
+    with RangeHTTPServer(catalog.root, faults=Faults(**{fault: [path]})) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with pytest.raises(UnreadableAssetError) as error:
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", **CUBE)
+    message = str(error.value)
+    assert f"asset 'red' of item '{victim['id']}'" in message
+    assert "on_missing_asset: skip" in message and "FAKE-TOKEN" not in message
+    assert ("404" if fault == "missing" else "TIFFReadEncodedTile") in message
+    assert not (tmp_path / "ndvi.zarr").exists()
+    assert not (tmp_path / "ndvi.zarr.partial").exists()
+
+
+def test_missing_cog_is_skipped_listed_and_warned_with_skip(catalog, tmp_path, caplog):
+    features = json.loads(items_subset(catalog, tmp_path / "local.json").read_text())["features"]
+    victim = features[3]
+    with RangeHTTPServer(catalog.root) as probe:
+        path = cog_path(json.loads(_served(catalog, tmp_path, probe.url))["features"][3], "nir")
+    with RangeHTTPServer(catalog.root, faults=Faults(missing=[path])) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with caplog.at_level(logging.WARNING):
+            build_cube(
+                items_path=items,
+                out=tmp_path / "ndvi.zarr",
+                on_missing_asset="skip",
+                skipped_out=tmp_path / "skipped.csv",
+                **CUBE,
+            )
+    [row] = read_skipped(tmp_path / "skipped.csv")
+    assert (row.item_id, row.asset) == (victim["id"], "nir")
+    assert row.href.endswith(path) and "404" in row.reason
+    assert "FAKE-TOKEN" not in (tmp_path / "skipped.csv").read_text()
+    assert f"skipping item {victim['id']}" in caplog.text
+    # The cube is exactly the one built from the other items.
+    doc = json.loads(items_subset(catalog, tmp_path / "without.json").read_text())
+    doc["features"] = [f for f in doc["features"] if f["id"] != victim["id"]]
+    (tmp_path / "without.json").write_text(json.dumps(doc))
+    build_cube(items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr", **CUBE)
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
+
+
+def _served(catalog, tmp_path: Path, url: str) -> str:
+    """The subset's JSON with hrefs on ``url`` (to learn an asset's URL path)."""
+    return items_subset(catalog, tmp_path / "probe.json", base_url=url).read_text()
+
+
+# --- items lacking the scl asset or scale/offset ----------------------------------------------
+
+
+def _break_items(feature: dict) -> None:
+    """Second item of the subset: no scl asset; fourth: red without scale/offset."""
+    if feature["id"] == BROKEN["no_scl"]:
+        del feature["assets"]["scl"]
+    if feature["id"] == BROKEN["no_scale"]:
+        band = feature["assets"]["red"]["raster:bands"][0]
+        band.pop("scale")
+        band.pop("offset")
+
+
+BROKEN: dict[str, str] = {}
+
+
+@pytest.fixture
+def broken_items(catalog, tmp_path):
+    ids = [
+        f["id"]
+        for f in json.loads(items_subset(catalog, tmp_path / "a.json").read_text())["features"]
+    ]
+    BROKEN.update(no_scl=ids[1], no_scale=ids[3])
+    return items_subset(catalog, tmp_path / "items.json", edit=_break_items)
+
+
+def test_item_without_scl_or_scale_fails_naming_it(broken_items, tmp_path):
+    with pytest.raises(ItemMetadataError) as error:
+        build_cube(items_path=broken_items, out=tmp_path / "ndvi.zarr", **CUBE)
+    message = str(error.value)
+    assert f"Item {BROKEN['no_scl']!r} has no asset 'scl'" in message
+    assert "on_missing_asset: skip" in message
+    assert not (tmp_path / "ndvi.zarr").exists()
+
+
+def test_items_without_scl_or_scale_are_skipped_with_skip(broken_items, catalog, tmp_path):
+    build_cube(
+        items_path=broken_items,
+        out=tmp_path / "ndvi.zarr",
+        on_missing_asset="skip",
+        skipped_out=tmp_path / "skipped.csv",
+        **CUBE,
+    )
+    rows = {(r.item_id, r.asset) for r in read_skipped(tmp_path / "skipped.csv")}
+    assert rows == {(BROKEN["no_scl"], "scl"), (BROKEN["no_scale"], "red")}
+    doc = json.loads(broken_items.read_text())
+    doc["features"] = [f for f in doc["features"] if f["id"] not in BROKEN.values()]
+    (tmp_path / "rest.json").write_text(json.dumps(doc))
+    build_cube(items_path=tmp_path / "rest.json", out=tmp_path / "expected.zarr", **CUBE)
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
+
+
+# --- a box straddling two UTM zones -----------------------------------------------------------
+
+STRADDLE = (83.990, 27.155, 84.010, 27.172)  # 84 E is the edge of zones 44 and 45
+STRIPE_DEG = 0.002  # truth: NDVI 0.8 / 0.2 in stripes of 0.002 degrees of longitude
+DN = {0.8: (1500, 5500), 0.2: (3000, 4000)}  # red, nir digital numbers (scale 1e-4, offset -0.1)
+
+
+def truth_ndvi(lon: np.ndarray) -> np.ndarray:
+    """The ground truth: 0.8 in even stripes, 0.2 in odd ones."""
+    return np.where(np.floor(lon / STRIPE_DEG).astype(int) % 2 == 0, 0.8, 0.2)
+
+
+def _zone_item(root: Path, epsg: int, day: str) -> dict:
+    """An Earth Search-shaped item whose red/nir/scl COGs cover STRADDLE in UTM zone ``epsg``."""
+    to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    xs, ys = to_utm.transform(
+        [STRADDLE[0] - 0.01, STRADDLE[2] + 0.01] * 2,
+        [STRADDLE[1] - 0.01] * 2 + [STRADDLE[3] + 0.01] * 2,
+    )
+    x0, y1 = np.floor(min(xs) / 60) * 60, np.ceil(max(ys) / 60) * 60
+    width, height = int((max(xs) - x0) // 10) + 1, int((y1 - min(ys)) // 10) + 1
+    cx = x0 + 5 + 10 * np.arange(width)
+    cy = y1 - 5 - 10 * np.arange(height)
+    gx, gy = np.meshgrid(cx, cy)
+    lon, _ = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True).transform(gx, gy)
+    ndvi = truth_ndvi(lon)
+    bands = {
+        "red": np.where(ndvi == 0.8, DN[0.8][0], DN[0.2][0]),
+        "nir": np.where(ndvi == 0.8, DN[0.8][1], DN[0.2][1]),
+        "scl": np.full(ndvi.shape, 4),
+    }
+    item_id = f"S2A_T{epsg - 32600}RZZ_{day.replace('-', '')}T050000_L2A"
+    assets = {}
+    for key, data in bands.items():
+        path = root / item_id / f"{key}.tif"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profile = {"driver": "COG", "dtype": "uint16", "nodata": 0, "crs": f"EPSG:{epsg}"}
+        profile |= {"transform": from_origin(x0, y1, 10, 10), "width": width, "height": height}
+        with rasterio.open(path, "w", count=1, **profile) as dst:
+            dst.write(data.astype("uint16"), 1)
+        band = {"nodata": 0, "data_type": "uint16", "spatial_resolution": 10}
+        if key != "scl":
+            band |= {"scale": 0.0001, "offset": -0.1}
+        assets[key] = {"href": str(path), "type": "image/tiff", "raster:bands": [band]}
+    lon_min, lat_min, lon_max, lat_max = (
+        STRADDLE[0] - 0.01,
+        STRADDLE[1] - 0.01,
+        STRADDLE[2] + 0.01,
+        STRADDLE[3] + 0.01,
+    )
+    ring = [
+        [lon_min, lat_min],
+        [lon_max, lat_min],
+        [lon_max, lat_max],
+        [lon_min, lat_max],
+        [lon_min, lat_min],
+    ]
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": item_id,
+        "collection": "sentinel-2-c1-l2a",
+        "bbox": [lon_min, lat_min, lon_max, lat_max],
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {
+            "datetime": f"{day}T05:00:00Z",
+            "eo:cloud_cover": 1.0,
+            "proj:epsg": epsg,
+            "s2:processing_baseline": "05.10",
+        },
+        "assets": assets,
+        "links": [],
+    }
+
+
+def test_box_straddling_two_utm_zones_gives_one_cube_with_true_values(tmp_path):
+    items = [_zone_item(tmp_path, 32644, "2023-03-02"), _zone_item(tmp_path, 32645, "2023-03-07")]
+    (tmp_path / "items.json").write_text(
+        json.dumps({"type": "FeatureCollection", "features": items})
+    )
+    from ndvicube.geo import utm_crs_for
+
+    crs = utm_crs_for((STRADDLE[0] + STRADDLE[2]) / 2, (STRADDLE[1] + STRADDLE[3]) / 2)
+    assert crs == "EPSG:32645"  # the documented choice: the zone of the box's centre
+    cube_args = CUBE | {"bbox": STRADDLE, "crs": crs}
+    build_cube(items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr", **cube_args)
+    cube = open_cube(tmp_path / "ndvi.zarr")
+    assert cube.rio.crs.to_epsg() == 32645 and cube.sizes["time"] == 2
+    gx, gy = np.meshgrid(cube["x"].values, cube["y"].values)
+    lon, _ = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(gx, gy)
+    want = truth_ndvi(lon)
+    # Pixel centres more than 15 m (0.00015 deg) from a stripe edge have one right answer.
+    clear_of_edges = np.abs((lon / STRIPE_DEG) - np.round(lon / STRIPE_DEG)) * STRIPE_DEG > 0.00015
+    for day in range(2):  # day 0 read from zone 44 (reprojected), day 1 from zone 45
+        got = cube.isel(time=day).values
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got[clear_of_edges], want[clear_of_edges], atol=1e-5)
+        assert np.mean(np.isclose(got, want, atol=1e-5)) > 0.9
+    assert clear_of_edges.mean() > 0.8
+
+
+# --- disk full while writing the cube --------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs (needs root, as on CI; skipped where mounting is not allowed)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_disk_full_fails_and_keeps_the_previous_cube(catalog, tiny_disk, tmp_path):
+    february = items_subset(catalog, tmp_path / "all.json")
+    doc = json.loads(february.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["datetime"][:7] == "2023-02"]
+    (tmp_path / "feb.json").write_text(json.dumps(doc))
+    out = tiny_disk / "ndvi.zarr"
+    build_cube(items_path=tmp_path / "feb.json", out=out, **CUBE)  # small: it fits
+    before, days = ndvi_chunks(out), open_cube(out).sizes["time"]
+    with pytest.raises(StorageFullError, match=r"No space left .*ndvi.zarr"):
+        build_cube(items_path=february, out=out, **(CUBE | {"spatial_chunk": 64}))
+    assert ndvi_chunks(out) == before  # the previous complete cube is untouched
+    assert open_cube(out).sizes["time"] == days and (out / ".zmetadata").is_file()
+    assert not (tiny_disk / "ndvi.zarr.partial").exists()  # its space given back
+
+
+# --- the workflow: on_missing_asset: skip writes results/{area}/skipped.csv -------------------
+
+
+def test_workflow_skips_a_missing_cog_into_skipped_csv(catalog, tmp_path):
+    with RangeHTTPServer(catalog.root) as probe:
+        served = items_subset(catalog, tmp_path / "probe.json", base_url=probe.url)
+        victim = json.loads(served.read_text())["features"][0]
+        path = cog_path(victim, "red")
+    with RangeHTTPServer(catalog.root, faults=Faults(missing=[path])) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        config = demo_config(str(items), str(catalog.points))
+        config |= {"start": "2023-02-01", "end": "2023-03-31", "on_missing_asset": "skip"}
+        result = snakemake(tmp_path, write_config(tmp_path / "c.yaml", config), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    skipped = pd.read_csv(tmp_path / "results/seed/skipped.csv")
+    assert skipped[["item_id", "asset"]].values.tolist() == [[victim["id"], "red"]]
+    log = (tmp_path / "results/seed/logs/cube.log").read_text()
+    assert f"skipping item {victim['id']}" in log and "FAKE-TOKEN" not in log
+
+
+# --- security: credentials never come from the config; the config is data ---------------------
+
+
+def test_credentials_in_the_config_are_refused_without_echoing_them():
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    config["stac"]["aws_secret_access_key"] = "SECRET-VALUE-123"
+    with pytest.raises(ConfigError) as error:
+        from ndvicube.config import validate_config
+
+        validate_config(config)
+    assert "aws_secret_access_key" in str(error.value)
+    assert "SECRET-VALUE-123" not in str(error.value)
+
+
+def test_config_values_are_never_evaluated(tmp_path, catalog):
+    marker = tmp_path / "evaluated"
+    text = yaml.safe_dump(demo_config(str(catalog.items), str(catalog.points)))
+    text += f'\nsmoothing: !!python/object/apply:os.system ["touch {marker}"]\n'
+    (tmp_path / "c.yaml").write_text(text)
+    result = snakemake(tmp_path, tmp_path / "c.yaml", "--dry-run")
+    assert result.returncode != 0 and not marker.exists()
