@@ -91,18 +91,23 @@ def clean(catalog, tmp_path_factory):
 # --- STAC API: 30% of answers are 429/5xx -------------------------------------------------
 
 
+def demo_request(url: str, end: str, page_size: int = 100) -> SearchRequest:
+    """A search of the demo box from 2023-01-01 to ``end`` at ``url``."""
+    request = SearchRequest.from_params(
+        url=url,
+        collection="sentinel-2-c1-l2a",
+        bbox=BBOX,
+        start="2023-01-01",
+        end=end,
+        max_cloud_cover=30,
+    )
+    return dataclasses.replace(request, page_size=page_size)
+
+
 def test_stac_api_errors_are_retried_and_give_the_same_items(catalog):
     faults = Faults(error_rate=0.3, error_statuses=(429, 500, 502, 503, 504), seed=5)
     with StacApiServer(catalog.collection, catalog.items) as api:
-        request = SearchRequest.from_params(
-            url=api.url,
-            collection="sentinel-2-c1-l2a",
-            bbox=BBOX,
-            start="2023-01-01",
-            end="2023-06-30",
-            max_cloud_cover=30,
-        )
-        request = dataclasses.replace(request, page_size=4)  # many pages, many requests
+        request = demo_request(api.url, "2023-06-30", page_size=4)  # many pages and requests
         want = [i.id for i in search(request)]
         with FaultProxy(api.url, faults) as proxy:
             got = [i.id for i in search(dataclasses.replace(request, url=proxy.url))]
@@ -117,14 +122,7 @@ def test_stac_api_that_always_fails_gives_a_clear_error(catalog):
         StacApiServer(catalog.collection, catalog.items) as api,
         FaultProxy(api.url, faults) as proxy,
     ):
-        request = SearchRequest.from_params(
-            url=proxy.url,
-            collection="sentinel-2-c1-l2a",
-            bbox=BBOX,
-            start="2023-01-01",
-            end="2023-01-31",
-            max_cloud_cover=30,
-        )
+        request = demo_request(proxy.url, "2023-01-31")
         with pytest.raises(SourceUnreachableError, match="Cannot reach the STAC source"):
             search(request)
         assert proxy.faulted()["error"] == 7  # the first answer and 6 retries
