@@ -79,6 +79,11 @@ class Settings:
     time_chunk: int = 8
     spatial_chunk: int = 256
     on_missing_asset: str = "fail"
+    smoothing_method: str = "notebook"
+    polyorder: int = 2
+    lam: float = 10.0
+    season_fraction: float = 0.5
+    min_amplitude: float = 0.1
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -106,6 +111,7 @@ def validate_config(
         _check_tiles(area, resolution, chunk)
     smoothing = filled["smoothing"]
     _check_frequency(smoothing["resample"])
+    _check_savgol(smoothing)
     return Settings(
         stac_url=_resolve_source(filled["stac"]["url"], base_dir),
         collection=filled["stac"]["collection"],
@@ -121,6 +127,11 @@ def validate_config(
         time_chunk=int(filled["cube"]["time_chunk"]),
         spatial_chunk=chunk,
         on_missing_asset=filled["on_missing_asset"],
+        smoothing_method=smoothing["method"],
+        polyorder=int(smoothing["polyorder"]),
+        lam=float(smoothing["lambda"]),
+        season_fraction=float(filled["phenology"]["fraction"]),
+        min_amplitude=float(filled["phenology"]["min_amplitude"]),
     )
 
 
@@ -201,6 +212,17 @@ def _parse_dates(start: str, end: str) -> tuple[dt.date, dt.date]:
             "Set end to the same day as start or later (both YYYY-MM-DD, inclusive)."
         )
     return start_d, end_d
+
+
+def _check_savgol(smoothing: Mapping[str, Any]) -> None:
+    """Savitzky-Golay needs an odd window longer than its polynomial order."""
+    window, order = smoothing["window"], smoothing["polyorder"]
+    if smoothing["method"] == "savgol" and (window % 2 == 0 or window <= order):
+        raise ConfigError(
+            f"Invalid config at smoothing: method savgol with window {window} and polyorder "
+            f"{order}. The Savitzky-Golay window must be odd and larger than polyorder, e.g. "
+            "window: 7 with polyorder: 2."
+        )
 
 
 def _check_frequency(freq: str) -> None:

@@ -1022,6 +1022,43 @@ def expected_series(
     return out[["point", "time", "ndvi"]]
 
 
+def phenology_errors(
+    calendar_path: str | Path, found: pd.DataFrame, start: str, end: str
+) -> pd.DataFrame:
+    """Each true season peaking in [start, end] against the found season nearest its peak.
+
+    Rows: ``point, crop, metric (sos/pos/eos), truth, found, error_days, cut`` where ``cut``
+    says the true season began before ``start`` (for sos) or ended after ``end`` (for eos), so
+    an empty ``found`` is the right answer there. ``found`` has no row for a point where no
+    season was found at all.
+    """
+    calendar = json.loads(Path(calendar_path).read_text())
+    pairs = {"sos": "green_up", "pos": "peak", "eos": "senescence"}
+    rows = []
+    for entry in calendar["points"]:
+        mine = found[found["point"] == entry["point"]]
+        for truth in (s for s in entry["seasons"] if start <= s["peak"] <= end):
+            if mine.empty:
+                continue
+            row = mine.iloc[(mine["pos"] - pd.Timestamp(truth["peak"])).abs().argmin()]
+            for metric, name in pairs.items():
+                got = row[metric]
+                cut = truth["sowing"] < start if metric == "sos" else truth["harvest"] > end
+                error = abs((got - pd.Timestamp(truth[name])).days) if pd.notna(got) else None
+                rows.append(
+                    {
+                        "point": entry["point"],
+                        "crop": truth["crop"],
+                        "metric": metric,
+                        "truth": truth[name],
+                        "found": got,
+                        "error_days": error,
+                        "cut": cut and metric != "pos",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def rewrite_hrefs(
     items_json: str | Path, out_json: str | Path, base_url: str, root: str | Path
 ) -> Path:

@@ -227,12 +227,39 @@ def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str |
     log.info("series: %d point(s) x %d date(s)", len(points), series["time"].nunique())
 
 
-def smooth(*, raw_path: str | Path, out: str | Path, resample: str, window: int) -> None:
-    """Write ``series_smoothed.csv`` from ``series_raw.csv`` with the notebook's recipe."""
+def smooth(
+    *,
+    raw_path: str | Path,
+    out: str | Path,
+    method: str = "notebook",
+    resample: str = "5D",
+    window: int = 3,
+    polyorder: int = 2,
+    lam: float = 10.0,
+) -> None:
+    """Write ``series_smoothed.csv`` from ``series_raw.csv`` (:mod:`ndvicube.smoothing`)."""
     from ndvicube.smoothing import smooth_series
     from ndvicube.tables import read_series, write_series
 
-    write_series(smooth_series(read_series(str(raw_path)), resample=resample, window=window), out)
+    raw = read_series(str(raw_path))
+    smoothed = smooth_series(
+        raw, method=method, resample=resample, window=window, polyorder=polyorder, lam=lam
+    )
+    write_series(smoothed, out)
+
+
+def season_metrics(
+    *, smoothed_path: str | Path, out: str | Path, fraction: float, min_amplitude: float
+) -> None:
+    """Write ``phenology.csv``: each season's start, peak, end and amplitude per point."""
+    from ndvicube.phenology import phenology
+    from ndvicube.tables import read_series, write_phenology
+
+    table = phenology(
+        read_series(str(smoothed_path)), fraction=fraction, min_amplitude=min_amplitude
+    )
+    write_phenology(table, out)
+    log.info("phenology: %d season(s) at %d point(s)", len(table), table["point"].nunique())
 
 
 def plot(

@@ -174,3 +174,13 @@ def test_missing_points_csv_names_the_path(base, tmp_path):
 def test_relative_stac_path_resolved_against_working_directory(base, tmp_path):
     s = validate_config(_mutate(base, "stac.url", "cat/items.json"), base_dir=tmp_path)
     assert s.stac_url == str(tmp_path / "cat" / "items.json")
+
+
+def test_savgol_window_must_be_odd_and_longer_than_the_order():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["smoothing"] |= {"method": "savgol", "window": 4, "polyorder": 2}
+    with pytest.raises(ConfigError, match=r"method savgol with window 4 and polyorder 2"):
+        validate_config(config)
+    config["smoothing"] |= {"window": 7}
+    settings = validate_config(config)
+    assert (settings.smoothing_method, settings.window, settings.polyorder) == ("savgol", 7, 2)

@@ -117,7 +117,7 @@ def test_only_smoothing_changed(built, cogs, tmp_path):
     before = fingerprint(work / "results/seed/ndvi.zarr")
     edit_config(work, smoothing__window=5)
     planned, read = run(work, cogs)
-    assert planned == {"smooth": 1, "plot_point": 6, "plot_overview": 1, "all": 1}
+    assert planned == {"smooth": 1, "phenology": 1, "plot_point": 6, "plot_overview": 1, "all": 1}
     assert read == set()
     assert fingerprint(work / "results/seed/ndvi.zarr") == before
 
@@ -129,7 +129,14 @@ def test_point_added(built, cogs, tmp_path):
     (work / "pts.csv").write_text(csv + "new_point,82.605,27.160\n")
     edit_config(work, areas__seed__points="pts.csv")
     planned, read = run(work, cogs)
-    assert planned == {"series": 1, "smooth": 1, "plot_point": 7, "plot_overview": 1, "all": 1}
+    assert planned == {
+        "series": 1,
+        "smooth": 1,
+        "phenology": 1,
+        "plot_point": 7,
+        "plot_overview": 1,
+        "all": 1,
+    }
     assert read == set()  # no STAC search job ran, no COG was read
     raw = (work / "results/seed/series_raw.csv").read_text()
     assert "new_point," in raw
@@ -211,6 +218,7 @@ def test_second_area_leaves_the_first_untouched(built, cogs, tmp_path):
         "cube": 1,
         "series": 1,
         "smooth": 1,
+        "phenology": 1,
         "plot_point": 1,
         "plot_overview": 1,
         "all": 1,

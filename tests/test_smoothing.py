@@ -1,4 +1,4 @@
-"""Smoothing equals the origin notebook's xarray recipe."""
+"""Smoothing: the notebook's recipe exactly; Savitzky-Golay and Whittaker against closed forms."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ndvicube.smoothing import smooth_series
+from ndvicube.smoothing import savgol, smooth_series, whittaker
 
 
 def notebook_recipe(times, values) -> xr.DataArray:
@@ -50,3 +50,69 @@ def test_all_masked_point_stays_nan():
     raw = pd.DataFrame({"point": "cloudy", "time": times, "ndvi": np.nan})
     got = smooth_series(raw)
     assert len(got) == 6 and got["ndvi"].isna().all()
+
+
+# --- Savitzky-Golay and Whittaker: closed-form cases ------------------------------------------
+
+
+def test_savgol_uses_the_published_5_point_quadratic_coefficients():
+    # Savitzky & Golay (1964), table I: the 5-point quadratic smoothing filter is
+    # (-3, 12, 17, 12, -3) / 35 at interior points.
+    values = np.array([0.2, 0.5, 0.3, 0.9, 0.4, 0.6, 0.1, 0.7])
+    got = savgol(xr.DataArray(values, dims="time"), 5, 2)
+    kernel = np.array([-3, 12, 17, 12, -3]) / 35
+    want = np.convolve(values, kernel[::-1], mode="valid")
+    np.testing.assert_allclose(got[2:-2], want, atol=1e-12)
+
+
+def test_savgol_reproduces_a_quadratic_and_keeps_a_peak_the_rolling_mean_flattens():
+    times = pd.date_range("2023-01-01", periods=30, freq="5D")
+    t = np.arange(30.0)
+    parabola = 0.8 - 0.002 * (t - 14) ** 2
+    raw = pd.DataFrame({"point": "p", "time": times, "ndvi": parabola})
+    sg = smooth_series(raw, method="savgol", window=7, polyorder=2)["ndvi"].to_numpy()
+    np.testing.assert_allclose(sg, parabola, atol=1e-12)
+    rolling = smooth_series(raw, method="notebook", window=7)["ndvi"].to_numpy()
+    assert rolling.max() < parabola.max() - 0.003  # the mean lowers the peak
+
+
+def whittaker_closed_form(y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
+    """Eilers (2003): z solves (W + lam D'D) z = W y, D the second-difference matrix."""
+    n = len(y)
+    d = np.diff(np.eye(n), n=2, axis=0)
+    return np.linalg.solve(np.diag(w) + lam * d.T @ d, w * np.nan_to_num(y))
+
+
+def test_whittaker_solves_the_penalised_least_squares_system():
+    rng = np.random.default_rng(3)
+    y = 0.5 + 0.3 * np.sin(np.arange(25) / 4) + rng.normal(0, 0.05, 25)
+    w = rng.uniform(0.2, 1.0, 25)
+    w[[4, 5, 12]] = 0.0  # gaps: filled by the smoother
+    y[[4, 5, 12]] = np.nan
+    for lam in (1.0, 50.0, 2000.0):
+        np.testing.assert_allclose(
+            whittaker(y, w, lam), whittaker_closed_form(y, w, lam), atol=1e-9
+        )
+
+
+def test_whittaker_keeps_a_line_and_tends_to_the_weighted_line_fit():
+    t = np.arange(20.0)
+    line = 0.1 + 0.03 * t
+    np.testing.assert_allclose(whittaker(line, np.ones(20), 1e3), line, atol=1e-9)
+    rng = np.random.default_rng(4)
+    y, w = line + rng.normal(0, 0.05, 20), rng.uniform(0.5, 1, 20)
+    fit = np.polyval(np.polyfit(t, y, 1, w=np.sqrt(w)), t)
+    np.testing.assert_allclose(whittaker(y, w, 1e9), fit, atol=1e-5)
+
+
+def test_whittaker_weights_come_from_the_clear_fraction():
+    times = pd.date_range("2023-01-01", periods=12, freq="5D")
+    values = np.linspace(0.2, 0.8, 12)
+    values[6] = 0.1  # an outlier seen through mostly cloud
+    clear = np.ones(12)
+    clear[6] = 0.05
+    raw = pd.DataFrame({"point": "p", "time": times, "ndvi": values, "clear_fraction": clear})
+    got = smooth_series(raw, method="whittaker", lam=10.0)["ndvi"].to_numpy()
+    np.testing.assert_allclose(got, whittaker_closed_form(values, clear, 10.0), atol=1e-9)
+    unweighted = smooth_series(raw.drop(columns="clear_fraction"), method="whittaker", lam=10.0)
+    assert abs(got[6] - 0.527) < abs(unweighted["ndvi"].to_numpy()[6] - 0.527)

@@ -51,6 +51,7 @@ def test_dry_run_plans_every_step_once_per_area_and_point(local_run):
         "cube": 1,
         "series": 1,
         "smooth": 1,
+        "phenology": 1,
         "plot_point": 6,
         "plot_overview": 1,
         "all": 1,
@@ -115,7 +116,7 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     logs = local_run["work"] / "results/seed/logs"
     names = sorted(p.name for p in logs.iterdir())
     assert names == sorted(
-        ["scenes.log", "cube.log", "series.log", "smooth.log", "plot_overview.log"]
+        ["scenes.log", "cube.log", "series.log", "smooth.log", "phenology.log", "plot_overview.log"]
         + [f"search_2023-0{m}.log" for m in range(1, 7)]
         + [f"plot_{p}.log" for p in POINTS]
     )
@@ -123,7 +124,7 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     lines = [line for line in cube_log.splitlines() if "solar days" in line]
     assert len(lines) == -(-31 // 8)  # one line per block of 8 days: 31 days -> 4 lines
     assert lines[-1].endswith("cube progress: 31/31 solar days (50/50 scenes) written")
-    assert "18 of 18 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+    assert "19 of 19 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
 
 
 def test_plots_exist_for_every_point(local_run):
@@ -167,3 +168,24 @@ def test_readme_demo_command_reproduces_the_full_year_truth(tmp_path):
     np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
     assert len(truth) > 300 and set(truth["point"]) == set(POINTS)
     assert sorted(p.stem for p in (tmp_path / "results/seed/plots").glob("*.png")) == sorted(POINTS)
+
+
+def test_phenology_finds_each_wheat_season_of_the_half_year(local_run, catalog):
+    found = pd.read_csv(
+        local_run["work"] / "results/seed/phenology.csv", parse_dates=["sos", "pos", "eos"]
+    )
+    assert list(found.columns) == [
+        "point", "season", "sos", "pos", "eos", "base_start", "peak_ndvi", "base_end", "amplitude"
+    ]  # fmt: skip
+    calendar = json.loads(catalog.calendar.read_text())
+    peaks = {
+        p["point"]: pd.Timestamp(s["peak"])
+        for p in calendar["points"]
+        for s in p["seasons"]
+        if "2023-01-01" <= s["peak"] <= "2023-06-30"
+    }
+    assert sorted(found["point"]) == sorted(peaks)  # the four wheat fields; not pond, sugarcane
+    for row in found.itertuples():
+        assert abs((row.pos - peaks[row.point]).days) <= 10
+        assert pd.isna(row.sos)  # sown in November: the rise is before the data
+        assert row.eos.month == 3 and 0.4 < row.amplitude < 0.7

@@ -164,6 +164,7 @@ def get_final_outputs(wildcards):
         outputs += [
             f"results/{area}/series_raw.csv",
             f"results/{area}/series_smoothed.csv",
+            f"results/{area}/phenology.csv",
             f"results/{area}/overview.png",
             *get_point_plots(area),
         ]

@@ -1,4 +1,4 @@
-# Stage 3: point series from the cube, then the notebook's smoothing.
+# Stage 3: point series from the cube, their smoothing, and season metrics.
 
 
 rule series:
@@ -27,7 +27,26 @@ rule smooth:
     conda:
         "../envs/ndvicube.yaml"
     params:
+        method=SETTINGS.smoothing_method,
         resample=SETTINGS.resample,
         window=SETTINGS.window,
+        polyorder=SETTINGS.polyorder,
+        lam=SETTINGS.lam,
     script:
         "../../scripts/smooth_series.py"
+
+
+rule phenology:
+    input:
+        smoothed="results/{area}/series_smoothed.csv",
+    output:
+        table="results/{area}/phenology.csv",
+    log:
+        "results/{area}/logs/phenology.log",
+    conda:
+        "../envs/ndvicube.yaml"
+    params:
+        fraction=SETTINGS.season_fraction,
+        min_amplitude=SETTINGS.min_amplitude,
+    script:
+        "../../scripts/phenology.py"

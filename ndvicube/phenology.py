@@ -1,0 +1,124 @@
+"""Season metrics per point: start, peak and end of season, and amplitude.
+
+Method (fraction of amplitude, as TIMESAT's "seasonal amplitude" option): on each point's
+smoothed series, a season is a peak standing at least ``min_amplitude`` above the lower of its
+two neighbouring troughs (scipy's peak prominence). Between the trough before the peak and the
+peak, the start of season (SOS) is where NDVI rises through ``base + fraction x (peak - base)``
+with ``base`` that trough (the crossing nearest the peak, so an early bump does not count); the
+end of season (EOS) is where it falls through the same level measured from the trough after the
+peak. On a flat base the trough is where the season leaves it. Crossings are interpolated
+linearly between samples. The peak of season (POS) is the date of the maximum (the middle of a
+flat top); the amplitude is the peak minus the mean of the two bases (of the observed one when
+the season is cut, see below).
+
+The trough on each side is where the series first comes within 10 % of the amplitude of that
+side's minimum (on a flat, noisy base: where the season leaves it). A trough within two samples
+of the start (or end) of the series is not a base but the edge of what was observed: the season
+may have begun earlier (or ended later), so its SOS and base (or EOS and base) are left empty
+rather than guessed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: A trough is where the series comes within this share of the amplitude of its minimum.
+BASE_TOLERANCE = 0.1
+
+#: A trough this few samples from the start or end of the series is its edge, not a base.
+EDGE_SAMPLES = 2
+
+#: Columns of ``phenology.csv``.
+PHENOLOGY_COLUMNS = [
+    "point",
+    "season",
+    "sos",
+    "pos",
+    "eos",
+    "base_start",
+    "peak_ndvi",
+    "base_end",
+    "amplitude",
+]
+
+
+def phenology(
+    smoothed: pd.DataFrame, *, fraction: float = 0.5, min_amplitude: float = 0.1
+) -> pd.DataFrame:
+    """One row per point and season found in a smoothed series (``point,time,ndvi``)."""
+    rows = []
+    for point, group in smoothed.groupby("point", sort=False):
+        group = group.sort_values("time").dropna(subset=["ndvi"])
+        times = pd.to_datetime(group["time"]).to_numpy().astype("datetime64[ns]")
+        values = group["ndvi"].to_numpy(dtype="float64")
+        for number, season in enumerate(seasons(times, values, fraction, min_amplitude), 1):
+            rows.append({"point": point, "season": number, **season})
+    return pd.DataFrame(rows, columns=PHENOLOGY_COLUMNS)
+
+
+def seasons(
+    times: np.ndarray, values: np.ndarray, fraction: float, min_amplitude: float
+) -> list[dict]:
+    """The seasons of one regular, gap-free series (see the module docstring)."""
+    from scipy.signal import find_peaks
+
+    if len(values) < 3:
+        return []
+    peaks, _ = find_peaks(values, prominence=min_amplitude)
+    found = []
+    for i, peak in enumerate(peaks):
+        start = peaks[i - 1] if i > 0 else 0
+        stop = peaks[i + 1] if i + 1 < len(peaks) else len(values) - 1
+        found.append(_season(times, values, (start, peak, stop), fraction))
+    return found
+
+
+def _trough(values: np.ndarray, peak: int, end: int) -> int:
+    """Where the season meets its base between ``peak`` and ``end`` (either side).
+
+    The base is the segment's minimum; the trough is the sample nearest the peak that comes
+    within ``BASE_TOLERANCE`` of the amplitude of it - on a flat, noisy base that is where the
+    season leaves it, not wherever noise put the lowest value (possibly the series' edge).
+    """
+    step = 1 if end > peak else -1
+    segment = values[peak : end + step if end + step >= 0 else None : step]
+    level = segment.min() + BASE_TOLERANCE * (values[peak] - segment.min())
+    return peak + step * int(np.flatnonzero(segment <= level)[0])
+
+
+def _season(
+    times: np.ndarray, values: np.ndarray, span: tuple[int, int, int], fraction: float
+) -> dict:
+    """Metrics of the season peaking at ``span[1]`` between the neighbouring peaks (or edges)."""
+    start, peak, stop = span
+    base_start, base_end = values[start : peak + 1].min(), values[peak : stop + 1].min()
+    rise = base_start + fraction * (values[peak] - base_start)
+    fall = base_end + fraction * (values[peak] - base_end)
+    at_first = _trough(values, peak, start) < EDGE_SAMPLES
+    at_last = _trough(values, peak, stop) > len(values) - 1 - EDGE_SAMPLES
+    observed = [b for b, cut in ((base_start, at_first), (base_end, at_last)) if not cut]
+    return {
+        "sos": None if at_first else _crossing(times, values, start, peak, rise),
+        "pos": pd.Timestamp(times[peak]),
+        "eos": None if at_last else _crossing(times, values, stop, peak, fall),
+        "base_start": np.nan if at_first else base_start,
+        "peak_ndvi": values[peak],
+        "base_end": np.nan if at_last else base_end,
+        "amplitude": values[peak] - np.mean(observed or [min(base_start, base_end)]),
+    }
+
+
+def _crossing(
+    times: np.ndarray, values: np.ndarray, end: int, peak: int, level: float
+) -> pd.Timestamp:
+    """When the series crosses ``level`` between ``end`` and ``peak`` - the crossing nearest the
+    peak, so a brief early bump does not count as the season's start or end."""
+    step = 1 if peak > end else -1
+    index = np.arange(peak, end - step, -step)  # from the peak back to the end of its span
+    first_below = index[values[index] < level][0]  # the span's minimum is below the level
+    last_above = first_below + step
+    v0, v1 = values[first_below], values[last_above]
+    share = (level - v0) / (v1 - v0) if v1 != v0 else 0.0
+    t0, t1 = times[first_below].astype("int64"), times[last_above].astype("int64")
+    return pd.Timestamp(round(float(t0 + share * (t1 - t0))))

@@ -1,0 +1,104 @@
+"""Phenology: exact on a closed-form season, and the demo catalog's true crop calendar."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ndvicube.phenology import phenology
+
+
+def trapezoid(days: np.ndarray) -> np.ndarray:
+    """0.2 to day 100, linear rise to 0.8 at day 150, flat to 160, linear fall to 0.2 at 220."""
+    return np.interp(days, [0, 100, 150, 160, 220, 365], [0.2, 0.2, 0.8, 0.8, 0.2, 0.2])
+
+
+def test_fraction_of_amplitude_on_a_closed_form_season():
+    days = np.arange(0, 365, 5)
+    start = pd.Timestamp("2023-01-01")
+    smoothed = pd.DataFrame(
+        {"point": "p", "time": start + pd.to_timedelta(days, "D"), "ndvi": trapezoid(days)}
+    )
+    [row] = phenology(smoothed, fraction=0.5).itertuples()
+    assert row.sos == start + pd.Timedelta(days=125)  # 0.5 = halfway up 100 -> 150
+    assert row.eos == start + pd.Timedelta(days=190)  # halfway down 160 -> 220
+    assert row.pos == start + pd.Timedelta(days=155)  # the middle of the flat top
+    assert (row.base_start, row.peak_ndvi, row.base_end) == (0.2, 0.8, 0.2)
+    np.testing.assert_allclose(row.amplitude, 0.6)
+    [row] = phenology(smoothed, fraction=0.2).itertuples()
+    assert row.sos == start + pd.Timedelta(days=110) and row.eos == start + pd.Timedelta(days=208)
+
+
+def test_two_seasons_and_a_season_cut_by_the_series_start():
+    days = np.arange(0, 365, 5)
+    values = trapezoid(days) + trapezoid(days - 150) - 0.2  # second season 150 days later
+    values[:10] = np.linspace(0.6, 0.2, 10)  # the series starts in a falling season
+    smoothed = pd.DataFrame(
+        {
+            "point": "p",
+            "time": pd.Timestamp("2023-01-01") + pd.to_timedelta(days, "D"),
+            "ndvi": values,
+        }
+    )
+    table = phenology(smoothed, min_amplitude=0.3)
+    assert list(table["season"]) == [1, 2]  # a series starting on a falling limb has no peak
+    assert table["sos"].notna().all()  # both troughs are observed
+    # Starting mid-rise (day 130 of the first season): no SOS and no base, the amplitude from
+    # the observed base after the peak.
+    cut = smoothed[smoothed["time"] >= pd.Timestamp("2023-01-01") + pd.Timedelta(days=130)]
+    first = phenology(cut, min_amplitude=0.2).iloc[0]  # prominence 0.8 - 0.56 = 0.24
+    assert pd.isna(first["sos"]) and np.isnan(first["base_start"])
+    np.testing.assert_allclose(first["amplitude"], 0.6)
+    assert first["eos"] == pd.Timestamp("2023-01-01") + pd.Timedelta(days=190)
+
+
+def test_no_season_in_a_flat_or_empty_series():
+    times = pd.date_range("2023-01-01", periods=40, freq="5D")
+    flat = pd.DataFrame({"point": "pond", "time": times, "ndvi": -0.2})
+    assert phenology(flat).empty
+    assert phenology(flat.assign(ndvi=np.nan)).empty
+
+
+def test_seasons_of_the_demo_catalog_match_its_crop_calendar(tmp_path):
+    """A year of the demo catalog through the rules' functions; the truth is its calendar."""
+    from ndvicube.config import Point
+    from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog, phenology_errors
+    from ndvicube.jobs import build_cube, extract_series, season_metrics, smooth
+
+    catalog = generate_demo_catalog(tmp_path / "catalog", DemoCatalogSpec())
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
+    (tmp_path / "items.json").write_text(json.dumps(doc))
+    build_cube(
+        items_path=tmp_path / "items.json",
+        out=tmp_path / "ndvi.zarr",
+        bbox=(82.599, 27.154, 82.617, 27.172),
+        crs="EPSG:32644",
+        resolution=10,
+        scl_classes=(3, 8, 9, 10),
+    )
+    points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
+    extract_series(cube_path=tmp_path / "ndvi.zarr", points=points, out=tmp_path / "raw.csv")
+    smooth(raw_path=tmp_path / "raw.csv", out=tmp_path / "smoothed.csv")
+    season_metrics(
+        smoothed_path=tmp_path / "smoothed.csv",
+        out=tmp_path / "phenology.csv",
+        fraction=0.5,
+        min_amplitude=0.1,
+    )
+    found = pd.read_csv(tmp_path / "phenology.csv", parse_dates=["sos", "pos", "eos"])
+    calendar = json.loads(catalog.calendar.read_text())
+    true_seasons = sum(
+        1 for p in calendar["points"] for t in p["seasons"] if "2023" in t["peak"][:4]
+    )
+    assert len(found) == true_seasons  # every season found, no extra one
+    errors = phenology_errors(catalog.calendar, found, "2023-01-01", "2023-12-31")
+    missing = errors[errors["found"].isna()]
+    assert missing["cut"].all(), missing  # empty only where the season is cut by the data
+    worst = errors.groupby("metric")["error_days"].agg(["max", "mean", "count"])
+    print(worst)
+    assert worst.loc["sos", "max"] <= 7 and worst.loc["eos", "max"] <= 7
+    assert worst.loc["pos", "max"] <= 10
+    assert worst.loc["sos", "count"] >= 5 and worst.loc["eos", "count"] >= 8
