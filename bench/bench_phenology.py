@@ -22,9 +22,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import pandas as pd  # noqa: E402
 
-from ndvicube.config import Point  # noqa: E402
-from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog, phenology_errors  # noqa: E402
-from ndvicube.jobs import build_cube, extract_series, season_metrics, smooth  # noqa: E402
+from ndvicube.demo import demo_series, phenology_errors  # noqa: E402
+from ndvicube.jobs import season_metrics, smooth  # noqa: E402
 
 METHODS = {
     "notebook (rolling mean 3)": {"method": "notebook", "window": 3},
@@ -36,20 +35,7 @@ METHODS = {
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ndvicube-phenology-"))
-    catalog = generate_demo_catalog(tmp / "catalog", DemoCatalogSpec())
-    doc = json.loads(catalog.items.read_text())
-    doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
-    (tmp / "items.json").write_text(json.dumps(doc))
-    build_cube(
-        items_path=tmp / "items.json",
-        out=tmp / "ndvi.zarr",
-        bbox=(82.599, 27.154, 82.617, 27.172),
-        crs="EPSG:32644",
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
-    )
-    points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
-    extract_series(cube_path=tmp / "ndvi.zarr", points=points, out=tmp / "raw.csv")
+    catalog, raw = demo_series(tmp)
     print(
         "| smoothing | seasons found / true | SOS max (mean) d | POS max (mean) d "
         "| EOS max (mean) d |"
@@ -58,7 +44,7 @@ def main() -> None:
     calendar = json.loads(catalog.calendar.read_text())
     true = sum(1 for p in calendar["points"] for s in p["seasons"] if s["peak"][:4] == "2023")
     for name, options in METHODS.items():
-        smooth(raw_path=tmp / "raw.csv", out=tmp / "smoothed.csv", **options)
+        smooth(raw_path=raw, out=tmp / "smoothed.csv", **options)
         season_metrics(
             smoothed_path=tmp / "smoothed.csv",
             out=tmp / "phenology.csv",

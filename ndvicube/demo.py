@@ -1022,6 +1022,35 @@ def expected_series(
     return out[["point", "time", "ndvi"]]
 
 
+def demo_series(root: str | Path, spec: DemoCatalogSpec | None = None) -> tuple[DemoCatalog, Path]:
+    """Generate a demo catalog under ``root`` and run it through the workflow's functions up to
+    ``raw.csv`` (the cube of the whole box, series at the catalog's points), in this process.
+
+    For tests and benchmarks of the steps after the series, which need real series with a known
+    truth behind them.
+    """
+    from ndvicube.config import Point
+    from ndvicube.jobs import build_cube, extract_series
+
+    root = Path(root)
+    catalog = generate_demo_catalog(root / "catalog", spec or DemoCatalogSpec())
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
+    _write_json(root / "items.json", doc)
+    bbox = (spec or DemoCatalogSpec()).bbox
+    build_cube(
+        items_path=root / "items.json",
+        out=root / "ndvi.zarr",
+        bbox=bbox,
+        crs=f"EPSG:{EPSG}",
+        resolution=10,
+        scl_classes=MASK_CLASSES,
+    )
+    points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
+    extract_series(cube_path=root / "ndvi.zarr", points=points, out=root / "raw.csv")
+    return catalog, root / "raw.csv"
+
+
 def phenology_errors(
     calendar_path: str | Path, found: pd.DataFrame, start: str, end: str
 ) -> pd.DataFrame:

@@ -63,25 +63,11 @@ def test_no_season_in_a_flat_or_empty_series():
 
 def test_seasons_of_the_demo_catalog_match_its_crop_calendar(tmp_path):
     """A year of the demo catalog through the rules' functions; the truth is its calendar."""
-    from ndvicube.config import Point
-    from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog, phenology_errors
-    from ndvicube.jobs import build_cube, extract_series, season_metrics, smooth
+    from ndvicube.demo import demo_series, phenology_errors
+    from ndvicube.jobs import season_metrics, smooth
 
-    catalog = generate_demo_catalog(tmp_path / "catalog", DemoCatalogSpec())
-    doc = json.loads(catalog.items.read_text())
-    doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
-    (tmp_path / "items.json").write_text(json.dumps(doc))
-    build_cube(
-        items_path=tmp_path / "items.json",
-        out=tmp_path / "ndvi.zarr",
-        bbox=(82.599, 27.154, 82.617, 27.172),
-        crs="EPSG:32644",
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
-    )
-    points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
-    extract_series(cube_path=tmp_path / "ndvi.zarr", points=points, out=tmp_path / "raw.csv")
-    smooth(raw_path=tmp_path / "raw.csv", out=tmp_path / "smoothed.csv")
+    catalog, raw = demo_series(tmp_path)
+    smooth(raw_path=raw, out=tmp_path / "smoothed.csv")
     season_metrics(
         smoothed_path=tmp_path / "smoothed.csv",
         out=tmp_path / "phenology.csv",
