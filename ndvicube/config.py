@@ -52,6 +52,8 @@ class Area:
     points: tuple[Point, ...]
     points_file: Path | None
     """The CSV the points came from, if any (an input of the series job)."""
+    polygons_file: Path | None = None
+    """GeoJSON/GeoPackage of polygons whose series are extracted, if any."""
     tiles: tuple[int, int] = (1, 1)
     """Rows and columns of tile jobs the cube is split into (1, 1: one cube job)."""
 
@@ -84,6 +86,7 @@ class Settings:
     lam: float = 10.0
     season_fraction: float = 0.5
     min_amplitude: float = 0.1
+    min_clear_fraction: float = 0.0
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -132,6 +135,7 @@ def validate_config(
         lam=float(smoothing["lambda"]),
         season_fraction=float(filled["phenology"]["fraction"]),
         min_amplitude=float(filled["phenology"]["min_amplitude"]),
+        min_clear_fraction=float(filled["polygon_series"]["min_clear_fraction"]),
     )
 
 
@@ -267,7 +271,26 @@ def _parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
         points=tuple(points),
         points_file=points_file,
         tiles=tuple(spec["tiles"]),
+        polygons_file=_polygons_file(name, spec.get("polygons"), base_dir),
     )
+
+
+def _polygons_file(area: str, spec: str | None, base_dir: Path) -> Path | None:
+    """The area's polygons file, which must exist and be GeoJSON or GeoPackage."""
+    if spec is None:
+        return None
+    path = Path(spec) if base_dir.resolve() == Path.cwd().resolve() else base_dir / spec
+    if path.suffix.lower() not in (".geojson", ".json", ".gpkg"):
+        raise ConfigError(
+            f"Invalid config at areas.{area}.polygons: {spec!r} is not a .geojson, .json or "
+            ".gpkg file. Convert it, e.g. with ogr2ogr or geopandas."
+        )
+    if not path.is_file():
+        raise ConfigError(
+            f"Invalid config at areas.{area}.polygons: file {str(path)!r} not found. Paths "
+            "are relative to the working directory."
+        )
+    return path
 
 
 def _check_tiles(area: Area, resolution: float, chunk: int) -> None:

@@ -227,6 +227,25 @@ def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str |
     log.info("series: %d point(s) x %d date(s)", len(points), series["time"].nunique())
 
 
+def extract_polygon_series(
+    *,
+    cube_path: str | Path,
+    polygons_path: str | Path,
+    crs: str,
+    out: str | Path,
+    min_clear_fraction: float = 0.0,
+) -> None:
+    """Write ``polygons_raw.csv``: mean, median, count and clear fraction per polygon and day."""
+    from ndvicube.polygons import polygon_series, read_polygons
+    from ndvicube.store import open_cube
+    from ndvicube.tables import write_polygon_series
+
+    polygons = read_polygons(polygons_path, crs)
+    table = polygon_series(open_cube(cube_path), polygons, min_clear_fraction=min_clear_fraction)
+    write_polygon_series(table, out)
+    log.info("polygon series: %d polygon(s) x %d date(s)", len(polygons), table["time"].nunique())
+
+
 def smooth(
     *,
     raw_path: str | Path,
@@ -245,7 +264,7 @@ def smooth(
     smoothed = smooth_series(
         raw, method=method, resample=resample, window=window, polyorder=polyorder, lam=lam
     )
-    write_series(smoothed, out)
+    write_series(smoothed, out, key=_key_column(raw_path))
 
 
 def season_metrics(
@@ -258,8 +277,13 @@ def season_metrics(
     table = phenology(
         read_series(str(smoothed_path)), fraction=fraction, min_amplitude=min_amplitude
     )
-    write_phenology(table, out)
+    write_phenology(table, out, key=_key_column(smoothed_path))
     log.info("phenology: %d season(s) at %d point(s)", len(table), table["point"].nunique())
+
+
+def _key_column(path: str | Path) -> str:
+    """``polygon`` for the polygon tables (``polygons_*.csv``), ``point`` for the others."""
+    return "polygon" if Path(path).name.startswith("polygons_") else "point"
 
 
 def plot(

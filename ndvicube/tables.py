@@ -14,22 +14,40 @@ import pandas as pd
 SERIES_COLUMNS = ["point", "time", "ndvi"]
 
 
-def write_series(series: pd.DataFrame, path: str) -> None:
-    """Write a series CSV: ISO dates, NaN as empty cells, full float precision."""
-    out = series[SERIES_COLUMNS].copy()
+def write_series(series: pd.DataFrame, path: str | Path, *, key: str = "point") -> None:
+    """Write a series CSV: ISO dates, NaN as empty cells, full float precision.
+
+    ``key`` names the first column: ``point``, or ``polygon`` for a polygons' series.
+    """
+    out = series[SERIES_COLUMNS].rename(columns={"point": key})
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.7g")
 
 
 def read_series(path: str) -> pd.DataFrame:
-    """Read a series CSV written by :func:`write_series`."""
-    frame = pd.read_csv(path, dtype={"point": str}, parse_dates=["time"])
-    return frame[SERIES_COLUMNS]
+    """A series CSV as ``point,time,ndvi`` (plus ``clear_fraction`` when it has one).
+
+    Reads :func:`write_series` files, and ``polygons_raw.csv`` (its ``polygon`` and ``mean``
+    become ``point`` and ``ndvi``), so smoothing and phenology serve points and polygons alike.
+    """
+    frame = pd.read_csv(path, dtype={"point": str, "polygon": str}, parse_dates=["time"])
+    frame = frame.rename(columns={"polygon": "point"})
+    if "mean" in frame:
+        frame = frame.rename(columns={"mean": "ndvi"})
+    extra = ["clear_fraction"] if "clear_fraction" in frame else []
+    return frame[SERIES_COLUMNS + extra]
 
 
-def write_phenology(table: pd.DataFrame, path: str | Path) -> None:
-    """Write ``phenology.csv``: ISO dates (empty where unknown), NDVI to 4 decimals."""
+def write_polygon_series(table: pd.DataFrame, path: str | Path) -> None:
+    """Write ``polygons_raw.csv`` (columns of :data:`ndvicube.polygons.POLYGON_COLUMNS`)."""
     out = table.copy()
+    out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
+    out.to_csv(path, index=False, float_format="%.7g")
+
+
+def write_phenology(table: pd.DataFrame, path: str | Path, *, key: str = "point") -> None:
+    """Write ``phenology.csv``: ISO dates (empty where unknown), NDVI to 4 decimals."""
+    out = table.rename(columns={"point": key})
     for column in ("sos", "pos", "eos"):
         out[column] = pd.to_datetime(out[column]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.4f")

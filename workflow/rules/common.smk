@@ -124,6 +124,11 @@ def get_points_file(wildcards):
     return [str(path)] if path else []
 
 
+def get_polygons_file(wildcards):
+    """The area's polygons file (an input: editing it reruns the polygon series)."""
+    return str(get_area(wildcards).polygons_file)
+
+
 def get_demo_catalog(wildcards):
     """The demo catalog folder the search reads, when the config asks for the demo."""
     return [DEMO_DIR] if SETTINGS.demo_seed is not None else []
@@ -168,6 +173,11 @@ def get_final_outputs(wildcards):
             f"results/{area}/overview.png",
             *get_point_plots(area),
         ]
+        if SETTINGS.areas[area].polygons_file:
+            outputs += [
+                f"results/{area}/polygons_{table}.csv"
+                for table in ("raw", "smoothed", "phenology")
+            ]
     return outputs
 
 

@@ -50,3 +50,40 @@ rule phenology:
         min_amplitude=SETTINGS.min_amplitude,
     script:
         "../../scripts/phenology.py"
+
+
+# Polygons (areas with `polygons:`): per-date statistics inside each polygon, smoothed with the
+# clear fraction as weight (whittaker), and their seasons.
+rule polygon_series:
+    input:
+        cube="results/{area}/ndvi.zarr",
+        polygons=get_polygons_file,
+    output:
+        table="results/{area}/polygons_raw.csv",
+    log:
+        "results/{area}/logs/polygon_series.log",
+    conda:
+        "../envs/ndvicube.yaml"
+    params:
+        crs=get_area_crs,
+        min_clear_fraction=SETTINGS.min_clear_fraction,
+    script:
+        "../../scripts/polygon_series.py"
+
+
+use rule smooth as smooth_polygons with:
+    input:
+        raw="results/{area}/polygons_raw.csv",
+    output:
+        smoothed="results/{area}/polygons_smoothed.csv",
+    log:
+        "results/{area}/logs/smooth_polygons.log",
+
+
+use rule phenology as polygon_phenology with:
+    input:
+        smoothed="results/{area}/polygons_smoothed.csv",
+    output:
+        table="results/{area}/polygons_phenology.csv",
+    log:
+        "results/{area}/logs/polygon_phenology.log",
