@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-#: Columns of ``series_raw.csv`` and ``series_smoothed.csv``.
+#: Columns of ``series_smoothed.csv``; ``series_raw.csv`` adds :data:`QUALITY_COLUMNS`.
 SERIES_COLUMNS = ["point", "time", "ndvi"]
+#: Per-row quality of a raw point series (see :func:`ndvicube.series.extract_points`).
+QUALITY_COLUMNS = ["valid_pixels", "clear_fraction"]
 
 
 def write_series(series: pd.DataFrame, path: str | Path, *, key: str = "point") -> None:
@@ -19,7 +21,8 @@ def write_series(series: pd.DataFrame, path: str | Path, *, key: str = "point") 
 
     ``key`` names the first column: ``point``, or ``polygon`` for a polygons' series.
     """
-    out = series[SERIES_COLUMNS].rename(columns={"point": key})
+    quality = [c for c in QUALITY_COLUMNS if c in series]
+    out = series[SERIES_COLUMNS + quality].rename(columns={"point": key})
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.7g")
 

@@ -52,3 +52,26 @@ def test_point_outside_the_cube_is_refused():
     )
     with pytest.raises(Exception, match="outside the cube"):
         extract_points(cube, [Point("far", lon, lat)])
+
+
+def test_quality_counts_clear_pixels_in_the_3x3_window():
+    from pyproj import Transformer
+
+    values = np.ones((2, 4, 5), dtype="float32")
+    values[0, 0:3, 1:4] = np.nan  # day 0: the window around (1, 2) is all masked...
+    values[0, 1, 2] = 0.5  # ...but its centre
+    values[1, 0, 0] = np.nan  # day 1: the corner pixel masked
+    cube = _cube(values)
+    to_ll = Transformer.from_crs("EPSG:32644", "EPSG:4326", always_xy=True)
+    inner = to_ll.transform(500000 + 25, 3000000 - 15)  # pixel (1, 2): 9 neighbours
+    corner = to_ll.transform(500000 + 5, 3000000 - 5)  # pixel (0, 0): 4 inside the cube
+    got = extract_points(cube, [Point("inner", *inner), Point("corner", *corner)])
+    inner_rows = got[got.point == "inner"]
+    assert inner_rows["ndvi"].tolist() == [0.5, 1.0]
+    assert inner_rows["valid_pixels"].tolist() == [1, 9]
+    np.testing.assert_allclose(inner_rows["clear_fraction"], [1 / 9, 1.0])
+    corner_rows = got[got.point == "corner"]
+    assert corner_rows["ndvi"].isna().tolist() == [False, True]
+    # Day 0: of (0,0) (0,1) (1,0) (1,1), (0,1) and (1,1) are masked; day 1: (0,0) is.
+    assert corner_rows["valid_pixels"].tolist() == [2, 3]
+    np.testing.assert_allclose(corner_rows["clear_fraction"], [2 / 4, 3 / 4])

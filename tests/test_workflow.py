@@ -66,7 +66,11 @@ def test_search_stores_the_filtered_items_sorted(local_run, catalog):
 
 def test_raw_series_equals_ground_truth(local_run, catalog):
     raw = pd.read_csv(local_run["work"] / "results/seed/series_raw.csv", parse_dates=["time"])
-    assert list(raw.columns) == ["point", "time", "ndvi"]
+    assert list(raw.columns) == ["point", "time", "ndvi", "valid_pixels", "clear_fraction"]
+    assert raw["valid_pixels"].between(0, 9).all()  # the 3 x 3 window, all inside the cube
+    assert (raw.loc[raw["ndvi"].notna(), "valid_pixels"] >= 1).all()
+    np.testing.assert_allclose(raw["clear_fraction"], raw["valid_pixels"] / 9, atol=1e-6)
+    assert ((raw["clear_fraction"] > 0) & (raw["clear_fraction"] < 1)).any()  # cloud edges
     days = sorted(raw["time"].unique())
     assert len(raw) == len(POINTS) * len(days)  # one row per point and solar day, NaN kept
     want = truth_on_cube_days(catalog, days)
