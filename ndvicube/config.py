@@ -87,6 +87,7 @@ class Settings:
     season_fraction: float = 0.5
     min_amplitude: float = 0.1
     min_clear_fraction: float = 0.0
+    scl_buffer_m: float = 0.0
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -136,6 +137,7 @@ def validate_config(
         season_fraction=float(filled["phenology"]["fraction"]),
         min_amplitude=float(filled["phenology"]["min_amplitude"]),
         min_clear_fraction=float(filled["polygon_series"]["min_clear_fraction"]),
+        scl_buffer_m=float(filled["cloud_mask"]["buffer_m"]),
     )
 
 

@@ -15,6 +15,7 @@ wins - exactly the notebook's ``groupby="solar_day"``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,13 @@ class CubeSpec:
     """Pixels per side of a read task (and of a Zarr chunk)."""
     tile: Tile | None = None
     """Only this tile of the area's grid (a tile job), or the whole grid."""
+    scl_buffer_m: float = 0.0
+    """Masked SCL classes are grown by this many metres (0: the notebook's mask)."""
+
+    @property
+    def buffer_px(self) -> int:
+        """The SCL buffer in whole cube pixels (rounded up)."""
+        return math.ceil(self.scl_buffer_m / self.resolution - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
     """
     import odc.stac
 
-    geobox = cube_geobox(spec)
+    geobox, crop = _read_window(spec)
     groups = group_scenes(items, cube_longitude(spec))
     group_of = {item_id: n for n, g in enumerate(groups) for item_id in g.item_ids}
     raw = odc.stac.load(
@@ -117,12 +125,34 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
         fail_on_error=True,
         driver=RetryingRioDriver(),
     )
-    masked = _masked_ndvi(raw, groups, spec.scl_classes)
+    masked = _masked_ndvi(raw, groups, spec.scl_classes, spec.buffer_px)
+    if crop is not None:
+        masked = masked.isel(y=crop[0], x=crop[1])
     return _one_step_per_day(masked)
 
 
+def _read_window(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
+    """The grid to read, and how to crop it to the cube's (None: no crop).
+
+    A tile with an SCL buffer reads ``buffer_px`` more pixels on every side that lies inside the
+    area, so clouds just across a tile border mask its pixels as they would in a whole-area
+    build; the margin is cropped after masking.
+    """
+    if spec.tile is None or spec.buffer_px == 0:
+        return cube_geobox(spec), None
+    full, r = area_geobox(spec), spec.buffer_px
+    ys, xs = tile_window(spec.tile, full.shape.yx, spec.spatial_chunk)
+    py = slice(max(ys.start - r, 0), min(ys.stop + r, full.shape.y))
+    px = slice(max(xs.start - r, 0), min(xs.stop + r, full.shape.x))
+    crop = (
+        slice(ys.start - py.start, ys.stop - py.start),
+        slice(xs.start - px.start, xs.stop - px.start),
+    )
+    return full[py, px], crop
+
+
 def _masked_ndvi(
-    raw: xr.Dataset, groups: Sequence[SceneGroup], scl_classes: Sequence[int]
+    raw: xr.Dataset, groups: Sequence[SceneGroup], scl_classes: Sequence[int], buffer_px: int = 0
 ) -> xr.DataArray:
     """Scale each group with its own metadata, mask, and compute NDVI (float32)."""
     red = to_reflectance(
@@ -138,6 +168,7 @@ def _masked_ndvi(
         red_nodata=_along_time(groups, "red", "nodata"),
         nir_nodata=_along_time(groups, "nir", "nodata"),
         scl_classes=scl_classes,
+        buffer_px=buffer_px,
     )
     result = ndvi(red, nir).where(valid).astype("float32")
     days = np.array([np.datetime64(g.day, "ns") for g in groups])

@@ -69,6 +69,7 @@ def build_cube(
     on_missing_asset: str = "fail",
     skipped_out: str | Path | None = None,
     area: str = "",
+    scl_buffer_m: float = 0.0,
 ) -> Path:
     """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
 
@@ -96,6 +97,7 @@ def build_cube(
         scl_classes=tuple(scl_classes),
         spatial_chunk=spatial_chunk,
         tile=tile,
+        scl_buffer_m=scl_buffer_m,
     )
     items, skipped = usable_items(read_items(items_path), NDVI_ASSETS, on_missing_asset, area)
     while True:

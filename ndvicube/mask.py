@@ -4,6 +4,12 @@ A pixel is kept only if its red and nir digital numbers are not the asset's noda
 Earth Search), its scene classification (SCL) is not nodata, and its SCL class is not one of the
 masked classes - by default the origin notebook's 3 (cloud shadow), 8 (cloud, medium
 probability), 9 (cloud, high probability) and 10 (thin cirrus).
+
+Optionally the masked classes are grown by a buffer (``cloud_mask.buffer_m``): SCL misses the
+thin, bright rims of clouds and the edges of their shadows, so pixels within a few tens of metres
+of a masked pixel are masked too. The dilation is a disk of ``buffer_px`` pixels per scene,
+computed across Dask chunk borders (``map_overlap``), so a tiled cube is masked exactly as a
+whole one; only clouds outside the area's box are not seen.
 """
 
 from __future__ import annotations
@@ -31,13 +37,47 @@ def clear_mask(
     red_nodata: float | None = 0,
     nir_nodata: float | None = 0,
     scl_classes: Sequence[int] = DEFAULT_SCL_CLASSES,
+    buffer_px: int = 0,
 ) -> ArrayT:
-    """True where the pixel is a clear, valid observation (works on numpy and xarray alike)."""
+    """True where the pixel is a clear, valid observation (works on numpy and xarray alike).
+
+    With ``buffer_px``, pixels within that many pixels of a masked SCL class are masked too;
+    ``scl`` must then be (time, y, x) or (y, x).
+    """
     valid = scl != SCL_NODATA
     if red_nodata is not None:
         valid = valid & (red_dn != red_nodata)
     if nir_nodata is not None:
         valid = valid & (nir_dn != nir_nodata)
-    for cls in scl_classes:
-        valid = valid & (scl != cls)
-    return valid
+    masked = scl == scl_classes[0] if scl_classes else scl != scl
+    for cls in scl_classes[1:]:
+        masked = masked | (scl == cls)
+    if buffer_px > 0:
+        masked = dilate(masked, buffer_px)
+    return valid & ~masked
+
+
+def disk(radius: int) -> np.ndarray:
+    """Boolean disk of ``radius`` pixels (the dilation's footprint)."""
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return yy**2 + xx**2 <= radius**2
+
+
+def dilate(masked: ArrayT, radius: int) -> ArrayT:
+    """Grow True pixels by a disk of ``radius`` in the last two (y, x) axes of each slice."""
+    from scipy.ndimage import binary_dilation
+
+    footprint = disk(radius).reshape((1,) * (masked.ndim - 2) + (2 * radius + 1,) * 2)
+
+    def grow(block: np.ndarray) -> np.ndarray:
+        return binary_dilation(block, structure=footprint)
+
+    if isinstance(masked, np.ndarray):
+        return grow(masked)
+    data = masked.data
+    if hasattr(data, "map_overlap"):  # dask: borrow `radius` pixels from the neighbour chunks
+        depth = {masked.ndim - 2: radius, masked.ndim - 1: radius}
+        grown = data.map_overlap(grow, depth=depth, boundary=False, dtype=bool)
+    else:
+        grown = grow(np.asarray(data))
+    return masked.copy(data=grown)

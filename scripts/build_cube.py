@@ -13,6 +13,7 @@ if __name__ == "__main__":
             crs=snakemake.params.crs,
             resolution=snakemake.params.resolution,
             scl_classes=snakemake.params.scl_classes,
+            scl_buffer_m=snakemake.params.scl_buffer_m,
             time_chunk=snakemake.params.time_chunk,
             spatial_chunk=snakemake.params.spatial_chunk,
             tile=snakemake.params.tile,

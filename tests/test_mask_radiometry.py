@@ -60,3 +60,22 @@ def test_ndvi_zero_denominator_is_nan_not_inf():
     assert np.isnan(ndvi(np.float32([0.1]), np.float32([-0.1]))).all()
     da = ndvi(xr.DataArray(np.float32([0.1, 0.1])), xr.DataArray(np.float32([-0.1, 0.3])))
     assert np.isnan(da.values[0]) and abs(float(da.values[1]) - 0.5) < 1e-6
+
+
+def test_buffer_dilation_crosses_dask_chunk_borders():
+    import dask.array as da
+    from scipy.ndimage import binary_dilation
+
+    from ndvicube.mask import clear_mask, disk
+
+    rng = np.random.default_rng(7)
+    scl = rng.choice([4, 4, 4, 4, 4, 4, 4, 4, 4, 9], size=(3, 20, 20)).astype("uint8")
+    scl[0, 7, 7] = 8  # a cloud pixel in the corner of a 8 x 8 chunk: its buffer spills over
+    dn = np.full(scl.shape, 1000, "uint16")
+    lazy = xr.DataArray(da.from_array(scl, chunks=(1, 8, 8)), dims=("time", "y", "x"))
+    got = clear_mask(dn, dn, lazy, buffer_px=2).compute().values
+    cloudy = np.isin(scl, [3, 8, 9, 10])
+    want = ~np.stack([binary_dilation(c, structure=disk(2)) for c in cloudy])
+    np.testing.assert_array_equal(got, want)
+    assert got.sum() < (~cloudy).sum()  # the buffer masked more than SCL alone
+    np.testing.assert_array_equal(clear_mask(dn, dn, scl, buffer_px=2), want)  # numpy too

@@ -113,3 +113,37 @@ def test_tiled_series_equal_ground_truth(tiled_run, catalog):
     assert len(merged) == len(raw) == len(POINTS) * raw["time"].nunique()
     np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
     assert merged["ndvi"].notna().sum() > 100
+
+
+def test_tiles_with_a_cloud_buffer_equal_the_whole_build(catalog, tmp_path):
+    """A tile reads a margin of the buffer's width, so clouds across its border still count."""
+    import json
+
+    from ndvicube.jobs import build_cube
+    from ndvicube.store import join_tiles, open_cube
+    from ndvicube.tiles import all_tiles
+
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
+    (tmp_path / "items.json").write_text(json.dumps(doc))
+    args = {
+        "items_path": tmp_path / "items.json",
+        "bbox": BBOX,
+        "crs": "EPSG:32644",
+        "resolution": 10,
+        "scl_classes": (3, 8, 9, 10),
+        "spatial_chunk": 64,
+    }
+    build_cube(out=tmp_path / "plain.zarr", **args)
+    build_cube(out=tmp_path / "whole.zarr", scl_buffer_m=30, **args)
+    tiles = {t: tmp_path / f"{t.name}.zarr" for t in all_tiles(2, 2)}
+    for tile, path in tiles.items():
+        build_cube(out=path, scl_buffer_m=30, tile=tile, **args)
+    join_tiles(tiles, tmp_path / "joined.zarr", crs="EPSG:32644")
+    chunks = sorted(p.name for p in (tmp_path / "whole.zarr/ndvi").glob("*.*.*"))
+    for name in chunks:
+        a = (tmp_path / "joined.zarr/ndvi" / name).read_bytes()
+        assert a == (tmp_path / "whole.zarr/ndvi" / name).read_bytes(), name
+    plain = np.isnan(open_cube(tmp_path / "plain.zarr").values)
+    buffered = np.isnan(open_cube(tmp_path / "whole.zarr").values)
+    assert (buffered >= plain).all() and buffered.sum() > plain.sum()  # grows, never shrinks

@@ -152,7 +152,10 @@ def get_cube_config(wildcards):
             "crs": area.crs,
             "tiles": list(area.tiles),
         },
-        "cloud_mask": {"scl_classes": list(SETTINGS.scl_classes)},
+        "cloud_mask": {
+            "scl_classes": list(SETTINGS.scl_classes),
+            "buffer_m": SETTINGS.scl_buffer_m,
+        },
         "on_missing_asset": SETTINGS.on_missing_asset,
     }
 

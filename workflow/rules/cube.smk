@@ -28,6 +28,7 @@ rule cube:
         crs=get_area_crs,
         resolution=SETTINGS.resolution,
         scl_classes=list(SETTINGS.scl_classes),
+        scl_buffer_m=SETTINGS.scl_buffer_m,
         time_chunk=SETTINGS.time_chunk,
         spatial_chunk=SETTINGS.spatial_chunk,
         tile=get_tile,
