@@ -307,6 +307,16 @@ def plot(
         plot_point(raw, smoothed, point, out)
 
 
+def quicklook(
+    *, cube_path: str | Path, points: Sequence[Point], area: str, out: str | Path
+) -> None:
+    """Draw the area's quick-look: monthly median NDVI maps with its points."""
+    from ndvicube.plots import plot_quicklook
+    from ndvicube.store import open_cube
+
+    plot_quicklook(open_cube(cube_path), points, area, out)
+
+
 def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[str, Any]:
     """What made a cube: items (ids, hrefs, baselines), the config, package versions.
 

@@ -44,6 +44,43 @@ def plot_overview(smoothed: pd.DataFrame, area: str, path: str | Path) -> None:
     _save(fig, path)
 
 
+def plot_quicklook(cube, points, area: str, path: str | Path) -> plt.Figure:
+    """Median NDVI of each month as a grid of maps, with the area's points drawn on them.
+
+    ``cube`` is the (time, y, x) NDVI array with its CRS; ``points`` have ``id``, ``lon`` and
+    ``lat``. Months without any clear pixel are drawn empty and say so.
+    """
+    import numpy as np
+
+    from ndvicube.geo import lonlat_to_crs
+
+    monthly = cube.resample(time="1MS").median(skipna=True)
+    n = monthly.sizes["time"]
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    xs, ys = lonlat_to_crs([p.lon for p in points], [p.lat for p in points], cube.rio.crs)
+    extent = [float(cube.x.min()), float(cube.x.max()), float(cube.y.min()), float(cube.y.max())]
+    image = None
+    for ax, month in zip(axes.ravel(), monthly["time"].values, strict=False):
+        data = monthly.sel(time=month).values
+        image = ax.imshow(data, extent=extent, vmin=-0.2, vmax=1.0, cmap="RdYlGn")
+        ax.plot(xs, ys, "k^", ms=5)
+        ax.set_title(pd.Timestamp(month).strftime("%Y-%m"), fontsize="small")
+        if not np.isfinite(data).any():
+            ax.text(0.5, 0.5, "no clear pixel", transform=ax.transAxes, ha="center")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Monthly median NDVI, area {area} (triangles: points)")
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="NDVI")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return fig
+
+
 def _lowest(*series: pd.Series) -> float:
     """Bottom of the NDVI axis: -0.2, or lower when water or bare soil goes below it."""
     low = min((float(s.min()) for s in series if s.notna().any()), default=0.0)

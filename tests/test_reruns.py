@@ -133,6 +133,7 @@ def test_point_added(built, cogs, tmp_path):
         "series": 1,
         "smooth": 1,
         "phenology": 1,
+        "quicklook": 1,  # the points are drawn on it
         "plot_point": 7,
         "plot_overview": 1,
         "all": 1,
@@ -219,6 +220,7 @@ def test_second_area_leaves_the_first_untouched(built, cogs, tmp_path):
         "series": 1,
         "smooth": 1,
         "phenology": 1,
+        "quicklook": 1,
         "plot_point": 1,
         "plot_overview": 1,
         "all": 1,

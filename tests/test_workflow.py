@@ -52,6 +52,7 @@ def test_dry_run_plans_every_step_once_per_area_and_point(local_run):
         "series": 1,
         "smooth": 1,
         "phenology": 1,
+        "quicklook": 1,
         "plot_point": 6,
         "plot_overview": 1,
         "all": 1,
@@ -120,7 +121,15 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     logs = local_run["work"] / "results/seed/logs"
     names = sorted(p.name for p in logs.iterdir())
     assert names == sorted(
-        ["scenes.log", "cube.log", "series.log", "smooth.log", "phenology.log", "plot_overview.log"]
+        [
+            "scenes.log",
+            "cube.log",
+            "series.log",
+            "smooth.log",
+            "phenology.log",
+            "plot_overview.log",
+            "quicklook.log",
+        ]
         + [f"search_2023-0{m}.log" for m in range(1, 7)]
         + [f"plot_{p}.log" for p in POINTS]
     )
@@ -128,7 +137,7 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     lines = [line for line in cube_log.splitlines() if "solar days" in line]
     assert len(lines) == -(-31 // 8)  # one line per block of 8 days: 31 days -> 4 lines
     assert lines[-1].endswith("cube progress: 31/31 solar days (50/50 scenes) written")
-    assert "19 of 19 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+    assert "20 of 20 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
 
 
 def test_plots_exist_for_every_point(local_run):

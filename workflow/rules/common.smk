@@ -174,6 +174,7 @@ def get_final_outputs(wildcards):
             f"results/{area}/series_smoothed.csv",
             f"results/{area}/phenology.csv",
             f"results/{area}/overview.png",
+            f"results/{area}/quicklook.png",
             *get_point_plots(area),
         ]
         if SETTINGS.areas[area].polygons_file:

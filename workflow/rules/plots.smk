@@ -1,4 +1,4 @@
-# Stage 4: figures - raw vs smoothed NDVI per point, and one overview per area.
+# Stage 4: figures - raw vs smoothed NDVI per point, one overview and one quick-look per area.
 
 
 rule plot_point:
@@ -36,3 +36,22 @@ rule plot_overview:
         "../envs/ndvicube.yaml"
     script:
         "../../scripts/plot_series.py"
+
+
+rule quicklook:
+    input:
+        cube="results/{area}/ndvi.zarr",
+    output:
+        figure=report(
+            "results/{area}/quicklook.png",
+            category="Areas",
+            labels={"area": "{area}", "figure": "monthly NDVI maps"},
+        ),
+    log:
+        "results/{area}/logs/quicklook.log",
+    conda:
+        "../envs/ndvicube.yaml"
+    params:
+        points=get_area_points,
+    script:
+        "../../scripts/quicklook.py"

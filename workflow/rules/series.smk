@@ -6,7 +6,11 @@ rule series:
         cube="results/{area}/ndvi.zarr",
         points=get_points_file,
     output:
-        raw="results/{area}/series_raw.csv",
+        raw=report(
+            "results/{area}/series_raw.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "point series (raw)"},
+        ),
     log:
         "results/{area}/logs/series.log",
     conda:
@@ -21,7 +25,11 @@ rule smooth:
     input:
         raw="results/{area}/series_raw.csv",
     output:
-        smoothed="results/{area}/series_smoothed.csv",
+        smoothed=report(
+            "results/{area}/series_smoothed.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "point series (smoothed)"},
+        ),
     log:
         "results/{area}/logs/smooth.log",
     conda:
@@ -40,7 +48,11 @@ rule phenology:
     input:
         smoothed="results/{area}/series_smoothed.csv",
     output:
-        table="results/{area}/phenology.csv",
+        table=report(
+            "results/{area}/phenology.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "phenology (points)"},
+        ),
     log:
         "results/{area}/logs/phenology.log",
     conda:
@@ -59,7 +71,11 @@ rule polygon_series:
         cube="results/{area}/ndvi.zarr",
         polygons=get_polygons_file,
     output:
-        table="results/{area}/polygons_raw.csv",
+        table=report(
+            "results/{area}/polygons_raw.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "polygon series (raw)"},
+        ),
     log:
         "results/{area}/logs/polygon_series.log",
     conda:
@@ -75,15 +91,27 @@ use rule smooth as smooth_polygons with:
     input:
         raw="results/{area}/polygons_raw.csv",
     output:
-        smoothed="results/{area}/polygons_smoothed.csv",
+        smoothed=report(
+            "results/{area}/polygons_smoothed.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "polygon series (smoothed)"},
+        ),
     log:
         "results/{area}/logs/smooth_polygons.log",
 
 
 use rule phenology as polygon_phenology with:
     input:
-        smoothed="results/{area}/polygons_smoothed.csv",
+        smoothed=report(
+            "results/{area}/polygons_smoothed.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "polygon series (smoothed)"},
+        ),
     output:
-        table="results/{area}/polygons_phenology.csv",
+        table=report(
+            "results/{area}/polygons_phenology.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "phenology (polygons)"},
+        ),
     log:
         "results/{area}/logs/polygon_phenology.log",

@@ -1,0 +1,13 @@
+"""Rule `quicklook`: monthly median NDVI maps of an area's cube, with its points."""
+
+from ndvicube.config import Point
+from ndvicube.jobs import quicklook
+from ndvicube.logs import job_logging
+
+with job_logging(snakemake.log[0], job="quicklook"):
+    quicklook(
+        cube_path=snakemake.input.cube,
+        points=[Point(**p) for p in snakemake.params.points],
+        area=snakemake.wildcards.area,
+        out=snakemake.output.figure,
+    )
