@@ -88,6 +88,7 @@ class Settings:
     min_amplitude: float = 0.1
     min_clear_fraction: float = 0.0
     scl_buffer_m: float = 0.0
+    max_cloud_probability: int | None = None
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -138,6 +139,7 @@ def validate_config(
         min_amplitude=float(filled["phenology"]["min_amplitude"]),
         min_clear_fraction=float(filled["polygon_series"]["min_clear_fraction"]),
         scl_buffer_m=float(filled["cloud_mask"]["buffer_m"]),
+        max_cloud_probability=filled["cloud_mask"]["max_probability"],
     )
 
 

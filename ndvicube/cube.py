@@ -54,6 +54,13 @@ class CubeSpec:
     """Only this tile of the area's grid (a tile job), or the whole grid."""
     scl_buffer_m: float = 0.0
     """Masked SCL classes are grown by this many metres (0: the notebook's mask)."""
+    max_cloud_probability: int | None = None
+    """Also mask pixels whose ``cloud`` asset (probability, %) is above this; None: not read."""
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The assets read: red, nir, scl, and the cloud probability when it is used."""
+        return NDVI_ASSETS + (("cloud",) if self.max_cloud_probability is not None else ())
 
     @property
     def buffer_px(self) -> int:
@@ -117,7 +124,7 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
     group_of = {item_id: n for n, g in enumerate(groups) for item_id in g.item_ids}
     raw = odc.stac.load(
         sort_items(items),
-        bands=list(NDVI_ASSETS),
+        bands=list(spec.assets),
         geobox=geobox,
         groupby=lambda item, _parsed, _idx: group_of[item.id],
         chunks={"time": 1, "y": spec.spatial_chunk, "x": spec.spatial_chunk},
@@ -125,7 +132,7 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
         fail_on_error=True,
         driver=RetryingRioDriver(),
     )
-    masked = _masked_ndvi(raw, groups, spec.scl_classes, spec.buffer_px)
+    masked = _masked_ndvi(raw, groups, spec)
     if crop is not None:
         masked = masked.isel(y=crop[0], x=crop[1])
     return _one_step_per_day(masked)
@@ -151,9 +158,7 @@ def _read_window(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
     return full[py, px], crop
 
 
-def _masked_ndvi(
-    raw: xr.Dataset, groups: Sequence[SceneGroup], scl_classes: Sequence[int], buffer_px: int = 0
-) -> xr.DataArray:
+def _masked_ndvi(raw: xr.Dataset, groups: Sequence[SceneGroup], spec: CubeSpec) -> xr.DataArray:
     """Scale each group with its own metadata, mask, and compute NDVI (float32)."""
     red = to_reflectance(
         raw["red"], _along_time(groups, "red", "scale"), _along_time(groups, "red", "offset")
@@ -167,8 +172,10 @@ def _masked_ndvi(
         raw["scl"],
         red_nodata=_along_time(groups, "red", "nodata"),
         nir_nodata=_along_time(groups, "nir", "nodata"),
-        scl_classes=scl_classes,
-        buffer_px=buffer_px,
+        scl_classes=spec.scl_classes,
+        buffer_px=spec.buffer_px,
+        cloud=raw.get("cloud"),
+        max_cloud_probability=spec.max_cloud_probability,
     )
     result = ndvi(red, nir).where(valid).astype("float32")
     days = np.array([np.datetime64(g.day, "ns") for g in groups])

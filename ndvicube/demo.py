@@ -87,6 +87,13 @@ _BANDS: dict[str, tuple[str, str, float, float]] = {
     "nir": ("B08", "NIR 1 - 10m", 0.842, 0.145),
 }
 _COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+#: The 20 m assets: title and roles as Earth Search writes them, and their file names.
+_20M: dict[str, tuple[str, list[str]]] = {
+    "scl": ("Scene classification map (SCL)", ["data"]),
+    "cloud": ("Cloud Probabilities", ["data", "cloud"]),
+}
+_20M_FILES = {"scl": "SCL.tif", "cloud": "CLD_20m.tif"}
+_ASSETS = ("red", "green", "blue", "nir", "scl", "cloud")
 _SCL_NAMES = {
     1: "saturated_defective_pixel",
     2: "dark_features",
@@ -582,20 +589,43 @@ def _scene(land: _Land, lay: _Layout, day: date, sun_az: float, seed: int) -> di
         r = np.where((cls10 == 8) | (cls10 == 9), bright10 * tint[band][0], r)
         out[band] = np.clip(np.rint(r / SCALE - OFFSET / SCALE), 1, 65535).astype(np.uint16)
     out["scl"] = np.where(cls > 0, cls, land_cls).astype(np.uint8)
+    out["cloud"] = _cloud_probability(cls)
     return out
+
+
+#: Cloud probability (%) by sky class: clouds high, cirrus middling, shadows and clear low.
+_CLOUD_PROBABILITY = {9: 95, 8: 70, 10: 45, 3: 5}
+#: ... and the rim of a cloud (the 20 m pixels around it), which SCL leaves clear: 35 %.
+_RIM_PROBABILITY = 35
+
+
+def _cloud_probability(cls: np.ndarray) -> np.ndarray:
+    """The CLD band (20 m, uint8 %): from the sky classes alone (no random draw), plus a rim
+    around clouds that SCL does not mask - what a probability threshold adds to the SCL mask."""
+    prob = np.zeros(cls.shape, dtype=np.uint8)
+    for cls_value, percent in _CLOUD_PROBABILITY.items():
+        prob[cls == cls_value] = percent
+    cloud = (cls == 8) | (cls == 9)
+    rim = np.zeros_like(cloud)
+    for drow, dcol in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        rim |= _shift(cloud, drow, dcol)
+    prob[rim & (prob == 0)] = _RIM_PROBABILITY
+    return prob
 
 
 def _tile_arrays(scene: dict[str, np.ndarray], lay: _Layout, tile: _Tile) -> dict[str, np.ndarray]:
     """Cut one tile out of the union scene and blank its swath-edge wedge (west tile only)."""
     c10 = round((tile.x0 - lay.x0) / 10)
     w10 = tile.shape(10)[1]
-    out = {b: a[:, c10 : c10 + w10].copy() for b, a in scene.items() if b != "scl"}
-    out["scl"] = scene["scl"][:, c10 // 2 : (c10 + w10) // 2].copy()
+    out = {b: a[:, c10 : c10 + w10].copy() for b, a in scene.items() if b not in _20M}
+    for band in _20M:
+        out[band] = scene[band][:, c10 // 2 : (c10 + w10) // 2].copy()
     if tile is lay.tiles[0]:
         xs = tile.x0 + 10 + 20 * np.arange(out["scl"].shape[1])
         ys = tile.y1 - 10 - 20 * np.arange(out["scl"].shape[0])
         wedge = lay.in_wedge(xs[None, :], ys[:, None])
         out["scl"][wedge] = 0
+        out["cloud"][wedge] = 0
         for b in _BANDS:
             out[b][_up(wedge)] = 0
     return out
@@ -764,11 +794,12 @@ def _properties(spec, lay, p: _Pass, tile: _Tile, tm: dict, stats: dict) -> dict
 
 def _asset(key: str, href: Path, tile: _Tile, files: dict) -> dict[str, Any]:
     """One asset dict with Earth Search's keys, order and raster:bands."""
-    if key == "scl":
-        head = {"href": str(href), "type": _COG_TYPE, "title": "Scene classification map (SCL)"}
+    if key in _20M:
+        title, roles = _20M[key]
+        head = {"href": str(href), "type": _COG_TYPE, "title": title}
         grid = {"gsd": 20, "proj:shape": tile.shape(20), "proj:transform": tile.transform(20)}
         bands = [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}]
-        return head | grid | {"raster:bands": bands} | files | {"roles": ["data"]}
+        return head | grid | {"raster:bands": bands} | files | {"roles": roles}
     name, title, centre, fwhm = _BANDS[key]
     eo = [
         {"name": name, "common_name": key, "center_wavelength": centre, "full_width_half_max": fwhm}
@@ -793,15 +824,15 @@ def _item_id(p: _Pass, tile: _Tile, tm: dict) -> str:
 def _make_item(
     spec: DemoCatalogSpec, lay: _Layout, root: Path, p: _Pass, tile: _Tile, arrays: dict
 ) -> dict[str, Any]:
-    """Write the tile's five COGs and its item JSON beside them; return the item."""
+    """Write the tile's six COGs and its item JSON beside them; return the item."""
     tm = _times(p, spec.seed)
     item_id = _item_id(p, tile, tm)
     folder = root / "cogs" / item_id
     folder.mkdir(parents=True, exist_ok=True)
     assets = {}
-    for key in ("red", "green", "blue", "nir", "scl"):
-        path = folder / (f"{_BANDS[key][0]}.tif" if key != "scl" else "SCL.tif")
-        res = 20 if key == "scl" else 10
+    for key in _ASSETS:
+        path = folder / (_20M_FILES[key] if key in _20M else f"{_BANDS[key][0]}.tif")
+        res = 20 if key in _20M else 10
         assets[key] = _asset(
             key, path, tile, _write_cog(path, arrays[key], tile, res, spec.blocksize)
         )
@@ -843,6 +874,7 @@ def _truth_rows(lay: _Layout, item: dict, tile: _Tile, arrays: dict) -> list[dic
                 "red_dn": int(arrays["red"][r, c]),
                 "nir_dn": int(arrays["nir"][r, c]),
                 "scl": int(arrays["scl"][r // 2, c // 2]),
+                "cloud": int(arrays["cloud"][r // 2, c // 2]),
                 "red_scale": SCALE,
                 "red_offset": OFFSET,
                 "nir_scale": SCALE,
@@ -853,19 +885,19 @@ def _truth_rows(lay: _Layout, item: dict, tile: _Tile, arrays: dict) -> list[dic
 
 
 def _collection(spec: DemoCatalogSpec, root: Path, items: list[dict]) -> dict[str, Any]:
-    """Collection document shaped like Earth Search's, restricted to the five demo assets."""
+    """Collection document shaped like Earth Search's, restricted to the six demo assets."""
     boxes = np.array([it["bbox"] for it in items])
     bbox = [*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist()]
     first = min(it["properties"]["datetime"] for it in items)
     last = max(it["properties"]["datetime"] for it in items)
     tile = _Tile("44RPR", 0, 0, 0, 0)
     assets = {}
-    for k in ("red", "green", "blue", "nir", "scl"):
+    for k in _ASSETS:
         a = _asset(k, Path(), tile, {})
         assets[k] = {
             n: v for n, v in a.items() if n not in ("href", "proj:shape", "proj:transform")
         }
-    bands = [a["eo:bands"][0] | {"name": k} for k, a in assets.items() if k != "scl"]
+    bands = [a["eo:bands"][0] | {"name": k} for k, a in assets.items() if k not in _20M]
     links = [{"rel": "self", "type": "application/json", "href": str(root / "collection.json")}]
     links.append({"rel": "items", "type": "application/geo+json", "href": str(root / "items.json")})
     return {
@@ -988,7 +1020,14 @@ def read_truth(path: str | Path) -> pd.DataFrame:
     """Read truth.csv with exact dtypes: DN/SCL as int64, datetime tz-aware UTC, solar_day naive."""
     df = pd.read_csv(
         path,
-        dtype={"point": str, "item_id": str, "red_dn": "int64", "nir_dn": "int64", "scl": "int64"},
+        dtype={
+            "point": str,
+            "item_id": str,
+            "red_dn": "int64",
+            "nir_dn": "int64",
+            "scl": "int64",
+            "cloud": "int64",
+        },
     )
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True).astype("datetime64[ns, UTC]")
     df["solar_day"] = pd.to_datetime(df["solar_day"]).astype("datetime64[ns]")
@@ -996,13 +1035,18 @@ def read_truth(path: str | Path) -> pd.DataFrame:
 
 
 def expected_series(
-    truth: pd.DataFrame, *, max_cloud_cover: float = 30, scl_classes: Sequence[int] = MASK_CLASSES
+    truth: pd.DataFrame,
+    *,
+    max_cloud_cover: float = 30,
+    scl_classes: Sequence[int] = MASK_CLASSES,
+    max_cloud_probability: int | None = None,
 ) -> pd.DataFrame:
     """The NDVI series the workflow must produce per point and solar day, from truth alone.
 
-    Items with ``cloud_cover >= max_cloud_cover`` are dropped; NDVI is NaN on nodata (DN 0, SCL 0)
-    or masked SCL classes; items of one solar day are fused in (datetime, item_id) order, first
-    non-NaN wins. Returns columns ``point, time, ndvi`` (time = midnight of the solar day).
+    Items with ``cloud_cover >= max_cloud_cover`` are dropped; NDVI is NaN on nodata (DN 0, SCL 0),
+    masked SCL classes, or a cloud probability above ``max_cloud_probability`` (when given); items
+    of one solar day are fused in (datetime, item_id) order, first non-NaN wins. Returns columns
+    ``point, time, ndvi`` (time = midnight of the solar day).
     """
     df = truth[truth["cloud_cover"] < max_cloud_cover]
     red = df["red_dn"].astype("float64") * df["red_scale"] + df["red_offset"]
@@ -1013,6 +1057,8 @@ def expected_series(
         | (df["scl"] == 0)
         | df["scl"].isin(list(scl_classes))
     )
+    if max_cloud_probability is not None:
+        bad = bad | (df["cloud"] > max_cloud_probability)
     df = df.assign(
         ndvi=((nir - red) / (nir + red)).mask(bad),
         time=pd.to_datetime(df["solar_day"]).astype("datetime64[ns]"),

@@ -70,6 +70,7 @@ def build_cube(
     skipped_out: str | Path | None = None,
     area: str = "",
     scl_buffer_m: float = 0.0,
+    max_cloud_probability: int | None = None,
 ) -> Path:
     """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
 
@@ -81,7 +82,7 @@ def build_cube(
     with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
     (:mod:`ndvicube.missing`); then the cube is built again without it.
     """
-    from ndvicube.cube import NDVI_ASSETS, CubeSpec
+    from ndvicube.cube import CubeSpec
     from ndvicube.logs import redact_urls_in_logs
     from ndvicube.missing import check_policy, skip_unreadable, usable_items, write_skipped
     from ndvicube.reads import UnreadableAsset
@@ -98,8 +99,9 @@ def build_cube(
         spatial_chunk=spatial_chunk,
         tile=tile,
         scl_buffer_m=scl_buffer_m,
+        max_cloud_probability=max_cloud_probability,
     )
-    items, skipped = usable_items(read_items(items_path), NDVI_ASSETS, on_missing_asset, area)
+    items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     while True:
         try:
             _write_items_cube(

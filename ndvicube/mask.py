@@ -10,6 +10,10 @@ thin, bright rims of clouds and the edges of their shadows, so pixels within a f
 of a masked pixel are masked too. The dilation is a disk of ``buffer_px`` pixels per scene,
 computed across Dask chunk borders (``map_overlap``), so a tiled cube is masked exactly as a
 whole one; only clouds outside the area's box are not seen.
+
+Optionally, too, the ``cloud`` asset of Earth Search's collection 1 items (the L2A cloud
+probability, %, 20 m) masks pixels above ``cloud_mask.max_probability``: it catches the thin rims
+and haze that SCL leaves clear.
 """
 
 from __future__ import annotations
@@ -38,11 +42,14 @@ def clear_mask(
     nir_nodata: float | None = 0,
     scl_classes: Sequence[int] = DEFAULT_SCL_CLASSES,
     buffer_px: int = 0,
+    cloud: ArrayT | None = None,
+    max_cloud_probability: float | None = None,
 ) -> ArrayT:
     """True where the pixel is a clear, valid observation (works on numpy and xarray alike).
 
     With ``buffer_px``, pixels within that many pixels of a masked SCL class are masked too;
-    ``scl`` must then be (time, y, x) or (y, x).
+    ``scl`` must then be (time, y, x) or (y, x). With ``max_cloud_probability``, pixels whose
+    ``cloud`` probability (%) is above it are masked as well.
     """
     valid = scl != SCL_NODATA
     if red_nodata is not None:
@@ -54,7 +61,10 @@ def clear_mask(
         masked = masked | (scl == cls)
     if buffer_px > 0:
         masked = dilate(masked, buffer_px)
-    return valid & ~masked
+    valid = valid & ~masked
+    if max_cloud_probability is not None and cloud is not None:
+        valid = valid & ~(cloud > max_cloud_probability)
+    return valid
 
 
 def disk(radius: int) -> np.ndarray:

@@ -23,6 +23,9 @@ from ndvicube.errors import ConfigError, ItemMetadataError, UnreadableAssetError
 log = logging.getLogger(__name__)
 
 FAIL, SKIP = "fail", "skip"
+
+#: Assets holding classes or percentages, not reflectance: they have no scale/offset to check.
+CLASS_ASSETS = ("scl", "cloud")
 POLICIES = (FAIL, SKIP)
 
 HOW_TO_SKIP = (
@@ -40,6 +43,11 @@ class SkippedAsset:
     href: str
     """The asset's URL without its query string (no signed-URL tokens)."""
     reason: str
+
+
+def _how_to_skip(area: str) -> str:
+    """The hint naming the setting and where skipped scenes are listed."""
+    return HOW_TO_SKIP.format(area=area or "AREA")
 
 
 def check_policy(policy: str) -> None:
@@ -60,10 +68,10 @@ def usable_items(
     for item in items:
         try:
             for key in assets:
-                band_scaling(item, key, require_scale=key != "scl")
+                band_scaling(item, key, require_scale=key not in CLASS_ASSETS)
         except ItemMetadataError as error:
             if policy != SKIP:
-                raise ItemMetadataError(f"{error} {HOW_TO_SKIP.format(area=area)}") from None
+                raise ItemMetadataError(f"{error} {_how_to_skip(area)}") from None
             href = item.assets[key].href if key in item.assets else ""
             skipped.append(SkippedAsset(item.id, key, strip_query(href), str(error)))
             log.warning("skipping item %s: %s", item.id, error)
@@ -82,7 +90,7 @@ def skip_unreadable(
         raise UnreadableAssetError(
             f"Cannot read asset {key!r} of item {item.id!r} ({skipped.href}): {reason}. The cube "
             f"of area {area!r} is not written, so no scene silently goes missing from it; if "
-            f"the failure is transient, run again. {HOW_TO_SKIP.format(area=area)}"
+            f"the failure is transient, run again. {_how_to_skip(area)}"
         )
     log.warning(
         "skipping item %s: its asset %r cannot be read (%s); the cube is built without it",

@@ -14,6 +14,7 @@ if __name__ == "__main__":
             resolution=snakemake.params.resolution,
             scl_classes=snakemake.params.scl_classes,
             scl_buffer_m=snakemake.params.scl_buffer_m,
+            max_cloud_probability=snakemake.params.max_cloud_probability,
             time_chunk=snakemake.params.time_chunk,
             spatial_chunk=snakemake.params.spatial_chunk,
             tile=snakemake.params.tile,

@@ -22,6 +22,7 @@ from ndvicube.demo import DemoCatalogSpec, expected_series, generate_demo_catalo
 from ndvicube.jobs import build_cube
 from ndvicube.series import extract_points
 from ndvicube.stac import SearchRequest, search, write_items
+from ndvicube.store import open_cube
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
 SPEC = CubeSpec(bbox=BBOX, crs="EPSG:32644", resolution=10)
@@ -130,3 +131,34 @@ def test_build_cube_writes_a_store_equal_to_the_lazy_cube(short_catalog, tmp_pat
     stored = xr.open_zarr(out)["ndvi"].values
     np.testing.assert_array_equal(stored, load_ndvi(items, SPEC).values)
     assert not (tmp_path / "ndvi.zarr.partial").exists()
+
+
+def test_cloud_probability_mask_matches_the_truth_and_adds_cloud_rims(catalog, tmp_path):
+    """With cloud_mask.max_probability the `cloud` asset masks too: here the rims SCL misses."""
+    from ndvicube.errors import ItemMetadataError
+
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
+    (tmp_path / "items.json").write_text(json.dumps(doc))
+    common = {"bbox": BBOX, "crs": "EPSG:32644", "resolution": 10, "scl_classes": (3, 8, 9, 10)}
+    build_cube(items_path=tmp_path / "items.json", out=tmp_path / "p.zarr", **common,
+               max_cloud_probability=30)  # fmt: skip
+    series = extract_points(open_cube(tmp_path / "p.zarr"), _points(catalog))
+    truth = read_truth(catalog.truth)
+    want = expected_series(truth, max_cloud_cover=30, max_cloud_probability=30)
+    merged = series.merge(want, on=["point", "time"], suffixes=("", "_truth"), validate="1:1")
+    np.testing.assert_array_equal(merged["ndvi"].isna(), merged["ndvi_truth"].isna())
+    np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
+    build_cube(items_path=tmp_path / "items.json", out=tmp_path / "scl.zarr", **common)
+    with_probability = np.isnan(open_cube(tmp_path / "p.zarr").values)
+    scl_only = np.isnan(open_cube(tmp_path / "scl.zarr").values)
+    assert (with_probability >= scl_only).all()
+    assert with_probability.sum() > scl_only.sum() + 1000  # the cloud rims SCL leaves clear
+    # An item without the cloud asset cannot be masked so: named, like any missing asset.
+    del doc["features"][2]["assets"]["cloud"]
+    (tmp_path / "broken.json").write_text(json.dumps(doc))
+    with pytest.raises(
+        ItemMetadataError, match=f"{doc['features'][2]['id']}' has no asset 'cloud'"
+    ):
+        build_cube(items_path=tmp_path / "broken.json", out=tmp_path / "b.zarr", **common,
+                   max_cloud_probability=30)  # fmt: skip

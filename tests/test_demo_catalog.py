@@ -88,7 +88,7 @@ def test_items_parse_with_pystac_sorted_and_complete(catalog, features):
     assert tiles_per_day.count(1) == 3 and tiles_per_day.count(2) == 9  # every 4th pass: A only
     assert all("MGRS-44RPR" in v for v in days.values())
     for item in items:
-        assert set(item.assets) == {"red", "green", "blue", "nir", "scl"}
+        assert set(item.assets) == {"red", "green", "blue", "nir", "scl", "cloud"}
         assert item.collection_id == "sentinel-2-c1-l2a"
         assert Path(item.get_self_href()).is_file()
         for asset in item.assets.values():
@@ -151,7 +151,7 @@ def test_cogs_are_cloud_optimized_and_match_the_item_grid(features):
         with rasterio.open(asset["href"]) as src:
             tags = src.tags(ns="IMAGE_STRUCTURE")
             assert tags["LAYOUT"] == "COG" and tags["COMPRESSION"] == "DEFLATE"
-            assert tags.get("PREDICTOR") == ("2" if key != "scl" else None)
+            assert tags.get("PREDICTOR") == ("2" if key not in ("scl", "cloud") else None)
             assert src.block_shapes == [(256, 256)] and src.overviews(1)
             assert src.nodata == 0 and src.crs.to_epsg() == 32644
             assert list(src.shape) == asset["proj:shape"]
@@ -459,4 +459,4 @@ def test_cli(tmp_path):
     assert len(features) == 3 and features[0]["properties"]["proj:code"] == "EPSG:32644"
     collection = json.loads(Path(printed["collection"]).read_text())
     assert collection["id"] == "sentinel-2-c1-l2a"
-    assert set(collection["item_assets"]) == {"red", "green", "blue", "nir", "scl"}
+    assert set(collection["item_assets"]) == {"red", "green", "blue", "nir", "scl", "cloud"}

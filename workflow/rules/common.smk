@@ -155,6 +155,7 @@ def get_cube_config(wildcards):
         "cloud_mask": {
             "scl_classes": list(SETTINGS.scl_classes),
             "buffer_m": SETTINGS.scl_buffer_m,
+            "max_probability": SETTINGS.max_cloud_probability,
         },
         "on_missing_asset": SETTINGS.on_missing_asset,
     }

@@ -29,6 +29,7 @@ rule cube:
         resolution=SETTINGS.resolution,
         scl_classes=list(SETTINGS.scl_classes),
         scl_buffer_m=SETTINGS.scl_buffer_m,
+        max_cloud_probability=SETTINGS.max_cloud_probability,
         time_chunk=SETTINGS.time_chunk,
         spatial_chunk=SETTINGS.spatial_chunk,
         tile=get_tile,
