@@ -108,7 +108,11 @@ def test_cube_is_georeferenced_chunked_and_documented(local_run, catalog):
     assert [str(t)[:10] for t in cube["time"].values] == sorted(days)
     attrs = read_attrs(path)
     assert [i["id"] for i in attrs["ndvicube:items"]] == [f["id"] for f in kept_items(catalog)]
-    assert attrs["ndvicube:config"]["cloud_mask"] == {"scl_classes": [3, 8, 9, 10], "buffer_m": 0.0}
+    assert attrs["ndvicube:config"]["cloud_mask"] == {
+        "scl_classes": [3, 8, 9, 10],
+        "buffer_m": 0.0,
+        "max_probability": None,
+    }
     assert attrs["ndvicube:versions"]["odc-stac"] != "unknown"
     with rasterio.open(f'ZARR:"{path}":/ndvi') as src:
         assert src.crs.to_epsg() == 32644
