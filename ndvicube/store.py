@@ -56,9 +56,9 @@ def write_cube(
     partial = path.with_name(path.name + ".partial")
     _remove(partial)
     dataset = _georeferenced(cube, crs, attrs)
-    chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
+    chunks, encoding = _chunking(time_chunk, spatial_chunk)
     dataset = dataset.chunk(chunks)
-    encoding = {"ndvi": {"chunks": tuple(chunks[d] for d in ("time", "y", "x"))}}
+    encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
         _write_blocks(dataset, partial, time_chunk)
@@ -104,15 +104,14 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     (nothing is computed); its chunk files are hard links to the tiles' (:mod:`ndvicube.tiles`).
     Attributes are the first tile's, with the grid signature of the whole area.
     """
-    from ndvicube.tiles import link_chunks
+    from ndvicube.tiles import chunk_offsets, link_chunks
     from ndvicube.update import GRID_ATTR
 
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     _remove(partial)
     cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
-    _check_same_days(tiles)
-    attrs = read_attrs(next(iter(tiles.values())))
+    attrs = _same_days_attrs(tiles)
     grid = attrs[GRID_ATTR] | {"tile": None}
     attrs[GRID_ATTR] = grid
     rows = sorted({t.row for t in tiles})
@@ -122,35 +121,45 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     # Drop the tiles' encodings so every variable is encoded as a freshly built cube's.
     for variable in [cube, *cube.coords.values()]:
         variable.encoding = {}
-    time_chunk, spatial_chunk = grid["time_chunk"], grid["spatial_chunk"]
-    dataset = _georeferenced(cube, crs, attrs)
-    chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
-    encoding = {"ndvi": {"chunks": tuple(chunks[d] for d in ("time", "y", "x"))}}
-    encoding["scenes"] = {"chunks": (time_chunk,)}  # as the region writes of a built cube
-    dataset = dataset.chunk(chunks)
+    chunks, encoding = _chunking(grid["time_chunk"], grid["spatial_chunk"])
+    dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
     # Coordinates are written now (compute=False defers only dask arrays): load them.
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
-    dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
-    linked = 0
-    for tile, store in tiles.items():
-        y0 = int(np.flatnonzero(cube["y"].values == cubes[tile]["y"].values[0])[0])
-        x0 = int(np.flatnonzero(cube["x"].values == cubes[tile]["x"].values[0])[0])
-        linked += link_chunks(store, partial, (y0 // spatial_chunk, x0 // spatial_chunk))
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    with _partial_removed_on_failure(partial, path):
+        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        linked = sum(
+            link_chunks(store, partial, chunk_offsets(tile, shape, grid["spatial_chunk"]))
+            for tile, store in tiles.items()
+        )
+        _consolidate(partial)
     log.info("joined %d tile(s): %d chunk file(s) linked, none copied", len(tiles), linked)
-    _consolidate(partial)
     _swap_into_place(partial, path)
     return path
 
 
-def _check_same_days(tiles: Mapping[Tile, Path]) -> None:
-    """Tiles of one area must hold the same solar days from the same items."""
+def _chunking(time_chunk: int, spatial_chunk: int) -> tuple[dict[str, int], dict[str, dict]]:
+    """Dask chunks and Zarr encoding of a cube store (built or joined: the same bytes)."""
+    chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
+    encoding = {
+        "ndvi": {"chunks": (time_chunk, spatial_chunk, spatial_chunk)},
+        "scenes": {"chunks": (time_chunk,)},
+    }
+    return chunks, encoding
+
+
+def _same_days_attrs(tiles: Mapping[Tile, Path]) -> dict[str, Any]:
+    """The first tile's attributes, once every tile is seen to hold the same days and items."""
     from ndvicube.update import DAYS_ATTR
 
-    days = {tile.name: read_attrs(store).get(DAYS_ATTR) for tile, store in tiles.items()}
-    if len({json.dumps(d, sort_keys=True) for d in days.values()}) > 1:
+    attrs = {tile: read_attrs(store) for tile, store in tiles.items()}
+    days = {json.dumps(a.get(DAYS_ATTR), sort_keys=True) for a in attrs.values()}
+    if len(days) > 1:
         raise ValueError(
-            f"the tiles {sorted(days)} were built from different items; rebuild them together"
+            f"the tiles {sorted(t.name for t in tiles)} were built from different items; "
+            "rebuild them together"
         )
+    return next(iter(attrs.values()))
 
 
 def open_cube(path: str | Path) -> xr.DataArray:

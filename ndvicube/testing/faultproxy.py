@@ -105,27 +105,27 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """Quiet: the records are the log."""
 
     def _proxy(self) -> None:
+        """Decide the answer, log it, then send it: a client that has its answer finds the
+        request already in :attr:`FaultProxy.records` (logging afterwards raced with it)."""
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = self.proxy.faults.decide(urlsplit(self.path).path)
-        status = 0
+        status, headers, payload, cut = 0, {}, b"", None
+        if fault == fault_kinds.ERROR:
+            status = self.proxy.faults.error_status()
+            # Throttling says when to come back, as public APIs do; server errors do not.
+            headers = {"Retry-After": "1"} if status == 429 else {}
+            payload = b'{"code": "injected fault"}'
+        elif fault != fault_kinds.DROP:
+            status, headers, payload = self._forward(body)
+            cut = len(payload) // 2 if fault == fault_kinds.TRUNCATE else None
+        self.proxy._log(ProxyRecord(self.command, self.path, status, fault))
+        if fault == fault_kinds.DROP:
+            self.close_connection = True
+            return
         try:
-            if fault == fault_kinds.DROP:
-                self.close_connection = True
-            elif fault == fault_kinds.ERROR:
-                status = self.proxy.faults.error_status()
-                # Throttling says when to come back, as public APIs do; server errors do not.
-                headers = {"Retry-After": "1"} if status == 429 else {}
-                self._send(status, b'{"code": "injected fault"}', headers)
-            else:
-                status, headers, payload = self._forward(body)
-                if fault == fault_kinds.TRUNCATE:
-                    self._send(status, payload, headers, cut=len(payload) // 2)
-                else:
-                    self._send(status, payload, headers)
+            self._send(status, payload, headers, cut=cut)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        finally:
-            self.proxy._log(ProxyRecord(self.command, self.path, status, fault))
 
     def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """The upstream's answer, with its address replaced by the proxy's."""
