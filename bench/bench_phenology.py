@@ -12,7 +12,6 @@ crossings). Errors are in days.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -20,10 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import pandas as pd  # noqa: E402
 
-from ndvicube.demo import demo_series, phenology_errors  # noqa: E402
-from ndvicube.jobs import season_metrics, smooth  # noqa: E402
+from ndvicube.demo import demo_phenology, demo_series, true_seasons  # noqa: E402
 
 METHODS = {
     "notebook (rolling mean 3)": {"method": "notebook", "window": 3},
@@ -41,18 +38,9 @@ def main() -> None:
         "| EOS max (mean) d |"
     )
     print("| --- | ---: | ---: | ---: | ---: |")
-    calendar = json.loads(catalog.calendar.read_text())
-    true = sum(1 for p in calendar["points"] for s in p["seasons"] if s["peak"][:4] == "2023")
+    true = true_seasons(catalog)
     for name, options in METHODS.items():
-        smooth(raw_path=raw, out=tmp / "smoothed.csv", **options)
-        season_metrics(
-            smoothed_path=tmp / "smoothed.csv",
-            out=tmp / "phenology.csv",
-            fraction=0.5,
-            min_amplitude=0.1,
-        )
-        found = pd.read_csv(tmp / "phenology.csv", parse_dates=["sos", "pos", "eos"])
-        errors = phenology_errors(catalog.calendar, found, "2023-01-01", "2023-12-31")
+        found, errors = demo_phenology(catalog, raw, tmp, **options)
         stats = errors.groupby("metric")["error_days"].agg(["max", "mean"])
         cells = [
             f"{stats.loc[m, 'max']:.0f} ({stats.loc[m, 'mean']:.1f})" for m in ("sos", "pos", "eos")

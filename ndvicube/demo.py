@@ -1068,6 +1068,12 @@ def expected_series(
     return out[["point", "time", "ndvi"]]
 
 
+def cube_args(spec: DemoCatalogSpec | None = None) -> dict[str, Any]:
+    """Grid and mask of the demo area's cube, as keyword arguments of ``jobs.build_cube``."""
+    bbox = (spec or DemoCatalogSpec()).bbox
+    return {"bbox": bbox, "crs": f"EPSG:{EPSG}", "resolution": 10, "scl_classes": MASK_CLASSES}
+
+
 def demo_series(root: str | Path, spec: DemoCatalogSpec | None = None) -> tuple[DemoCatalog, Path]:
     """Generate a demo catalog under ``root`` and run it through the workflow's functions up to
     ``raw.csv`` (the cube of the whole box, series at the catalog's points), in this process.
@@ -1083,18 +1089,38 @@ def demo_series(root: str | Path, spec: DemoCatalogSpec | None = None) -> tuple[
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
     _write_json(root / "items.json", doc)
-    bbox = (spec or DemoCatalogSpec()).bbox
-    build_cube(
-        items_path=root / "items.json",
-        out=root / "ndvi.zarr",
-        bbox=bbox,
-        crs=f"EPSG:{EPSG}",
-        resolution=10,
-        scl_classes=MASK_CLASSES,
-    )
+    build_cube(items_path=root / "items.json", out=root / "ndvi.zarr", **cube_args(spec))
     points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
     extract_series(cube_path=root / "ndvi.zarr", points=points, out=root / "raw.csv")
     return catalog, root / "raw.csv"
+
+
+def demo_phenology(
+    catalog: DemoCatalog, raw: Path, work: str | Path, **smoothing: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Smooth ``raw`` (``jobs.smooth`` options), find the seasons, and compare them with the
+    catalog's calendar over its period: the seasons found, and :func:`phenology_errors`."""
+    from ndvicube.jobs import season_metrics, smooth
+
+    work = Path(work)
+    smooth(raw_path=raw, out=work / "smoothed.csv", **smoothing)
+    season_metrics(
+        smoothed_path=work / "smoothed.csv",
+        out=work / "phenology.csv",
+        fraction=0.5,
+        min_amplitude=0.1,
+    )
+    found = pd.read_csv(work / "phenology.csv", parse_dates=["sos", "pos", "eos"])
+    calendar = json.loads(catalog.calendar.read_text())
+    errors = phenology_errors(catalog.calendar, found, calendar["start"], calendar["end"])
+    return found, errors
+
+
+def true_seasons(catalog: DemoCatalog) -> int:
+    """How many seasons of the calendar peak within the catalog's period."""
+    calendar = json.loads(catalog.calendar.read_text())
+    start, end = calendar["start"], calendar["end"]
+    return sum(1 for p in calendar["points"] for s in p["seasons"] if start <= s["peak"] <= end)
 
 
 def phenology_errors(

@@ -18,7 +18,13 @@ import rasterio
 
 from ndvicube.config import Point
 from ndvicube.cube import CubeSpec, group_scenes, load_ndvi
-from ndvicube.demo import DemoCatalogSpec, expected_series, generate_demo_catalog, read_truth
+from ndvicube.demo import (
+    DemoCatalogSpec,
+    cube_args,
+    expected_series,
+    generate_demo_catalog,
+    read_truth,
+)
 from ndvicube.jobs import build_cube
 from ndvicube.series import extract_points
 from ndvicube.stac import SearchRequest, search, write_items
@@ -118,14 +124,7 @@ def test_offsets_are_never_mixed_even_without_deduplication(short_catalog, tmp_p
 def test_build_cube_writes_a_store_equal_to_the_lazy_cube(short_catalog, tmp_path):
     items = list(pystac.ItemCollection.from_file(str(short_catalog.items)))
     write_items(items, tmp_path / "items.json")
-    out = build_cube(
-        items_path=tmp_path / "items.json",
-        out=tmp_path / "ndvi.zarr",
-        bbox=BBOX,
-        crs="EPSG:32644",
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
-    )
+    out = build_cube(items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr", **cube_args())
     import xarray as xr
 
     stored = xr.open_zarr(out)["ndvi"].values
@@ -140,7 +139,7 @@ def test_cloud_probability_mask_matches_the_truth_and_adds_cloud_rims(catalog, t
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
     (tmp_path / "items.json").write_text(json.dumps(doc))
-    common = {"bbox": BBOX, "crs": "EPSG:32644", "resolution": 10, "scl_classes": (3, 8, 9, 10)}
+    common = cube_args()
     build_cube(items_path=tmp_path / "items.json", out=tmp_path / "p.zarr", **common,
                max_cloud_probability=30)  # fmt: skip
     series = extract_points(open_cube(tmp_path / "p.zarr"), _points(catalog))

@@ -22,6 +22,7 @@ import yaml
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from ndvicube.demo import cube_args
 from ndvicube.errors import (
     ConfigError,
     ItemMetadataError,
@@ -40,7 +41,7 @@ from ndvicube.testing.stacserver import StacApiServer
 from tests.workflow_helpers import demo_config, snakemake, write_config
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
-CUBE = {"bbox": BBOX, "crs": "EPSG:32644", "resolution": 10, "scl_classes": (3, 8, 9, 10)}
+CUBE = cube_args()
 MONTHS = ("2023-02", "2023-03")
 TOKEN = "X-Amz-Signature=FAKE-TOKEN-4242"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -63,24 +61,11 @@ def test_no_season_in_a_flat_or_empty_series():
 
 def test_seasons_of_the_demo_catalog_match_its_crop_calendar(tmp_path):
     """A year of the demo catalog through the rules' functions; the truth is its calendar."""
-    from ndvicube.demo import demo_series, phenology_errors
-    from ndvicube.jobs import season_metrics, smooth
+    from ndvicube.demo import demo_phenology, demo_series, true_seasons
 
     catalog, raw = demo_series(tmp_path)
-    smooth(raw_path=raw, out=tmp_path / "smoothed.csv")
-    season_metrics(
-        smoothed_path=tmp_path / "smoothed.csv",
-        out=tmp_path / "phenology.csv",
-        fraction=0.5,
-        min_amplitude=0.1,
-    )
-    found = pd.read_csv(tmp_path / "phenology.csv", parse_dates=["sos", "pos", "eos"])
-    calendar = json.loads(catalog.calendar.read_text())
-    true_seasons = sum(
-        1 for p in calendar["points"] for t in p["seasons"] if "2023" in t["peak"][:4]
-    )
-    assert len(found) == true_seasons  # every season found, no extra one
-    errors = phenology_errors(catalog.calendar, found, "2023-01-01", "2023-12-31")
+    found, errors = demo_phenology(catalog, raw, tmp_path)
+    assert len(found) == true_seasons(catalog) == 9  # every season found, no extra one
     missing = errors[errors["found"].isna()]
     assert missing["cut"].all(), missing  # empty only where the season is cut by the data
     worst = errors.groupby("metric")["error_days"].agg(["max", "mean", "count"])

@@ -119,6 +119,7 @@ def test_tiles_with_a_cloud_buffer_equal_the_whole_build(catalog, tmp_path):
     """A tile reads a margin of the buffer's width, so clouds across its border still count."""
     import json
 
+    from ndvicube.demo import cube_args
     from ndvicube.jobs import build_cube
     from ndvicube.store import join_tiles, open_cube
     from ndvicube.tiles import all_tiles
@@ -126,14 +127,7 @@ def test_tiles_with_a_cloud_buffer_equal_the_whole_build(catalog, tmp_path):
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
     (tmp_path / "items.json").write_text(json.dumps(doc))
-    args = {
-        "items_path": tmp_path / "items.json",
-        "bbox": BBOX,
-        "crs": "EPSG:32644",
-        "resolution": 10,
-        "scl_classes": (3, 8, 9, 10),
-        "spatial_chunk": 64,
-    }
+    args = cube_args() | {"items_path": tmp_path / "items.json", "spatial_chunk": 64}
     build_cube(out=tmp_path / "plain.zarr", **args)
     build_cube(out=tmp_path / "whole.zarr", scl_buffer_m=30, **args)
     tiles = {t: tmp_path / f"{t.name}.zarr" for t in all_tiles(2, 2)}
