@@ -144,14 +144,14 @@ def points_benchmark(cube_path: Path, bbox: tuple[float, ...], n: int, loop_n: i
     lons = rng.uniform(bbox[0], bbox[2], n)
     lats = rng.uniform(bbox[1], bbox[3], n)
     points = [Point(f"p{i}", lon, lat) for i, (lon, lat) in enumerate(zip(lons, lats, strict=True))]
-    cube = open_cube(cube_path)
+    cube = open_cube(cube_path)["ndvi"]
     started = time.perf_counter()
     series = extract_points(cube, points)
     vector_s = time.perf_counter() - started
     from ndvicube.geo import lonlat_to_crs
 
     xs, ys = lonlat_to_crs(lons[:loop_n], lats[:loop_n], "EPSG:32644")
-    cube = open_cube(cube_path)
+    cube = open_cube(cube_path)["ndvi"]
     started = time.perf_counter()
     loop_values = [cube.sel(x=x, y=y, method="nearest").values for x, y in zip(xs, ys, strict=True)]
     loop_s = time.perf_counter() - started
@@ -175,7 +175,7 @@ def main() -> None:
         build = build_in_fresh_process(tmp / "items.json", bbox, tmp / "ndvi.zarr")
     from ndvicube.store import open_cube
 
-    cube = open_cube(tmp / "ndvi.zarr")
+    cube = open_cube(tmp / "ndvi.zarr")["ndvi"]
     gb = cube.size * 4 / 1e9
     disk = sum(p.stat().st_size for p in (tmp / "ndvi.zarr").rglob("*") if p.is_file()) / 1e9
     print("| cube (time x y x x) | float32 GB | Zarr on disk GB | build wall s | peak RSS MB |")

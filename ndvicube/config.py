@@ -23,6 +23,7 @@ import yaml
 
 from ndvicube.errors import ConfigError
 from ndvicube.geo import BBox, bbox_around, utm_crs_for
+from ndvicube.indices import resolve_indices
 
 #: The schema shipped with the workflow; ``validate_config`` fills its defaults.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -89,6 +90,10 @@ class Settings:
     min_clear_fraction: float = 0.0
     scl_buffer_m: float = 0.0
     max_cloud_probability: int | None = None
+    indices: tuple[str, ...] = ("NDVI",)
+    """Catalogue names of the cube's indices (the first is the quick-look's)."""
+    phenology_index: str = "NDVI"
+    """The index whose seasons ``phenology.csv`` describes."""
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -117,6 +122,7 @@ def validate_config(
     smoothing = filled["smoothing"]
     _check_frequency(smoothing["resample"])
     _check_savgol(smoothing)
+    indices = resolve_indices(filled["indices"])
     return Settings(
         stac_url=_resolve_source(filled["stac"]["url"], base_dir),
         collection=filled["stac"]["collection"],
@@ -140,7 +146,22 @@ def validate_config(
         min_clear_fraction=float(filled["polygon_series"]["min_clear_fraction"]),
         scl_buffer_m=float(filled["cloud_mask"]["buffer_m"]),
         max_cloud_probability=filled["cloud_mask"]["max_probability"],
+        indices=indices,
+        phenology_index=_phenology_index(filled["phenology"]["index"], indices),
     )
+
+
+def _phenology_index(name: str | None, indices: tuple[str, ...]) -> str:
+    """The index phenology is computed on: ``name`` (one of ``indices``) or the first index."""
+    if name is None:
+        return indices[0]
+    (resolved,) = resolve_indices([name], key="phenology.index")
+    if resolved not in indices:
+        raise ConfigError(
+            f"Invalid config at phenology.index: {name!r} is not one of the indices computed "
+            f"({', '.join(indices)}). Add it to `indices` or choose one of those."
+        )
+    return resolved
 
 
 def with_defaults(config: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:

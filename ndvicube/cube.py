@@ -1,12 +1,15 @@
-"""The masked NDVI cube of an area: a lazy (time, y, x) float32 array, one step per solar day.
+"""The masked index cube of an area: lazy (time, y, x) float32 variables, one step per solar day.
 
-Reading goes through odc-stac (``odc.stac.load``) with Dask, like the origin notebook, but with
-two deliberate differences:
+One variable per requested spectral index (:mod:`ndvicube.indices`; NDVI by default). Reading
+goes through odc-stac (``odc.stac.load``) with Dask, like the origin notebook, but with two
+deliberate differences:
 
-* only the assets NDVI needs are read (red, nir, scl - never green or blue);
-* items are grouped by solar day *and* by their red/nir scaling, and each group is scaled with
-  its own ``raster:bands`` scale/offset before groups of one day are merged. Raw digital numbers
-  of items with different offsets (a scene reprocessed at another baseline) are never fused.
+* only the assets the indices need are read, plus SCL (for NDVI: red, nir, scl - never green or
+  blue);
+* items are grouped by solar day *and* by the scaling of every reflectance asset read, and each
+  group is scaled with its own ``raster:bands`` scale/offset before groups of one day are
+  merged. Raw digital numbers of items with different offsets (a scene reprocessed at another
+  baseline) are never fused.
 
 Within a group odc-stac fuses overlapping tiles of one pass pixel by pixel, first valid value
 wins - exactly the notebook's ``groupby="solar_day"``.
@@ -26,14 +29,12 @@ from odc.geo.geobox import GeoBox
 
 from ndvicube import geo
 from ndvicube.geo import BBox
+from ndvicube.indices import DEFAULT_INDICES, assets_needed, column, compute_indices
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
 from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
-from ndvicube.radiometry import ndvi, to_reflectance
+from ndvicube.radiometry import to_reflectance
 from ndvicube.reads import RetryingRioDriver
 from ndvicube.tiles import Tile, tile_window
-
-#: Asset keys read for NDVI (Earth Search common names).
-NDVI_ASSETS: tuple[str, str, str] = ("red", "nir", "scl")
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,25 @@ class CubeSpec:
     """Masked SCL classes are grown by this many metres (0: the notebook's mask)."""
     max_cloud_probability: int | None = None
     """Also mask pixels whose ``cloud`` asset (probability, %) is above this; None: not read."""
+    indices: tuple[str, ...] = DEFAULT_INDICES
+    """Catalogue names of the indices computed (checked by ``indices.resolve_indices``)."""
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The reflectance assets read: those the indices need (red and nir for NDVI)."""
+        return assets_needed(self.indices)
 
     @property
     def assets(self) -> tuple[str, ...]:
-        """The assets read: red, nir, scl, and the cloud probability when it is used."""
-        return NDVI_ASSETS + (("cloud",) if self.max_cloud_probability is not None else ())
+        """Every asset read: the bands, scl, and the cloud probability when it is used."""
+        return (
+            self.bands + ("scl",) + (("cloud",) if self.max_cloud_probability is not None else ())
+        )
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The cube's variables: one per index, named by :func:`ndvicube.indices.column`."""
+        return tuple(column(name) for name in self.indices)
 
     @property
     def buffer_px(self) -> int:
@@ -73,10 +88,14 @@ class SceneGroup:
     """Items of one solar day that share a scaling: odc-stac fuses them into one slice."""
 
     day: dt.date
-    red: BandScaling
-    nir: BandScaling
+    scalings: tuple[tuple[str, BandScaling], ...]
+    """(asset, scaling) of every reflectance asset read."""
     scl_nodata: float | None
     item_ids: tuple[str, ...]
+
+    def scaling(self, asset: str) -> BandScaling:
+        """The scale, offset and nodata of one reflectance asset of this group's items."""
+        return dict(self.scalings)[asset]
 
 
 def area_geobox(spec: CubeSpec) -> GeoBox:
@@ -92,16 +111,18 @@ def cube_geobox(spec: CubeSpec) -> GeoBox:
     return full[tile_window(spec.tile, full.shape.yx, spec.spatial_chunk)]
 
 
-def group_scenes(items: Sequence[pystac.Item], lon: float) -> list[SceneGroup]:
-    """Group items by (solar day at ``lon``, red/nir scaling), ordered by day then first item."""
+def group_scenes(
+    items: Sequence[pystac.Item], lon: float, bands: Sequence[str] = ("red", "nir")
+) -> list[SceneGroup]:
+    """Group items by (solar day at ``lon``, scaling of ``bands``), ordered by day, first item."""
     groups: dict[tuple, list[pystac.Item]] = {}
     for item in sort_items(items):
-        red, nir = band_scaling(item, "red"), band_scaling(item, "nir")
+        scalings = tuple((band, band_scaling(item, band)) for band in bands)
         scl = band_scaling(item, "scl", require_scale=False)
-        groups.setdefault((solar_day(item, lon), red, nir, scl.nodata), []).append(item)
+        groups.setdefault((solar_day(item, lon), scalings, scl.nodata), []).append(item)
     return [
-        SceneGroup(day, red, nir, scl_nodata, tuple(i.id for i in members))
-        for (day, red, nir, scl_nodata), members in groups.items()
+        SceneGroup(day, scalings, scl_nodata, tuple(i.id for i in members))
+        for (day, scalings, scl_nodata), members in groups.items()
     ]
 
 
@@ -110,17 +131,17 @@ def cube_longitude(spec: CubeSpec) -> float:
     return float(area_geobox(spec).extent.centroid.to_crs("EPSG:4326").points[0][0])
 
 
-def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
-    """Lazy masked NDVI, dims (time, y, x), float32, NaN where masked; time = solar day.
+def load_cube(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.Dataset:
+    """Lazy masked indices, each (time, y, x) float32, NaN where masked; time = solar day.
 
-    The ``scenes`` coordinate counts the items merged into each solar day.
-
-    Nothing is read until the array is computed (or written with :mod:`ndvicube.store`).
+    The variables are ``spec.variables``; the ``scenes`` coordinate counts the items merged into
+    each solar day. Nothing is read until the cube is computed (or written with
+    :mod:`ndvicube.store`).
     """
     import odc.stac
 
     geobox, crop = _read_window(spec)
-    groups = group_scenes(items, cube_longitude(spec))
+    groups = group_scenes(items, cube_longitude(spec), spec.bands)
     group_of = {item_id: n for n, g in enumerate(groups) for item_id in g.item_ids}
     raw = odc.stac.load(
         sort_items(items),
@@ -132,10 +153,15 @@ def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
         fail_on_error=True,
         driver=RetryingRioDriver(),
     )
-    masked = _masked_ndvi(raw, groups, spec)
+    masked = _masked_indices(raw, groups, spec)
     if crop is not None:
         masked = masked.isel(y=crop[0], x=crop[1])
     return _one_step_per_day(masked)
+
+
+def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
+    """The ``ndvi`` variable of :func:`load_cube` (``spec`` must ask for NDVI, the default)."""
+    return load_cube(items, spec)["ndvi"]
 
 
 def _read_window(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
@@ -158,38 +184,38 @@ def _read_window(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
     return full[py, px], crop
 
 
-def _masked_ndvi(raw: xr.Dataset, groups: Sequence[SceneGroup], spec: CubeSpec) -> xr.DataArray:
-    """Scale each group with its own metadata, mask, and compute NDVI (float32)."""
-    red = to_reflectance(
-        raw["red"], _along_time(groups, "red", "scale"), _along_time(groups, "red", "offset")
-    )
-    nir = to_reflectance(
-        raw["nir"], _along_time(groups, "nir", "scale"), _along_time(groups, "nir", "offset")
-    )
+def _masked_indices(raw: xr.Dataset, groups: Sequence[SceneGroup], spec: CubeSpec) -> xr.Dataset:
+    """Scale each group with its own metadata, mask, and compute every index (float32)."""
+    reflectance = {
+        band: to_reflectance(
+            raw[band], _along_time(groups, band, "scale"), _along_time(groups, band, "offset")
+        )
+        for band in spec.bands
+    }
     valid = clear_mask(
-        raw["red"],
-        raw["nir"],
         raw["scl"],
-        red_nodata=_along_time(groups, "red", "nodata"),
-        nir_nodata=_along_time(groups, "nir", "nodata"),
+        [(raw[band], _along_time(groups, band, "nodata")) for band in spec.bands],
         scl_classes=spec.scl_classes,
         buffer_px=spec.buffer_px,
         cloud=raw.get("cloud"),
         max_cloud_probability=spec.max_cloud_probability,
     )
-    result = ndvi(red, nir).where(valid).astype("float32")
+    indices = compute_indices(reflectance, spec.indices)
+    cube = xr.Dataset(
+        {name: value.where(valid).assign_attrs(value.attrs) for name, value in indices.items()}
+    )
     days = np.array([np.datetime64(g.day, "ns") for g in groups])
     scenes = ("time", np.array([len(g.item_ids) for g in groups], dtype="int32"))
-    return result.assign_coords(time=days, scenes=scenes).rename("ndvi")
+    return cube.assign_coords(time=days, scenes=scenes)
 
 
 def _along_time(groups: Sequence[SceneGroup], band: str, field: str) -> xr.DataArray:
     """One scaling field per time slice (NaN for a missing nodata: compares unequal to all)."""
-    values = [getattr(getattr(g, band), field) for g in groups]
+    values = [getattr(g.scaling(band), field) for g in groups]
     return xr.DataArray([np.nan if v is None else v for v in values], dims="time")
 
 
-def _one_step_per_day(cube: xr.DataArray) -> xr.DataArray:
+def _one_step_per_day(cube: xr.Dataset) -> xr.Dataset:
     """Merge slices of one solar day (only when their scalings differed): first clear wins."""
     if cube.indexes["time"].is_unique:
         return cube

@@ -2,8 +2,8 @@
 
 Why: the workflow, its tests and its benchmarks need a catalog that looks exactly like the real
 ``sentinel-2-c1-l2a`` collection (same item fields, asset keys, ``raster:bands`` scale/offset,
-nodata 0, 10 m bands + 20 m SCL, overlapping MGRS tiles, swath-edge nodata, clouds) but runs
-offline and comes with the exact answer: the DN/SCL under every point in every item, and the
+nodata 0, 10 m and 20 m bands + 20 m SCL, overlapping MGRS tiles, swath-edge nodata, clouds) but
+runs offline and comes with the exact answer: the DN/SCL under every point in every item, and the
 crop calendar that produced them.
 
 Layout (default spec; every number below is derived from ``DemoCatalogSpec.bbox``):
@@ -80,20 +80,27 @@ _WATER = 4
 _GRID = 60
 _PAD = 20  # 20 m pixels around the area so clouds outside it can cast shadows into it
 
-_BANDS: dict[str, tuple[str, str, float, float]] = {
-    "red": ("B04", "Red - 10m", 0.665, 0.038),
-    "green": ("B03", "Green - 10m", 0.56, 0.045),
-    "blue": ("B02", "Blue - 10m", 0.49, 0.098),
-    "nir": ("B08", "NIR 1 - 10m", 0.842, 0.145),
+#: Reflectance assets: Sentinel-2 band, Earth Search title, centre and width (um), pixel (m).
+#: Red edge 1 and the two SWIR bands are there for the other indices (NDREI, NBR, NDMI...).
+_BANDS: dict[str, tuple[str, str, float, float, int]] = {
+    "red": ("B04", "Red - 10m", 0.665, 0.038, 10),
+    "green": ("B03", "Green - 10m", 0.56, 0.045, 10),
+    "blue": ("B02", "Blue - 10m", 0.49, 0.098, 10),
+    "nir": ("B08", "NIR 1 - 10m", 0.842, 0.145, 10),
+    "rededge1": ("B05", "Red Edge 1 - 20m", 0.704, 0.019, 20),
+    "swir16": ("B11", "SWIR 1.6μm - 20m", 1.61, 0.143, 20),
+    "swir22": ("B12", "SWIR 2.2μm - 20m", 2.19, 0.242, 20),
 }
+#: eo:bands common names that differ from the asset key (Earth Search's B05 is "rededge").
+_COMMON_NAMES = {"rededge1": "rededge"}
 _COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-#: The 20 m assets: title and roles as Earth Search writes them, and their file names.
+#: The 20 m classification assets: title and roles as Earth Search writes them; file names.
 _20M: dict[str, tuple[str, list[str]]] = {
     "scl": ("Scene classification map (SCL)", ["data"]),
     "cloud": ("Cloud Probabilities", ["data", "cloud"]),
 }
 _20M_FILES = {"scl": "SCL.tif", "cloud": "CLD_20m.tif"}
-_ASSETS = ("red", "green", "blue", "nir", "scl", "cloud")
+_ASSETS = (*_BANDS, "scl", "cloud")
 _SCL_NAMES = {
     1: "saturated_defective_pixel",
     2: "dark_features",
@@ -570,7 +577,16 @@ def _surface(land: _Land, v: np.ndarray, rng: np.random.Generator) -> dict[str, 
     red = red + land.red_noise10
     nir = red * (1 + ndvi) / (1 - ndvi)
     green = 0.9 * red + 0.03 * ndvi + 0.01
-    return {"red": red, "green": green, "blue": 0.7 * red + 0.015, "nir": nir}
+    swir16 = 0.5 * red + 0.12 * (1 - ndvi) + 0.02
+    return {
+        "red": red,
+        "green": green,
+        "blue": 0.7 * red + 0.015,
+        "nir": nir,
+        "rededge1": 0.55 * red + 0.15 * nir + 0.01,
+        "swir16": swir16,
+        "swir22": 0.8 * swir16 - 0.01,
+    }
 
 
 def _scene(land: _Land, lay: _Layout, day: date, sun_az: float, seed: int) -> dict[str, np.ndarray]:
@@ -582,11 +598,14 @@ def _scene(land: _Land, lay: _Layout, day: date, sun_az: float, seed: int) -> di
     land_cls = np.where(land.cover == _WATER, 6, np.where(v >= 0.3, 4, 5))[land.parcel20]
     cls10, bright10 = _up(cls), _up(bright)
     tint = {"red": (1.0, 1.0), "green": (1.03, 1.0), "blue": (1.08, 1.1), "nir": (1.04, 0.75)}
+    tint |= {"rededge1": (1.03, 0.85), "swir16": (0.9, 0.7), "swir22": (0.85, 0.7)}
     out: dict[str, np.ndarray] = {}
     for band, r in refl.items():
         r = np.where(cls10 == 10, 0.6 * r + 0.4 * 0.28, r)
         r = np.where(cls10 == 3, r * shade * tint[band][1], r)
         r = np.where((cls10 == 8) | (cls10 == 9), bright10 * tint[band][0], r)
+        if _BANDS[band][4] == 20:  # the 20 m pixel is the mean of its four 10 m ones
+            r = r.reshape(r.shape[0] // 2, 2, r.shape[1] // 2, 2).mean(axis=(1, 3))
         out[band] = np.clip(np.rint(r / SCALE - OFFSET / SCALE), 1, 65535).astype(np.uint16)
     out["scl"] = np.where(cls > 0, cls, land_cls).astype(np.uint8)
     out["cloud"] = _cloud_probability(cls)
@@ -617,18 +636,23 @@ def _tile_arrays(scene: dict[str, np.ndarray], lay: _Layout, tile: _Tile) -> dic
     """Cut one tile out of the union scene and blank its swath-edge wedge (west tile only)."""
     c10 = round((tile.x0 - lay.x0) / 10)
     w10 = tile.shape(10)[1]
-    out = {b: a[:, c10 : c10 + w10].copy() for b, a in scene.items() if b not in _20M}
-    for band in _20M:
-        out[band] = scene[band][:, c10 // 2 : (c10 + w10) // 2].copy()
+    out = {}
+    for band, a in scene.items():
+        out[band] = (
+            a[:, c10 // 2 : (c10 + w10) // 2] if _res(band) == 20 else a[:, c10 : c10 + w10]
+        ).copy()
     if tile is lay.tiles[0]:
         xs = tile.x0 + 10 + 20 * np.arange(out["scl"].shape[1])
         ys = tile.y1 - 10 - 20 * np.arange(out["scl"].shape[0])
         wedge = lay.in_wedge(xs[None, :], ys[:, None])
-        out["scl"][wedge] = 0
-        out["cloud"][wedge] = 0
-        for b in _BANDS:
-            out[b][_up(wedge)] = 0
+        for band in out:
+            out[band][wedge if _res(band) == 20 else _up(wedge)] = 0
     return out
+
+
+def _res(asset: str) -> int:
+    """Pixel size of an asset: 20 m for SCL, the cloud probability and the 20 m bands."""
+    return 20 if asset in _20M else _BANDS[asset][4]
 
 
 def _write_cog(path: Path, arr: np.ndarray, tile: _Tile, res: int, blocksize: int) -> dict:
@@ -800,16 +824,21 @@ def _asset(key: str, href: Path, tile: _Tile, files: dict) -> dict[str, Any]:
         grid = {"gsd": 20, "proj:shape": tile.shape(20), "proj:transform": tile.transform(20)}
         bands = [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}]
         return head | grid | {"raster:bands": bands} | files | {"roles": roles}
-    name, title, centre, fwhm = _BANDS[key]
+    name, title, centre, fwhm, res = _BANDS[key]
     eo = [
-        {"name": name, "common_name": key, "center_wavelength": centre, "full_width_half_max": fwhm}
+        {
+            "name": name,
+            "common_name": _COMMON_NAMES.get(key, key),
+            "center_wavelength": centre,
+            "full_width_half_max": fwhm,
+        }
     ]
     head = {"href": str(href), "type": _COG_TYPE, "title": title, "eo:bands": eo}
-    grid = {"gsd": 10, "proj:shape": tile.shape(10), "proj:transform": tile.transform(10)}
+    grid = {"gsd": res, "proj:shape": tile.shape(res), "proj:transform": tile.transform(res)}
     rb = {
         "nodata": 0,
         "data_type": "uint16",
-        "spatial_resolution": 10,
+        "spatial_resolution": res,
         "scale": SCALE,
         "offset": OFFSET,
     }
@@ -824,7 +853,7 @@ def _item_id(p: _Pass, tile: _Tile, tm: dict) -> str:
 def _make_item(
     spec: DemoCatalogSpec, lay: _Layout, root: Path, p: _Pass, tile: _Tile, arrays: dict
 ) -> dict[str, Any]:
-    """Write the tile's six COGs and its item JSON beside them; return the item."""
+    """Write the tile's COGs and its item JSON beside them; return the item."""
     tm = _times(p, spec.seed)
     item_id = _item_id(p, tile, tm)
     folder = root / "cogs" / item_id
@@ -832,7 +861,7 @@ def _make_item(
     assets = {}
     for key in _ASSETS:
         path = folder / (_20M_FILES[key] if key in _20M else f"{_BANDS[key][0]}.tif")
-        res = 20 if key in _20M else 10
+        res = _res(key)
         assets[key] = _asset(
             key, path, tile, _write_cog(path, arrays[key], tile, res, spec.blocksize)
         )
@@ -880,12 +909,17 @@ def _truth_rows(lay: _Layout, item: dict, tile: _Tile, arrays: dict) -> list[dic
                 "nir_scale": SCALE,
                 "nir_offset": OFFSET,
             }
+            | {
+                f"{band}_dn": int(arrays[band][(r, c) if _res(band) == 10 else (r // 2, c // 2)])
+                for band in _BANDS
+                if band not in ("red", "nir")
+            }
         )
     return rows
 
 
 def _collection(spec: DemoCatalogSpec, root: Path, items: list[dict]) -> dict[str, Any]:
-    """Collection document shaped like Earth Search's, restricted to the six demo assets."""
+    """Collection document shaped like Earth Search's, restricted to the demo's assets."""
     boxes = np.array([it["bbox"] for it in items])
     bbox = [*boxes[:, :2].min(0).tolist(), *boxes[:, 2:].max(0).tolist()]
     first = min(it["properties"]["datetime"] for it in items)
@@ -1020,14 +1054,8 @@ def read_truth(path: str | Path) -> pd.DataFrame:
     """Read truth.csv with exact dtypes: DN/SCL as int64, datetime tz-aware UTC, solar_day naive."""
     df = pd.read_csv(
         path,
-        dtype={
-            "point": str,
-            "item_id": str,
-            "red_dn": "int64",
-            "nir_dn": "int64",
-            "scl": "int64",
-            "cloud": "int64",
-        },
+        dtype={"point": str, "item_id": str, "scl": "int64", "cloud": "int64"}
+        | {f"{band}_dn": "int64" for band in _BANDS},
     )
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True).astype("datetime64[ns, UTC]")
     df["solar_day"] = pd.to_datetime(df["solar_day"]).astype("datetime64[ns]")
@@ -1040,32 +1068,43 @@ def expected_series(
     max_cloud_cover: float = 30,
     scl_classes: Sequence[int] = MASK_CLASSES,
     max_cloud_probability: int | None = None,
+    indices: Sequence[str] = ("NDVI",),
 ) -> pd.DataFrame:
-    """The NDVI series the workflow must produce per point and solar day, from truth alone.
+    """The index series the workflow must produce per point and solar day, from truth alone.
 
-    Items with ``cloud_cover >= max_cloud_cover`` are dropped; NDVI is NaN on nodata (DN 0, SCL 0),
-    masked SCL classes, or a cloud probability above ``max_cloud_probability`` (when given); items
-    of one solar day are fused in (datetime, item_id) order, first non-NaN wins. Returns columns
-    ``point, time, ndvi`` (time = midnight of the solar day).
+    Items with ``cloud_cover >= max_cloud_cover`` are dropped; the indices (catalogue names) are
+    the catalogue's formulas on float64 reflectances, NaN on nodata (DN 0 in any band they
+    read, SCL 0), masked SCL classes, or a cloud probability above ``max_cloud_probability``
+    (when given); items of one solar day are fused in (datetime, item_id) order, first
+    observation wins. Returns ``point, time`` and one column per index (time = midnight of the
+    solar day).
     """
+    from ndvicube.indices import assets_needed, column, evaluate
+
     df = truth[truth["cloud_cover"] < max_cloud_cover]
-    red = df["red_dn"].astype("float64") * df["red_scale"] + df["red_offset"]
-    nir = df["nir_dn"].astype("float64") * df["nir_scale"] + df["nir_offset"]
-    bad = (
-        (df["red_dn"] == 0)
-        | (df["nir_dn"] == 0)
-        | (df["scl"] == 0)
-        | df["scl"].isin(list(scl_classes))
-    )
+    bands = assets_needed(indices)
+    reflectance = {
+        band: df[f"{band}_dn"].astype("float64") * df.get(f"{band}_scale", SCALE)
+        + df.get(f"{band}_offset", OFFSET)
+        for band in bands
+    }
+    bad = (df["scl"] == 0) | df["scl"].isin(list(scl_classes))
+    for band in bands:
+        bad = bad | (df[f"{band}_dn"] == 0)
     if max_cloud_probability is not None:
         bad = bad | (df["cloud"] > max_cloud_probability)
+    values = {column(name): evaluate(name, reflectance).mask(bad) for name in indices}
     df = df.assign(
-        ndvi=((nir - red) / (nir + red)).mask(bad),
+        **values,
         time=pd.to_datetime(df["solar_day"]).astype("datetime64[ns]"),
         _t=pd.to_datetime(df["datetime"], utc=True),
+        _bad=bad,
     ).sort_values(["_t", "item_id"], kind="stable")
-    out = df.groupby(["point", "time"], sort=True)["ndvi"].first().reset_index()
-    return out[["point", "time", "ndvi"]]
+    # First observation of the day: the first clear item's values (all indices from one item).
+    first = df[~df["_bad"]].groupby(["point", "time"], sort=True).head(1)
+    keys = df[["point", "time"]].drop_duplicates().sort_values(["point", "time"])
+    out = keys.merge(first[["point", "time", *values]], on=["point", "time"], how="left")
+    return out.reset_index(drop=True)[["point", "time", *values]]
 
 
 def cube_args(spec: DemoCatalogSpec | None = None) -> dict[str, Any]:

@@ -71,8 +71,11 @@ def build_cube(
     area: str = "",
     scl_buffer_m: float = 0.0,
     max_cloud_probability: int | None = None,
+    indices: Sequence[str] = ("NDVI",),
 ) -> Path:
-    """Write the masked NDVI cube of the stored items to Zarr, reusing an existing cube's days.
+    """Write the masked index cube of the stored items to Zarr, reusing an existing cube's days.
+
+    ``indices`` are catalogue names (:mod:`ndvicube.indices`), one cube variable each.
 
     Only scenes of solar days that the existing store at ``out`` does not already hold with the
     same items, grid and mask are read; the other days are copied from it. With ``tile``, only
@@ -83,6 +86,7 @@ def build_cube(
     (:mod:`ndvicube.missing`); then the cube is built again without it.
     """
     from ndvicube.cube import CubeSpec
+    from ndvicube.indices import resolve_indices
     from ndvicube.logs import redact_urls_in_logs
     from ndvicube.missing import check_policy, skip_unreadable, usable_items, write_skipped
     from ndvicube.reads import UnreadableAsset
@@ -100,6 +104,7 @@ def build_cube(
         tile=tile,
         scl_buffer_m=scl_buffer_m,
         max_cloud_probability=max_cloud_probability,
+        indices=resolve_indices(indices),
     )
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     while True:
@@ -109,7 +114,7 @@ def build_cube(
                 spec,
                 Path(out),
                 time_chunk=time_chunk or DEFAULT_TIME_CHUNK,
-                attrs=provenance(items, config or {})
+                attrs=provenance(items, config or {}, spec.assets)
                 | {"ndvicube:skipped": [asdict(s) for s in skipped]},
                 io_threads=io_threads,
                 scheduler=scheduler,
@@ -140,7 +145,7 @@ def _write_items_cube(
     from rasterio.errors import NotGeoreferencedWarning
 
     from ndvicube.compute import dask_scheduler
-    from ndvicube.cube import cube_longitude, group_scenes, load_ndvi
+    from ndvicube.cube import cube_longitude, group_scenes, load_cube
     from ndvicube.gdal import configure_cloud_reads
     from ndvicube.store import recover_interrupted_swap, write_cube
     from ndvicube.update import (
@@ -153,7 +158,7 @@ def _write_items_cube(
         unchanged,
     )
 
-    groups = group_scenes(items, cube_longitude(spec))
+    groups = group_scenes(items, cube_longitude(spec), spec.bands)
     wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
     recover_interrupted_swap(out)
     existing, reused = reusable(out, wanted, signature)
@@ -165,11 +170,12 @@ def _write_items_cube(
     to_read = [i for g in groups if g.day.isoformat() not in reused for i in g.item_ids]
     log.info(
         "cube: %d item(s) -> %d solar day(s); %d day(s) copied from the existing cube, %d "
-        "scene(s) to read; grid in %s at %s m%s, io_threads=%d",
+        "scene(s) to read (assets %s); grid in %s at %s m%s, io_threads=%d",
         len(items),
         len(wanted),
         len(reused),
         len(to_read),
+        ", ".join(spec.assets),
         spec.crs,
         spec.resolution,
         f", tile {spec.tile.name}" if spec.tile else "",
@@ -179,7 +185,7 @@ def _write_items_cube(
     by_id = {i.id: i for i in items}
     parts = [old_days(existing, reused)] if reused else []
     if to_read:
-        parts.append(load_ndvi([by_id[i] for i in to_read], spec).drop_vars("spatial_ref"))
+        parts.append(load_cube([by_id[i] for i in to_read], spec).drop_vars("spatial_ref"))
     cube = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
     # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
     # rasterio's warning about it says nothing about the user's data.
@@ -272,14 +278,24 @@ def smooth(
 
 
 def season_metrics(
-    *, smoothed_path: str | Path, out: str | Path, fraction: float, min_amplitude: float
+    *,
+    smoothed_path: str | Path,
+    out: str | Path,
+    fraction: float,
+    min_amplitude: float,
+    index: str = "NDVI",
 ) -> None:
-    """Write ``phenology.csv``: each season's start, peak, end and amplitude per point."""
+    """Write ``phenology.csv``: each season's start, peak, end and amplitude per point, on the
+    smoothed series of ``index`` (a catalogue name)."""
+    from ndvicube.indices import column
     from ndvicube.phenology import phenology
     from ndvicube.tables import read_series, write_phenology
 
     table = phenology(
-        read_series(str(smoothed_path)), fraction=fraction, min_amplitude=min_amplitude
+        read_series(str(smoothed_path)),
+        fraction=fraction,
+        min_amplitude=min_amplitude,
+        index=column(index),
     )
     write_phenology(table, out, key=_key_column(smoothed_path))
     log.info("phenology: %d season(s) at %d point(s)", len(table), table["point"].nunique())
@@ -310,21 +326,28 @@ def plot(
 
 
 def quicklook(
-    *, cube_path: str | Path, points: Sequence[Point], area: str, out: str | Path
+    *,
+    cube_path: str | Path,
+    points: Sequence[Point],
+    area: str,
+    out: str | Path,
+    index: str = "NDVI",
 ) -> None:
-    """Draw the area's quick-look: monthly median NDVI maps with its points."""
+    """Draw the area's quick-look: monthly median maps of ``index`` with its points."""
+    from ndvicube.indices import column
     from ndvicube.plots import plot_quicklook
     from ndvicube.store import open_cube
 
-    plot_quicklook(open_cube(cube_path), points, area, out)
+    plot_quicklook(open_cube(cube_path)[column(index)], points, area, out)
 
 
-def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[str, Any]:
-    """What made a cube: items (ids, hrefs, baselines), the config, package versions.
+def provenance(
+    items: Sequence[pystac.Item], config: Mapping[str, Any], assets: Sequence[str]
+) -> dict[str, Any]:
+    """What made a cube: items (ids, baselines, hrefs of the assets read), the config, versions.
 
     Query strings are stripped from hrefs so signed-URL tokens never reach the store.
     """
-    from ndvicube.cube import NDVI_ASSETS
     from ndvicube.items import processing_baseline
     from ndvicube.missing import strip_query
 
@@ -334,7 +357,7 @@ def provenance(items: Sequence[pystac.Item], config: Mapping[str, Any]) -> dict[
                 "id": item.id,
                 "datetime": item.properties.get("datetime"),
                 "processing_baseline": processing_baseline(item),
-                "hrefs": {k: strip_query(item.assets[k].href) for k in NDVI_ASSETS},
+                "hrefs": {k: strip_query(item.assets[k].href) for k in assets},
             }
             for item in items
         ],

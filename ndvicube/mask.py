@@ -1,9 +1,9 @@
 """The cloud and nodata mask: which pixels of a scene are clear observations.
 
-A pixel is kept only if its red and nir digital numbers are not the asset's nodata value (0 on
-Earth Search), its scene classification (SCL) is not nodata, and its SCL class is not one of the
-masked classes - by default the origin notebook's 3 (cloud shadow), 8 (cloud, medium
-probability), 9 (cloud, high probability) and 10 (thin cirrus).
+A pixel is kept only if the digital numbers of every band read are not their asset's nodata
+value (0 on Earth Search), its scene classification (SCL) is not nodata, and its SCL class is
+not one of the masked classes - by default the origin notebook's 3 (cloud shadow), 8 (cloud,
+medium probability), 9 (cloud, high probability) and 10 (thin cirrus).
 
 Optionally the masked classes are grown by a buffer (``cloud_mask.buffer_m``): SCL misses the
 thin, bright rims of clouds and the edges of their shadows, so pixels within a few tens of metres
@@ -34,12 +34,9 @@ ArrayT = TypeVar("ArrayT", np.ndarray, xr.DataArray)
 
 
 def clear_mask(
-    red_dn: ArrayT,
-    nir_dn: ArrayT,
     scl: ArrayT,
+    bands: Sequence[tuple[ArrayT, float | None]] = (),
     *,
-    red_nodata: float | None = 0,
-    nir_nodata: float | None = 0,
     scl_classes: Sequence[int] = DEFAULT_SCL_CLASSES,
     buffer_px: int = 0,
     cloud: ArrayT | None = None,
@@ -47,15 +44,17 @@ def clear_mask(
 ) -> ArrayT:
     """True where the pixel is a clear, valid observation (works on numpy and xarray alike).
 
-    With ``buffer_px``, pixels within that many pixels of a masked SCL class are masked too;
-    ``scl`` must then be (time, y, x) or (y, x). With ``max_cloud_probability``, pixels whose
-    ``cloud`` probability (%) is above it are masked as well.
+    ``bands`` are the digital numbers of every reflectance asset read, each with its nodata
+    value (None: it has none): a pixel where any of them is nodata is no observation, so every
+    index of the cube shares one mask and one count of valid pixels. With ``buffer_px``, pixels
+    within that many pixels of a masked SCL class are masked too; ``scl`` must then be
+    (time, y, x) or (y, x). With ``max_cloud_probability``, pixels whose ``cloud`` probability
+    (%) is above it are masked as well.
     """
     valid = scl != SCL_NODATA
-    if red_nodata is not None:
-        valid = valid & (red_dn != red_nodata)
-    if nir_nodata is not None:
-        valid = valid & (nir_dn != nir_nodata)
+    for dn, nodata in bands:
+        if nodata is not None:
+            valid = valid & (dn != nodata)
     masked = scl == scl_classes[0] if scl_classes else scl != scl
     for cls in scl_classes[1:]:
         masked = masked | (scl == cls)

@@ -1,15 +1,16 @@
 """Season metrics per point: start, peak and end of season, and amplitude.
 
-Method (fraction of amplitude, as TIMESAT's "seasonal amplitude" option): on each point's
-smoothed series, a season is a peak standing at least ``min_amplitude`` above the lower of its
-two neighbouring troughs (scipy's peak prominence). Between the trough before the peak and the
-peak, the start of season (SOS) is where NDVI rises through ``base + fraction x (peak - base)``
-with ``base`` that trough (the crossing nearest the peak, so an early bump does not count); the
-end of season (EOS) is where it falls through the same level measured from the trough after the
-peak. On a flat base the trough is where the season leaves it. Crossings are interpolated
-linearly between samples. The peak of season (POS) is the date of the maximum (the middle of a
-flat top); the amplitude is the peak minus the mean of the two bases (of the observed one when
-the season is cut, see below).
+They are computed on one index column of the smoothed series (``phenology.index``, by default
+the first index of the config: NDVI unless changed). Method (fraction of amplitude, as
+TIMESAT's "seasonal amplitude" option): on each point's smoothed series, a season is a peak
+standing at least ``min_amplitude`` above the lower of its two neighbouring troughs (scipy's
+peak prominence). Between the trough before the peak and the peak, the start of season (SOS) is
+where the index rises through ``base + fraction x (peak - base)`` with ``base`` that trough (the
+crossing nearest the peak, so an early bump does not count); the end of season (EOS) is where
+it falls through the same level measured from the trough after the peak. On a flat base the
+trough is where the season leaves it. Crossings are interpolated linearly between samples. The
+peak of season (POS) is the date of the maximum (the middle of a flat top); the amplitude is the
+peak minus the mean of the two bases (of the observed one when the season is cut, see below).
 
 The trough on each side is where the series first comes within 10 % of the amplitude of that
 side's minimum (on a flat, noisy base: where the season leaves it). A trough within two samples
@@ -32,28 +33,35 @@ EDGE_SAMPLES = 2
 #: Columns of ``phenology.csv``.
 PHENOLOGY_COLUMNS = [
     "point",
+    "index",
     "season",
     "sos",
     "pos",
     "eos",
     "base_start",
-    "peak_ndvi",
+    "peak_value",
     "base_end",
     "amplitude",
 ]
 
 
 def phenology(
-    smoothed: pd.DataFrame, *, fraction: float = 0.5, min_amplitude: float = 0.1
+    smoothed: pd.DataFrame,
+    *,
+    fraction: float = 0.5,
+    min_amplitude: float = 0.1,
+    index: str = "ndvi",
 ) -> pd.DataFrame:
-    """One row per point and season found in a smoothed series (``point,time,ndvi``)."""
+    """One row per point and season found in column ``index`` of a smoothed series."""
+    if index not in smoothed:
+        raise ValueError(f"the series has no column {index!r} (columns: {list(smoothed.columns)})")
     rows = []
     for point, group in smoothed.groupby("point", sort=False):
-        group = group.sort_values("time").dropna(subset=["ndvi"])
+        group = group.sort_values("time").dropna(subset=[index])
         times = pd.to_datetime(group["time"]).to_numpy().astype("datetime64[ns]")
-        values = group["ndvi"].to_numpy(dtype="float64")
+        values = group[index].to_numpy(dtype="float64")
         for number, season in enumerate(seasons(times, values, fraction, min_amplitude), 1):
-            rows.append({"point": point, "season": number, **season})
+            rows.append({"point": point, "index": index, "season": number, **season})
     return pd.DataFrame(rows, columns=PHENOLOGY_COLUMNS)
 
 
@@ -103,7 +111,7 @@ def _season(
         "pos": pd.Timestamp(times[peak]),
         "eos": None if at_last else _crossing(times, values, stop, peak, fall),
         "base_start": np.nan if at_first else base_start,
-        "peak_ndvi": values[peak],
+        "peak_value": values[peak],
         "base_end": np.nan if at_last else base_end,
         "amplitude": values[peak] - np.mean(observed or [min(base_start, base_end)]),
     }

@@ -1,11 +1,12 @@
 """Series of polygons (fields, plots, districts): statistics of the valid pixels inside each.
 
 Polygons come from a GeoJSON or GeoPackage file (read with geopandas, any CRS it declares) with
-an ``id`` column. Per polygon and solar day the series holds the mean, median and count of valid
-(clear) pixels whose centres lie inside the polygon, and ``clear_fraction`` = count / pixels in
-the polygon. Dates where less than ``min_clear_fraction`` of a polygon was clear keep their row
-(count and fraction) with mean and median empty: a mostly cloudy field's few clear pixels are
-usually its edges or cloud shadows missed by SCL.
+an ``id`` column. Per polygon and solar day the series holds, for each index, the mean and median
+of valid (clear) pixels whose centres lie inside the polygon (``ndvi_mean``, ``ndvi_median``...),
+their ``count`` and ``clear_fraction`` = count / pixels in the polygon (the indices share one
+mask; both are counted on the first). Dates where less than ``min_clear_fraction`` of a
+polygon was clear keep their row (count and fraction) with means and medians empty: a mostly
+cloudy field's few clear pixels are usually its edges or cloud shadows missed by SCL.
 
 Vectorised: the polygons are burnt once into a label raster on the cube's grid
 (``rasterio.features.rasterize``), then each block of time steps is read once and reduced for all
@@ -23,8 +24,11 @@ import xarray as xr
 
 from ndvicube.errors import ConfigError
 
-#: Columns of ``polygons_raw.csv``.
-POLYGON_COLUMNS = ["polygon", "time", "mean", "median", "count", "clear_fraction"]
+
+def polygon_columns(indices: list[str]) -> list[str]:
+    """Columns of ``polygons_raw.csv`` for a cube with these index variables."""
+    stats = [f"{name}_{stat}" for name in indices for stat in ("mean", "median")]
+    return ["polygon", "time", *stats, "count", "clear_fraction"]
 
 
 def read_polygons(path: str | Path, crs: str):
@@ -50,7 +54,7 @@ def read_polygons(path: str | Path, crs: str):
     return frame[["id", "geometry"]].to_crs(crs)
 
 
-def label_grid(polygons, cube: xr.DataArray) -> np.ndarray:
+def label_grid(polygons, cube: xr.Dataset | xr.DataArray) -> np.ndarray:
     """int32 raster on the cube's grid: 1 + the polygon's row where a pixel centre is inside."""
     from rasterio.features import rasterize
 
@@ -65,9 +69,17 @@ def label_grid(polygons, cube: xr.DataArray) -> np.ndarray:
 
 
 def polygon_series(
-    cube: xr.DataArray, polygons, *, min_clear_fraction: float = 0.0, time_block: int = 8
+    cube: xr.Dataset | xr.DataArray,
+    polygons,
+    *,
+    min_clear_fraction: float = 0.0,
+    time_block: int = 8,
 ) -> pd.DataFrame:
-    """Mean, median, count and clear fraction per polygon and date (``POLYGON_COLUMNS``)."""
+    """Each index's mean and median, the count and clear fraction per polygon and date."""
+    from ndvicube.store import as_dataset
+
+    cube = as_dataset(cube)
+    names = list(cube.data_vars)
     labels = label_grid(polygons, cube)
     inside = labels > 0
     owner = labels[inside] - 1
@@ -75,24 +87,33 @@ def polygon_series(
     ys, xs = np.nonzero(inside)
     parts = []
     for start in range(0, cube.sizes["time"], time_block):
-        block = cube.isel(time=slice(start, start + time_block))
-        values = block.values[:, ys, xs]  # (time, pixels inside any polygon)
+        block = cube.isel(time=slice(start, start + time_block)).compute()
+        values = {name: block[name].values[:, ys, xs] for name in names}  # (time, pixels)
         parts.append(_reduce(values, owner, block["time"].values, len(polygons)))
     table = pd.concat(parts, ignore_index=True)
     table["clear_fraction"] = table["count"] / pixels[table["label"]].clip(min=1)
     cloudy = table["clear_fraction"] < min_clear_fraction
-    table.loc[cloudy, ["mean", "median"]] = np.nan
+    stats = [c for c in table.columns if c.endswith(("_mean", "_median"))]
+    table.loc[cloudy, stats] = np.nan
     table["polygon"] = polygons["id"].to_numpy()[table["label"]]
-    return table[POLYGON_COLUMNS]
+    return table[polygon_columns(names)]
 
 
-def _reduce(values: np.ndarray, owner: np.ndarray, times: np.ndarray, count: int) -> pd.DataFrame:
+def _reduce(
+    values: dict[str, np.ndarray], owner: np.ndarray, times: np.ndarray, count: int
+) -> pd.DataFrame:
     """Statistics of one block of time steps for every polygon (all dates x polygons kept)."""
-    steps = np.repeat(np.arange(len(times)), values.shape[1])
-    long = pd.DataFrame({"step": steps, "label": np.tile(owner, len(times)), "v": values.ravel()})
-    stats = long.dropna().groupby(["step", "label"])["v"].agg(["mean", "median", "count"])
+    first = next(iter(values))
+    steps = np.repeat(np.arange(len(times)), values[first].shape[1])
+    long = pd.DataFrame({"step": steps, "label": np.tile(owner, len(times))})
     full = pd.MultiIndex.from_product([range(len(times)), range(count)], names=["step", "label"])
-    stats = stats.reindex(full).reset_index()
-    stats["count"] = stats["count"].fillna(0).astype(int)
-    stats["time"] = times[stats["step"]]
-    return stats
+    columns = {}
+    for name, v in values.items():
+        stats = long.assign(v=v.ravel()).dropna().groupby(["step", "label"])["v"]
+        stats = stats.agg(["mean", "median", "count"]).reindex(full)
+        columns |= {f"{name}_mean": stats["mean"], f"{name}_median": stats["median"]}
+        if name == first:
+            columns["count"] = stats["count"].fillna(0).astype(int)
+    table = pd.DataFrame(columns).reset_index()
+    table["time"] = times[table["step"]]
+    return table

@@ -1,4 +1,4 @@
-"""Digital numbers to reflectance, and reflectance to NDVI.
+"""Digital numbers to reflectance (the indices are computed from it by :mod:`ndvicube.indices`).
 
 Kept as plain array functions so the same code serves the cube (xarray/dask) and the tests
 (numpy), and so the property tests can probe them directly.
@@ -28,15 +28,3 @@ def _as_float32(value: float | ArrayT) -> np.float32 | ArrayT:
     if isinstance(value, np.ndarray | xr.DataArray):
         return value.astype("float32")
     return np.float32(value)
-
-
-def ndvi(red: ArrayT, nir: ArrayT) -> ArrayT:
-    """Normalised difference vegetation index ``(nir - red) / (nir + red)``.
-
-    Where ``nir + red == 0`` the index is undefined: NaN is returned instead of inf.
-    """
-    total = nir + red
-    if isinstance(total, xr.DataArray):
-        return (nir - red) / total.where(total != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total != 0, (nir - red) / total, np.nan).astype(total.dtype)

@@ -1,6 +1,7 @@
 """Smoothing of point series: the origin notebook's recipe, Savitzky-Golay, or Whittaker.
 
-Every method first mean-resamples each point's series to a regular step (``5D``), then:
+Every index column is smoothed on its own. Every method first mean-resamples each point's series
+to a regular step (``5D``), then:
 
 * ``notebook`` (default): linear interpolation of gaps in time, then a centred rolling mean of
   ``window`` steps with ``min_periods=1`` - the very xarray calls of the origin notebook, so
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ndvicube.tables import SERIES_COLUMNS
+from ndvicube.tables import KEY_COLUMNS, index_columns
 
 METHODS = ("notebook", "savgol", "whittaker")
 
@@ -36,31 +37,39 @@ def smooth_series(
     polyorder: int = 2,
     lam: float = 10.0,
 ) -> pd.DataFrame:
-    """Smoothed series with columns ``point,time,ndvi`` (time = start of each resample bin)."""
+    """Smoothed series: ``point,time`` and each index column (time = start of each bin)."""
     if method not in METHODS:
         raise ValueError(f"unknown smoothing method {method!r}; use one of {METHODS}")
+    columns = index_columns(raw.drop(columns="valid_pixels", errors="ignore"))
     parts = []
     for point, group in raw.groupby("point", sort=False):
-        binned, weights = _resampled(group, resample)
-        if method == "notebook":
-            smoothed = _rolling_mean(binned, window)
-        elif method == "savgol":
-            smoothed = savgol(_interpolated(binned), window, polyorder)
-        else:
-            smoothed = whittaker(binned.values, weights, lam)
-        parts.append(
-            pd.DataFrame({"point": point, "time": binned["time"].values, "ndvi": smoothed})
-        )
+        smoothed = {}
+        for name in columns:
+            binned, weights = _resampled(group, name, resample)
+            smoothed[name] = _smoothed(binned, weights, method, window, polyorder, lam)
+        parts.append(pd.DataFrame({"point": point, "time": binned["time"].values} | smoothed))
     if not parts:
-        return pd.DataFrame(columns=SERIES_COLUMNS)
-    return pd.concat(parts, ignore_index=True)[SERIES_COLUMNS]
+        return pd.DataFrame(columns=KEY_COLUMNS + columns)
+    return pd.concat(parts, ignore_index=True)[KEY_COLUMNS + columns]
 
 
-def _resampled(series: pd.DataFrame, resample: str) -> tuple[xr.DataArray, np.ndarray]:
-    """Bin means on the regular step, and each bin's weight (clear fraction, or observed 0/1)."""
+def _smoothed(
+    binned: xr.DataArray, weights: np.ndarray, method: str, window: int, polyorder: int, lam: float
+) -> np.ndarray:
+    """One binned series smoothed by ``method``."""
+    if method == "notebook":
+        return _rolling_mean(binned, window)
+    if method == "savgol":
+        return savgol(_interpolated(binned), window, polyorder)
+    return whittaker(binned.values, weights, lam)
+
+
+def _resampled(series: pd.DataFrame, name: str, resample: str) -> tuple[xr.DataArray, np.ndarray]:
+    """Bin means of column ``name`` on the regular step, and each bin's weight (clear fraction,
+    or observed 0/1)."""
     times = pd.to_datetime(series["time"]).to_numpy()
     da = xr.DataArray(
-        series["ndvi"].to_numpy(dtype="float64"), dims="time", coords={"time": times}
+        series[name].to_numpy(dtype="float64"), dims="time", coords={"time": times}
     ).sortby("time")
     binned = da.resample(time=resample).mean()
     observed = binned.notnull().values.astype("float64")

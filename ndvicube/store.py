@@ -1,11 +1,11 @@
-"""Write and open the NDVI cube as a georeferenced, chunked Zarr store.
+"""Write and open the index cube as a georeferenced, chunked Zarr store.
 
-Layout (Zarr format 2, consolidated metadata): one variable ``ndvi`` (time, y, x) float32 with
-NaN fill, 1-D ``time``/``y``/``x`` coordinates (pixel centres), and a ``spatial_ref`` variable
-written by rioxarray. The ``ndvi`` array also carries GDAL's ``_CRS`` attribute, so both
-``xarray.open_zarr`` + rioxarray and GDAL's Zarr driver (``ZARR:"ndvi.zarr":/ndvi`` through
-rasterio) see the CRS and the geotransform. Format 2 because GDAL 3.10 (rasterio's wheels)
-reads it fully; zarr-python 3 reads and writes it too.
+Layout (Zarr format 2, consolidated metadata): one variable per index (``ndvi``, ``evi``...;
+(time, y, x) float32 with NaN fill), 1-D ``time``/``y``/``x`` coordinates (pixel centres), and a
+``spatial_ref`` variable written by rioxarray. Every index array also carries GDAL's ``_CRS``
+attribute, so both ``xarray.open_zarr`` + rioxarray and GDAL's Zarr driver
+(``ZARR:"ndvi.zarr":/ndvi`` through rasterio) see the CRS and the geotransform. Format 2
+because GDAL 3.10 (rasterio's wheels) reads it fully; zarr-python 3 reads and writes it too.
 
 The store is written in blocks of ``time_chunk`` solar days - each block is one region write
 that Dask computes in parallel - into ``<path>.partial`` and renamed into place only when every
@@ -39,7 +39,7 @@ DEFAULT_TIME_CHUNK = 8
 
 
 def write_cube(
-    cube: xr.DataArray,
+    cube: xr.Dataset | xr.DataArray,
     path: str | Path,
     *,
     crs: str,
@@ -49,14 +49,15 @@ def write_cube(
 ) -> Path:
     """Compute ``cube`` block by block into a Zarr store at ``path``; return the path.
 
-    ``attrs`` (JSON-serialisable provenance) are stored on the dataset. Progress is logged
-    after each block as solar days done / total.
+    ``cube`` holds one (time, y, x) variable per index (a lone array is stored under its
+    name). ``attrs`` (JSON-serialisable provenance) are stored on the dataset. Progress is
+    logged after each block as solar days done / total.
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     _remove(partial)
-    dataset = _georeferenced(cube, crs, attrs)
-    chunks, encoding = _chunking(time_chunk, spatial_chunk)
+    dataset = _georeferenced(as_dataset(cube), crs, attrs)
+    chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
@@ -118,10 +119,8 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     cube = xr.concat(
         [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
     )
-    # Drop the tiles' encodings so every variable is encoded as a freshly built cube's.
-    for variable in [cube, *cube.coords.values()]:
-        variable.encoding = {}
-    chunks, encoding = _chunking(grid["time_chunk"], grid["spatial_chunk"])
+    drop_encodings(cube)  # so every variable is encoded as a freshly built cube's
+    chunks, encoding = _chunking(grid["time_chunk"], grid["spatial_chunk"], list(cube.data_vars))
     dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
     # Coordinates are written now (compute=False defers only dask arrays): load them.
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
@@ -129,8 +128,9 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
         linked = sum(
-            link_chunks(store, partial, chunk_offsets(tile, shape, grid["spatial_chunk"]))
+            link_chunks(store, partial, chunk_offsets(tile, shape, grid["spatial_chunk"]), name)
             for tile, store in tiles.items()
+            for name in cube.data_vars
         )
         _consolidate(partial)
     log.info("joined %d tile(s): %d chunk file(s) linked, none copied", len(tiles), linked)
@@ -138,14 +138,25 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     return path
 
 
-def _chunking(time_chunk: int, spatial_chunk: int) -> tuple[dict[str, int], dict[str, dict]]:
+def _chunking(
+    time_chunk: int, spatial_chunk: int, variables: list[str]
+) -> tuple[dict[str, int], dict[str, dict]]:
     """Dask chunks and Zarr encoding of a cube store (built or joined: the same bytes)."""
     chunks = {"time": time_chunk, "y": spatial_chunk, "x": spatial_chunk}
-    encoding = {
-        "ndvi": {"chunks": (time_chunk, spatial_chunk, spatial_chunk)},
-        "scenes": {"chunks": (time_chunk,)},
-    }
+    encoding = {name: {"chunks": (time_chunk, spatial_chunk, spatial_chunk)} for name in variables}
+    encoding["scenes"] = {"chunks": (time_chunk,)}
     return chunks, encoding
+
+
+def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """A cube as a Dataset of index variables (a lone DataArray under its name)."""
+    return cube if isinstance(cube, xr.Dataset) else cube.to_dataset(name=cube.name or "ndvi")
+
+
+def drop_encodings(cube: xr.Dataset) -> None:
+    """Forget the encodings a cube's variables were read with (a rewrite chooses its own)."""
+    for variable in cube.variables.values():
+        variable.encoding = {}
 
 
 def _same_days_attrs(tiles: Mapping[Tile, Path]) -> dict[str, Any]:
@@ -162,12 +173,21 @@ def _same_days_attrs(tiles: Mapping[Tile, Path]) -> dict[str, Any]:
     return next(iter(attrs.values()))
 
 
-def open_cube(path: str | Path) -> xr.DataArray:
-    """The ``ndvi`` variable of a cube store, lazily, with its CRS set for rioxarray."""
+def open_cube(path: str | Path) -> xr.Dataset:
+    """The index variables of a cube store, lazily, with their CRS set for rioxarray.
+
+    Variables come in the order the config listed the indices (Zarr lists them sorted), so the
+    series' columns do too.
+    """
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
+    from ndvicube.indices import column
+
     dataset = xr.open_zarr(path, consolidated=True, decode_coords="all")
-    return dataset["ndvi"]
+    grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
+    listed = [column(name) for name in grid.get("indices", [])]
+    ordered = [n for n in listed if n in dataset.data_vars]
+    return dataset[ordered + [n for n in dataset.data_vars if n not in ordered]]
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
@@ -176,21 +196,22 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     return {k: _maybe_json(v) for k, v in dataset.attrs.items()}
 
 
-def _georeferenced(cube: xr.DataArray, crs: str, attrs: Mapping[str, Any]) -> xr.Dataset:
+def _georeferenced(cube: xr.Dataset, crs: str, attrs: Mapping[str, Any]) -> xr.Dataset:
     """Attach CRS (rioxarray's spatial_ref + GDAL's _CRS) and provenance attributes."""
     import rioxarray  # noqa: F401
 
-    cube = cube.drop_vars("spatial_ref", errors="ignore").rio.write_crs(crs)
-    cube = cube.rio.write_transform(cube.rio.transform(recalc=True))
-    # Replace odc-stac's attributes (its "nodata: 0" is the raw bands', wrong for NDVI).
-    cube.attrs = {
-        "long_name": "NDVI",
-        "units": "1",
-        "grid_mapping": "spatial_ref",
-        "_CRS": {"wkt": cube.rio.crs.to_wkt()},
-    }
-    cube.encoding.pop("grid_mapping", None)
-    dataset = cube.to_dataset(name="ndvi")
+    dataset = cube.drop_vars("spatial_ref", errors="ignore").rio.write_crs(crs)
+    dataset = dataset.rio.write_transform(dataset.rio.transform(recalc=True))
+    wkt = dataset.rio.crs.to_wkt()
+    for name, variable in dataset.data_vars.items():
+        # Replace odc-stac's attributes (its "nodata: 0" is the raw bands', wrong for an index).
+        variable.attrs = {
+            "long_name": variable.attrs.get("long_name", name.upper()),
+            "units": "1",
+            "grid_mapping": "spatial_ref",
+            "_CRS": {"wkt": wkt},
+        }
+        variable.encoding.pop("grid_mapping", None)
     dataset.attrs = {k: json.dumps(v, sort_keys=True) for k, v in attrs.items()}
     dataset["time"].encoding.update(units="days since 1970-01-01", dtype="int64")
     return dataset
@@ -202,7 +223,7 @@ def _write_blocks(dataset: xr.Dataset, store: Path, time_chunk: int) -> None:
     scenes = dataset["scenes"].values if "scenes" in dataset.coords else np.ones(total, int)
     for start in range(0, total, time_chunk):
         stop = min(start + time_chunk, total)
-        block = dataset[["ndvi"]].isel(time=slice(start, stop))
+        block = dataset[list(dataset.data_vars)].isel(time=slice(start, stop))
         block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
             store, region={"time": slice(start, stop)}, zarr_format=2
         )

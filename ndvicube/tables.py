@@ -10,46 +10,56 @@ from pathlib import Path
 
 import pandas as pd
 
-#: Columns of ``series_smoothed.csv``; ``series_raw.csv`` adds :data:`QUALITY_COLUMNS`.
-SERIES_COLUMNS = ["point", "time", "ndvi"]
+#: The key columns of every series table (``point`` is ``polygon`` in the polygons' files).
+KEY_COLUMNS = ["point", "time"]
 #: Per-row quality of a raw point series (see :func:`ndvicube.series.extract_points`).
 QUALITY_COLUMNS = ["valid_pixels", "clear_fraction"]
+
+
+def index_columns(series: pd.DataFrame) -> list[str]:
+    """The index columns of a series (``ndvi``, ``evi``...): all but the keys and quality."""
+    return [c for c in series.columns if c not in KEY_COLUMNS + QUALITY_COLUMNS]
 
 
 def write_series(series: pd.DataFrame, path: str | Path, *, key: str = "point") -> None:
     """Write a series CSV: ISO dates, NaN as empty cells, full float precision.
 
-    ``key`` names the first column: ``point``, or ``polygon`` for a polygons' series.
+    Columns: ``point,time``, one per index, then the quality columns the series has. ``key``
+    names the first column: ``point``, or ``polygon`` for a polygons' series.
     """
     quality = [c for c in QUALITY_COLUMNS if c in series]
-    out = series[SERIES_COLUMNS + quality].rename(columns={"point": key})
+    columns = KEY_COLUMNS + index_columns(series) + quality
+    out = series[columns].rename(columns={"point": key})
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.7g")
 
 
 def read_series(path: str) -> pd.DataFrame:
-    """A series CSV as ``point,time,ndvi`` (plus ``clear_fraction`` when it has one).
+    """A series CSV as ``point,time`` and its index columns (plus ``clear_fraction`` if any).
 
-    Reads :func:`write_series` files, and ``polygons_raw.csv`` (its ``polygon`` and ``mean``
-    become ``point`` and ``ndvi``), so smoothing and phenology serve points and polygons alike.
+    Reads :func:`write_series` files, and ``polygons_raw.csv`` (its ``polygon`` becomes
+    ``point``, each ``<index>_mean`` the index column), so smoothing and phenology serve points
+    and polygons alike.
     """
     frame = pd.read_csv(path, dtype={"point": str, "polygon": str}, parse_dates=["time"])
     frame = frame.rename(columns={"polygon": "point"})
-    if "mean" in frame:
-        frame = frame.rename(columns={"mean": "ndvi"})
+    if "count" in frame:  # a polygons' table: the mean is the polygon's value
+        means = [c for c in frame.columns if c.endswith("_mean")]
+        frame = frame.rename(columns={c: c.removesuffix("_mean") for c in means})
+        frame = frame[KEY_COLUMNS + [c.removesuffix("_mean") for c in means] + ["clear_fraction"]]
     extra = ["clear_fraction"] if "clear_fraction" in frame else []
-    return frame[SERIES_COLUMNS + extra]
+    return frame[KEY_COLUMNS + index_columns(frame) + extra]
 
 
 def write_polygon_series(table: pd.DataFrame, path: str | Path) -> None:
-    """Write ``polygons_raw.csv`` (columns of :data:`ndvicube.polygons.POLYGON_COLUMNS`)."""
+    """Write ``polygons_raw.csv`` (columns of :func:`ndvicube.polygons.polygon_columns`)."""
     out = table.copy()
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.7g")
 
 
 def write_phenology(table: pd.DataFrame, path: str | Path, *, key: str = "point") -> None:
-    """Write ``phenology.csv``: ISO dates (empty where unknown), NDVI to 4 decimals."""
+    """Write ``phenology.csv``: ISO dates (empty where unknown), index values to 4 decimals."""
     out = table.rename(columns={"point": key})
     for column in ("sos", "pos", "eos"):
         out[column] = pd.to_datetime(out[column]).dt.strftime("%Y-%m-%d")

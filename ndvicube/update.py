@@ -32,6 +32,7 @@ def grid_signature(spec: CubeSpec, time_chunk: int) -> dict[str, Any]:
     signature = asdict(spec)
     signature["bbox"] = list(spec.bbox)
     signature["scl_classes"] = list(spec.scl_classes)
+    signature["indices"] = list(spec.indices)
     signature["time_chunk"] = time_chunk
     return signature
 
@@ -46,7 +47,7 @@ def items_by_day(groups: Sequence[SceneGroup]) -> dict[str, list[str]]:
 
 def reusable(
     store: Path, wanted: Mapping[str, list[str]], signature: Mapping[str, Any]
-) -> tuple[xr.DataArray | None, list[str]]:
+) -> tuple[xr.Dataset | None, list[str]]:
     """The existing cube (lazy) and the days of ``wanted`` it already holds, identically made.
 
     Returns ``(None, [])`` when there is no complete store, or it was made with another grid or
@@ -65,14 +66,16 @@ def reusable(
     return open_cube(store), same
 
 
-def unchanged(existing: xr.DataArray, wanted: Mapping[str, list[str]]) -> bool:
+def unchanged(existing: xr.Dataset, wanted: Mapping[str, list[str]]) -> bool:
     """Whether the stored cube holds exactly the wanted days (nothing to do)."""
     return [str(t)[:10] for t in existing["time"].values] == list(wanted)
 
 
-def old_days(cube: xr.DataArray, days: Sequence[str]) -> xr.DataArray:
-    """The stored values of ``days``, lazily, without the store's encoding and CRS variable."""
+def old_days(cube: xr.Dataset, days: Sequence[str]) -> xr.Dataset:
+    """The stored values of ``days``, lazily, without the store's encodings and CRS variable."""
+    from ndvicube.store import drop_encodings
+
     times = np.array([np.datetime64(dt.date.fromisoformat(d), "ns") for d in days])
     part = cube.sel(time=times).drop_vars("spatial_ref", errors="ignore")
-    part.encoding = {}
+    drop_encodings(part)
     return part

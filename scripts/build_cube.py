@@ -1,4 +1,4 @@
-"""Rules `cube` and `cube_tile`: read the stored scenes and write the masked NDVI cube (Zarr)."""
+"""Rules `cube` and `cube_tile`: read the stored scenes and write the masked index cube (Zarr)."""
 
 from ndvicube.jobs import build_cube
 from ndvicube.logs import job_logging
@@ -15,6 +15,7 @@ if __name__ == "__main__":
             scl_classes=snakemake.params.scl_classes,
             scl_buffer_m=snakemake.params.scl_buffer_m,
             max_cloud_probability=snakemake.params.max_cloud_probability,
+            indices=snakemake.params.indices,
             time_chunk=snakemake.params.time_chunk,
             spatial_chunk=snakemake.params.spatial_chunk,
             tile=snakemake.params.tile,

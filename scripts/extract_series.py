@@ -1,4 +1,4 @@
-"""Rule `series`: the cube's NDVI at every point and solar day."""
+"""Rule `series`: the cube's indices at every point and solar day."""
 
 from ndvicube.config import Point
 from ndvicube.jobs import extract_series

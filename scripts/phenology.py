@@ -9,4 +9,5 @@ with job_logging(snakemake.log[0], job="phenology"):
         out=snakemake.output.table,
         fraction=snakemake.params.fraction,
         min_amplitude=snakemake.params.min_amplitude,
+        index=snakemake.params.index,
     )

@@ -1,4 +1,4 @@
-"""Rule `quicklook`: monthly median NDVI maps of an area's cube, with its points."""
+"""Rule `quicklook`: monthly median maps of an area's first index (NDVI by default), with points."""
 
 from ndvicube.config import Point
 from ndvicube.jobs import quicklook
@@ -10,4 +10,5 @@ with job_logging(snakemake.log[0], job="quicklook"):
         points=[Point(**p) for p in snakemake.params.points],
         area=snakemake.wildcards.area,
         out=snakemake.output.figure,
+        index=snakemake.params.index,
     )

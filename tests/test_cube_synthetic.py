@@ -115,7 +115,7 @@ def test_offsets_are_never_mixed_even_without_deduplication(short_catalog, tmp_p
     both = [old, *items]  # the old processing first, so it wins where both are valid
     groups = group_scenes(both, lon=82.608)
     day = [g for g in groups if g.day == items[0].datetime.date()]
-    assert sorted(g.red.offset for g in day) == [-0.1, 0.0]
+    assert sorted(g.scaling("red").offset for g in day) == [-0.1, 0.0]
     cube = load_ndvi(both, SPEC)
     assert cube.indexes["time"].is_unique
     _assert_matches_truth(extract_points(cube, _points(short_catalog)), short_catalog)
@@ -142,15 +142,15 @@ def test_cloud_probability_mask_matches_the_truth_and_adds_cloud_rims(catalog, t
     common = cube_args()
     build_cube(items_path=tmp_path / "items.json", out=tmp_path / "p.zarr", **common,
                max_cloud_probability=30)  # fmt: skip
-    series = extract_points(open_cube(tmp_path / "p.zarr"), _points(catalog))
+    series = extract_points(open_cube(tmp_path / "p.zarr")["ndvi"], _points(catalog))
     truth = read_truth(catalog.truth)
     want = expected_series(truth, max_cloud_cover=30, max_cloud_probability=30)
     merged = series.merge(want, on=["point", "time"], suffixes=("", "_truth"), validate="1:1")
     np.testing.assert_array_equal(merged["ndvi"].isna(), merged["ndvi_truth"].isna())
     np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
     build_cube(items_path=tmp_path / "items.json", out=tmp_path / "scl.zarr", **common)
-    with_probability = np.isnan(open_cube(tmp_path / "p.zarr").values)
-    scl_only = np.isnan(open_cube(tmp_path / "scl.zarr").values)
+    with_probability = np.isnan(open_cube(tmp_path / "p.zarr")["ndvi"].values)
+    scl_only = np.isnan(open_cube(tmp_path / "scl.zarr")["ndvi"].values)
     assert (with_probability >= scl_only).all()
     assert with_probability.sum() > scl_only.sum() + 1000  # the cloud rims SCL leaves clear
     # An item without the cloud asset cannot be masked so: named, like any missing asset.

@@ -52,7 +52,7 @@ def items_json(catalog, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def threaded(items_json, tmp_path_factory):
-    return open_cube(_build(items_json, tmp_path_factory.mktemp("t") / "ndvi.zarr")).values
+    return open_cube(_build(items_json, tmp_path_factory.mktemp("t") / "ndvi.zarr"))["ndvi"].values
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_existing_scheduler_with_two_workers_equals_threaded(
 ):
     with caplog.at_level(logging.INFO, logger="ndvicube.compute"):
         out = _build(items_json, tmp_path / "ndvi.zarr", scheduler=dask_cluster)
-    np.testing.assert_array_equal(open_cube(out).values, threaded)
+    np.testing.assert_array_equal(open_cube(out)["ndvi"].values, threaded)
     message = next(r.getMessage() for r in caplog.records if "Dask distributed" in r.getMessage())
     assert dask_cluster in message and "2 worker(s)" in message and "dashboard http://" in message
 
@@ -107,7 +107,7 @@ def test_existing_scheduler_with_two_workers_equals_threaded(
 def test_local_cluster_equals_threaded(items_json, threaded, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="ndvicube.compute"):
         out = _build(items_json, tmp_path / "ndvi.zarr", scheduler="local", threads=2)
-    np.testing.assert_array_equal(open_cube(out).values, threaded)
+    np.testing.assert_array_equal(open_cube(out)["ndvi"].values, threaded)
     assert any("dashboard http://127.0.0.1:" in r.getMessage() for r in caplog.records)
 
 

@@ -88,7 +88,9 @@ def test_items_parse_with_pystac_sorted_and_complete(catalog, features):
     assert tiles_per_day.count(1) == 3 and tiles_per_day.count(2) == 9  # every 4th pass: A only
     assert all("MGRS-44RPR" in v for v in days.values())
     for item in items:
-        assert set(item.assets) == {"red", "green", "blue", "nir", "scl", "cloud"}
+        assert set(item.assets) == {
+            "red", "green", "blue", "nir", "rededge1", "swir16", "swir22", "scl", "cloud"
+        }  # fmt: skip
         assert item.collection_id == "sentinel-2-c1-l2a"
         assert Path(item.get_self_href()).is_file()
         for asset in item.assets.values():
@@ -164,12 +166,14 @@ def test_cog_pixels_at_points_equal_truth(features, truth):
     assert set(truth["item_id"]) == set(hrefs)
     for row in truth.itertuples():
         x, y = TO_UTM.transform(row.lon, row.lat)
-        got = {}
-        for key, column in (("red", "red_dn"), ("nir", "nir_dn"), ("scl", "scl")):
+        got, want = {}, {}
+        for key in ("red", "green", "blue", "nir", "rededge1", "swir16", "swir22", "scl"):
+            column = "scl" if key == "scl" else f"{key}_dn"
             with rasterio.open(hrefs[row.item_id][key]["href"]) as src:
                 r, c = src.index(x, y)
                 got[column] = int(src.read(1, window=((r, r + 1), (c, c + 1)))[0, 0])
-        assert got == {"red_dn": row.red_dn, "nir_dn": row.nir_dn, "scl": row.scl}, row
+            want[column] = getattr(row, column)
+        assert got == want, row
 
 
 def test_overlap_is_identical_and_the_wedge_is_nodata_filled_by_the_east_tile(features):
@@ -459,4 +463,4 @@ def test_cli(tmp_path):
     assert len(features) == 3 and features[0]["properties"]["proj:code"] == "EPSG:32644"
     collection = json.loads(Path(printed["collection"]).read_text())
     assert collection["id"] == "sentinel-2-c1-l2a"
-    assert set(collection["item_assets"]) == {"red", "green", "blue", "nir", "scl", "cloud"}
+    assert set(collection["item_assets"]) == set(features[0]["assets"])

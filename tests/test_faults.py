@@ -343,7 +343,7 @@ def test_box_straddling_two_utm_zones_gives_one_cube_with_true_values(tmp_path):
     assert crs == "EPSG:32645"  # the documented choice: the zone of the box's centre
     cube_args = CUBE | {"bbox": STRADDLE, "crs": crs}
     build_cube(items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr", **cube_args)
-    cube = open_cube(tmp_path / "ndvi.zarr")
+    cube = open_cube(tmp_path / "ndvi.zarr")["ndvi"]
     assert cube.rio.crs.to_epsg() == 32645 and cube.sizes["time"] == 2
     gx, gy = np.meshgrid(cube["x"].values, cube["y"].values)
     lon, _ = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(gx, gy)
@@ -382,11 +382,11 @@ def test_disk_full_fails_and_keeps_the_previous_cube(catalog, tiny_disk, tmp_pat
     (tmp_path / "feb.json").write_text(json.dumps(doc))
     out = tiny_disk / "ndvi.zarr"
     build_cube(items_path=tmp_path / "feb.json", out=out, **CUBE)  # small: it fits
-    before, days = ndvi_chunks(out), open_cube(out).sizes["time"]
+    before, days = ndvi_chunks(out), open_cube(out)["ndvi"].sizes["time"]
     with pytest.raises(StorageFullError, match=r"No space left .*ndvi.zarr"):
         build_cube(items_path=february, out=out, **(CUBE | {"spatial_chunk": 64}))
     assert ndvi_chunks(out) == before  # the previous complete cube is untouched
-    assert open_cube(out).sizes["time"] == days and (out / ".zmetadata").is_file()
+    assert open_cube(out)["ndvi"].sizes["time"] == days and (out / ".zmetadata").is_file()
     assert not (tiny_disk / "ndvi.zarr.partial").exists()  # its space given back
 
 

@@ -106,7 +106,7 @@ def test_items_of_different_offsets_are_never_fused(duplicate_items):
     groups = group_scenes(march2, lon=9.0)
     assert len(groups) == 2
     assert {g.day for g in groups} == {dt.date(2020, 3, 2)}
-    assert sorted(g.red.offset for g in groups) == [-0.1, 0.0]
+    assert sorted(g.scaling("red").offset for g in groups) == [-0.1, 0.0]
     for g in groups:
         offsets = {band_scaling(i, "red").offset for i in march2 if i.id in g.item_ids}
-        assert offsets == {g.red.offset}
+        assert offsets == {g.scaling("red").offset}

@@ -23,7 +23,7 @@ def test_fraction_of_amplitude_on_a_closed_form_season():
     assert row.sos == start + pd.Timedelta(days=125)  # 0.5 = halfway up 100 -> 150
     assert row.eos == start + pd.Timedelta(days=190)  # halfway down 160 -> 220
     assert row.pos == start + pd.Timedelta(days=155)  # the middle of the flat top
-    assert (row.base_start, row.peak_ndvi, row.base_end) == (0.2, 0.8, 0.2)
+    assert (row.base_start, row.peak_value, row.base_end) == (0.2, 0.8, 0.2)
     np.testing.assert_allclose(row.amplitude, 0.6)
     [row] = phenology(smoothed, fraction=0.2).itertuples()
     assert row.sos == start + pd.Timedelta(days=110) and row.eos == start + pd.Timedelta(days=208)

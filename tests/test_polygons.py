@@ -48,7 +48,7 @@ def parcels(catalog, tmp_path_factory):
     )
     frame.to_file(work / "parcels.gpkg")
     frame.to_crs("EPSG:4326").to_file(work / "parcels.geojson")
-    return {"cube": open_cube(cube_path), "frame": frame, "work": work}
+    return {"cube": open_cube(cube_path)["ndvi"], "frame": frame, "work": work}
 
 
 def expected(cube, bounds) -> pd.DataFrame:
@@ -75,8 +75,8 @@ def test_polygon_statistics_equal_the_cube_sliced_by_hand(parcels):
         got = table[table.polygon == row.id].reset_index(drop=True)
         want = expected(cube, row.geometry.bounds)
         np.testing.assert_array_equal(got["count"], want["count"])
-        np.testing.assert_allclose(got["mean"], want["mean"], rtol=1e-6, equal_nan=True)
-        np.testing.assert_allclose(got["median"], want["median"], rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(got["ndvi_mean"], want["mean"], rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(got["ndvi_median"], want["median"], rtol=1e-6, equal_nan=True)
         np.testing.assert_allclose(got["clear_fraction"], want["count"] / want["pixels"])
     assert (table["clear_fraction"] < 1).any() and (table["clear_fraction"] == 1).any()
 
@@ -95,8 +95,8 @@ def test_mostly_cloudy_dates_are_dropped_by_the_threshold(parcels):
     full = polygon_series(cube, polygons)
     kept = polygon_series(cube, polygons, min_clear_fraction=0.9)
     cloudy = full["clear_fraction"] < 0.9
-    assert cloudy.any() and (~cloudy & full["mean"].notna()).any()
-    assert kept.loc[cloudy, "mean"].isna().all() and kept.loc[cloudy, "median"].isna().all()
+    assert cloudy.any() and (~cloudy & full["ndvi_mean"].notna()).any()
+    assert kept.loc[cloudy, ["ndvi_mean", "ndvi_median"]].isna().all().all()
     pd.testing.assert_frame_equal(kept[~cloudy], full[~cloudy])
     pd.testing.assert_series_equal(kept["count"], full["count"])
 
@@ -139,12 +139,14 @@ def test_workflow_writes_polygon_series_smoothed_with_clear_weights(parcels, cat
     results = tmp_path / "results/seed"
     raw = pd.read_csv(results / "polygons_raw.csv", parse_dates=["time"])
     want = polygon_series(
-        open_cube(results / "ndvi.zarr"),
+        open_cube(results / "ndvi.zarr")["ndvi"],
         read_polygons(parcels["work"] / "parcels.gpkg", CRS),
         min_clear_fraction=0.5,
     )
-    np.testing.assert_allclose(raw["mean"], want["mean"], rtol=1e-6, equal_nan=True)
-    assert list(raw.columns) == ["polygon", "time", "mean", "median", "count", "clear_fraction"]
+    np.testing.assert_allclose(raw["ndvi_mean"], want["ndvi_mean"], rtol=1e-6, equal_nan=True)
+    assert list(raw.columns) == [
+        "polygon", "time", "ndvi_mean", "ndvi_median", "count", "clear_fraction"
+    ]  # fmt: skip
     smoothed = pd.read_csv(results / "polygons_smoothed.csv", parse_dates=["time"])
     expected_smooth = smooth_series(
         read_series(str(results / "polygons_raw.csv")), method="whittaker", lam=10

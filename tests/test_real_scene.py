@@ -76,7 +76,7 @@ def _direct_ndvi(scene_dir, xs, ys):
 
 
 def test_real_scene_cube_equals_direct_ndvi(real_cube, scene_dir):
-    cube = open_cube(real_cube)
+    cube = open_cube(real_cube)["ndvi"]
     assert cube.dims == ("time", "y", "x")
     assert cube.dtype == np.float32
     assert str(cube["time"].values[0])[:10] == "2020-02-19"
@@ -102,7 +102,7 @@ def test_real_scene_offset_zero_is_used(real_cube):
 
 
 def test_real_scene_cube_opens_georeferenced_in_gdal(real_cube):
-    cube = open_cube(real_cube)
+    cube = open_cube(real_cube)["ndvi"]
     with rasterio.open(f'ZARR:"{real_cube}":/ndvi') as src:
         assert src.crs.to_epsg() == 32629
         assert src.transform == cube.rio.transform()

@@ -145,7 +145,7 @@ def test_point_added(built, cogs, tmp_path):
 
 def test_end_extended_reads_only_the_new_month(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
-    old = open_cube(work / "results/seed/ndvi.zarr").load()
+    old = open_cube(work / "results/seed/ndvi.zarr")["ndvi"].load()
     edit_config(work, end="2023-06-30")
     planned, read = run(work, cogs)
     assert planned["search"] == 1 and planned["cube"] == 1 and planned["scenes"] == 1
@@ -154,7 +154,7 @@ def test_end_extended_reads_only_the_new_month(built, cogs, tmp_path):
     assert read and all(items[i]["properties"]["datetime"].startswith("2023-06") for i in read)
     june = {i for i, f in items.items() if f["properties"]["datetime"].startswith("2023-06")}
     assert read == june
-    new = open_cube(work / "results/seed/ndvi.zarr")
+    new = open_cube(work / "results/seed/ndvi.zarr")["ndvi"]
     assert str(new["time"].values[-1])[:7] == "2023-06"
     kept = new.sel(time=old["time"]).values
     assert kept.tobytes() == old.values.tobytes()  # old dates byte-identical
@@ -162,14 +162,14 @@ def test_end_extended_reads_only_the_new_month(built, cogs, tmp_path):
 
 def test_start_moved_earlier_reads_only_the_new_month(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
-    old = open_cube(work / "results/seed/ndvi.zarr").load()
+    old = open_cube(work / "results/seed/ndvi.zarr")["ndvi"].load()
     edit_config(work, start="2023-01-01")
     planned, read = run(work, cogs)
     assert planned["search"] == 1 and planned["cube"] == 1
     items = stored_items(work)
     january = {i for i, f in items.items() if f["properties"]["datetime"].startswith("2023-01")}
     assert read == january
-    new = open_cube(work / "results/seed/ndvi.zarr")
+    new = open_cube(work / "results/seed/ndvi.zarr")["ndvi"]
     assert new.sel(time=old["time"]).values.tobytes() == old.values.tobytes()
 
 
@@ -276,8 +276,8 @@ def test_killed_while_writing_the_cube_then_rerun(built, catalog, tmp_path):
         assert snakemake(work, work / "config.yaml", "--unlock").returncode == 0
         result = snakemake(work, work / "config.yaml", "--cores", "2")
         assert result.returncode == 0, result.stderr[-3000:]
-    rerun = open_cube(store)
-    reference = open_cube(built / "results/seed/ndvi.zarr")
+    rerun = open_cube(store)["ndvi"]
+    reference = open_cube(built / "results/seed/ndvi.zarr")["ndvi"]
     assert rerun.values.tobytes() == reference.values.tobytes()
     assert not store.with_name("ndvi.zarr.partial").exists()
     attrs = read_attrs(store)
@@ -305,7 +305,9 @@ def test_same_search_results_give_identical_chunk_bytes(built, cogs, tmp_path):
     )
     chunks = {k: v for k, v in first.items() if k.startswith("ndvi/")}
     assert len(chunks) >= 3 and first == second
-    np.testing.assert_array_equal(open_cube(outputs[0]).values, open_cube(outputs[1]).values)
+    np.testing.assert_array_equal(
+        open_cube(outputs[0])["ndvi"].values, open_cube(outputs[1])["ndvi"].values
+    )
 
 
 def test_output_cache_lets_a_second_working_directory_reuse_the_cube(built, cogs, tmp_path):
@@ -326,8 +328,8 @@ def test_output_cache_lets_a_second_working_directory_reuse_the_cube(built, cogs
     text = result.stdout + result.stderr
     assert "Symlinking output file results/seed/ndvi.zarr" in text
     assert [r for r in cogs.requests if r.path.endswith(".tif")] == []  # nothing read again
-    reused = open_cube(second / "results/seed/ndvi.zarr").values
-    assert reused.tobytes() == open_cube(built / "results/seed/ndvi.zarr").values.tobytes()
+    reused = open_cube(second / "results/seed/ndvi.zarr")["ndvi"].values
+    assert reused.tobytes() == open_cube(built / "results/seed/ndvi.zarr")["ndvi"].values.tobytes()
 
 
 def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):
@@ -342,8 +344,8 @@ def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):
     result = snakemake(work, work / "config.yaml", "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     store = work / "results/seed/ndvi.zarr"
-    assert open_cube(store).values.tobytes() == (
-        open_cube(built / "results/seed/ndvi.zarr").values.tobytes()
+    assert open_cube(store)["ndvi"].values.tobytes() == (
+        open_cube(built / "results/seed/ndvi.zarr")["ndvi"].values.tobytes()
     )
     for path in [*store.rglob(".z*"), *(work / "results/seed/logs").iterdir()]:
         text = path.read_text()

@@ -74,8 +74,8 @@ def test_demo_runs_as_slurm_jobs_and_equals_a_local_run(catalog, tmp_path):
             local / "results/seed" / name
         ).read_bytes(), name
     np.testing.assert_array_equal(
-        open_cube(work / "results/seed/ndvi.zarr").values,
-        open_cube(local / "results/seed/ndvi.zarr").values,
+        open_cube(work / "results/seed/ndvi.zarr")["ndvi"].values,
+        open_cube(local / "results/seed/ndvi.zarr")["ndvi"].values,
     )
     chunks = sorted((local / "results/seed/ndvi.zarr/ndvi").glob("*.*.*"))
     assert len(chunks) == 2 * 4 * 3  # 2 blocks of 8 days (Feb-Mar) x 4 x 3 chunks of 64 px

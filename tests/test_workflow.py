@@ -99,7 +99,7 @@ def test_smoothed_series_equals_notebook_recipe_on_truth(local_run, catalog):
 
 def test_cube_is_georeferenced_chunked_and_documented(local_run, catalog):
     path = local_run["work"] / "results/seed/ndvi.zarr"
-    cube = open_cube(path)
+    cube = open_cube(path)["ndvi"]
     assert cube.dims == ("time", "y", "x") and cube.dtype == np.float32
     assert cube.rio.crs.to_epsg() == 32644 and cube.rio.resolution() == (10.0, -10.0)
     assert cube.indexes["time"].is_unique and cube.indexes["time"].is_monotonic_increasing
@@ -192,7 +192,8 @@ def test_phenology_finds_each_wheat_season_of_the_half_year(local_run, catalog):
         local_run["work"] / "results/seed/phenology.csv", parse_dates=["sos", "pos", "eos"]
     )
     assert list(found.columns) == [
-        "point", "season", "sos", "pos", "eos", "base_start", "peak_ndvi", "base_end", "amplitude"
+        "point", "index", "season", "sos", "pos", "eos", "base_start", "peak_value", "base_end",
+        "amplitude",
     ]  # fmt: skip
     calendar = json.loads(catalog.calendar.read_text())
     peaks = {

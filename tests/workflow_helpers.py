@@ -37,9 +37,9 @@ def demo_config(url: str, points) -> dict:
     }
 
 
-def truth_on_cube_days(catalog, days) -> pd.DataFrame:
+def truth_on_cube_days(catalog, days, indices=("NDVI",)) -> pd.DataFrame:
     """Ground truth per point on every solar day of the cube (NaN where nothing covers it)."""
-    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30)
+    truth = expected_series(read_truth(catalog.truth), max_cloud_cover=30, indices=indices)
     grid = pd.MultiIndex.from_product([POINTS, pd.DatetimeIndex(days)], names=["point", "time"])
     return truth.set_index(["point", "time"]).reindex(grid).reset_index()
 

@@ -158,6 +158,7 @@ def get_cube_config(wildcards):
             "max_probability": SETTINGS.max_cloud_probability,
         },
         "on_missing_asset": SETTINGS.on_missing_asset,
+        "indices": list(SETTINGS.indices),
     }
 
 

@@ -1,4 +1,5 @@
-# Stage 2: read red, nir and scl of the stored scenes and write the masked NDVI cube to Zarr.
+# Stage 2: read the bands the indices need (red, nir for NDVI) and scl of the stored scenes,
+# and write the masked index cube to Zarr.
 # An area with `tiles: [rows, cols]` is built by one `cube_tile` job per tile and joined by
 # `join_tiles` (hard links, no copy); other areas by one `cube` job.
 
@@ -30,6 +31,7 @@ rule cube:
         scl_classes=list(SETTINGS.scl_classes),
         scl_buffer_m=SETTINGS.scl_buffer_m,
         max_cloud_probability=SETTINGS.max_cloud_probability,
+        indices=list(SETTINGS.indices),
         time_chunk=SETTINGS.time_chunk,
         spatial_chunk=SETTINGS.spatial_chunk,
         tile=get_tile,

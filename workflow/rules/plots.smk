@@ -1,4 +1,4 @@
-# Stage 4: figures - raw vs smoothed NDVI per point, one overview and one quick-look per area.
+# Stage 4: figures - raw vs smoothed indices per point, one overview and one quick-look per area.
 
 
 rule plot_point:
@@ -45,7 +45,7 @@ rule quicklook:
         figure=report(
             "results/{area}/quicklook.png",
             category="Areas",
-            labels={"area": "{area}", "figure": "monthly NDVI maps"},
+            labels={"area": "{area}", "figure": f"monthly {SETTINGS.indices[0]} maps"},
         ),
     log:
         "results/{area}/logs/quicklook.log",
@@ -53,5 +53,6 @@ rule quicklook:
         "../envs/ndvicube.yaml"
     params:
         points=get_area_points,
+        index=SETTINGS.indices[0],
     script:
         "../../scripts/quicklook.py"

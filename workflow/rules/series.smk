@@ -59,6 +59,7 @@ rule phenology:
         "../envs/ndvicube.yaml"
     params:
         fraction=SETTINGS.season_fraction,
+        index=SETTINGS.phenology_index,
         min_amplitude=SETTINGS.min_amplitude,
     script:
         "../../scripts/phenology.py"
