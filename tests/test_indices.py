@@ -207,3 +207,26 @@ def test_point_figure_has_one_panel_per_index_with_its_values(indices_run, tmp_p
         assert np.isfinite(np.asarray(raw_dots.get_ydata(), dtype=float)).sum() > 5
         np.testing.assert_allclose(line.get_ydata(), mine[column], equal_nan=True)
     assert (results / "plots/field1.png").stat().st_size > 10_000
+
+
+def test_polygon_series_give_a_mean_and_median_per_index(indices_run):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from ndvicube.polygons import polygon_series
+
+    cube = open_cube(indices_run["results"] / "ndvi.zarr")
+    x0, y0 = float(cube.x.min()), float(cube.y.min())
+    shapes = [box(x0, y0, x0 + 300, y0 + 200), box(x0 + 500, y0 + 400, x0 + 900, y0 + 1000)]
+    polygons = gpd.GeoDataFrame({"id": ["a", "b"]}, geometry=shapes, crs=cube.rio.crs)
+    table = polygon_series(cube, polygons)
+    stats = [f"{c}_{s}" for c in COLUMNS for s in ("mean", "median")]
+    assert list(table.columns) == ["polygon", "time", *stats, "count", "clear_fraction"]
+    for column in ("ndvi", "nbr"):  # each index's statistics are those of its own variable
+        alone = polygon_series(cube[column], polygons)
+        pd.testing.assert_frame_equal(
+            table[["polygon", "time", f"{column}_mean", f"{column}_median", "count"]],
+            alone[["polygon", "time", f"{column}_mean", f"{column}_median", "count"]],
+        )
+    assert table["nbr_mean"].notna().sum() > 10
+    assert not np.allclose(table["nbr_mean"], table["ndvi_mean"], equal_nan=True)
