@@ -4,8 +4,9 @@ The choice changes how fast a cube is built, never its values, so it is read fro
 ``compute`` section at run time rather than passed as a rule parameter (a parameter change would
 rerun the cube and everything after it).
 
-* ``threads`` (default): Dask's threaded scheduler in the job process, with ``io_threads``
-  threads (reads are network-bound, so more threads than cores);
+* ``threads`` (default): Dask's threaded scheduler in the job process, with a pool of
+  ``io_threads`` threads (reads are network-bound, so more threads than cores) that the job
+  owns, so a failure can wait for the tasks still running (:func:`drain_running_tasks`);
 * ``local``: a distributed ``LocalCluster`` of the job's cores (one worker process per core);
 * an address such as ``tcp://10.0.0.5:8786``: an existing scheduler (dask-jobqueue,
   Kubernetes, ``dask scheduler`` anywhere). Its workers must see the cube's folder (a shared
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,12 @@ def dask_scheduler(scheduler: str, *, threads: int, io_threads: int) -> Iterator
     import dask
 
     if scheduler == "threads":
-        with dask.config.set(scheduler="threads", num_workers=io_threads):
-            yield
+        pool = ThreadPoolExecutor(io_threads, thread_name_prefix="ndvicube-read")
+        try:
+            with dask.config.set(scheduler="threads", pool=pool):
+                yield
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return
     from distributed import Client, LocalCluster
 
@@ -56,3 +62,17 @@ def dask_scheduler(scheduler: str, *, threads: int, io_threads: int) -> Iterator
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def drain_running_tasks() -> None:
+    """Wait for the tasks still running in this job's thread pool, and cancel queued ones.
+
+    Dask's threaded scheduler raises a task's error at once, while the other tasks it started
+    run on - and may write a chunk into a store being deleted because of that error. Called
+    before a half-written store is removed, so nothing recreates it afterwards.
+    """
+    import dask
+
+    pool = dask.config.get("pool", None)
+    if isinstance(pool, ThreadPoolExecutor):
+        pool.shutdown(wait=True, cancel_futures=True)

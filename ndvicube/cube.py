@@ -28,6 +28,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from ndvicube import geo
+from ndvicube.cogs import RangeRioDriver
 from ndvicube.geo import BBox
 from ndvicube.indices import DEFAULT_INDICES, assets_needed, column, compute_indices
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
@@ -35,6 +36,9 @@ from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
 from ndvicube.radiometry import to_reflectance
 from ndvicube.reads import RetryingRioDriver
 from ndvicube.tiles import Tile, tile_window
+
+#: How COGs are read (``compute.reader``): odc-stac reader drivers by name.
+READERS = {"range": RangeRioDriver, "gdal": RetryingRioDriver}
 
 
 @dataclass(frozen=True)
@@ -131,12 +135,14 @@ def cube_longitude(spec: CubeSpec) -> float:
     return float(area_geobox(spec).extent.centroid.to_crs("EPSG:4326").points[0][0])
 
 
-def load_cube(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.Dataset:
+def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "range") -> xr.Dataset:
     """Lazy masked indices, each (time, y, x) float32, NaN where masked; time = solar day.
 
     The variables are ``spec.variables``; the ``scenes`` coordinate counts the items merged into
     each solar day. Nothing is read until the cube is computed (or written with
-    :mod:`ndvicube.store`).
+    :mod:`ndvicube.store`). ``reader``: ``range`` reads HTTP COGs with
+    :mod:`ndvicube.cogs` (fewest requests and bytes), ``gdal`` reads everything through GDAL;
+    both give the same values.
     """
     import odc.stac
 
@@ -151,7 +157,7 @@ def load_cube(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.Dataset:
         chunks={"time": 1, "y": spec.spatial_chunk, "x": spec.spatial_chunk},
         resampling="nearest",
         fail_on_error=True,
-        driver=RetryingRioDriver(),
+        driver=READERS[reader](),
     )
     masked = _masked_indices(raw, groups, spec)
     if crop is not None:
@@ -159,9 +165,11 @@ def load_cube(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.Dataset:
     return _one_step_per_day(masked)
 
 
-def load_ndvi(items: Sequence[pystac.Item], spec: CubeSpec) -> xr.DataArray:
+def load_ndvi(
+    items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "range"
+) -> xr.DataArray:
     """The ``ndvi`` variable of :func:`load_cube` (``spec`` must ask for NDVI, the default)."""
-    return load_cube(items, spec)["ndvi"]
+    return load_cube(items, spec, reader=reader)["ndvi"]
 
 
 def _read_window(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:

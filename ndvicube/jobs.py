@@ -72,10 +72,12 @@ def build_cube(
     scl_buffer_m: float = 0.0,
     max_cloud_probability: int | None = None,
     indices: Sequence[str] = ("NDVI",),
+    reader: str = "range",
 ) -> Path:
     """Write the masked index cube of the stored items to Zarr, reusing an existing cube's days.
 
     ``indices`` are catalogue names (:mod:`ndvicube.indices`), one cube variable each.
+    ``reader`` chooses how COGs are read (``range`` or ``gdal``, :func:`ndvicube.cube.load_cube`).
 
     Only scenes of solar days that the existing store at ``out`` does not already hold with the
     same items, grid and mask are read; the other days are copied from it. With ``tile``, only
@@ -119,6 +121,7 @@ def build_cube(
                 io_threads=io_threads,
                 scheduler=scheduler,
                 threads=threads,
+                reader=reader,
             )
             break
         except UnreadableAsset as error:
@@ -139,6 +142,7 @@ def _write_items_cube(
     io_threads: int,
     scheduler: str,
     threads: int,
+    reader: str,
 ) -> None:
     """The cube of exactly ``items`` at ``out``: days the store already holds are copied."""
     import xarray as xr
@@ -185,7 +189,8 @@ def _write_items_cube(
     by_id = {i.id: i for i in items}
     parts = [old_days(existing, reused)] if reused else []
     if to_read:
-        parts.append(load_cube([by_id[i] for i in to_read], spec).drop_vars("spatial_ref"))
+        scenes = [by_id[i] for i in to_read]
+        parts.append(load_cube(scenes, spec, reader=reader).drop_vars("spatial_ref"))
     cube = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
     # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
     # rasterio's warning about it says nothing about the user's data.

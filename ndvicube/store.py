@@ -78,6 +78,9 @@ def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
     try:
         yield
     except BaseException as error:
+        from ndvicube.compute import drain_running_tasks
+
+        drain_running_tasks()  # a task still running could write into the partial store
         _remove(partial)
         if _disk_full(error):
             raise StorageFullError(

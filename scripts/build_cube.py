@@ -24,7 +24,8 @@ if __name__ == "__main__":
             area=snakemake.wildcards.area,
             io_threads=snakemake.resources.io_threads,
             config=snakemake.params.provenance,
-            # How to compute does not change the cube: read at run time, not a rule parameter.
+            # How to compute and read changes no value: read at run time, not rule parameters.
             scheduler=snakemake.config["compute"]["scheduler"],
+            reader=snakemake.config["compute"]["reader"],
             threads=snakemake.threads,
         )

@@ -1,0 +1,156 @@
+"""The HTTP range reader (ndvicube.cogs) against GDAL's, on the demo COGs served over loopback:
+the same cube bytes, fewer requests and bytes (counted by the server's log)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import rasterio
+import tifffile
+from rasterio.warp import transform_bounds
+
+from ndvicube import cogs
+from ndvicube.demo import cube_args, rewrite_hrefs
+from ndvicube.jobs import build_cube
+from ndvicube.testing.rangeserver import RangeHTTPServer
+
+BOX = cube_args()["bbox"]
+
+
+def subset(catalog, out: Path, month: str = "2023-02") -> Path:
+    """Items of one month under the cloud limit (local hrefs)."""
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [
+        f
+        for f in doc["features"]
+        if f["properties"]["eo:cloud_cover"] < 30 and f["properties"]["datetime"].startswith(month)
+    ]
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def chunk_bytes(store: Path) -> dict[str, bytes]:
+    """Every chunk file of every variable of a store."""
+    return {
+        str(p.relative_to(store)): p.read_bytes()
+        for p in sorted(store.glob("*/*.*.*"))
+        if p.parent.name not in ("time", "x", "y")
+    }
+
+
+def build_with(reader: str, server, items: Path, work: Path, **extra) -> list:
+    """Build a cube from the served COGs with ``reader``; return the COG requests it made."""
+    cogs._LAYOUTS.clear()
+    server.reset_log()
+    shutil.rmtree(work / f"{reader}.zarr", ignore_errors=True)
+    args = cube_args() | extra
+    build_cube(items_path=items, out=work / f"{reader}.zarr", reader=reader, **args)
+    return [r for r in server.requests if r.path.endswith(".tif")]
+
+
+def minimum_bytes(root: Path, paths: set[str]) -> int:
+    """Per COG: its header (every byte before the first tile of any image) plus the
+    full-resolution tiles that intersect the box - what a reader cannot avoid fetching."""
+    total = 0
+    for path in paths:
+        local = root / path.lstrip("/")
+        with rasterio.open(local) as src:
+            left, bottom, right, top = transform_bounds("EPSG:4326", src.crs, *BOX)
+            window = src.window(left, bottom, right, top).round_offsets().round_lengths()
+            rows = range(max(window.row_off, 0), min(window.row_off + window.height, src.height))
+            cols = range(max(window.col_off, 0), min(window.col_off + window.width, src.width))
+        with tifffile.TiffFile(local) as tif:
+            page = tif.pages.first
+            header = min(min(p.dataoffsets) for p in tif.pages)
+            across = -(-page.imagewidth // page.tilewidth)
+            tiles = {
+                (r // page.tilelength) * across + c // page.tilewidth for r in rows for c in cols
+            }
+            total += header + sum(page.databytecounts[t] for t in tiles)
+    return total
+
+
+@pytest.fixture(scope="module")
+def reads(catalog, tmp_path_factory):
+    """One month built with each reader from the same served COGs, NDVI and NDREI (20 m)."""
+    work = tmp_path_factory.mktemp("cogs")
+    with RangeHTTPServer(catalog.root) as server:
+        local = subset(catalog, work / "local.json")
+        served = rewrite_hrefs(local, work / "served.json", server.url, catalog.root)
+        indices = {"indices": ["NDVI", "NDREI"], "spatial_chunk": 64}
+        requests = {r: build_with(r, server, served, work, **indices) for r in ("gdal", "range")}
+    return {"work": work, "requests": requests}
+
+
+def test_range_reader_gives_the_cube_gdal_gives_byte_for_byte(reads):
+    work = reads["work"]
+    gdal, ranged = chunk_bytes(work / "gdal.zarr"), chunk_bytes(work / "range.zarr")
+    assert {k.split("/")[0] for k in gdal} == {"ndvi", "ndrei"}  # a 10 m and a 20 m band warped
+    ndvi = [k for k in gdal if k.startswith("ndvi/")]
+    assert gdal == ranged and len(ndvi) >= 9 and len(gdal) == 2 * len(ndvi)
+
+
+def test_range_reader_makes_two_requests_per_cog_and_no_head(reads):
+    ranged = reads["requests"]["range"]
+    per_cog = collections.Counter(r.path for r in ranged)
+    assert {r.method for r in ranged} == {"GET"} and all(r.status == 206 for r in ranged)
+    assert set(per_cog.values()) == {2}  # the header, then one run of tiles
+    assert {r.range for r in ranged if r.range.startswith("bytes=0-")} == {"bytes=0-4095"}
+    gdal = reads["requests"]["gdal"]
+    assert {r.path for r in gdal} == set(per_cog)  # the same COGs: B04, B05, B08, SCL
+    assert len(gdal) / len(per_cog) >= 2.5 and any(r.method == "HEAD" for r in gdal)
+
+
+def test_range_reader_reads_within_a_tenth_of_the_minimum_bytes(reads, catalog):
+    ranged, gdal = reads["requests"]["range"], reads["requests"]["gdal"]
+    minimum = minimum_bytes(catalog.root, {r.path for r in ranged})
+    got = sum(r.bytes_sent for r in ranged)
+    assert minimum <= got <= 1.1 * minimum
+    assert got < sum(r.bytes_sent for r in gdal)
+
+
+def test_a_header_longer_than_the_first_read_is_fetched_on_demand(catalog, tmp_path, monkeypatch):
+    monkeypatch.setattr(cogs, "HEADER_BYTES", 256)  # the demo's headers are 600-800 bytes
+    with RangeHTTPServer(catalog.root) as server:
+        local = subset(catalog, tmp_path / "local.json")
+        served = rewrite_hrefs(local, tmp_path / "served.json", server.url, catalog.root)
+        ranged = build_with("range", server, served, tmp_path)
+        build_with("gdal", server, served, tmp_path)
+    assert chunk_bytes(tmp_path / "range.zarr") == chunk_bytes(tmp_path / "gdal.zarr")
+    per_cog = collections.Counter(r.path for r in ranged)
+    assert min(per_cog.values()) >= 3  # header in two or more pieces, then the tiles
+
+
+def test_a_coarser_cube_reads_overviews_through_gdal(catalog, tmp_path):
+    with RangeHTTPServer(catalog.root) as server:
+        local = subset(catalog, tmp_path / "local.json")
+        served = rewrite_hrefs(local, tmp_path / "served.json", server.url, catalog.root)
+        coarse = {"resolution": 20}
+        ranged = build_with("range", server, served, tmp_path, **coarse)
+        build_with("gdal", server, served, tmp_path, **coarse)
+    assert chunk_bytes(tmp_path / "range.zarr") == chunk_bytes(tmp_path / "gdal.zarr")
+    # 10 m bands at 20 m: GDAL's overview read (with its HEAD); SCL is 20 m: read by ranges.
+    heads = {r.path.rsplit("/", 1)[1] for r in ranged if r.method == "HEAD"}
+    assert heads == {"B04.tif", "B08.tif"}
+
+
+def test_cog_layout_matches_what_gdal_reads(catalog):
+    with RangeHTTPServer(catalog.root) as server:
+        local = subset(catalog, Path(catalog.root) / "one.json")
+        feature = json.loads(local.read_text())["features"][0]
+        for key in ("red", "scl"):
+            path = Path(feature["assets"][key]["href"])
+            url = f"{server.url}/{path.relative_to(Path(catalog.root).resolve()).as_posix()}"
+            cogs._LAYOUTS.clear()
+            layout = cogs.cog_layout(url)
+            with rasterio.open(path) as src:
+                assert layout.geobox.shape == src.shape and layout.size == path.stat().st_size
+                assert tuple(layout.geobox.transform)[:6] == tuple(src.transform)[:6]
+                assert layout.geobox.crs.epsg == src.crs.to_epsg() and layout.nodata == src.nodata
+                window = ((40, 300), (10, 90)) if key == "red" else ((20, 150), (5, 45))
+                pixels = cogs.read_window(url, layout, tuple(slice(*w) for w in window))
+                assert (pixels == src.read(1, window=window)).all()
