@@ -154,3 +154,24 @@ def test_cog_layout_matches_what_gdal_reads(catalog):
                 window = ((40, 300), (10, 90)) if key == "red" else ((20, 150), (5, 45))
                 pixels = cogs.read_window(url, layout, tuple(slice(*w) for w in window))
                 assert (pixels == src.read(1, window=window)).all()
+
+
+def test_real_sentinel2_cogs_read_by_ranges_equal_gdal(shared_fixtures):
+    """The team's real L2A COGs (512 px tiles, overviews, 1.2 KB headers) over HTTP."""
+    scene = shared_fixtures / "real-cogs" / "S2A_29RKH_20200219_0_L2A"
+    with RangeHTTPServer(scene) as server:
+        for name, window in (
+            ("B04.tif", ((300, 800), (450, 1000))),
+            ("SCL.tif", ((0, 549), (7, 300))),
+        ):
+            url = f"{server.url}/{name}"
+            cogs.forget_layout(url)
+            server.reset_log()
+            layout = cogs.cog_layout(url)
+            pixels = cogs.read_window(url, layout, tuple(slice(*w) for w in window))
+            log = [(r.method, r.range) for r in server.requests]
+            with rasterio.open(scene / name) as src:
+                assert layout.tile == src.block_shapes[0] and layout.nodata == src.nodata
+                assert (pixels == src.read(1, window=window)).all()
+            assert log[0] == ("GET", "bytes=0-4095") and all(m == "GET" for m, _ in log)
+            assert len(log) <= 3  # the header, then one run per tile row the window touches
