@@ -400,16 +400,39 @@ _TILES = _TileCache(TILE_CACHE_BYTES)
 
 
 def _fetch_tiles(url: str, layout: CogLayout, wanted: list[int]) -> dict[int, bytes]:
-    """The compressed bytes of each wanted tile: one GET per run of adjacent tiles."""
+    """The compressed bytes of each wanted tile: one GET per run of adjacent tiles, the runs
+    fetched concurrently (a window several tile rows high is several runs)."""
     blobs: dict[int, bytes] = {i: b"" for i in wanted}  # a sparse tile has no bytes
-    for run in _adjacent_runs(sorted((layout.offsets[i], layout.counts[i], i) for i in wanted)):
-        start, stop = run[0][0], run[-1][0] + run[-1][1]
-        data, size = fetch(url, start, stop)
-        if size is not None and size != layout.size:  # replaced since its header was read
-            raise RemoteFileError(f"the file changed size ({layout.size} -> {size} bytes)")
-        for offset, count, index in run:
-            blobs[index] = data[offset - start : offset - start + count]
+    runs = _adjacent_runs(sorted((layout.offsets[i], layout.counts[i], i) for i in wanted))
+    if len(runs) > 1:
+        for part in _fetchers().map(lambda run: _fetch_run(url, layout, run), runs):
+            blobs |= part
+    elif runs:
+        blobs |= _fetch_run(url, layout, runs[0])
     return blobs
+
+
+def _fetch_run(url: str, layout: CogLayout, run: list[tuple[int, int, int]]) -> dict[int, bytes]:
+    """The tiles of one run of adjacent tiles, in one GET."""
+    start, stop = run[0][0], run[-1][0] + run[-1][1]
+    data, size = fetch(url, start, stop)
+    if size is not None and size != layout.size:  # replaced since its header was read
+        raise RemoteFileError(f"the file changed size ({layout.size} -> {size} bytes)")
+    return {index: data[offset - start : offset - start + count] for offset, count, index in run}
+
+
+_FETCHERS = None
+
+
+def _fetchers():
+    """Threads that fetch the runs of one window at once (shared by the process)."""
+    global _FETCHERS
+    with _POOL_LOCK:
+        if _FETCHERS is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _FETCHERS = ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="ndvicube-fetch")
+        return _FETCHERS
 
 
 def _adjacent_runs(spans: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
