@@ -106,7 +106,28 @@ def snakemake(api: str, work: Path) -> None:
     shutil.rmtree(work / "results", ignore_errors=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory"]
     cmd += [str(work), "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet"]
+    started = time.time()
     subprocess.run(cmd, check=True, capture_output=True)
+    breakdown = job_times(work / ".snakemake" / "metadata")
+    breakdown["wall"] = time.time() - started
+    (work / "breakdown.json").write_text(json.dumps(breakdown))
+
+
+def job_times(metadata: Path) -> dict:
+    """Per rule: jobs and the sum of their wall times (process start, imports and work), and
+    the span from the first job's start to the last one's end, from Snakemake's own records."""
+    import base64
+
+    jobs: dict[int, dict] = {}
+    for record in metadata.iterdir():
+        if base64.b64decode(record.name).decode().startswith("results/"):
+            doc = json.loads(record.read_text())
+            jobs[doc["job_hash"]] = doc  # the outputs of one job share its record
+    rules: dict[str, list[float]] = {}
+    for doc in jobs.values():
+        rules.setdefault(doc["rule"], []).append(doc["endtime"] - doc["starttime"])
+    span = max(d["endtime"] for d in jobs.values()) - min(d["starttime"] for d in jobs.values())
+    return {"span": span, "rules": {r: [len(t), sum(t)] for r, t in sorted(rules.items())}}
 
 
 def main() -> None:

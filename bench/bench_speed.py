@@ -115,6 +115,21 @@ def main() -> None:
                         work = tmp / f"work-{key}-{latency}"
                         trials[key].append(run_trial(METHODS[key], api.url, work, server))
         print_table(latency, {k: median_row(v) for k, v in trials.items()}, minimum)
+        if "C" in args.methods:
+            print_c_breakdown(tmp / f"work-C-{latency}" / "breakdown.json")
+
+
+def print_c_breakdown(path: Path) -> None:
+    """Where the last C trial's time went, from Snakemake's records of each job."""
+    times = json.loads(path.read_text())
+    print(f"\nwhere C's {times['wall']:.2f} s went (last trial):\n")
+    print("| part | jobs | seconds |")
+    print("| --- | ---: | ---: |")
+    outside = times["wall"] - times["span"]
+    print(f"| Snakemake start-up, DAG, scheduling and exit (outside jobs) | - | {outside:.2f} |")
+    print(f"| from the first job's start to the last job's end | - | {times['span']:.2f} |")
+    for rule, (count, seconds) in times["rules"].items():
+        print(f"| rule {rule}: sum of its jobs' times (2 run at once) | {count} | {seconds:.2f} |")
 
 
 def print_table(latency: float, rows: dict[str, dict], minimum: int) -> None:
