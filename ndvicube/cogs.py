@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from odc.geo.geobox import GeoBox
+from odc.geo.roi import roi_is_empty, roi_pad
 
 from ndvicube.logs import redact_urls
 from ndvicube.reads import RetryingRioDriver, RetryingRioReader, is_permanent, with_retries
@@ -54,6 +55,12 @@ MERGE_GAP = 1024
 TILE_CACHE_BYTES = 128 * 1024 * 1024
 #: The tiles a whole cube needs from one COG are fetched at its first read up to this size.
 PREFETCH_BYTES = 32 * 1024 * 1024
+#: Pixels read around a window that is warped (not pasted): resampling kernels and GDAL's
+#: warper may look that far beyond the pixels the window maps to.
+WARP_PAD = 3
+#: A header read that would skip this far past what was fetched is no COG's (its directory is
+#: not at the start): GDAL reads that file instead of this reader fetching all bytes between.
+HEADER_SKIP_LIMIT = 64 * 1024
 #: Headers kept per process (a few KB each).
 HEADER_CACHE = 4096
 #: Attempts per HTTP request (the first included), and the wait before the second (doubling).
@@ -200,6 +207,8 @@ class _RemoteFile(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         stop = min(self.pos + len(buffer), self.size)
+        if self.pos - len(self.data) > HEADER_SKIP_LIMIT:
+            raise NotCogError(f"a TIFF directory at byte {self.pos}, not near the start")
         if stop > len(self.data):
             more, _ = fetch(
                 self.url, len(self.data), min(self.size, max(stop, len(self.data) + HEADER_BYTES))
@@ -503,7 +512,6 @@ def _range_read(
         resolve_dst_dtype,
         resolve_dst_nodata,
         resolve_src_nodata,
-        roi_is_empty,
         roi_shape,
         same_nodata,
     )
@@ -536,7 +544,7 @@ def _range_read(
         if dst_nodata is not None and not same_nodata(src_nodata, dst_nodata):
             np.copyto(out, dst_nodata, where=nodata_mask(out, src_nodata))
         return roi_dst, out
-    window = _padded(rr.roi_src, layout.geobox.shape.yx, pad=3)
+    window = roi_pad(rr.roi_src, WARP_PAD, layout.geobox.shape.yx)
     rasterio.warp.reproject(
         read_window(url, layout, window),
         out,
@@ -553,24 +561,11 @@ def _range_read(
 
 def _prefetch(url: str, layout: CogLayout, rr) -> None:
     """Fetch (into the tile cache) every tile of the COG that the load's window needs."""
-    if roi_is_empty_src(rr.roi_src):
+    if roi_is_empty(rr.roi_src):
         return
-    tiles = _tiles_of(layout, _padded(rr.roi_src, layout.geobox.shape.yx, pad=3))
+    tiles = _tiles_of(layout, roi_pad(rr.roi_src, WARP_PAD, layout.geobox.shape.yx))
     if sum(layout.counts[i] for i in tiles) <= PREFETCH_BYTES:
         _TILES.get(url, layout, tiles)
-
-
-def roi_is_empty_src(roi: tuple[slice, slice]) -> bool:
-    """Whether a window has no pixel."""
-    return any(s.stop <= s.start for s in roi)
-
-
-def _padded(roi: tuple[slice, slice], shape: tuple[int, int], pad: int) -> tuple[slice, slice]:
-    """``roi`` grown by ``pad`` pixels on each side, within the image: resampling kernels and
-    GDAL's warper may look that far beyond the pixels the window maps to."""
-    return tuple(
-        slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(roi, shape, strict=True)
-    )
 
 
 class RangeRioDriver(RetryingRioDriver):

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import rasterio
-import tifffile
-from rasterio.warp import transform_bounds
 
 from ndvicube import cogs
 from ndvicube.demo import cube_args, rewrite_hrefs
 from ndvicube.jobs import build_cube
+from ndvicube.testing.cogbytes import minimum_bytes
 from ndvicube.testing.rangeserver import RangeHTTPServer
 
 BOX = cube_args()["bbox"]
@@ -52,28 +51,6 @@ def build_with(reader: str, server, items: Path, work: Path, **extra) -> list:
     return [r for r in server.requests if r.path.endswith(".tif")]
 
 
-def minimum_bytes(root: Path, paths: set[str]) -> int:
-    """Per COG: its header (every byte before the first tile of any image) plus the
-    full-resolution tiles that intersect the box - what a reader cannot avoid fetching."""
-    total = 0
-    for path in paths:
-        local = root / path.lstrip("/")
-        with rasterio.open(local) as src:
-            left, bottom, right, top = transform_bounds("EPSG:4326", src.crs, *BOX)
-            window = src.window(left, bottom, right, top).round_offsets().round_lengths()
-            rows = range(max(window.row_off, 0), min(window.row_off + window.height, src.height))
-            cols = range(max(window.col_off, 0), min(window.col_off + window.width, src.width))
-        with tifffile.TiffFile(local) as tif:
-            page = tif.pages.first
-            header = min(min(p.dataoffsets) for p in tif.pages)
-            across = -(-page.imagewidth // page.tilewidth)
-            tiles = {
-                (r // page.tilelength) * across + c // page.tilewidth for r in rows for c in cols
-            }
-            total += header + sum(page.databytecounts[t] for t in tiles)
-    return total
-
-
 @pytest.fixture(scope="module")
 def reads(catalog, tmp_path_factory):
     """One month built with each reader from the same served COGs, NDVI and NDREI (20 m)."""
@@ -107,7 +84,8 @@ def test_range_reader_makes_two_requests_per_cog_and_no_head(reads):
 
 def test_range_reader_reads_within_a_tenth_of_the_minimum_bytes(reads, catalog):
     ranged, gdal = reads["requests"]["range"], reads["requests"]["gdal"]
-    minimum = minimum_bytes(catalog.root, {r.path for r in ranged})
+    paths = {r.path for r in ranged}
+    minimum = sum(minimum_bytes(catalog.root / p.lstrip("/"), BOX) for p in paths)
     got = sum(r.bytes_sent for r in ranged)
     assert minimum <= got <= 1.1 * minimum
     assert got < sum(r.bytes_sent for r in gdal)
@@ -175,3 +153,32 @@ def test_real_sentinel2_cogs_read_by_ranges_equal_gdal(shared_fixtures):
                 assert (pixels == src.read(1, window=window)).all()
             assert log[0] == ("GET", "bytes=0-4095") and all(m == "GET" for m, _ in log)
             assert len(log) <= 3  # the header, then one run per tile row the window touches
+
+
+def test_a_tiff_whose_directory_is_not_at_the_start_is_left_to_gdal(tmp_path):
+    """A plain GeoTIFF may keep its directory at the end: parsing it by ranges would fetch the
+    whole file, so the reader gives it to GDAL after the first 4 KB."""
+    import struct
+
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    pixels = np.random.default_rng(0).integers(1, 5000, (1500, 1500), dtype=np.uint16)
+    profile = dict(driver="GTiff", width=1500, height=1500, count=1, dtype="uint16", nodata=0)
+    profile |= dict(crs="EPSG:32644", transform=from_origin(600000, 3000000, 10, 10), tiled=True)
+    with rasterio.open(tmp_path / "start.tif", "w", **profile) as dst:
+        dst.write(pixels, 1)
+    data = bytearray((tmp_path / "start.tif").read_bytes())
+    first = struct.unpack("<I", data[4:8])[0]  # a classic little-endian TIFF: move its IFD
+    entries = struct.unpack("<H", data[first : first + 2])[0]
+    directory = data[first : first + 2 + 12 * entries + 4]
+    data[4:8] = struct.pack("<I", len(data))
+    (tmp_path / "end.tif").write_bytes(bytes(data + directory))
+    with rasterio.open(tmp_path / "end.tif") as src:
+        assert (src.read(1) == pixels).all()  # still a valid GeoTIFF
+    with RangeHTTPServer(tmp_path) as server:
+        assert cogs.cog_layout(f"{server.url}/start.tif").geobox.shape == (1500, 1500)
+        server.reset_log()
+        with pytest.raises(cogs.NotCogError, match="not near the start"):
+            cogs.cog_layout(f"{server.url}/end.tif")
+        assert [(r.range, r.bytes_sent) for r in server.requests] == [("bytes=0-4095", 4096)]
