@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog, rewrite_hrefs  # noqa: E402
+from ndvicube.testing.cogbytes import minimum_bytes as cog_minimum_bytes  # noqa: E402
 from ndvicube.testing.rangeserver import RangeHTTPServer  # noqa: E402
 from ndvicube.testing.stacserver import StacApiServer  # noqa: E402
 
@@ -55,39 +56,15 @@ def run_trial(method: str, api: str, work: Path, server: RangeHTTPServer) -> dic
     return result
 
 
-def minimum_bytes(catalog_root: Path, items_json: Path) -> int:
+def minimum_bytes(items_json: Path) -> int:
     """Header plus full-resolution tiles intersecting the box, for red, nir, scl of kept items."""
-    import rasterio
-    import tifffile
-    from rasterio.warp import transform_bounds
-
-    total = 0
     features = json.loads(items_json.read_text())["features"]
-    for feature in features:
-        if feature["properties"]["eo:cloud_cover"] >= 30:
-            continue
-        for key in ("red", "nir", "scl"):
-            path = Path(feature["assets"][key]["href"])
-            with rasterio.open(path) as src:
-                left, bottom, right, top = transform_bounds("EPSG:4326", src.crs, *BBOX)
-                window = src.window(left, bottom, right, top).round_offsets().round_lengths()
-                bh, bw = src.block_shapes[0]
-                width = src.width
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
-                header = min(min(p.dataoffsets) for p in tif.pages)
-                per_row = -(-width // bw)
-                rows = range(
-                    max(0, window.row_off // bh), (window.row_off + window.height) // bh + 1
-                )
-                cols = range(
-                    max(0, window.col_off // bw), (window.col_off + window.width) // bw + 1
-                )
-                tiles = [r * per_row + c for r in rows for c in cols if c < per_row]
-                total += header + sum(
-                    page.databytecounts[t] for t in tiles if t < len(page.databytecounts)
-                )
-    return total
+    return sum(
+        cog_minimum_bytes(feature["assets"][key]["href"], BBOX)
+        for feature in features
+        if feature["properties"]["eo:cloud_cover"] < 30
+        for key in ("red", "nir", "scl")
+    )
 
 
 def median_row(trials: list[dict]) -> dict:
@@ -103,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ndvicube-bench-"))
     catalog = generate_demo_catalog(tmp / "catalog", DemoCatalogSpec())
-    minimum = minimum_bytes(catalog.root, catalog.items)
+    minimum = minimum_bytes(catalog.items)
     print(f"catalog: {tmp / 'catalog'}; minimum bytes for the box: {minimum / 1e6:.2f} MB")
     for latency in args.latency_ms:
         with RangeHTTPServer(catalog.root, latency_s=latency / 1000) as server:
