@@ -40,13 +40,14 @@ def smooth_series(
     """Smoothed series: ``point,time`` and each index column (time = start of each bin)."""
     if method not in METHODS:
         raise ValueError(f"unknown smoothing method {method!r}; use one of {METHODS}")
-    columns = index_columns(raw.drop(columns="valid_pixels", errors="ignore"))
+    columns = index_columns(raw)
     parts = []
     for point, group in raw.groupby("point", sort=False):
-        smoothed = {}
-        for name in columns:
-            binned, weights = _resampled(group, name, resample)
-            smoothed[name] = _smoothed(binned, weights, method, window, polyorder, lam)
+        binned = _resampled(group, columns, resample)
+        clear = binned["clear_fraction"].fillna(0).values if "clear_fraction" in binned else 1.0
+        smoothed = {
+            name: _smoothed(binned[name], clear, method, window, polyorder, lam) for name in columns
+        }
         parts.append(pd.DataFrame({"point": point, "time": binned["time"].values} | smoothed))
     if not parts:
         return pd.DataFrame(columns=KEY_COLUMNS + columns)
@@ -54,33 +55,29 @@ def smooth_series(
 
 
 def _smoothed(
-    binned: xr.DataArray, weights: np.ndarray, method: str, window: int, polyorder: int, lam: float
+    binned: xr.DataArray,
+    clear: np.ndarray | float,
+    method: str,
+    window: int,
+    polyorder: int,
+    lam: float,
 ) -> np.ndarray:
-    """One binned series smoothed by ``method``."""
+    """One binned series smoothed by ``method``; whittaker weighs each observed bin by its mean
+    clear fraction (``clear``, or 1 when the series has none)."""
     if method == "notebook":
         return _rolling_mean(binned, window)
     if method == "savgol":
         return savgol(_interpolated(binned), window, polyorder)
-    return whittaker(binned.values, weights, lam)
+    return whittaker(binned.values, clear * binned.notnull().values, lam)
 
 
-def _resampled(series: pd.DataFrame, name: str, resample: str) -> tuple[xr.DataArray, np.ndarray]:
-    """Bin means of column ``name`` on the regular step, and each bin's weight (clear fraction,
-    or observed 0/1)."""
+def _resampled(series: pd.DataFrame, columns: list[str], resample: str) -> xr.Dataset:
+    """Bin means of the index columns (and of ``clear_fraction``, if any) on the regular step,
+    in one xarray resample - the notebook's."""
     times = pd.to_datetime(series["time"]).to_numpy()
-    da = xr.DataArray(
-        series[name].to_numpy(dtype="float64"), dims="time", coords={"time": times}
-    ).sortby("time")
-    binned = da.resample(time=resample).mean()
-    observed = binned.notnull().values.astype("float64")
-    if "clear_fraction" in series:
-        clear = xr.DataArray(
-            series["clear_fraction"].to_numpy(dtype="float64"), dims="time", coords={"time": times}
-        ).sortby("time")
-        weights = clear.resample(time=resample).mean().fillna(0).values * observed
-    else:
-        weights = observed
-    return binned, weights
+    names = columns + (["clear_fraction"] if "clear_fraction" in series else [])
+    data = {name: ("time", series[name].to_numpy(dtype="float64")) for name in names}
+    return xr.Dataset(data, coords={"time": times}).sortby("time").resample(time=resample).mean()
 
 
 def _interpolated(binned: xr.DataArray) -> xr.DataArray:

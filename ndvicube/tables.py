@@ -44,9 +44,9 @@ def read_series(path: str) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"point": str, "polygon": str}, parse_dates=["time"])
     frame = frame.rename(columns={"polygon": "point"})
     if "count" in frame:  # a polygons' table: the mean is the polygon's value
-        means = [c for c in frame.columns if c.endswith("_mean")]
-        frame = frame.rename(columns={c: c.removesuffix("_mean") for c in means})
-        frame = frame[KEY_COLUMNS + [c.removesuffix("_mean") for c in means] + ["clear_fraction"]]
+        medians = [c for c in frame.columns if c.endswith("_median")]
+        frame = frame.drop(columns=[*medians, "count"])
+        frame = frame.rename(columns=lambda c: c.removesuffix("_mean"))
     extra = ["clear_fraction"] if "clear_fraction" in frame else []
     return frame[KEY_COLUMNS + index_columns(frame) + extra]
 
