@@ -23,7 +23,7 @@ import yaml
 
 from ndvicube.errors import ConfigError
 from ndvicube.geo import BBox, bbox_around, utm_crs_for
-from ndvicube.indices import resolve_indices
+from ndvicube.indices import DEFAULT_INDICES, resolve_indices
 
 #: The schema shipped with the workflow; ``validate_config`` fills its defaults.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -90,9 +90,9 @@ class Settings:
     min_clear_fraction: float = 0.0
     scl_buffer_m: float = 0.0
     max_cloud_probability: int | None = None
-    indices: tuple[str, ...] = ("NDVI",)
+    indices: tuple[str, ...] = DEFAULT_INDICES
     """Catalogue names of the cube's indices (the first is the quick-look's)."""
-    phenology_index: str = "NDVI"
+    phenology_index: str = DEFAULT_INDICES[0]
     """The index whose seasons ``phenology.csv`` describes."""
 
 

@@ -30,7 +30,7 @@ from odc.geo.geobox import GeoBox
 from ndvicube import geo
 from ndvicube.cogs import RangeRioDriver
 from ndvicube.geo import BBox
-from ndvicube.indices import DEFAULT_INDICES, assets_needed, column, compute_indices
+from ndvicube.indices import DEFAULT_INDICES, assets_needed, compute_indices
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
 from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
 from ndvicube.radiometry import to_reflectance
@@ -75,11 +75,6 @@ class CubeSpec:
         return (
             self.bands + ("scl",) + (("cloud",) if self.max_cloud_probability is not None else ())
         )
-
-    @property
-    def variables(self) -> tuple[str, ...]:
-        """The cube's variables: one per index, named by :func:`ndvicube.indices.column`."""
-        return tuple(column(name) for name in self.indices)
 
     @property
     def buffer_px(self) -> int:
@@ -138,11 +133,11 @@ def cube_longitude(spec: CubeSpec) -> float:
 def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "range") -> xr.Dataset:
     """Lazy masked indices, each (time, y, x) float32, NaN where masked; time = solar day.
 
-    The variables are ``spec.variables``; the ``scenes`` coordinate counts the items merged into
-    each solar day. Nothing is read until the cube is computed (or written with
-    :mod:`ndvicube.store`). ``reader``: ``range`` reads HTTP COGs with
-    :mod:`ndvicube.cogs` (fewest requests and bytes), ``gdal`` reads everything through GDAL;
-    both give the same values.
+    One variable per index of ``spec``, named by :func:`ndvicube.indices.column`; the ``scenes``
+    coordinate counts the items merged into each solar day. Nothing is read until the cube is
+    computed (or written with :mod:`ndvicube.store`). ``reader``: ``range`` reads HTTP COGs
+    with :mod:`ndvicube.cogs` (fewest requests and bytes), ``gdal`` reads everything through
+    GDAL; both give the same values.
     """
     import odc.stac
 

@@ -900,8 +900,6 @@ def _truth_rows(lay: _Layout, item: dict, tile: _Tile, arrays: dict) -> list[dic
                 "datetime": props["datetime"],
                 "solar_day": (when + timedelta(hours=p.lon / 15)).date().isoformat(),
                 "cloud_cover": props["eo:cloud_cover"],
-                "red_dn": int(arrays["red"][r, c]),
-                "nir_dn": int(arrays["nir"][r, c]),
                 "scl": int(arrays["scl"][r // 2, c // 2]),
                 "cloud": int(arrays["cloud"][r // 2, c // 2]),
                 "red_scale": SCALE,
@@ -912,7 +910,6 @@ def _truth_rows(lay: _Layout, item: dict, tile: _Tile, arrays: dict) -> list[dic
             | {
                 f"{band}_dn": int(arrays[band][(r, c) if _res(band) == 10 else (r // 2, c // 2)])
                 for band in _BANDS
-                if band not in ("red", "nir")
             }
         )
     return rows

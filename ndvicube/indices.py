@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from ndvicube.errors import ConfigError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: The default (and the origin notebook's) index.
 DEFAULT_INDICES: tuple[str, ...] = ("NDVI",)

@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ndvicube.indices import DEFAULT_INDICES  # light: spyndex and xarray load on first use
+
 if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-stac's import
     import pystac
 
@@ -71,7 +73,7 @@ def build_cube(
     area: str = "",
     scl_buffer_m: float = 0.0,
     max_cloud_probability: int | None = None,
-    indices: Sequence[str] = ("NDVI",),
+    indices: Sequence[str] = DEFAULT_INDICES,
     reader: str = "range",
 ) -> Path:
     """Write the masked index cube of the stored items to Zarr, reusing an existing cube's days.
