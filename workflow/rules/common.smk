@@ -1,4 +1,5 @@
 # Helpers shared by the rules: config validation, input functions, wildcard constraints.
+import os
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -10,6 +11,9 @@ except PackageNotFoundError:
         "The ndvicube package is not installed, so the jobs' scripts cannot import it. "
         f"Install it once with: python3 -m pip install -e {workflow.basedir}"
     )
+
+# Where workflow/envs/ndvicube.post-deploy.sh installs ndvicube from into a conda environment.
+os.environ.update(NDVICUBE_SOURCE=str(workflow.basedir))  # set, not read: no envvars:
 
 from snakemake.common.configfile import load_configfile
 from ndvicube.config import validate_config, with_defaults
