@@ -4,6 +4,8 @@ Scripts catch :class:`NdviCubeError` and print only its message (no traceback), 
 what to change instead of a stack of library frames.
 """
 
+from __future__ import annotations
+
 
 class NdviCubeError(Exception):
     """Base class: a condition the user can fix, explained in the message."""
@@ -31,3 +33,18 @@ class UnreadableAssetError(NdviCubeError):
 
 class StorageFullError(NdviCubeError):
     """The disk (or quota) filled up while a store was being written."""
+
+
+class MissingDependencyError(NdviCubeError):
+    """A module ndvicube needs is not installed: no retry can fix it, reinstalling does."""
+
+    @classmethod
+    def of(cls, error: ImportError) -> MissingDependencyError:
+        """The message for ``error``: the module, and the command that installs what is needed."""
+        name = error.name or str(error)
+        return cls(
+            f"The Python module {name!r} is not installed in the environment running this job "
+            f"({error}). It is a dependency of ndvicube: install the project again in this "
+            "environment with `python3 -m pip install -e .` from the ndvicube folder (or use "
+            "the environment of workflow/envs/ndvicube.yaml), then run again."
+        )

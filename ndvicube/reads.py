@@ -10,6 +10,12 @@ extension point of ``odc.stac.load``) whose reads are retried with exponential b
 that still fails - or fails in a way no retry can fix (404, 403, not a TIFF) - raises
 :class:`UnreadableAsset` naming the asset's URL, which the cube job turns into a message naming
 the item and asset (or, with ``on_missing_asset: skip``, into a skipped scene).
+
+Only network and server errors are retried (:func:`is_transient`: ``OSError`` - resets, timeouts,
+cut bodies, GDAL's I/O errors -, urllib3's errors and GDAL's ``CPLE_*`` errors). Anything else -
+a missing module, a ``TypeError``, any other bug - is no fault of the asset: it fails the read at
+once, unretried and never turned into a skipped scene; a missing module as
+:class:`~ndvicube.errors.MissingDependencyError`, naming the module and the install command.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rasterio
+import urllib3
 from odc.loader._rio import RioDriver, RioReader
+from rasterio._err import CPLE_BaseError
 
+from ndvicube.errors import MissingDependencyError
 from ndvicube.logs import redact_urls
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,21 @@ class UnreadableAsset(Exception):
         return f"cannot read {self.uri}: {self.reason}"
 
 
+#: Error classes of network, server and file I/O faults: worth another attempt (unless permanent).
+#: ``OSError`` covers connection resets and timeouts, rasterio's ``RasterioIOError`` and
+#: :class:`ndvicube.cogs.RemoteFileError` (a 5xx/429 answer, a cut body, a corrupt tile).
+TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    OSError,
+    urllib3.exceptions.HTTPError,
+    CPLE_BaseError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` is a network or server fault that another attempt may not meet."""
+    return isinstance(error, TRANSIENT_TYPES) and not is_permanent(error)
+
+
 def is_permanent(error: BaseException) -> bool:
     """Whether retrying ``error`` is pointless (missing, forbidden or not a raster)."""
     text = f"{error} {error.__cause__ or ''}"
@@ -80,8 +104,10 @@ def with_retries(
     for attempt in range(1, attempts + 1):
         try:
             return read(attempt)
-        except Exception as error:  # GDAL errors come in many classes; all may be transient
-            if is_permanent(error) or attempt == attempts:
+        except ImportError as error:
+            raise MissingDependencyError.of(error) from error
+        except TRANSIENT_TYPES as error:
+            if not is_transient(error) or attempt == attempts:
                 reason = _reason(error)
                 if attempt > 1:
                     reason += f" (after {attempt} attempts)"
