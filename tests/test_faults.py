@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from ndvicube.demo import cube_args
 from ndvicube.errors import (
     ConfigError,
     ItemMetadataError,
+    MissingDependencyError,
     SourceUnreachableError,
     StorageFullError,
     UnreadableAssetError,
@@ -129,6 +132,47 @@ def test_stac_api_that_always_fails_gives_a_clear_error(catalog):
         assert proxy.faulted()["error"] == 7  # the first answer and 6 retries
 
 
+def test_a_host_name_that_does_not_resolve_is_retried_once(caplog):
+    """No network (or a typo in stac.url): the search fails after one retry, not six with
+    backoff. `.invalid` never resolves (RFC 6761); urllib3 logs each retry it makes."""
+    request = demo_request("https://ndvicube-no-such-host.invalid/v1", "2023-01-31")
+    with (
+        caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"),
+        pytest.raises(SourceUnreachableError, match="host name could not be resolved"),
+    ):
+        search(request)
+    retries = [r for r in caplog.records if r.getMessage().startswith("Retrying")]
+    assert len(retries) == 1 and "NameResolutionError" in retries[0].getMessage()
+
+
+def _retries_logged(url: str, caplog) -> int:
+    """How many retries the STAC retry policy (without its waits) makes for a GET of ``url``."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    from ndvicube.http import retry_policy
+
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry_policy(backoff_s=0)))
+    caplog.clear()
+    with (
+        caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"),
+        pytest.raises(requests.ConnectionError),
+    ):
+        session.get(url, timeout=5)
+    return sum(r.getMessage().startswith("Retrying") for r in caplog.records)
+
+
+def test_dns_failures_use_their_own_budget_and_refused_connections_keep_theirs(caplog):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    assert _retries_logged(f"http://127.0.0.1:{closed}/v1", caplog) == 6
+    assert _retries_logged("http://ndvicube-no-such-host.invalid/v1", caplog) == 1
+
+
 # --- COGs: 20% of requests fail with 503, drop, or stop mid-body -----------------------------
 
 
@@ -149,6 +193,101 @@ def test_cog_faults_are_retried_and_the_cube_is_identical(catalog, clean, tmp_pa
     assert injected["error"] >= 10 and injected["drop"] >= 5 and injected["truncate"] >= 5
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
     assert "retry 1/4" in caplog.text and "FAKE-TOKEN" not in caplog.text
+
+
+# --- failures no retry can fix: a missing module, a bug ---------------------------------------
+
+
+def test_a_missing_module_fails_the_cube_at_once_naming_it(catalog, tmp_path, monkeypatch, caplog):
+    """Without tifffile (as on an install that lacked it), every read failed 5 times with
+    backoff and the job blamed the asset; now the first read stops the job, naming the module,
+    even with on_missing_asset: skip (a missing module is no scene's fault)."""
+    monkeypatch.setitem(sys.modules, "tifffile", None)  # `import tifffile` raises ImportError
+    with RangeHTTPServer(catalog.root) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        cogs = len(
+            {
+                r["href"]
+                for f in json.loads(items.read_text())["features"]
+                for r in (f["assets"]["red"], f["assets"]["nir"], f["assets"]["scl"])
+            }
+        )
+        with (
+            caplog.at_level(logging.WARNING),
+            pytest.raises(MissingDependencyError, match="'tifffile' is not installed"),
+        ):
+            build_cube(
+                items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip", **CUBE
+            )
+        requests = [r for r in server.requests if r.path.endswith(".tif")]
+    assert 0 < len(requests) <= cogs  # at most each COG's first request: none was retried
+    assert {r.range for r in requests} == {"bytes=0-4095"}
+    assert "retry" not in caplog.text
+    assert not (tmp_path / "ndvi.zarr").exists()
+    assert not (tmp_path / "ndvi.zarr.partial").exists()
+    assert not (tmp_path / "skipped.csv").exists()
+
+
+def test_a_programming_error_in_a_read_is_raised_at_once(catalog, tmp_path, monkeypatch, caplog):
+    from ndvicube import cogs
+
+    def broken(url, layout, window):  # a bug in the reader: called with the wrong types
+        return np.empty(window)
+
+    monkeypatch.setattr(cogs, "read_window", broken)
+    with RangeHTTPServer(catalog.root) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with caplog.at_level(logging.WARNING), pytest.raises(TypeError):
+            build_cube(
+                items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip", **CUBE
+            )
+    assert "retry" not in caplog.text
+    assert not (tmp_path / "ndvi.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError("The read operation timed out"),
+        "urllib3.exceptions.ProtocolError",
+        "ndvicube.cogs.RemoteFileError",
+        ("rasterio._err.CPLE_HttpResponseError", 1, 11, "HTTP response code: 503"),
+        "rasterio.errors.RasterioIOError",
+    ],
+)
+def test_network_and_server_errors_are_retried(error):
+    from ndvicube.reads import with_retries
+
+    if not isinstance(error, BaseException):  # (class by name, its arguments)
+        name, *args = (error,) if isinstance(error, str) else error
+        module, _, name = name.rpartition(".")
+        error = getattr(importlib.import_module(module), name)(*(args or ["a reset or 503"]))
+    calls = []
+
+    def read(attempt: int) -> str:
+        calls.append(attempt)
+        if attempt < 3:
+            raise error
+        return "pixels"
+
+    assert with_retries(read, "http://host/B04.tif", sleep=lambda s: None) == "pixels"
+    assert calls == [1, 2, 3]
+
+
+@pytest.mark.parametrize("error", [TypeError("bad operand"), KeyError("x"), ValueError("bug")])
+def test_other_errors_are_not_retried(error):
+    from ndvicube.reads import with_retries
+
+    calls = []
+
+    def read(attempt: int):
+        calls.append(attempt)
+        raise error
+
+    with pytest.raises(type(error)):
+        with_retries(read, "http://host/B04.tif", sleep=lambda s: None)
+    assert calls == [1]
 
 
 # --- one COG permanently missing (404) or corrupt ---------------------------------------------
