@@ -19,6 +19,18 @@ include: "workflow/rules/series.smk"
 include: "workflow/rules/plots.smk"
 
 
+# Jobs that take seconds run in the Snakemake process's machine, never as cluster submissions:
+# under the SLURM profile only the cube (or its tiles) is submitted.
+localrules:
+    all,
+    search,
+    tables,
+    polygon_tables,
+    figures,
+    quicklook,
+    join_tiles,
+
+
 rule all:
     default_target: True
     input:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterator, Mapping
@@ -57,6 +58,8 @@ class Area:
     """GeoJSON/GeoPackage of polygons whose series are extracted, if any."""
     tiles: tuple[int, int] = (1, 1)
     """Rows and columns of tile jobs the cube is split into (1, 1: one cube job)."""
+    plotted_points: tuple[str, ...] = ()
+    """Ids of the points drawn in a figure of their own (``figures``), in drawing order."""
 
     @property
     def split(self) -> bool:
@@ -119,6 +122,7 @@ def validate_config(
     }
     for area in areas.values():
         _check_tiles(area, resolution, chunk)
+    areas = _with_plotted_points(areas, filled["figures"])
     smoothing = filled["smoothing"]
     _check_frequency(smoothing["resample"])
     _check_savgol(smoothing)
@@ -149,6 +153,34 @@ def validate_config(
         indices=indices,
         phenology_index=_phenology_index(filled["phenology"]["index"], indices),
     )
+
+
+def _with_plotted_points(areas: dict[str, Area], figures: Mapping[str, Any]) -> dict[str, Area]:
+    """Each area with the ids of its points that get a figure of their own.
+
+    ``figures.points`` names them (an id no area has is refused: a typo would silently draw
+    nothing); otherwise the first ``figures.max_points`` of each area, or all of them.
+    """
+    chosen, limit = figures["points"], figures["max_points"]
+    if chosen is not None:
+        known = {p.id for a in areas.values() for p in a.points}
+        unknown = [i for i in chosen if i not in known]
+        if unknown:
+            raise ConfigError(
+                f"Invalid config at figures.points: {unknown!r} is not the id of any point "
+                f"(known ids include {sorted(known)[:5]!r}). Use ids from the areas' points, "
+                "or remove figures.points to draw the first figures.max_points points."
+            )
+    out = {}
+    for name, area in areas.items():
+        ids = [p.id for p in area.points]
+        if chosen is not None:
+            wanted = set(chosen)
+            ids = [i for i in ids if i in wanted]
+        elif limit != "all":
+            ids = ids[: int(limit)]
+        out[name] = dataclasses.replace(area, plotted_points=tuple(ids))
+    return out
 
 
 def _phenology_index(name: str | None, indices: tuple[str, ...]) -> str:

@@ -31,25 +31,13 @@ log = logging.getLogger(__name__)
 KEY_PACKAGES = ("ndvicube", "odc-stac", "odc-geo", "rasterio", "xarray", "dask", "zarr", "numpy")
 
 
-def search_area(request: SearchRequest, *, out: str | Path, allow_empty: bool = False) -> int:
-    """Search the source for one area and period; store the items as JSON; return how many."""
+def search_area(request: SearchRequest, *, out: str | Path) -> int:
+    """Search the source for one area over the whole period; store the items as JSON (sorted,
+    de-duplicated: the cube's input); return how many."""
     from ndvicube.stac import search, write_items
 
-    items = search(request, allow_empty=allow_empty)
+    items = search(request)
     write_items(items, out)
-    return len(items)
-
-
-def merge_searches(request: SearchRequest, *, parts: Sequence[str | Path], out: str | Path) -> int:
-    """Merge the monthly search files of an area into ``items.json``; return how many items.
-
-    ``request`` describes the whole period (for the error raised when all months are empty).
-    """
-    from ndvicube.stac import merge_item_files, write_items
-
-    items = merge_item_files(parts, request)
-    write_items(items, out)
-    log.info("area %r: %d item(s) from %d monthly search(es)", request.area, len(items), len(parts))
     return len(items)
 
 
@@ -308,28 +296,80 @@ def season_metrics(
     log.info("phenology: %d season(s) at %d point(s)", len(table), table["point"].nunique())
 
 
+def point_tables(
+    *,
+    cube_path: str | Path,
+    points: Sequence[Point],
+    raw_out: str | Path,
+    smoothed_out: str | Path,
+    phenology_out: str | Path,
+    smoothing: Mapping[str, Any],
+    phenology: Mapping[str, Any],
+) -> None:
+    """The point tables of an area in one job: raw series, smoothed series, seasons.
+
+    One process instead of three: each job pays about a second of start-up and imports (and on
+    a cluster a submission), more than these steps cost for thousands of points.
+    ``smoothing`` holds the keyword arguments of :func:`smooth`, ``phenology`` those of
+    :func:`season_metrics`.
+    """
+    extract_series(cube_path=cube_path, points=points, out=raw_out)
+    smooth(raw_path=raw_out, out=smoothed_out, **smoothing)
+    season_metrics(smoothed_path=smoothed_out, out=phenology_out, **phenology)
+
+
+def polygon_tables(
+    *,
+    cube_path: str | Path,
+    polygons_path: str | Path,
+    crs: str,
+    min_clear_fraction: float,
+    raw_out: str | Path,
+    smoothed_out: str | Path,
+    phenology_out: str | Path,
+    smoothing: Mapping[str, Any],
+    phenology: Mapping[str, Any],
+) -> None:
+    """The polygon tables of an area in one job (as :func:`point_tables`); the smoothing is
+    weighted by each date's clear fraction where the method takes weights."""
+    extract_polygon_series(
+        cube_path=cube_path,
+        polygons_path=polygons_path,
+        crs=crs,
+        out=raw_out,
+        min_clear_fraction=min_clear_fraction,
+    )
+    smooth(raw_path=raw_out, out=smoothed_out, **smoothing)
+    season_metrics(smoothed_path=smoothed_out, out=phenology_out, **phenology)
+
+
 def _key_column(path: str | Path) -> str:
     """``polygon`` for the polygon tables (``polygons_*.csv``), ``point`` for the others."""
     return "polygon" if Path(path).name.startswith("polygons_") else "point"
 
 
-def plot(
+def figures(
     *,
     raw_path: str | Path,
     smoothed_path: str | Path,
-    point: str | None,
+    points: Sequence[str],
     area: str,
-    out: str | Path,
+    plots_dir: str | Path,
+    overview: str | Path,
 ) -> None:
-    """Draw one point's figure, or the area overview when ``point`` is None."""
-    from ndvicube.plots import plot_overview, plot_point
+    """Draw all of an area's series figures in one job: ``plots_dir/{point}.png`` for each of
+    ``points`` (the ids ``figures`` selects) and the area's overview of every point."""
+    from ndvicube.plots import plot_overview, plot_points
     from ndvicube.tables import read_series
 
     raw, smoothed = read_series(str(raw_path)), read_series(str(smoothed_path))
-    if point is None:
-        plot_overview(smoothed, area, out)
-    else:
-        plot_point(raw, smoothed, point, out)
+    written = plot_points(raw, smoothed, list(points), plots_dir)
+    plot_overview(raw, smoothed, area, overview)
+    log.info(
+        "figures: %d point figure(s) of %d point(s), and the overview",
+        len(written),
+        smoothed["point"].nunique(),
+    )
 
 
 def quicklook(

@@ -4,12 +4,18 @@ Snakemake only points at a failed job's log; a user running ``snakemake --cores 
 read *why* it failed without opening files. So records go to the log file and, from WARNING up
 (plus progress lines), to the terminal the job inherited; library errors end the job with their
 one-paragraph message instead of a traceback.
+
+Each record is written once to the job's log, by one handler: each job replaces the handlers of
+the one before it in the same process, and the terminal handler is left out when the job's
+stderr already is its log file (a wrapper that sends a job's stderr there), where its writes
+would land in the same file at another offset.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -61,10 +67,12 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
         root = logging.getLogger()
         file_handler = logging.StreamHandler(handle)
         file_handler.setFormatter(logging.Formatter(FORMAT))
-        console = logging.StreamHandler(terminal)
-        console.setLevel(logging.WARNING)
-        console.setFormatter(logging.Formatter(f"[{job}] %(levelname)s: %(message)s"))
-        root.handlers[:] = [file_handler, console]
+        root.handlers[:] = [file_handler]
+        if not _same_file(terminal, handle):
+            console = logging.StreamHandler(terminal)
+            console.setLevel(logging.WARNING)
+            console.setFormatter(logging.Formatter(f"[{job}] %(levelname)s: %(message)s"))
+            root.handlers.append(console)
         root.setLevel(logging.INFO)
         logger = logging.getLogger(f"ndvicube.{job}")
         try:
@@ -76,3 +84,11 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
         finally:
             sys.stderr = terminal
             root.handlers[:] = []
+
+
+def _same_file(stream, handle) -> bool:
+    """Whether ``stream`` (the job's stderr) writes to the file ``handle`` has open."""
+    try:
+        return os.path.sameopenfile(stream.fileno(), handle.fileno())
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a test's capture)
+        return False

@@ -20,6 +20,49 @@ import pandas as pd
 from ndvicube.tables import index_columns
 
 
+class PointFigures:
+    """Draws the figure of one point after another on one reused matplotlib figure.
+
+    Building a figure (axes, ticks, legend) costs several times its drawing; an area's point
+    figures share everything but their data, so each point only updates its lines, title and
+    limits before the PNG is written.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.fig, axes = plt.subplots(len(names), 1, figsize=(10, 4 * len(names)), squeeze=False)
+        self.axes = list(axes[:, 0])
+        self.lines = []
+        self.laid_out = False
+        for ax, name in zip(self.axes, names, strict=True):
+            dots = ax.plot([], [], "o", ms=4, color="tab:green", alpha=0.6, label="raw (clear)")[0]
+            line = ax.plot([], [], "-", lw=2, color="tab:blue", label="smoothed")[0]
+            note = ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center")
+            self.lines.append((dots, line, note))
+            _decorate(ax, "", name.upper(), (-0.2, 1.0))  # labels, ticks, legend: once
+
+    def draw(self, raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path):
+        """Write ``point``'s figure (``raw`` and ``smoothed`` hold that point's rows only)."""
+        for ax, name, (dots, line, note) in zip(self.axes, self.names, self.lines, strict=True):
+            dots.set_data(raw["time"], raw[name])
+            line.set_data(smoothed["time"], smoothed[name])
+            clear = raw[name].notna().sum() > 0
+            note.set_text("" if clear else "no clear observations")
+            note.set_visible(not clear)
+            ax.set_title(f"{name.upper()} at {point}")
+            ax.set_ylim(*_limits(raw[name], smoothed[name]))
+            ax.set_xlim(*_time_limits(raw["time"], smoothed["time"]))
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if not self.laid_out:  # the layout of the first point fits all: same axes and labels
+            self.fig.tight_layout()
+            self.laid_out = True
+        self.fig.savefig(path, dpi=100)
+        return self.fig
+
+    def close(self) -> None:
+        plt.close(self.fig)
+
+
 def plot_point(
     raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path
 ) -> plt.Figure:
@@ -28,29 +71,87 @@ def plot_point(
 
     Returns the (closed) figure, so callers and tests can inspect what was drawn.
     """
+    figures = PointFigures(index_columns(smoothed))
+    try:
+        return figures.draw(
+            raw[raw["point"] == point], smoothed[smoothed["point"] == point], point, path
+        )
+    finally:
+        figures.close()
+
+
+def plot_points(
+    raw: pd.DataFrame, smoothed: pd.DataFrame, points: list[str], folder: str | Path
+) -> list[Path]:
+    """``folder/{point}.png`` for each of ``points``, drawn on one reused figure."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw_by, smooth_by = dict(tuple(raw.groupby("point"))), dict(tuple(smoothed.groupby("point")))
+    empty_raw, empty_smooth = raw.iloc[:0], smoothed.iloc[:0]
+    figures = PointFigures(index_columns(smoothed))
+    written = []
+    try:
+        for point in points:
+            path = folder / f"{point}.png"
+            figures.draw(
+                raw_by.get(point, empty_raw), smooth_by.get(point, empty_smooth), point, path
+            )
+            written.append(path)
+    finally:
+        figures.close()
+    return written
+
+
+#: Quantiles of the overview's band: most points lie between them, outliers do not widen it.
+BAND = (0.1, 0.9)
+
+
+def plot_overview(raw: pd.DataFrame, smoothed: pd.DataFrame, area: str, path: str | Path):
+    """The area at a glance, readable for 1 point or 10,000: per index, the median of all
+    points' smoothed series and the band from their 10th to 90th percentile; below, how many
+    points had a clear observation on each solar day.
+
+    Returns the (closed) figure, so tests can inspect what was drawn.
+    """
     names = index_columns(smoothed)
-    fig, axes = plt.subplots(len(names), 1, figsize=(10, 4 * len(names)), squeeze=False)
-    r, s = raw[raw["point"] == point], smoothed[smoothed["point"] == point]
-    for ax, name in zip(axes[:, 0], names, strict=True):
-        ax.plot(r["time"], r[name], "o", ms=4, color="tab:green", alpha=0.6, label="raw (clear)")
-        ax.plot(s["time"], s[name], "-", lw=2, color="tab:blue", label="smoothed")
-        if r[name].notna().sum() == 0:
-            ax.text(0.5, 0.5, "no clear observations", transform=ax.transAxes, ha="center")
-        _decorate(ax, f"{name.upper()} at {point}", name.upper(), _limits(r[name], s[name]))
+    count = smoothed["point"].nunique()
+    heights = [4] * len(names) + [1.6]
+    fig, axes = plt.subplots(
+        len(names) + 1,
+        1,
+        figsize=(10, sum(heights) + 1),
+        sharex=True,
+        gridspec_kw={"height_ratios": heights},
+    )
+    by_time = smoothed.groupby("time")
+    for ax, name in zip(axes[:-1], names, strict=True):
+        low, mid, high = (by_time[name].quantile(q) for q in (BAND[0], 0.5, BAND[1]))
+        ax.fill_between(
+            low.index,
+            low.values,
+            high.values,
+            color="tab:blue",
+            alpha=0.25,
+            lw=0,
+            label=f"{BAND[0]:.0%}-{BAND[1]:.0%} of points",
+        )
+        ax.plot(mid.index, mid.values, "-", lw=2, color="tab:blue", label="median of points")
+        title = f"Smoothed {name.upper()}, area {area}: {count} point(s)"
+        _decorate(ax, title, name.upper(), _limits(low, high))
+    clear = raw[raw[names[0]].notna()].groupby("time").size()
+    bottom = axes[-1]
+    bottom.bar(clear.index, clear.values, width=2.0, color="tab:green")
+    bottom.set_ylabel("points clear")
+    bottom.set_xlabel("Date")
+    bottom.set_ylim(0, max(count, 1))
+    bottom.grid(True, alpha=0.3)
+    bottom.set_title(
+        f"Points with a clear {names[0].upper()} observation, per solar day", fontsize="small"
+    )
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
     _save(fig, path)
     return fig
-
-
-def plot_overview(smoothed: pd.DataFrame, area: str, path: str | Path) -> None:
-    """Smoothed series of every point of an area on one set of axes per index."""
-    names = index_columns(smoothed)
-    fig, axes = plt.subplots(len(names), 1, figsize=(10, 5 * len(names)), squeeze=False)
-    for ax, name in zip(axes[:, 0], names, strict=True):
-        for point, group in smoothed.groupby("point", sort=False):
-            ax.plot(group["time"], group[name], "-", lw=1.5, label=str(point))
-        title = f"Smoothed {name.upper()}, area {area}"
-        _decorate(ax, title, name.upper(), _limits(smoothed[name]))
-    _save(fig, path)
 
 
 def plot_quicklook(cube, points, area: str, path: str | Path) -> plt.Figure:
@@ -98,6 +199,15 @@ def _limits(*series: pd.Series) -> tuple[float, float]:
     low = min((float(s.min()) for s in finite), default=0.0)
     high = max((float(s.max()) for s in finite), default=0.0)
     return min(-0.2, low - 0.05), max(1.0, high + 0.05)
+
+
+def _time_limits(*times: pd.Series) -> tuple:
+    """The date axis: the span of the data (a point without any still gets the period)."""
+    parts = [pd.to_datetime(pd.Series(t)) for t in times if len(t)]
+    if not parts:  # matplotlib's default date range; nothing to show anyway
+        return pd.Timestamp("1970-01-01"), pd.Timestamp("1970-01-02")
+    stamps = pd.concat(parts)
+    return stamps.min() - pd.Timedelta(days=5), stamps.max() + pd.Timedelta(days=5)
 
 
 def _decorate(ax: plt.Axes, title: str, label: str, limits: tuple[float, float]) -> None:

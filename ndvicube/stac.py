@@ -76,8 +76,7 @@ class SearchRequest:
 def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.Item]:
     """Items matching ``request``: filtered, de-duplicated, sorted.
 
-    Raises :class:`NoScenesError` when nothing matches, unless ``allow_empty`` (a one-month
-    partition of a longer period may well be empty).
+    Raises :class:`NoScenesError` when nothing matches, unless ``allow_empty``.
     """
     if _is_json_document(request.url):
         found = _filter(_read_json_items(request.url), request)
@@ -87,17 +86,6 @@ def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.
     if not items and not allow_empty:
         raise no_scenes(request)
     log.info("found %d item(s) for area %r", len(items), request.area)
-    return items
-
-
-def merge_item_files(paths: Sequence[str | Path], request: SearchRequest) -> list[pystac.Item]:
-    """The union of stored partitions (one per month), de-duplicated and sorted.
-
-    ``request`` describes the whole period, for the error raised when every partition is empty.
-    """
-    items = _without_older_processings(i for path in paths for i in read_items(path))
-    if not items:
-        raise no_scenes(request)
     return items
 
 

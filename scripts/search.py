@@ -1,4 +1,4 @@
-"""Rule `search`: find an area's scenes of one month and store them as JSON."""
+"""Rule `search`: find an area's scenes over the whole period and store them as items.json."""
 
 from ndvicube.jobs import search_area
 from ndvicube.logs import job_logging
@@ -6,4 +6,4 @@ from ndvicube.stac import SearchRequest
 
 with job_logging(snakemake.log[0], job="search"):
     request = SearchRequest.from_params(**snakemake.params, area=snakemake.wildcards.area)
-    search_area(request, out=snakemake.output.month, allow_empty=True)
+    search_area(request, out=snakemake.output.scenes)

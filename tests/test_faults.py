@@ -297,7 +297,7 @@ def test_other_errors_are_not_retried(error):
     ("fault", "reader", "reason"),
     [
         ("missing", "range", "404"),
-        ("corrupt", "range", "corrupt tile 0: Error -3 while decompressing data"),
+        ("corrupt", "range", "corrupt tile 0: "),  # then zlib's or imagecodecs' words
         ("missing", "gdal", "404"),
         ("corrupt", "gdal", "TIFFReadEncodedTile"),
     ],

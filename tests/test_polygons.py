@@ -129,11 +129,7 @@ def test_workflow_writes_polygon_series_smoothed_with_clear_weights(parcels, cat
     config["areas"]["seed"]["polygons"] = str(parcels["work"] / "parcels.gpkg")
     cfg = write_config(tmp_path / "c.yaml", config)
     dry = snakemake(tmp_path, cfg, "--dry-run")
-    assert {k: v for k, v in planned_jobs(dry).items() if "polygon" in k} == {
-        "polygon_series": 1,
-        "smooth_polygons": 1,
-        "polygon_phenology": 1,
-    }
+    assert {k: v for k, v in planned_jobs(dry).items() if "polygon" in k} == {"polygon_tables": 1}
     result = snakemake(tmp_path, cfg, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     results = tmp_path / "results/seed"

@@ -117,7 +117,7 @@ def test_only_smoothing_changed(built, cogs, tmp_path):
     before = fingerprint(work / "results/seed/ndvi.zarr")
     edit_config(work, smoothing__window=5)
     planned, read = run(work, cogs)
-    assert planned == {"smooth": 1, "phenology": 1, "plot_point": 6, "plot_overview": 1, "all": 1}
+    assert planned == {"tables": 1, "figures": 1, "all": 1}
     assert read == set()
     assert fingerprint(work / "results/seed/ndvi.zarr") == before
 
@@ -129,15 +129,7 @@ def test_point_added(built, cogs, tmp_path):
     (work / "pts.csv").write_text(csv + "new_point,82.605,27.160\n")
     edit_config(work, areas__seed__points="pts.csv")
     planned, read = run(work, cogs)
-    assert planned == {
-        "series": 1,
-        "smooth": 1,
-        "phenology": 1,
-        "quicklook": 1,  # the points are drawn on it
-        "plot_point": 7,
-        "plot_overview": 1,
-        "all": 1,
-    }
+    assert planned == {"tables": 1, "figures": 1, "quicklook": 1, "all": 1}  # points on maps
     assert read == set()  # no STAC search job ran, no COG was read
     raw = (work / "results/seed/series_raw.csv").read_text()
     assert "new_point," in raw
@@ -148,8 +140,14 @@ def test_end_extended_reads_only_the_new_month(built, cogs, tmp_path):
     old = open_cube(work / "results/seed/ndvi.zarr")["ndvi"].load()
     edit_config(work, end="2023-06-30")
     planned, read = run(work, cogs)
-    assert planned["search"] == 1 and planned["cube"] == 1 and planned["scenes"] == 1
-    assert (work / "results/seed/search/2023-06.json").exists()
+    assert planned == {
+        "search": 1,
+        "cube": 1,
+        "tables": 1,
+        "figures": 1,
+        "quicklook": 1,
+        "all": 1,
+    }  # the whole period searched again, one job
     items = stored_items(work)
     assert read and all(items[i]["properties"]["datetime"].startswith("2023-06") for i in read)
     june = {i for i, f in items.items() if f["properties"]["datetime"].startswith("2023-06")}
@@ -178,7 +176,7 @@ def test_cloud_limit_changed_reads_only_affected_days(built, cogs, tmp_path):
     before = stored_items(work)
     edit_config(work, stac__max_cloud_cover=15)
     planned, read = run(work, cogs)
-    assert planned["search"] == 4 and planned["cube"] == 1  # February to May
+    assert planned["search"] == 1 and planned["cube"] == 1  # one search for February to May
     after = stored_items(work)
     assert set(after) < set(before)
 
@@ -213,23 +211,12 @@ def test_second_area_leaves_the_first_untouched(built, cogs, tmp_path):
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     planned, _ = run(work, cogs)
-    assert planned == {
-        "search": 4,
-        "scenes": 1,
-        "cube": 1,
-        "series": 1,
-        "smooth": 1,
-        "phenology": 1,
-        "quicklook": 1,
-        "plot_point": 1,
-        "plot_overview": 1,
-        "all": 1,
-    }
+    assert planned == {"search": 1, "cube": 1, "tables": 1, "figures": 1, "quicklook": 1, "all": 1}
     after = {p: p.stat().st_mtime for p in (work / "results/seed").rglob("*") if p.is_file()}
     assert after == before
 
 
-def test_refresh_of_a_live_month_reads_only_new_scenes(built, cogs, tmp_path):
+def test_refresh_of_a_live_catalog_reads_only_new_scenes(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
     catalog = json.loads((work / "catalog.json").read_text())
     may = [f for f in catalog["features"] if f["properties"]["datetime"].startswith("2023-05")]
@@ -241,8 +228,8 @@ def test_refresh_of_a_live_month_reads_only_new_scenes(built, cogs, tmp_path):
     (work / "catalog.json").write_text(json.dumps(catalog))
     planned, read = run(work, cogs)
     assert planned == {}  # nothing changed as far as Snakemake knows: refresh is explicit
-    planned, read = run(work, cogs, "--forcerun", "results/seed/search/2023-05.json")
-    assert planned["search"] == 1 and planned["cube"] == 1
+    planned, read = run(work, cogs, "--forcerun", "results/seed/items.json")
+    assert planned == {"search": 1, "cube": 1, "tables": 1, "figures": 1, "quicklook": 1, "all": 1}
     assert read == {template["id"]}  # the new scene's COGs (shared with its template) only
     assert late["id"] in stored_items(work)
     assert "2023-05-29" in {

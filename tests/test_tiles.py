@@ -76,12 +76,11 @@ def tiled_run(catalog, tmp_path_factory):
 
 def test_tiles_are_separate_jobs_joined_once(tiled_run):
     assert planned_jobs(tiled_run["dry"]) == {
-        "search": 12,  # 6 months x 2 areas
-        "scenes": 2,
+        "search": 2,  # one per area, whatever the months
         "cube": 1,  # the whole area
         "cube_tile": 4,  # the tiled area, 2 x 2
         "join_tiles": 1,
-        "series": 1,
+        "tables": 1,
     }
     assert "Nothing to be done" in tiled_run["again"].stdout + tiled_run["again"].stderr
 

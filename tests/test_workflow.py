@@ -23,6 +23,8 @@ from tests.workflow_helpers import (
     kept_items,
     notebook_smoothing,
     planned_jobs,
+    records,
+    repeated,
     snakemake,
     truth_on_cube_days,
     write_config,
@@ -43,18 +45,15 @@ def local_run(catalog, tmp_path_factory):
     return {"work": work, "dry": dry, "real": real, "config": cfg}
 
 
-def test_dry_run_plans_every_step_once_per_area_and_point(local_run):
+def test_dry_run_plans_one_job_per_stage_and_area(local_run):
+    """Six months and six points: still one search, one cube, one tables and one figures job."""
     assert local_run["dry"].returncode == 0, local_run["dry"].stderr[-2000:]
     assert planned_jobs(local_run["dry"]) == {
-        "search": 6,  # one per month, January to June
-        "scenes": 1,
+        "search": 1,
         "cube": 1,
-        "series": 1,
-        "smooth": 1,
-        "phenology": 1,
+        "tables": 1,
+        "figures": 1,
         "quicklook": 1,
-        "plot_point": 6,
-        "plot_overview": 1,
         "all": 1,
     }
 
@@ -141,7 +140,15 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     lines = [line for line in cube_log.splitlines() if "solar days" in line]
     assert len(lines) == -(-31 // 8)  # one line per block of 8 days: 31 days -> 4 lines
     assert lines[-1].endswith("cube progress: 31/31 solar days (50/50 scenes) written")
-    assert "20 of 20 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+    assert "6 of 6 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+
+
+def test_every_job_log_holds_each_record_once(local_run):
+    logs = sorted((local_run["work"] / "results/seed/logs").glob("*.log"))
+    assert len(logs) == 5 and all(records(log) for log in logs)
+    assert {log.name: repeated(log) for log in logs} == {log.name: [] for log in logs}
+    tables = records(local_run["work"] / "results/seed/logs/tables.log")
+    assert sum("phenology:" in r for r in tables) == 1
 
 
 def test_plots_exist_for_every_point(local_run):

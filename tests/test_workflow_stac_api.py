@@ -20,6 +20,8 @@ from tests.workflow_helpers import (
     demo_config,
     kept_items,
     planned_jobs,
+    records,
+    repeated,
     snakemake,
     truth_on_cube_days,
     write_config,
@@ -48,12 +50,28 @@ def api_run(catalog, tmp_path_factory):
 
 
 def test_api_dry_run_plans_the_same_jobs(api_run):
-    assert planned_jobs(api_run["dry"])["cube"] == 1
-    assert planned_jobs(api_run["dry"])["plot_point"] == len(POINTS)
+    assert planned_jobs(api_run["dry"]) == {
+        "search": 1,
+        "cube": 1,
+        "tables": 1,
+        "figures": 1,
+        "quicklook": 1,
+        "all": 1,
+    }
+    assert sorted(p.stem for p in (api_run["work"] / "results/seed/plots").glob("*.png")) == sorted(
+        POINTS
+    )
+
+
+def test_api_run_logs_each_record_once(api_run):
+    logs = sorted((api_run["work"] / "results/seed/logs").glob("*.log"))
+    assert {log.name: repeated(log) for log in logs} == {log.name: [] for log in logs}
+    search = records(api_run["work"] / "results/seed/logs/search.log")
+    assert sum("before client-side filtering" in r for r in search) == 1
 
 
 def test_api_search_falls_back_to_client_side_cloud_filter(api_run, catalog):
-    log = (api_run["work"] / "results/seed/logs/search_2023-03.log").read_text()
+    log = (api_run["work"] / "results/seed/logs/search.log").read_text()
     assert "does not conform to the STAC Query extension" in log
     stored = json.loads((api_run["work"] / "results/seed/items.json").read_text())
     assert [f["id"] for f in stored["features"]] == [f["id"] for f in kept_items(catalog)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -108,3 +109,16 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
         return {}
     rows = match.group(1).splitlines()[2:]
     return {name: int(count) for name, count in (row.split() for row in rows if row.strip())}
+
+
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\w+) ([\w.]+): (.*)$")
+
+
+def records(log: Path) -> list[str]:
+    """The records of a job log, as `LEVEL logger message` (the timestamp left out)."""
+    return [" ".join(m.groups()) for m in map(_RECORD.match, log.read_text().splitlines()) if m]
+
+
+def repeated(log: Path) -> list[str]:
+    """Records that appear more than once in a job log."""
+    return [r for r, n in collections.Counter(records(log)).items() if n > 1]

@@ -17,7 +17,6 @@ os.environ.update(NDVICUBE_SOURCE=str(workflow.basedir))  # set, not read: no en
 
 from snakemake.common.configfile import load_configfile
 from ndvicube.config import validate_config, with_defaults
-from ndvicube.periods import month_window, months
 
 
 def areas_from_cli_configfiles():
@@ -52,7 +51,6 @@ TILED_AREAS = areas_pattern(n for n, a in SETTINGS.areas.items() if a.split)
 
 wildcard_constraints:
     area="|".join(SETTINGS.areas),
-    month=r"\d{4}-\d{2}",
 
 
 def get_area(wildcards):
@@ -99,24 +97,6 @@ def get_tile(wildcards):
     return Tile.from_name(wildcards.tile, *get_area(wildcards).tiles)
 
 
-def get_month_searches(wildcards):
-    """One search file per calendar month of [start, end]."""
-    return [
-        f"results/{wildcards.area}/search/{month}.json"
-        for month in months(SETTINGS.start, SETTINGS.end)
-    ]
-
-
-def get_month_start(wildcards):
-    """First day searched in the job's month (start clipped to the month)."""
-    return str(month_window(wildcards.month, SETTINGS.start, SETTINGS.end)[0])
-
-
-def get_month_end(wildcards):
-    """Last day searched in the job's month (end clipped to the month)."""
-    return str(month_window(wildcards.month, SETTINGS.start, SETTINGS.end)[1])
-
-
 def get_area_points(wildcards):
     """The area's points as plain dicts (a params value: editing them reruns the series)."""
     return [asdict(p) for p in get_area(wildcards).points]
@@ -131,6 +111,31 @@ def get_points_file(wildcards):
 def get_polygons_file(wildcards):
     """The area's polygons file (an input: editing it reruns the polygon series)."""
     return str(get_area(wildcards).polygons_file)
+
+
+def get_smoothing(wildcards):
+    """Keyword arguments of the smoothing (ndvicube.jobs.smooth): every smoothing setting."""
+    return {
+        "method": SETTINGS.smoothing_method,
+        "resample": SETTINGS.resample,
+        "window": SETTINGS.window,
+        "polyorder": SETTINGS.polyorder,
+        "lam": SETTINGS.lam,
+    }
+
+
+def get_phenology(wildcards):
+    """Keyword arguments of the season metrics (ndvicube.jobs.season_metrics)."""
+    return {
+        "fraction": SETTINGS.season_fraction,
+        "min_amplitude": SETTINGS.min_amplitude,
+        "index": SETTINGS.phenology_index,
+    }
+
+
+def get_plotted_points(wildcards):
+    """Ids of the points that get their own figure (figures.points or the first max_points)."""
+    return list(get_area(wildcards).plotted_points)
 
 
 def get_demo_catalog(wildcards):
@@ -166,11 +171,6 @@ def get_cube_config(wildcards):
     }
 
 
-def get_point_plots(area):
-    """One figure per point of ``area``."""
-    return [f"results/{area}/plots/{p.id}.png" for p in SETTINGS.areas[area].points]
-
-
 def get_final_outputs(wildcards):
     """Everything `snakemake` builds by default: series, smoothed series and figures per area."""
     outputs = []
@@ -179,9 +179,9 @@ def get_final_outputs(wildcards):
             f"results/{area}/series_raw.csv",
             f"results/{area}/series_smoothed.csv",
             f"results/{area}/phenology.csv",
+            f"results/{area}/plots",
             f"results/{area}/overview.png",
             f"results/{area}/quicklook.png",
-            *get_point_plots(area),
         ]
         if SETTINGS.areas[area].polygons_file:
             outputs += [

@@ -4,6 +4,9 @@
 
 if SETTINGS.demo_seed is not None:
 
+    localrules:
+        demo_catalog,
+
     rule demo_catalog:
         output:
             directory(DEMO_DIR),

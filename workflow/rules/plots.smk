@@ -1,41 +1,32 @@
-# Stage 4: figures - raw vs smoothed indices per point, one overview and one quick-look per area.
+# Stage 4: figures - every series figure of an area in one job (a figure per selected point, and
+# the overview of all points), and the monthly quick-look maps from the cube.
 
 
-rule plot_point:
+rule figures:
     input:
         raw="results/{area}/series_raw.csv",
         smoothed="results/{area}/series_smoothed.csv",
     output:
-        report(
-            "results/{area}/plots/{point}.png",
+        plots=report(
+            directory("results/{area}/plots"),
+            patterns=["{point}.png"],
             category="Points",
             subcategory="{area}",
             labels={"area": "{area}", "point": "{point}"},
         ),
-    log:
-        "results/{area}/logs/plot_{point}.log",
-    conda:
-        "../envs/ndvicube.yaml"
-    script:
-        "../../scripts/plot_series.py"
-
-
-rule plot_overview:
-    input:
-        raw="results/{area}/series_raw.csv",
-        smoothed="results/{area}/series_smoothed.csv",
-    output:
-        report(
+        overview=report(
             "results/{area}/overview.png",
             category="Areas",
             labels={"area": "{area}", "figure": "overview"},
         ),
     log:
-        "results/{area}/logs/plot_overview.log",
+        "results/{area}/logs/figures.log",
     conda:
         "../envs/ndvicube.yaml"
+    params:
+        points=get_plotted_points,
     script:
-        "../../scripts/plot_series.py"
+        "../../scripts/figures.py"
 
 
 rule quicklook:
