@@ -9,7 +9,11 @@ Prints one JSON line: wall seconds of the measured part and the peak RSS in MB.
   and GDAL's defaults;
 * ndvicube - the functions the rules call (search, cube to Zarr, series), in this process;
 * snakemake - the whole ``snakemake --cores 2`` run from an empty results/ (start-up and
-  scheduling included), as a child process.
+  scheduling included), as a child process, then the same command again (a no-op rerun);
+* inprocess - all of snakemake's work (search, cube, tables, figures, quick-look) as function
+  calls in this one process: what C would cost without a process per job (C's floor).
+
+``--points N`` puts N points in the box (field1 first, then a regular grid).
 """
 
 from __future__ import annotations
@@ -29,7 +33,21 @@ START, END = "2023-01-01", "2023-12-31"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def notebook(api: str, work: Path) -> None:
+def points_in_box(count: int) -> list[dict]:
+    """``count`` points: the notebook's field1, then a regular grid over the box's inside."""
+    import math
+
+    points = [{"id": "field1", "lon": POINT[0], "lat": POINT[1]}]
+    side = math.ceil(math.sqrt(max(count - 1, 1)))
+    for n in range(count - 1):
+        row, col = divmod(n, side)
+        lon = BBOX[0] + (BBOX[2] - BBOX[0]) * (col + 0.5) / side
+        lat = BBOX[1] + (BBOX[3] - BBOX[1]) * (row + 0.5) / side
+        points.append({"id": f"p{n:05d}", "lon": round(lon, 6), "lat": round(lat, 6)})
+    return points
+
+
+def notebook(api: str, work: Path, points: int = 1) -> None:
     """The origin notebook, step by step."""
     import odc.stac
     from pyproj import Transformer
@@ -58,7 +76,7 @@ def notebook(api: str, work: Path) -> None:
     series.to_pandas().to_csv(work / "notebook.csv")
 
 
-def ndvicube(api: str, work: Path) -> None:
+def ndvicube(api: str, work: Path, points: int = 1) -> None:
     """The functions the workflow's rules call, in one process."""
     from ndvicube.config import Point
     from ndvicube.jobs import build_cube, extract_series, search_area
@@ -87,20 +105,63 @@ def ndvicube(api: str, work: Path) -> None:
     )
 
 
-def snakemake(api: str, work: Path) -> None:
-    """`snakemake --cores 2` on a config pointing at the loopback API, from an empty results/."""
+def inprocess(api: str, work: Path, points: int = 1) -> None:
+    """Everything the workflow's jobs do, as calls in this one process (no job overhead)."""
+    from ndvicube.config import Point
+    from ndvicube.jobs import build_cube, figures, point_tables, quicklook, search_area
+    from ndvicube.stac import SearchRequest
+
+    request = SearchRequest.from_params(
+        url=api,
+        collection="sentinel-2-c1-l2a",
+        bbox=BBOX,
+        start=START,
+        end=END,
+        max_cloud_cover=30,
+        area="seed",
+    )
+    chosen = [Point(**p) for p in points_in_box(points)]
+    search_area(request, out=work / "items.json")
+    cube = work / "ndvi.zarr"
+    build_cube(
+        items_path=work / "items.json",
+        out=cube,
+        bbox=BBOX,
+        crs="EPSG:32644",
+        resolution=10,
+        scl_classes=(3, 8, 9, 10),
+    )
+    tables = {n: work / f"{n}.csv" for n in ("raw", "smoothed", "phenology")}
+    point_tables(
+        cube_path=cube,
+        points=chosen,
+        raw_out=tables["raw"],
+        smoothed_out=tables["smoothed"],
+        phenology_out=tables["phenology"],
+        smoothing={},
+        phenology={"fraction": 0.5, "min_amplitude": 0.1},
+    )
+    figures(
+        raw_path=tables["raw"],
+        smoothed_path=tables["smoothed"],
+        points=[p.id for p in chosen[:50]],
+        area="seed",
+        plots_dir=work / "plots",
+        overview=work / "overview.png",
+    )
+    quicklook(cube_path=cube, points=chosen, area="seed", out=work / "quicklook.png")
+
+
+def snakemake(api: str, work: Path, points: int = 1) -> None:
+    """`snakemake --cores 2` on a config pointing at the loopback API, from an empty results/;
+    then the same command again, which has nothing to do (the no-op rerun's time)."""
     import yaml
 
     config = {
         "stac": {"url": api, "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
         "start": START,
         "end": END,
-        "areas": {
-            "seed": {
-                "bbox": list(BBOX),
-                "points": [{"id": "field1", "lon": POINT[0], "lat": POINT[1]}],
-            }
-        },
+        "areas": {"seed": {"bbox": list(BBOX), "points": points_in_box(points)}},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.rmtree(work / "results", ignore_errors=True)
@@ -108,8 +169,11 @@ def snakemake(api: str, work: Path) -> None:
     cmd += [str(work), "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet"]
     started = time.time()
     subprocess.run(cmd, check=True, capture_output=True)
+    wall = time.time() - started
     breakdown = job_times(work / ".snakemake" / "metadata")
-    breakdown["wall"] = time.time() - started
+    started = time.time()
+    subprocess.run(cmd, check=True, capture_output=True)
+    breakdown |= {"wall": wall, "noop": time.time() - started}
     (work / "breakdown.json").write_text(json.dumps(breakdown))
 
 
@@ -132,14 +196,17 @@ def job_times(metadata: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("method", choices=["notebook", "ndvicube", "snakemake"])
+    parser.add_argument("method", choices=["notebook", "ndvicube", "snakemake", "inprocess"])
     parser.add_argument("--api", required=True)
     parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--points", type=int, default=1)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    globals()[args.method](args.api, args.work)
+    globals()[args.method](args.api, args.work, args.points)
     wall = time.perf_counter() - started
+    if args.method == "snakemake":  # the first run only; the no-op rerun is reported apart
+        wall = json.loads((args.work / "breakdown.json").read_text())["wall"]
     who = resource.RUSAGE_CHILDREN if args.method == "snakemake" else resource.RUSAGE_SELF
     peak_mb = resource.getrusage(who).ru_maxrss / 1024
     print(json.dumps({"wall": wall, "peak_rss_mb": peak_mb}))

@@ -7,7 +7,9 @@ import logging
 import shutil
 import socket
 import subprocess
+import sysconfig
 import time
+from pathlib import Path
 
 import numpy as np
 import pystac
@@ -58,7 +60,10 @@ def threaded(items_json, tmp_path_factory):
 @pytest.fixture
 def dask_cluster():
     """`dask scheduler` and two `dask worker` processes on loopback."""
-    dask_cli = shutil.which("dask") or pytest.fail("the `dask` command is not installed")
+    # The `dask` command of the environment running the tests (a virtualenv need not be on PATH).
+    beside = Path(sysconfig.get_path("scripts")) / "dask"
+    dask_cli = str(beside) if beside.exists() else shutil.which("dask")
+    dask_cli or pytest.fail("the `dask` command is not installed")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [
