@@ -157,11 +157,16 @@ def snakemake(api: str, work: Path, points: int = 1) -> None:
     then the same command again, which has nothing to do (the no-op rerun's time)."""
     import yaml
 
+    chosen = points_in_box(points)
+    if points > 50:  # as a user with many points would: a CSV, not thousands of YAML lines
+        rows = [f"{p['id']},{p['lon']},{p['lat']}" for p in chosen]
+        (work / "points.csv").write_text("id,lon,lat\n" + "\n".join(rows) + "\n")
+        chosen = str(work / "points.csv")
     config = {
         "stac": {"url": api, "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
         "start": START,
         "end": END,
-        "areas": {"seed": {"bbox": list(BBOX), "points": points_in_box(points)}},
+        "areas": {"seed": {"bbox": list(BBOX), "points": chosen}},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.rmtree(work / "results", ignore_errors=True)

@@ -356,14 +356,16 @@ def figures(
     area: str,
     plots_dir: str | Path,
     overview: str | Path,
+    processes: int = 1,
 ) -> None:
     """Draw all of an area's series figures in one job: ``plots_dir/{point}.png`` for each of
-    ``points`` (the ids ``figures`` selects) and the area's overview of every point."""
+    ``points`` (the ids ``figures`` selects), in ``processes`` processes, and the area's
+    overview of every point."""
     from ndvicube.plots import plot_overview, plot_points
     from ndvicube.tables import read_series
 
     raw, smoothed = read_series(str(raw_path)), read_series(str(smoothed_path))
-    written = plot_points(raw, smoothed, list(points), plots_dir)
+    written = plot_points(raw, smoothed, list(points), plots_dir, processes=processes)
     plot_overview(raw, smoothed, area, overview)
     log.info(
         "figures: %d point figure(s) of %d point(s), and the overview",

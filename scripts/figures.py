@@ -11,4 +11,5 @@ with job_logging(snakemake.log[0], job="figures"):
         area=snakemake.wildcards.area,
         plots_dir=snakemake.output.plots,
         overview=snakemake.output.overview,
+        processes=snakemake.threads,
     )

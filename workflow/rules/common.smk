@@ -31,8 +31,9 @@ def areas_from_cli_configfiles():
     return areas
 
 
-if areas_from_cli_configfiles() is not None:
-    config["areas"] = areas_from_cli_configfiles()
+CLI_AREAS = areas_from_cli_configfiles()
+if CLI_AREAS is not None:
+    config["areas"] = CLI_AREAS
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 SETTINGS = validate_config(config, base_dir=Path.cwd(), schema_path=SCHEMA)

@@ -23,6 +23,8 @@ rule figures:
         "results/{area}/logs/figures.log",
     conda:
         "../envs/ndvicube.yaml"
+    # Point figures are drawn by this many processes (bench_jobs: 50 figures 5.8 s -> see docs).
+    threads: 2
     params:
         points=get_plotted_points,
     script:
