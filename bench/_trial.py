@@ -76,10 +76,9 @@ def notebook(api: str, work: Path, points: int = 1) -> None:
     series.to_pandas().to_csv(work / "notebook.csv")
 
 
-def ndvicube(api: str, work: Path, points: int = 1) -> None:
-    """The functions the workflow's rules call, in one process."""
-    from ndvicube.config import Point
-    from ndvicube.jobs import build_cube, extract_series, search_area
+def search_and_cube(api: str, work: Path) -> Path:
+    """The search and cube jobs' functions: ``work/items.json`` and ``work/ndvi.zarr``."""
+    from ndvicube.jobs import build_cube, search_area
     from ndvicube.stac import SearchRequest
 
     request = SearchRequest.from_params(
@@ -100,6 +99,15 @@ def ndvicube(api: str, work: Path, points: int = 1) -> None:
         resolution=10,
         scl_classes=(3, 8, 9, 10),
     )
+    return work / "ndvi.zarr"
+
+
+def ndvicube(api: str, work: Path, points: int = 1) -> None:
+    """The functions the workflow's rules call, in one process."""
+    from ndvicube.config import Point
+    from ndvicube.jobs import extract_series
+
+    search_and_cube(api, work)
     extract_series(
         cube_path=work / "ndvi.zarr", points=[Point("field1", *POINT)], out=work / "raw.csv"
     )
@@ -108,29 +116,10 @@ def ndvicube(api: str, work: Path, points: int = 1) -> None:
 def inprocess(api: str, work: Path, points: int = 1) -> None:
     """Everything the workflow's jobs do, as calls in this one process (no job overhead)."""
     from ndvicube.config import Point
-    from ndvicube.jobs import build_cube, figures, point_tables, quicklook, search_area
-    from ndvicube.stac import SearchRequest
+    from ndvicube.jobs import figures, point_tables, quicklook
 
-    request = SearchRequest.from_params(
-        url=api,
-        collection="sentinel-2-c1-l2a",
-        bbox=BBOX,
-        start=START,
-        end=END,
-        max_cloud_cover=30,
-        area="seed",
-    )
     chosen = [Point(**p) for p in points_in_box(points)]
-    search_area(request, out=work / "items.json")
-    cube = work / "ndvi.zarr"
-    build_cube(
-        items_path=work / "items.json",
-        out=cube,
-        bbox=BBOX,
-        crs="EPSG:32644",
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
-    )
+    cube = search_and_cube(api, work)
     tables = {n: work / f"{n}.csv" for n in ("raw", "smoothed", "phenology")}
     point_tables(
         cube_path=cube,

@@ -25,7 +25,13 @@ import yaml
 from ndvicube.demo import rewrite_hrefs
 from ndvicube.store import open_cube, read_attrs
 from ndvicube.testing.rangeserver import RangeHTTPServer
-from tests.workflow_helpers import SNAKEFILE, demo_config, planned_jobs, snakemake
+from tests.workflow_helpers import (
+    ONE_AREA_JOBS,
+    SNAKEFILE,
+    demo_config,
+    planned_jobs,
+    snakemake,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -122,6 +128,17 @@ def test_only_smoothing_changed(built, cogs, tmp_path):
     assert fingerprint(work / "results/seed/ndvi.zarr") == before
 
 
+def test_only_figures_changed_redraws_the_figures_only(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    tables = {n: (work / f"results/seed/{n}").stat().st_mtime for n in ("series_raw.csv",)}
+    edit_config(work, figures={"max_points": 2})
+    planned, read = run(work, cogs)
+    assert planned == {"figures": 1, "all": 1} and read == set()
+    plots = sorted(p.name for p in (work / "results/seed/plots").glob("*.png"))
+    assert plots == ["field1.png", "west_field.png"]  # the first two of points.csv
+    assert {n: (work / f"results/seed/{n}").stat().st_mtime for n in tables} == tables
+
+
 def test_point_added(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
     config = yaml.safe_load((work / "config.yaml").read_text())
@@ -140,14 +157,7 @@ def test_end_extended_reads_only_the_new_month(built, cogs, tmp_path):
     old = open_cube(work / "results/seed/ndvi.zarr")["ndvi"].load()
     edit_config(work, end="2023-06-30")
     planned, read = run(work, cogs)
-    assert planned == {
-        "search": 1,
-        "cube": 1,
-        "tables": 1,
-        "figures": 1,
-        "quicklook": 1,
-        "all": 1,
-    }  # the whole period searched again, one job
+    assert planned == ONE_AREA_JOBS  # the whole period searched again, in one job
     items = stored_items(work)
     assert read and all(items[i]["properties"]["datetime"].startswith("2023-06") for i in read)
     june = {i for i, f in items.items() if f["properties"]["datetime"].startswith("2023-06")}
@@ -211,7 +221,7 @@ def test_second_area_leaves_the_first_untouched(built, cogs, tmp_path):
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     planned, _ = run(work, cogs)
-    assert planned == {"search": 1, "cube": 1, "tables": 1, "figures": 1, "quicklook": 1, "all": 1}
+    assert planned == ONE_AREA_JOBS
     after = {p: p.stat().st_mtime for p in (work / "results/seed").rglob("*") if p.is_file()}
     assert after == before
 
@@ -229,7 +239,7 @@ def test_refresh_of_a_live_catalog_reads_only_new_scenes(built, cogs, tmp_path):
     planned, read = run(work, cogs)
     assert planned == {}  # nothing changed as far as Snakemake knows: refresh is explicit
     planned, read = run(work, cogs, "--forcerun", "results/seed/items.json")
-    assert planned == {"search": 1, "cube": 1, "tables": 1, "figures": 1, "quicklook": 1, "all": 1}
+    assert planned == ONE_AREA_JOBS
     assert read == {template["id"]}  # the new scene's COGs (shared with its template) only
     assert late["id"] in stored_items(work)
     assert "2023-05-29" in {

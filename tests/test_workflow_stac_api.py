@@ -16,6 +16,7 @@ from ndvicube.demo import rewrite_hrefs
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.stacserver import StacApiServer
 from tests.workflow_helpers import (
+    ONE_AREA_JOBS,
     POINTS,
     demo_config,
     kept_items,
@@ -50,14 +51,7 @@ def api_run(catalog, tmp_path_factory):
 
 
 def test_api_dry_run_plans_the_same_jobs(api_run):
-    assert planned_jobs(api_run["dry"]) == {
-        "search": 1,
-        "cube": 1,
-        "tables": 1,
-        "figures": 1,
-        "quicklook": 1,
-        "all": 1,
-    }
+    assert planned_jobs(api_run["dry"]) == ONE_AREA_JOBS
     assert sorted(p.stem for p in (api_run["work"] / "results/seed/plots").glob("*.png")) == sorted(
         POINTS
     )

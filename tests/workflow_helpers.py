@@ -23,6 +23,8 @@ SNAKEFILE = ROOT / "Snakefile"
 #: The demo catalog's points, in points.csv order.
 POINTS = ["field1", "west_field", "east_field", "swath_gap", "pond", "sugarcane"]
 START, END = "2023-01-01", "2023-06-30"
+#: The jobs of a run of one area from scratch: one per stage, whatever its points and months.
+ONE_AREA_JOBS = {"search": 1, "cube": 1, "tables": 1, "figures": 1, "quicklook": 1, "all": 1}
 
 
 def demo_config(url: str, points) -> dict:

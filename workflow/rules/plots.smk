@@ -23,7 +23,7 @@ rule figures:
         "results/{area}/logs/figures.log",
     conda:
         "../envs/ndvicube.yaml"
-    # Point figures are drawn by this many processes (bench_jobs: 50 figures 5.8 s -> see docs).
+    # Point figures are drawn by this many processes: 50 figures 4.37 s -> 2.25 s (docs/performance.md).
     threads: 2
     params:
         points=get_plotted_points,
