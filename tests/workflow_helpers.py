@@ -74,13 +74,15 @@ def snakemake(
     *args: str,
     timeout: float = 600,
     env: dict[str, str] | None = None,
+    python: str | Path = sys.executable,
 ) -> subprocess.CompletedProcess:
     """`snakemake -s Snakefile --directory WORKDIR --configfile FILE ...` from another folder.
 
-    Runs from ``/`` so nothing depends on the caller's working directory.
+    Runs from ``/`` so nothing depends on the caller's working directory; ``python`` is the
+    interpreter whose Snakemake runs (another environment's, for the fresh-install test).
     """
     cmd = [
-        sys.executable,
+        str(python),
         "-m",
         "snakemake",
         "-s",
