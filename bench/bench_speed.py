@@ -2,13 +2,17 @@
 
 One command, prints a table::
 
-    python bench/bench_speed.py [--latency-ms 20 0] [--repeats 3]
+    python bench/bench_speed.py [--latency-ms 0 20 100] [--repeats 3] [--no-floor]
 
 A demo catalog of the year 2023 (73 passes, two overlapping tiles; 60 solar days pass the cloud
 filter) is generated once; its COGs are served by the loopback Range HTTP server, which adds a
 fixed latency to every request and logs each with its byte count; its items are served by a real
 STAC API (rustac serve). Trials run alternating A, B, C, each in a fresh process so GDAL's
 caches start empty; the table shows medians over the repeats.
+
+The floor row: the same windows (every kept item's red, nir and scl COG, the box's window in
+each) read by async-geotiff over obstore alone, 32 COGs in flight, imports not timed - the least
+the network and the decoding allow (``bench/_floor.py``).
 
 Minimum bytes: for every kept item and band NDVI needs (red, nir, scl), the COG header (every
 byte before the first tile) plus the full-resolution tiles that intersect the box.
@@ -56,6 +60,20 @@ def run_trial(method: str, api: str, work: Path, server: RangeHTTPServer) -> dic
     return result
 
 
+def floor_trial(items_json: Path, server: RangeHTTPServer) -> dict:
+    """The I/O floor: the same windows read by async-geotiff alone (bench/_floor.py)."""
+    server.reset_log()
+    cmd = [sys.executable, str(HERE / "_floor.py"), str(items_json)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    cogs = [r for r in server.requests if r.path.endswith(".tif")]
+    return result | {
+        "requests": len(cogs),
+        "bytes": sum(r.bytes_sent for r in cogs),
+        "cogs": len({r.path for r in cogs}),
+    }
+
+
 def minimum_bytes(items_json: Path) -> int:
     """Header plus full-resolution tiles intersecting the box, for red, nir, scl of kept items."""
     features = json.loads(items_json.read_text())["features"]
@@ -74,9 +92,12 @@ def median_row(trials: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-ms", type=float, nargs="+", default=[20.0, 0.0])
+    parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0, 20.0, 100.0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default="ABC")
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the async-geotiff I/O floor"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ndvicube-bench-"))
     catalog = generate_demo_catalog(tmp / "catalog", DemoCatalogSpec())
@@ -91,7 +112,10 @@ def main() -> None:
                     for key in args.methods:
                         work = tmp / f"work-{key}-{latency}"
                         trials[key].append(run_trial(METHODS[key], api.url, work, server))
-        print_table(latency, {k: median_row(v) for k, v in trials.items()}, minimum)
+                    if args.floor:
+                        trials["floor"].append(floor_trial(served, server))
+        floor = median_row(trials.pop("floor")) if args.floor else None
+        print_table(latency, {k: median_row(v) for k, v in trials.items()}, minimum, floor)
         if "C" in args.methods:
             print_c_breakdown(tmp / f"work-C-{latency}" / "breakdown.json")
 
@@ -109,8 +133,10 @@ def print_c_breakdown(path: Path) -> None:
         print(f"| rule {rule}: sum of its jobs' times (2 run at once) | {count} | {seconds:.2f} |")
 
 
-def print_table(latency: float, rows: dict[str, dict], minimum: int) -> None:
-    """Markdown table of medians, with A's time over each method's."""
+def print_table(
+    latency: float, rows: dict[str, dict], minimum: int, floor: dict | None = None
+) -> None:
+    """Markdown table of medians, with A's time over each method's; then the I/O floor."""
     print(f"\nlatency {latency:g} ms per request (medians of trials)\n")
     print(
         "| method | wall s | A/this | HTTP requests | requests per COG | MB read | x minimum "
@@ -125,6 +151,14 @@ def print_table(latency: float, rows: dict[str, dict], minimum: int) -> None:
             f"{row['requests'] / max(row['cogs'], 1):.2f} | {row['bytes'] / 1e6:.2f} | "
             f"{row['bytes'] / minimum:.2f} | {row['cogs']:.0f} | {row['green_blue']:.0f} | "
             f"{row['peak_rss_mb']:.0f} |"
+        )
+    if floor:
+        ratio = f"{base / floor['wall']:.1f}" if base else "-"
+        print(
+            f"| floor: async-geotiff alone, {floor['windows']:.0f} windows | {floor['wall']:.2f} | "
+            f"{ratio} | {floor['requests']:.0f} | {floor['requests'] / max(floor['cogs'], 1):.2f} "
+            f"| {floor['bytes'] / 1e6:.2f} | {floor['bytes'] / minimum:.2f} | {floor['cogs']:.0f} "
+            "| 0 | - |"
         )
 
 
