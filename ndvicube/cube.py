@@ -28,13 +28,13 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from ndvicube import geo
-from ndvicube.cogs import RangeRioDriver
 from ndvicube.geo import BBox
 from ndvicube.indices import DEFAULT_INDICES, assets_needed, compute_indices
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
 from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
 from ndvicube.radiometry import to_reflectance
-from ndvicube.reads import RetryingRioDriver
+from ndvicube.read.ranges import RangeRioDriver
+from ndvicube.read.retries import RetryingRioDriver
 from ndvicube.tiles import Tile, tile_window
 
 #: How COGs are read (``compute.reader``): odc-stac reader drivers by name.
@@ -136,7 +136,7 @@ def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "ra
     One variable per index of ``spec``, named by :func:`ndvicube.indices.column`; the ``scenes``
     coordinate counts the items merged into each solar day. Nothing is read until the cube is
     computed (or written with :mod:`ndvicube.store`). ``reader``: ``range`` reads HTTP COGs
-    with :mod:`ndvicube.cogs` (fewest requests and bytes), ``gdal`` reads everything through
+    with :mod:`ndvicube.read.ranges` (fewest requests and bytes), ``gdal`` reads everything through
     GDAL; both give the same values.
     """
     import odc.stac

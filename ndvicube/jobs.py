@@ -75,13 +75,13 @@ def build_cube(
 
     A scene whose assets are unusable or unreadable stops the job with a message naming it, or
     with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
-    (:mod:`ndvicube.missing`); then the cube is built again without it.
+    (:mod:`ndvicube.read.missing`); then the cube is built again without it.
     """
     from ndvicube.cube import CubeSpec
     from ndvicube.indices import resolve_indices
     from ndvicube.logs import redact_urls_in_logs
-    from ndvicube.missing import check_policy, skip_unreadable, usable_items, write_skipped
-    from ndvicube.reads import UnreadableAsset
+    from ndvicube.read.missing import check_policy, skip_unreadable, usable_items, write_skipped
+    from ndvicube.read.retries import UnreadableAsset
     from ndvicube.stac import read_items
     from ndvicube.store import DEFAULT_TIME_CHUNK
 
@@ -140,7 +140,7 @@ def _write_items_cube(
 
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube import cube_longitude, group_scenes, load_cube
-    from ndvicube.gdal import configure_cloud_reads
+    from ndvicube.read.gdal import configure_cloud_reads
     from ndvicube.store import recover_interrupted_swap, write_cube
     from ndvicube.update import (
         DAYS_ATTR,
@@ -210,7 +210,7 @@ def join_tiles(
     The tiles' skipped-scene lists are merged into the area's (a scene skipped by several tiles
     is listed once).
     """
-    from ndvicube.missing import read_skipped, write_skipped
+    from ndvicube.read.missing import read_skipped, write_skipped
     from ndvicube.store import join_tiles as join
     from ndvicube.tiles import tiles_in_order
 
@@ -398,7 +398,7 @@ def provenance(
     Query strings are stripped from hrefs so signed-URL tokens never reach the store.
     """
     from ndvicube.items import processing_baseline
-    from ndvicube.missing import strip_query
+    from ndvicube.read.missing import strip_query
 
     return {
         "ndvicube:items": [

@@ -1,4 +1,4 @@
-"""The HTTP range reader (ndvicube.cogs) against GDAL's, on the demo COGs served over loopback:
+"""The HTTP range reader (ndvicube.read.ranges) against GDAL's, on the demo COGs over loopback:
 the same cube bytes, fewer requests and bytes (counted by the server's log)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import rasterio
 
-from ndvicube import cogs
 from ndvicube.demo import cube_args, rewrite_hrefs
 from ndvicube.jobs import build_cube
+from ndvicube.read import ranges
 from ndvicube.testing.cogbytes import minimum_bytes
 from ndvicube.testing.rangeserver import RangeHTTPServer
 
@@ -43,7 +43,7 @@ def chunk_bytes(store: Path) -> dict[str, bytes]:
 
 def build_with(reader: str, server, items: Path, work: Path, **extra) -> list:
     """Build a cube from the served COGs with ``reader``; return the COG requests it made."""
-    cogs._LAYOUTS.clear()
+    ranges._LAYOUTS.clear()
     server.reset_log()
     shutil.rmtree(work / f"{reader}.zarr", ignore_errors=True)
     args = cube_args() | extra
@@ -92,7 +92,7 @@ def test_range_reader_reads_within_a_tenth_of_the_minimum_bytes(reads, catalog):
 
 
 def test_a_header_longer_than_the_first_read_is_fetched_on_demand(catalog, tmp_path, monkeypatch):
-    monkeypatch.setattr(cogs, "HEADER_BYTES", 256)  # the demo's headers are 600-800 bytes
+    monkeypatch.setattr(ranges, "HEADER_BYTES", 256)  # the demo's headers are 600-800 bytes
     with RangeHTTPServer(catalog.root) as server:
         local = subset(catalog, tmp_path / "local.json")
         served = rewrite_hrefs(local, tmp_path / "served.json", server.url, catalog.root)
@@ -123,14 +123,14 @@ def test_cog_layout_matches_what_gdal_reads(catalog):
         for key in ("red", "scl"):
             path = Path(feature["assets"][key]["href"])
             url = f"{server.url}/{path.relative_to(Path(catalog.root).resolve()).as_posix()}"
-            cogs._LAYOUTS.clear()
-            layout = cogs.cog_layout(url)
+            ranges._LAYOUTS.clear()
+            layout = ranges.cog_layout(url)
             with rasterio.open(path) as src:
                 assert layout.geobox.shape == src.shape and layout.size == path.stat().st_size
                 assert tuple(layout.geobox.transform)[:6] == tuple(src.transform)[:6]
                 assert layout.geobox.crs.epsg == src.crs.to_epsg() and layout.nodata == src.nodata
                 window = ((40, 300), (10, 90)) if key == "red" else ((20, 150), (5, 45))
-                pixels = cogs.read_window(url, layout, tuple(slice(*w) for w in window))
+                pixels = ranges.read_window(url, layout, tuple(slice(*w) for w in window))
                 assert (pixels == src.read(1, window=window)).all()
 
 
@@ -143,10 +143,10 @@ def test_real_sentinel2_cogs_read_by_ranges_equal_gdal(shared_fixtures):
             ("SCL.tif", ((0, 549), (7, 300))),
         ):
             url = f"{server.url}/{name}"
-            cogs.forget_layout(url)
+            ranges.forget_layout(url)
             server.reset_log()
-            layout = cogs.cog_layout(url)
-            pixels = cogs.read_window(url, layout, tuple(slice(*w) for w in window))
+            layout = ranges.cog_layout(url)
+            pixels = ranges.read_window(url, layout, tuple(slice(*w) for w in window))
             log = [(r.method, r.range) for r in server.requests]
             with rasterio.open(scene / name) as src:
                 assert layout.tile == src.block_shapes[0] and layout.nodata == src.nodata
@@ -177,8 +177,8 @@ def test_a_tiff_whose_directory_is_not_at_the_start_is_left_to_gdal(tmp_path):
     with rasterio.open(tmp_path / "end.tif") as src:
         assert (src.read(1) == pixels).all()  # still a valid GeoTIFF
     with RangeHTTPServer(tmp_path) as server:
-        assert cogs.cog_layout(f"{server.url}/start.tif").geobox.shape == (1500, 1500)
+        assert ranges.cog_layout(f"{server.url}/start.tif").geobox.shape == (1500, 1500)
         server.reset_log()
-        with pytest.raises(cogs.NotCogError, match="not near the start"):
-            cogs.cog_layout(f"{server.url}/end.tif")
+        with pytest.raises(ranges.NotCogError, match="not near the start"):
+            ranges.cog_layout(f"{server.url}/end.tif")
         assert [(r.range, r.bytes_sent) for r in server.requests] == [("bytes=0-4095", 4096)]

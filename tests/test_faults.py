@@ -34,7 +34,7 @@ from ndvicube.errors import (
     UnreadableAssetError,
 )
 from ndvicube.jobs import build_cube
-from ndvicube.missing import read_skipped
+from ndvicube.read.missing import read_skipped
 from ndvicube.stac import SearchRequest, search
 from ndvicube.store import open_cube
 from ndvicube.testing.faultproxy import FaultProxy
@@ -229,12 +229,12 @@ def test_a_missing_module_fails_the_cube_at_once_naming_it(catalog, tmp_path, mo
 
 
 def test_a_programming_error_in_a_read_is_raised_at_once(catalog, tmp_path, monkeypatch, caplog):
-    from ndvicube import cogs
+    from ndvicube.read import ranges
 
     def broken(url, layout, window):  # a bug in the reader: called with the wrong types
         return np.empty(window)
 
-    monkeypatch.setattr(cogs, "read_window", broken)
+    monkeypatch.setattr(ranges, "read_window", broken)
     with RangeHTTPServer(catalog.root) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.WARNING), pytest.raises(TypeError):
@@ -251,13 +251,13 @@ def test_a_programming_error_in_a_read_is_raised_at_once(catalog, tmp_path, monk
         ConnectionResetError(104, "Connection reset by peer"),
         TimeoutError("The read operation timed out"),
         "urllib3.exceptions.ProtocolError",
-        "ndvicube.cogs.RemoteFileError",
+        "ndvicube.read.ranges.RemoteFileError",
         ("rasterio._err.CPLE_HttpResponseError", 1, 11, "HTTP response code: 503"),
         "rasterio.errors.RasterioIOError",
     ],
 )
 def test_network_and_server_errors_are_retried(error):
-    from ndvicube.reads import with_retries
+    from ndvicube.read.retries import with_retries
 
     if not isinstance(error, BaseException):  # (class by name, its arguments)
         name, *args = (error,) if isinstance(error, str) else error
@@ -277,7 +277,7 @@ def test_network_and_server_errors_are_retried(error):
 
 @pytest.mark.parametrize("error", [TypeError("bad operand"), KeyError("x"), ValueError("bug")])
 def test_other_errors_are_not_retried(error):
-    from ndvicube.reads import with_retries
+    from ndvicube.read.retries import with_retries
 
     calls = []
 

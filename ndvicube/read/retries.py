@@ -1,6 +1,6 @@
 """Reading COGs through faults: retry what is transient, name what is not.
 
-GDAL retries HTTP 429/5xx answers itself (``GDAL_HTTP_MAX_RETRY``, :mod:`ndvicube.gdal`), but
+GDAL retries HTTP 429/5xx answers itself (``GDAL_HTTP_MAX_RETRY``, :mod:`ndvicube.read.gdal`), but
 not every transient failure: measured on the fault-injecting loopback server, about one in ten
 connections dropped before the answer ("Empty reply from server") and one in seven bodies cut
 short ("Read failed") still failed the read. odc-stac would then fail the whole cube job.
@@ -72,7 +72,7 @@ class UnreadableAsset(Exception):
 
 #: Error classes of network, server and file I/O faults: worth another attempt (unless permanent).
 #: ``OSError`` covers connection resets and timeouts, rasterio's ``RasterioIOError`` and
-#: :class:`ndvicube.cogs.RemoteFileError` (a 5xx/429 answer, a cut body, a corrupt tile).
+#: :class:`ndvicube.read.ranges.RemoteFileError` (a 5xx/429 answer, a cut body, a corrupt tile).
 TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     OSError,
     urllib3.exceptions.HTTPError,

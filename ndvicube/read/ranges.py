@@ -4,7 +4,7 @@ GDAL (3.10, in rasterio's wheels) opens every remote file with a HEAD request, t
 fixed-size header block (``GDAL_INGESTED_BYTES_AT_OPEN``) that on small COGs reaches into the
 overviews' pixels; neither can be configured away (measured: 2.67 requests per COG, 1.26x the
 bytes needed). This reader, plugged into odc-stac through the same ``driver=`` hook as
-:mod:`ndvicube.reads`, makes for each COG:
+:mod:`ndvicube.read.retries`, makes for each COG:
 
 1. one GET of the first :data:`HEADER_BYTES` (the response's ``Content-Range`` gives the file
    size, so no HEAD); the TIFF header and tile index are parsed from it with ``tifffile`` (a
@@ -22,7 +22,7 @@ tile that several cube chunks need crosses the network once.
 What it does not do falls back to GDAL's reader: non-HTTP URIs (local files, ``s3://``), reads
 from overviews (a cube coarser than the data), multi-band files, pixel-is-point rasters, or a
 TIFF it cannot parse as a tiled GeoTIFF. Every HTTP failure is retried like GDAL's reads
-(:func:`ndvicube.reads.with_retries`); a 404/403 or a file that is not a TIFF is not.
+(:func:`ndvicube.read.retries.with_retries`); a 404/403 or a file that is not a TIFF is not.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.roi import roi_is_empty, roi_pad
 
 from ndvicube.logs import redact_urls
-from ndvicube.reads import RetryingRioDriver, RetryingRioReader, is_permanent, with_retries
+from ndvicube.read.retries import RetryingRioDriver, RetryingRioReader, is_permanent, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def fetch(url: str, start: int, stop: int) -> tuple[bytes, int | None]:
 
     A short body, a dropped connection or a 429/5xx answer is retried (:data:`REQUEST_ATTEMPTS`
     in all, waits doubling from :data:`FIRST_DELAY_S`), as GDAL retries its requests; then it
-    raises, and the whole read is retried (:func:`ndvicube.reads.with_retries`). A 404 or 403
+    raises, and the whole read is retried (:func:`ndvicube.read.retries.with_retries`). A 404 or 403
     raises at once, with "HTTP response code: N" in its text, which marks it permanent.
     """
     import urllib3

@@ -8,7 +8,7 @@ Each setting saves round trips or survives transient faults on remote COGs:
 * ``GDAL_INGESTED_BYTES_AT_OPEN`` - read the whole COG header in the first request;
 * ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES=YES`` - one request for adjacent tiles;
 * ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` - retry 429/5xx with backoff (faults GDAL
-  does not retry, such as a dropped connection, are retried by :mod:`ndvicube.reads`);
+  does not retry, such as a dropped connection, are retried by :mod:`ndvicube.read.retries`);
 * ``VSI_CACHE`` - keep fetched blocks of an open file in memory while a job runs.
 
 The values are applied to every read odc-stac makes (in this process and on Dask workers)

@@ -4,7 +4,7 @@ them out of the cube, list them in ``results/{area}/skipped.csv`` and warn.
 Two kinds are caught: items whose metadata is unusable (an asset missing from the item, or
 reflectance without ``raster:bands`` scale/offset - never guessed), found before reading; and
 assets that cannot be read (404, corrupt, or failing after every retry of
-:mod:`ndvicube.reads`), found while the cube is computed.
+:mod:`ndvicube.read.retries`), found while the cube is computed.
 """
 
 from __future__ import annotations
