@@ -49,11 +49,9 @@ def smooth_series(
     if raw.empty:
         return pd.DataFrame(columns=KEY_COLUMNS + columns)
     binned = _resampled(raw, columns, resample)
-    observed = binned[columns[0]].notnull()
-    clear = binned["clear_fraction"].fillna(0) if "clear_fraction" in binned else observed * 1.0
+    clear = binned["clear_fraction"].fillna(0).values if "clear_fraction" in binned else 1.0
     smoothed = {
-        name: _smoothed(binned[name], clear.values, method, window, polyorder, lam)
-        for name in columns
+        name: _smoothed(binned[name], clear, method, window, polyorder, lam) for name in columns
     }
     points, times = binned["point"].values, binned["time"].values
     frame = pd.DataFrame(
@@ -65,7 +63,7 @@ def smooth_series(
 
 def _smoothed(
     binned: xr.DataArray,
-    clear: np.ndarray,
+    clear: np.ndarray | float,
     method: str,
     window: int,
     polyorder: int,
@@ -77,11 +75,9 @@ def _smoothed(
         return _rolling_mean(binned, window)
     if method == "savgol":
         interpolated = _interpolated(binned)
-        return np.stack([savgol(row, window, polyorder) for row in interpolated])
+        return np.stack([savgol(row, window, polyorder) for row in interpolated.values])
     weights = clear * binned.notnull().values
-    return np.stack(
-        [whittaker(v, w, lam) for v, w in zip(binned.values, weights, strict=True)]
-    ).reshape(binned.shape)
+    return np.stack([whittaker(v, w, lam) for v, w in zip(binned.values, weights, strict=True)])
 
 
 def _resampled(series: pd.DataFrame, columns: list[str], resample: str) -> xr.Dataset:

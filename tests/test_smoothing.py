@@ -116,3 +116,16 @@ def test_whittaker_weights_come_from_the_clear_fraction():
     np.testing.assert_allclose(got, whittaker_closed_form(values, clear, 10.0), atol=1e-9)
     unweighted = smooth_series(raw.drop(columns="clear_fraction"), method="whittaker", lam=10.0)
     assert abs(got[6] - 0.527) < abs(unweighted["ndvi"].to_numpy()[6] - 0.527)
+
+
+def test_each_index_is_weighted_by_its_own_observations():
+    """Without clear fractions, an index's Whittaker weights are its own observed bins, not the
+    first index's: two indices cloudy on different dates each smooth as if alone."""
+    times = pd.date_range("2023-01-01", periods=30, freq="5D")
+    ndvi = 0.5 + 0.3 * np.sin(np.arange(30) / 5)
+    raw = pd.DataFrame({"point": "p", "time": times, "ndvi": ndvi, "evi": ndvi * 0.8})
+    raw.loc[::4, "ndvi"] = np.nan  # ndvi undefined where evi is not
+    both = smooth_series(raw, method="whittaker", lam=10)
+    alone = smooth_series(raw.drop(columns="ndvi"), method="whittaker", lam=10)
+    np.testing.assert_array_equal(both["evi"].values, alone["evi"].values)
+    assert both["evi"].notna().all()
