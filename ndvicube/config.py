@@ -162,6 +162,7 @@ def _with_plotted_points(areas: dict[str, Area], figures: Mapping[str, Any]) -> 
     nothing); otherwise the first ``figures.max_points`` of each area, or all of them.
     """
     chosen, limit = figures["points"], figures["max_points"]
+    wanted = set(chosen or ())
     if chosen is not None:
         known = {p.id for a in areas.values() for p in a.points}
         unknown = [i for i in chosen if i not in known]
@@ -175,7 +176,6 @@ def _with_plotted_points(areas: dict[str, Area], figures: Mapping[str, Any]) -> 
     for name, area in areas.items():
         ids = [p.id for p in area.points]
         if chosen is not None:
-            wanted = set(chosen)
             ids = [i for i in ids if i in wanted]
         elif limit != "all":
             ids = ids[: int(limit)]

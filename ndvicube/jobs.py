@@ -314,8 +314,7 @@ def point_tables(
     :func:`season_metrics`.
     """
     extract_series(cube_path=cube_path, points=points, out=raw_out)
-    smooth(raw_path=raw_out, out=smoothed_out, **smoothing)
-    season_metrics(smoothed_path=smoothed_out, out=phenology_out, **phenology)
+    _smooth_and_find_seasons(raw_out, smoothed_out, phenology_out, smoothing, phenology)
 
 
 def polygon_tables(
@@ -339,7 +338,18 @@ def polygon_tables(
         out=raw_out,
         min_clear_fraction=min_clear_fraction,
     )
-    smooth(raw_path=raw_out, out=smoothed_out, **smoothing)
+    _smooth_and_find_seasons(raw_out, smoothed_out, phenology_out, smoothing, phenology)
+
+
+def _smooth_and_find_seasons(
+    raw_path: str | Path,
+    smoothed_out: str | Path,
+    phenology_out: str | Path,
+    smoothing: Mapping[str, Any],
+    phenology: Mapping[str, Any],
+) -> None:
+    """The second half of both table jobs: smooth the raw table, then find its seasons."""
+    smooth(raw_path=raw_path, out=smoothed_out, **smoothing)
     season_metrics(smoothed_path=smoothed_out, out=phenology_out, **phenology)
 
 

@@ -37,7 +37,7 @@ class PointFigures:
         for ax, name in zip(self.axes, names, strict=True):
             dots = ax.plot([], [], "o", ms=4, color="tab:green", alpha=0.6, label="raw (clear)")[0]
             line = ax.plot([], [], "-", lw=2, color="tab:blue", label="smoothed")[0]
-            note = ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center")
+            note = ax.text(0.5, 0.5, "no clear observations", transform=ax.transAxes, ha="center")
             self.lines.append((dots, line, note))
             _decorate(ax, "", name.upper(), (-0.2, 1.0))  # labels, ticks, legend: once
 
@@ -46,13 +46,10 @@ class PointFigures:
         for ax, name, (dots, line, note) in zip(self.axes, self.names, self.lines, strict=True):
             dots.set_data(raw["time"], raw[name])
             line.set_data(smoothed["time"], smoothed[name])
-            clear = raw[name].notna().sum() > 0
-            note.set_text("" if clear else "no clear observations")
-            note.set_visible(not clear)
+            note.set_visible(not raw[name].notna().any())
             ax.set_title(f"{name.upper()} at {point}")
             ax.set_ylim(*_limits(raw[name], smoothed[name]))
             ax.set_xlim(*_time_limits(raw["time"], smoothed["time"]))
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         if not self.laid_out:  # the layout of the first point fits all: same axes and labels
             self.fig.tight_layout()
             self.laid_out = True
@@ -71,6 +68,7 @@ def plot_point(
 
     Returns the (closed) figure, so callers and tests can inspect what was drawn.
     """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     figures = PointFigures(index_columns(smoothed))
     try:
         return figures.draw(
