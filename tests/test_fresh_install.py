@@ -17,13 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndvicube.demo import rewrite_hrefs
-from ndvicube.testing.rangeserver import RangeHTTPServer
-from ndvicube.testing.stacserver import StacApiServer
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     ROOT,
+    demo_behind_api,
     demo_config,
+    inline_points,
     planned_jobs,
     snakemake,
     truth_on_cube_days,
@@ -66,19 +65,15 @@ def test_a_core_install_runs_the_workflow_over_http_and_writes_the_report(
 ):
     work = tmp_path / "work"
     work.mkdir()
-    with RangeHTTPServer(catalog.root) as cogs:
-        served = rewrite_hrefs(catalog.items, work / "items_http.json", cogs.url, catalog.root)
-        with StacApiServer(catalog.collection, served) as api:
-            points = [
-                {"id": r.id, "lon": float(r.lon), "lat": float(r.lat)}
-                for r in pd.read_csv(catalog.points).itertuples()
-            ]
-            config = demo_config(api.url, points) | {"start": "2023-02-01", "end": "2023-03-31"}
-            cfg = write_config(work / "config.yaml", config)
-            environ = {"PATH": f"{fresh_python.parent}{os.pathsep}{os.environ['PATH']}"}
-            dry = snakemake(work, cfg, "--dry-run", python=fresh_python, env=environ)
-            run = snakemake(work, cfg, "--cores", "2", python=fresh_python, env=environ)
-            requests = [r for r in cogs.requests if r.path.endswith(".tif")]
+    with demo_behind_api(catalog, work) as (api, cogs):
+        period = {"start": "2023-02-01", "end": "2023-03-31"}
+        cfg = write_config(
+            work / "config.yaml", demo_config(api.url, inline_points(catalog)) | period
+        )
+        environ = {"PATH": f"{fresh_python.parent}{os.pathsep}{os.environ['PATH']}"}
+        dry = snakemake(work, cfg, "--dry-run", python=fresh_python, env=environ)
+        run = snakemake(work, cfg, "--cores", "2", python=fresh_python, env=environ)
+        requests = [r for r in cogs.requests if r.path.endswith(".tif")]
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert planned_jobs(dry) == ONE_AREA_JOBS
     assert requests and all(r.method == "GET" for r in requests)  # the range reader: no HEAD

@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndvicube.demo import rewrite_hrefs
-from ndvicube.testing.rangeserver import RangeHTTPServer
-from ndvicube.testing.stacserver import StacApiServer
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     POINTS,
+    demo_behind_api,
     demo_config,
+    inline_points,
     kept_items,
     planned_jobs,
     records,
@@ -35,17 +34,11 @@ pytestmark = pytest.mark.workflow
 def api_run(catalog, tmp_path_factory):
     """Serve COGs over HTTP and items through a STAC API, then run the workflow against them."""
     work = tmp_path_factory.mktemp("work-api")
-    with RangeHTTPServer(catalog.root) as cogs:
-        served = rewrite_hrefs(catalog.items, work / "items_http.json", cogs.url, catalog.root)
-        with StacApiServer(catalog.collection, served) as api:
-            points = [
-                {"id": r.id, "lon": float(r.lon), "lat": float(r.lat)}
-                for r in pd.read_csv(catalog.points).itertuples()
-            ]
-            cfg = write_config(work / "config.yaml", demo_config(api.url, points))
-            dry = snakemake(work, cfg, "--dry-run")
-            real = snakemake(work, cfg, "--cores", "2")
-            requests = cogs.requests
+    with demo_behind_api(catalog, work) as (api, cogs):
+        cfg = write_config(work / "config.yaml", demo_config(api.url, inline_points(catalog)))
+        dry = snakemake(work, cfg, "--dry-run")
+        real = snakemake(work, cfg, "--cores", "2")
+        requests = cogs.requests
     assert real.returncode == 0, real.stderr[-3000:]
     return {"work": work, "dry": dry, "requests": requests}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -126,3 +127,25 @@ def records(log: Path) -> list[str]:
 def repeated(log: Path) -> list[str]:
     """Records that appear more than once in a job log."""
     return [r for r, n in collections.Counter(records(log)).items() if n > 1]
+
+
+@contextlib.contextmanager
+def demo_behind_api(catalog, work: Path):
+    """The catalog's COGs on a Range server and its items behind a real STAC API (rustac);
+    yields (api, cogs) - the API's URL is what a config's stac.url names."""
+    from ndvicube.demo import rewrite_hrefs
+    from ndvicube.testing.rangeserver import RangeHTTPServer
+    from ndvicube.testing.stacserver import StacApiServer
+
+    with RangeHTTPServer(catalog.root) as cogs:
+        served = rewrite_hrefs(catalog.items, work / "items_http.json", cogs.url, catalog.root)
+        with StacApiServer(catalog.collection, served) as api:
+            yield api, cogs
+
+
+def inline_points(catalog) -> list[dict]:
+    """The catalog's points as a config's inline list."""
+    return [
+        {"id": r.id, "lon": float(r.lon), "lat": float(r.lat)}
+        for r in pd.read_csv(catalog.points).itertuples()
+    ]
