@@ -33,12 +33,12 @@ from ndvicube.indices import DEFAULT_INDICES, assets_needed, compute_indices
 from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
 from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
 from ndvicube.radiometry import to_reflectance
-from ndvicube.read.ranges import RangeRioDriver
+from ndvicube.read.remote import RemoteRioDriver
 from ndvicube.read.retries import RetryingRioDriver
 from ndvicube.tiles import Tile, tile_window
 
 #: How COGs are read (``compute.reader``): odc-stac reader drivers by name.
-READERS = {"range": RangeRioDriver, "gdal": RetryingRioDriver}
+READERS = {"range": RemoteRioDriver, "gdal": RetryingRioDriver}
 
 
 @dataclass(frozen=True)
@@ -135,13 +135,13 @@ def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "ra
 
     One variable per index of ``spec``, named by :func:`ndvicube.indices.column`; the ``scenes``
     coordinate counts the items merged into each solar day. Nothing is read until the cube is
-    computed (or written with :mod:`ndvicube.store`). ``reader``: ``range`` reads HTTP COGs
-    with :mod:`ndvicube.read.ranges` (fewest requests and bytes), ``gdal`` reads everything through
-    GDAL; both give the same values.
+    computed (or written with :mod:`ndvicube.store`). ``reader``: ``range`` reads remote COGs
+    with :mod:`ndvicube.read.remote` (async-geotiff; fewest requests and bytes), ``gdal`` reads
+    everything through GDAL; both give the same values.
     """
     import odc.stac
 
-    geobox, crop = _read_window(spec)
+    geobox, crop = read_geobox(spec)
     groups = group_scenes(items, cube_longitude(spec), spec.bands)
     group_of = {item_id: n for n, g in enumerate(groups) for item_id in g.item_ids}
     raw = odc.stac.load(
@@ -167,7 +167,7 @@ def load_ndvi(
     return load_cube(items, spec, reader=reader)["ndvi"]
 
 
-def _read_window(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
+def read_geobox(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
     """The grid to read, and how to crop it to the cube's (None: no crop).
 
     A tile with an SCL buffer reads ``buffer_px`` more pixels on every side that lies inside the

@@ -185,7 +185,11 @@ def _write_items_cube(
     # odc-stac reprojects through an in-memory raster without geotransform when filling nodata;
     # rasterio's warning about it says nothing about the user's data.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-    with dask_scheduler(scheduler, threads=threads, io_threads=io_threads):
+    unread = [g for g in groups if g.day.isoformat() not in reused]
+    with (
+        dask_scheduler(scheduler, threads=threads, io_threads=io_threads),
+        _reads_ahead(unread, spec, by_id, sorted(wanted), time_chunk, reader, scheduler) as ahead,
+    ):
         write_cube(
             cube,
             out,
@@ -193,7 +197,27 @@ def _write_items_cube(
             attrs=dict(attrs) | {DAYS_ATTR: wanted, GRID_ATTR: signature},
             time_chunk=time_chunk,
             spatial_chunk=spec.spatial_chunk,
+            block_written=ahead.written if ahead is not None else None,
         )
+
+
+def _reads_ahead(groups, spec: CubeSpec, items: dict, days: list[str], time_chunk: int,
+                 reader: str, scheduler: str):  # fmt: skip
+    """The remote reader's pipeline for this build (:class:`ndvicube.read.remote.Pipeline`):
+    every header requested at once, the next blocks' windows fetched while a block is written.
+
+    Only with the remote reader and the threaded scheduler: a distributed worker reads in its
+    own process, where windows fetched here would not be.
+    """
+    import contextlib
+
+    from ndvicube.cube import read_geobox
+    from ndvicube.read.remote import hrefs_by_block, pipelined
+
+    if reader != "range" or scheduler != "threads" or not groups:
+        return contextlib.nullcontext(None)
+    blocks = hrefs_by_block(groups, spec.assets, items, days, time_chunk)
+    return pipelined(blocks, read_geobox(spec)[0])
 
 
 def join_tiles(

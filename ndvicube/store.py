@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +46,14 @@ def write_cube(
     attrs: Mapping[str, Any],
     time_chunk: int = DEFAULT_TIME_CHUNK,
     spatial_chunk: int = 256,
+    block_written: Callable[[int], None] | None = None,
 ) -> Path:
     """Compute ``cube`` block by block into a Zarr store at ``path``; return the path.
 
     ``cube`` holds one (time, y, x) variable per index (a lone array is stored under its
     name). ``attrs`` (JSON-serialisable provenance) are stored on the dataset. Progress is
-    logged after each block as solar days done / total.
+    logged after each block as solar days done / total, and ``block_written(n)`` is called
+    after block ``n`` (the reads' pipeline drops its pixels then).
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
@@ -62,7 +64,7 @@ def write_cube(
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
-        _write_blocks(dataset, partial, time_chunk)
+        _write_blocks(dataset, partial, time_chunk, block_written)
         _consolidate(partial)
     _swap_into_place(partial, path)
     return path
@@ -220,7 +222,12 @@ def _georeferenced(cube: xr.Dataset, crs: str, attrs: Mapping[str, Any]) -> xr.D
     return dataset
 
 
-def _write_blocks(dataset: xr.Dataset, store: Path, time_chunk: int) -> None:
+def _write_blocks(
+    dataset: xr.Dataset,
+    store: Path,
+    time_chunk: int,
+    block_written: Callable[[int], None] | None = None,
+) -> None:
     """Region-write ``time_chunk`` steps at a time, logging days and scenes done / total."""
     total = dataset.sizes["time"]
     scenes = dataset["scenes"].values if "scenes" in dataset.coords else np.ones(total, int)
@@ -237,6 +244,8 @@ def _write_blocks(dataset: xr.Dataset, store: Path, time_chunk: int) -> None:
             int(scenes[:stop].sum()),
             int(scenes.sum()),
         )
+        if block_written is not None:
+            block_written(start // time_chunk)
 
 
 def _swap_into_place(partial: Path, path: Path) -> None:

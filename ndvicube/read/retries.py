@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import rasterio
@@ -43,6 +44,19 @@ T = TypeVar("T")
 #: Attempts per read (the first included) and the delay before the second; it doubles after.
 READ_ATTEMPTS = 5
 FIRST_DELAY_S = 0.5
+
+#: obstore's retries of each request of the remote reader (:mod:`ndvicube.read.remote`):
+#: 429/5xx answers, dropped connections and timeouts, 4 more attempts with backoff doubling
+#: from 0.25 s (as GDAL's ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` in
+#: :mod:`ndvicube.read.gdal`); what still fails is retried as a whole read (:func:`with_retries`).
+OBSTORE_RETRY: dict[str, Any] = {
+    "max_retries": 4,
+    "backoff": {"init_backoff": timedelta(seconds=0.25), "max_backoff": timedelta(seconds=8),
+                "base": 2},
+    "retry_timeout": timedelta(seconds=120),
+}  # fmt: skip
+#: Timeouts of the remote reader's HTTP client: connecting, and each read of a body.
+OBSTORE_CLIENT: dict[str, Any] = {"connect_timeout": "10s", "read_timeout": "60s"}
 
 #: Error texts that no retry can fix: the file is not there, not allowed, or not a raster.
 PERMANENT = (
@@ -72,7 +86,7 @@ class UnreadableAsset(Exception):
 
 #: Error classes of network, server and file I/O faults: worth another attempt (unless permanent).
 #: ``OSError`` covers connection resets and timeouts, rasterio's ``RasterioIOError`` and
-#: :class:`ndvicube.read.ranges.RemoteFileError` (a 5xx/429 answer, a cut body, a corrupt tile).
+#: :class:`ndvicube.read.remote.RemoteFileError` (a 5xx/429 answer, a cut body, a corrupt tile).
 TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     OSError,
     urllib3.exceptions.HTTPError,

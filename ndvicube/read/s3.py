@@ -1,0 +1,81 @@
+"""How ``s3://`` hrefs are reached: the same environment GDAL reads, so both readers agree.
+
+obstore reads the standard variables itself (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``,
+``AWS_REQUEST_PAYER=requester`` for requester-pays buckets, ``AWS_SKIP_SIGNATURE``). This
+module adds what it does not read:
+
+* GDAL's names for the same settings - ``AWS_NO_SIGN_REQUEST=YES``, ``AWS_S3_ENDPOINT`` with
+  ``AWS_HTTPS=NO``, ``AWS_VIRTUAL_HOSTING=FALSE`` - so one environment serves
+  ``compute.reader: range`` and ``gdal``;
+* the standard files: ``~/.aws/credentials`` and ``~/.aws/config`` (or
+  ``AWS_SHARED_CREDENTIALS_FILE``/``AWS_CONFIG_FILE``), profile ``AWS_PROFILE`` or
+  ``default``, when the environment holds no keys;
+* unsigned requests when no credentials are found at all (a public bucket such as Earth
+  Search's ``sentinel-cogs``), instead of obstore asking an EC2 metadata endpoint that is not
+  there.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import Any
+
+#: Variables through which obstore finds credentials by itself (keys, containers, web identity).
+_ENV_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+def s3_options(env: dict[str, str] | None = None, home: Path | None = None) -> dict[str, Any]:
+    """obstore ``S3Store`` settings from ``env`` (default: the process's) and the AWS files."""
+    env = dict(os.environ if env is None else env)
+    home = Path.home() if home is None else home
+    options: dict[str, Any] = {}
+    if _yes(env.get("AWS_NO_SIGN_REQUEST")):
+        options["skip_signature"] = True
+    if env.get("AWS_S3_ENDPOINT") and not env.get("AWS_ENDPOINT_URL"):
+        scheme = "http" if env.get("AWS_HTTPS", "YES").upper() in ("NO", "FALSE", "0") else "https"
+        options["endpoint"] = f"{scheme}://{env['AWS_S3_ENDPOINT']}"
+    elif env.get("AWS_ENDPOINT_URL"):
+        options["endpoint"] = env["AWS_ENDPOINT_URL"]
+    if env.get("AWS_VIRTUAL_HOSTING", "").upper() in ("FALSE", "NO", "0"):
+        options["virtual_hosted_style_request"] = False
+    if not env.get("AWS_REGION") and not env.get("AWS_DEFAULT_REGION"):
+        region = _profile(env, home, "config").get("region")
+        if region:
+            options["region"] = region
+    if "skip_signature" not in options and not any(env.get(k) for k in _ENV_CREDENTIALS):
+        keys = _profile(env, home, "credentials")
+        if keys.get("aws_access_key_id") and keys.get("aws_secret_access_key"):
+            options["access_key_id"] = keys["aws_access_key_id"]
+            options["secret_access_key"] = keys["aws_secret_access_key"]
+            if keys.get("aws_session_token"):
+                options["session_token"] = keys["aws_session_token"]
+        else:
+            options["skip_signature"] = True
+    return options
+
+
+def _profile(env: dict[str, str], home: Path, kind: str) -> dict[str, str]:
+    """The profile's section of ``~/.aws/credentials`` or ``~/.aws/config`` ({} if none)."""
+    variable = "AWS_SHARED_CREDENTIALS_FILE" if kind == "credentials" else "AWS_CONFIG_FILE"
+    path = Path(env.get(variable) or home / ".aws" / kind)
+    name = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
+    if kind == "config" and name != "default":
+        name = f"profile {name}"
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, configparser.Error):
+        return {}
+    return dict(parser[name]) if parser.has_section(name) else {}
+
+
+def _yes(value: str | None) -> bool:
+    return (value or "").upper() in ("YES", "TRUE", "1", "ON")
