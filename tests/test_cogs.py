@@ -44,8 +44,7 @@ def chunk_bytes(store: Path) -> dict[str, bytes]:
 
 def build_with(reader: str, server, items: Path, work: Path, **extra) -> list:
     """Build a cube from the served COGs with ``reader``; return the COG requests it made."""
-    remote._HEADERS.clear()
-    remote.WINDOWS.clear()
+    remote.reset()
     server.reset_log()
     shutil.rmtree(work / f"{reader}.zarr", ignore_errors=True)
     args = cube_args() | extra

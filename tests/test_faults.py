@@ -197,8 +197,9 @@ def test_cog_faults_are_retried_and_the_cube_is_identical(catalog, clean, tmp_pa
     assert "FAKE-TOKEN" not in caplog.text
 
 
-def test_cog_faults_beyond_obstores_retries_are_retried_as_whole_reads(catalog, clean, tmp_path,
-                                                                       caplog, monkeypatch):  # fmt: skip
+def test_cog_faults_beyond_obstores_retries_are_retried_as_whole_reads(
+    catalog, clean, tmp_path, caplog, monkeypatch
+):
     from ndvicube.read import retries
 
     monkeypatch.setitem(retries.OBSTORE_RETRY, "max_retries", 0)  # every fault reaches ndvicube

@@ -154,6 +154,19 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def reset() -> None:
+    """Forget every store, header and window of this process: the next read makes new stores
+    from the environment as it is then (S3 settings are read when a store is made)."""
+    WINDOWS.clear()
+    if _RUNTIME is not None:
+        _RUNTIME.submit(_clear_headers()).result()
+        _RUNTIME.stores.clear()
+
+
+async def _clear_headers() -> None:
+    _HEADERS.clear()
+
+
 def store_and_path(url: str) -> tuple[Any, str]:
     """The obstore store serving ``url`` (one per host or bucket, shared) and the path in it.
 

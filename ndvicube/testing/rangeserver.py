@@ -97,6 +97,8 @@ class RequestRecord:
     """Seconds from reading the request to writing the last byte, latency included."""
     fault: str | None = None
     """The fault injected into the answer (see :mod:`ndvicube.testing.faults`), or None."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """The request's headers (name lower-cased, value), as the client sent them."""
 
 
 class RangeHTTPServer(LoopbackService):
@@ -331,6 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
                     started=started,
                     duration=time.perf_counter() - t0,
                     fault=self._fault,
+                    headers=tuple((k.lower(), v) for k, v in self.headers.items()),
                 )
             )
 
