@@ -3,12 +3,15 @@
 One command, prints two tables::
 
     python bench/bench_memory.py [--days 293] [--points 10000] [--loop-points 300]
+                                 [--sources local http]
 
 1. Peak RSS and wall time of ``ndvicube.jobs.build_cube`` (the function the `cube` rule calls)
    building a cube of 2,000 x 2,000 px x 293 solar days (4.7 GB of float32) into Zarr, in a
-   fresh process. The COGs are one synthetic tile (red, nir 10 m uint16, scl 20 m) written once
-   and listed by 293 items on consecutive days; pixel content varies per item through the
-   scale/offset metadata, so nothing is cached between days at the array level.
+   fresh process, once per source: ``local`` files (read by GDAL) and ``http`` (the same files
+   served by the loopback Range server, read by the remote reader with its pipeline). The COGs
+   are one synthetic tile (red, nir 10 m uint16, scl 20 m) written once; each of the 293 items
+   on consecutive days lists its own links to them (so every item is a distinct URL, fetched
+   and decoded on its own); pixel content varies per item through the scale/offset metadata.
 2. Series for 10,000 random points from that cube: ndvicube's vectorised lookup
    (``ndvicube.series.extract_points``) vs a Python loop of one ``.sel`` per point (timed on
    ``--loop-points`` points and reported per point and extrapolated, since the full loop takes
@@ -64,7 +67,8 @@ def write_tile(folder: Path) -> dict[str, Path]:
 
 
 def write_items(paths: dict[str, Path], days: int, out: Path) -> tuple[float, ...]:
-    """`days` items on consecutive days listing the same COGs; returns the lon/lat box."""
+    """`days` items on consecutive days, each listing its own links to the COGs (``days/N/``);
+    returns the lon/lat box."""
     from pyproj import Transformer
 
     to_ll = Transformer.from_crs(EPSG, 4326, always_xy=True)
@@ -75,9 +79,23 @@ def write_items(paths: dict[str, Path], days: int, out: Path) -> tuple[float, ..
     bbox = (min(lons), min(lats), max(lons), max(lats))
     tile_lons, tile_lats = to_ll.transform([X0, X0 + SIZE * 10], [Y1 - SIZE * 10, Y1])
     footprint = [min(tile_lons), min(tile_lats), max(tile_lons), max(tile_lats)]
-    features = [_item(n, paths, footprint) for n in range(days)]
+    features = [
+        _item(n, _links(paths, out.parent / "days" / str(n)), footprint) for n in range(days)
+    ]
     out.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     return bbox
+
+
+def _links(paths: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Symbolic links to the COGs in ``folder``: one item's own hrefs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    links = {}
+    for key, path in paths.items():
+        link = folder / path.name
+        if not link.exists():
+            link.symlink_to(path)
+        links[key] = link
+    return links
 
 
 def _item(n: int, paths: dict[str, Path], fp: list[float]) -> dict:
@@ -134,6 +152,21 @@ def build_in_fresh_process(items: Path, bbox: tuple[float, ...], out: Path) -> d
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def build_from(source: str, tmp: Path, bbox: tuple[float, ...]) -> dict:
+    """Build ``tmp/ndvi.zarr`` from local files or over loopback HTTP; wall and peak RSS."""
+    import shutil
+
+    shutil.rmtree(tmp / "ndvi.zarr", ignore_errors=True)
+    if source == "local":
+        return build_in_fresh_process(tmp / "items.json", bbox, tmp / "ndvi.zarr")
+    from ndvicube.testing.rangeserver import RangeHTTPServer
+
+    with RangeHTTPServer(tmp) as server:
+        served = tmp / "items_http.json"  # each item's own links, not resolved to one file
+        served.write_text((tmp / "items.json").read_text().replace(str(tmp), server.url))
+        return build_in_fresh_process(served, bbox, tmp / "ndvi.zarr")
+
+
 def points_benchmark(cube_path: Path, bbox: tuple[float, ...], n: int, loop_n: int) -> dict:
     """Vectorised extraction of n points vs a loop of .sel on loop_n points."""
     from ndvicube.config import Point
@@ -166,22 +199,30 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--loop-points", type=int, default=300)
     parser.add_argument("--reuse", type=Path, help="folder of an earlier run: skip the build")
+    parser.add_argument("--sources", nargs="+", default=["local", "http"])
     args = parser.parse_args()
     tmp = args.reuse or Path(tempfile.mkdtemp(prefix="ndvicube-membench-"))
     paths = write_tile(tmp / "cogs")
     bbox = write_items(paths, args.days, tmp / "items.json")
-    build = {"wall": float("nan"), "rss_mb": float("nan")}
+    builds = {}
     if not args.reuse:
-        build = build_in_fresh_process(tmp / "items.json", bbox, tmp / "ndvi.zarr")
+        builds = {source: build_from(source, tmp, bbox) for source in args.sources}
     from ndvicube.store import open_cube
 
     cube = open_cube(tmp / "ndvi.zarr")["ndvi"]
     gb = cube.size * 4 / 1e9
     disk = sum(p.stat().st_size for p in (tmp / "ndvi.zarr").rglob("*") if p.is_file()) / 1e9
-    print("| cube (time x y x x) | float32 GB | Zarr on disk GB | build wall s | peak RSS MB |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| source | cube (time x y x x) | float32 GB | Zarr on disk GB | build wall s "
+        "| peak RSS MB |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     shape = " x ".join(str(s) for s in cube.shape)
-    print(f"| {shape} | {gb:.2f} | {disk:.2f} | {build['wall']:.0f} | {build['rss_mb']:.0f} |")
+    for source, build in builds.items():
+        print(
+            f"| {source} | {shape} | {gb:.2f} | {disk:.2f} | {build['wall']:.0f} "
+            f"| {build['rss_mb']:.0f} |"
+        )
     pts = points_benchmark(tmp / "ndvi.zarr", bbox, args.points, args.loop_points)
     loop_total = pts["loop_s_per_point"] * pts["n"]
     print(

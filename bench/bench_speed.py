@@ -12,7 +12,8 @@ caches start empty; the table shows medians over the repeats.
 
 The floor row: the same windows (every kept item's red, nir and scl COG, the box's window in
 each) read by async-geotiff over obstore alone, 32 COGs in flight, imports not timed - the least
-the network and the decoding allow (``bench/_floor.py``).
+the network and the decoding allow (``bench/_floor.py``). Beside it, B's cube build alone (the
+``build_cube`` call, its imports done before): reads, masking, Zarr writes.
 
 Minimum bytes: for every kept item and band NDVI needs (red, nir, scl), the COG header (every
 byte before the first tile) plus the full-resolution tiles that intersect the box.
@@ -151,6 +152,12 @@ def print_table(
             f"{row['requests'] / max(row['cogs'], 1):.2f} | {row['bytes'] / 1e6:.2f} | "
             f"{row['bytes'] / minimum:.2f} | {row['cogs']:.0f} | {row['green_blue']:.0f} | "
             f"{row['peak_rss_mb']:.0f} |"
+        )
+    if floor and "cube_s" in rows.get("B", {}):
+        cube = rows["B"]["cube_s"]
+        print(
+            f"| B's cube build alone (imports done), {cube / floor['wall']:.2f}x the floor "
+            f"| {cube:.2f} | - | - | - | - | - | - | - | - |"
         )
     if floor:
         ratio = f"{base / floor['wall']:.1f}" if base else "-"

@@ -184,3 +184,62 @@ def test_a_tiff_whose_directory_is_not_at_the_start_is_left_to_gdal(tmp_path):
         with pytest.raises(remote.UseGdal, match="far from the start"):
             remote.layout(f"{server.url}/end.tif")
         assert [(r.range, r.bytes_sent) for r in server.requests] == [("bytes=0-4095", 4096)]
+
+
+# --- pipelining: headers up front, the next blocks' tiles in flight while a block is written --
+
+
+def pipelined_build(catalog, tmp_path, caplog, **extra):
+    """Two months in blocks of 1 solar day, COGs at 30 ms per request; for each COG request
+    its start time and the block of its item, and the time each block was written."""
+    import logging
+
+    from ndvicube.store import read_attrs
+    from ndvicube.update import DAYS_ATTR
+
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [
+        f for f in doc["features"]
+        if f["properties"]["eo:cloud_cover"] < 30
+        and f["properties"]["datetime"][:7] in ("2023-02", "2023-03")
+    ]  # fmt: skip
+    (tmp_path / "local.json").write_text(json.dumps(doc))
+    with RangeHTTPServer(catalog.root, latency_s=0.03) as server:
+        served = rewrite_hrefs(
+            tmp_path / "local.json", tmp_path / "s.json", server.url, catalog.root
+        )
+        remote.reset()
+        server.reset_log()
+        with caplog.at_level(logging.INFO, logger="ndvicube.store"):
+            build_cube(items_path=served, out=tmp_path / "c.zarr", time_chunk=1,
+                       **cube_args() | extra)  # fmt: skip
+        requests = [r for r in server.requests if r.path.endswith(".tif")]
+    days = read_attrs(tmp_path / "c.zarr")[DAYS_ATTR]
+    block_of = {i: n for n, day in enumerate(sorted(days)) for i in days[day]}
+    written = [r.created for r in caplog.records if "cube progress" in r.getMessage()]
+    cogs = [(r.started, block_of[r.path.split("/")[2]], r.range) for r in requests]
+    return cogs, written
+
+
+def test_every_header_is_requested_up_front_and_later_blocks_are_read_ahead(
+    catalog, tmp_path, caplog
+):
+    cogs, written = pipelined_build(catalog, tmp_path, caplog)
+    headers = [t for t, _, rng in cogs if rng == "bytes=0-4095"]
+    tiles = [(t, block) for t, block, rng in cogs if rng != "bytes=0-4095"]
+    assert len(written) >= 8 and len(headers) == len(tiles) >= 40  # 2 requests per COG
+    # Every header was asked for before the first block was written, within a few round trips.
+    assert max(headers) < written[0] and max(headers) - min(headers) < 1.0
+    # The last block's tiles were in flight before the first block was written.
+    last = max(block for _, block in tiles)
+    assert min(t for t, block in tiles if block == last) < written[0]
+
+
+def test_reading_ahead_stays_within_its_memory_budget(catalog, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(remote, "PIPELINE_BYTES", 1)  # nothing beyond the block being written
+    cogs, written = pipelined_build(catalog, tmp_path, caplog)
+    tiles = [(t, block) for t, block, rng in cogs if rng != "bytes=0-4095"]
+    assert len(written) >= 8
+    for block, done in enumerate(written[:-1]):
+        # Only the block being written is requested: block n + 1's tiles wait for block n.
+        assert min(t for t, b in tiles if b == block + 1) > done

@@ -53,7 +53,7 @@ def fresh_python(tmp_path_factory):
 
 def test_a_core_install_has_the_readers_and_the_report_but_not_the_test_tools(fresh_python):
     probe = "import importlib.util as u; print([u.find_spec(m) is not None for m in %r])"
-    modules = ["tifffile", "imagecodecs", "pygments", "odc.loader", "pytest", "hypothesis"]
+    modules = ["async_geotiff", "obstore", "pygments", "odc.loader", "pytest", "hypothesis"]
     found = subprocess.run(
         [fresh_python, "-c", probe % modules], capture_output=True, text=True, check=True
     ).stdout
@@ -76,7 +76,7 @@ def test_a_core_install_runs_the_workflow_over_http_and_writes_the_report(
         requests = [r for r in cogs.requests if r.path.endswith(".tif")]
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert planned_jobs(dry) == ONE_AREA_JOBS
-    assert requests and all(r.method == "GET" for r in requests)  # the range reader: no HEAD
+    assert requests and all(r.method == "GET" for r in requests)  # the remote reader: no HEAD
     assert "retry" not in (work / "results/seed/logs/cube.log").read_text()
     raw = pd.read_csv(work / "results/seed/series_raw.csv", parse_dates=["time"])
     want = truth_on_cube_days(catalog, sorted(raw["time"].unique()))

@@ -69,9 +69,14 @@ def test_unreachable_source_names_the_url():
         search(_request("http://127.0.0.1:9/v1"))
 
 
-def test_s3_hrefs_are_read_through_gdal_s3_client(catalog, monkeypatch):
-    # The Range server stands in for an S3 endpoint (path-style: /bucket/key); GDAL signs
-    # nothing (AWS_NO_SIGN_REQUEST) and reads s3:// hrefs with /vsis3/ range requests.
+@pytest.mark.parametrize("reader", ["range", "gdal"])
+def test_s3_hrefs_are_read_with_gdals_settings_by_both_readers(catalog, monkeypatch, reader):
+    # The Range server stands in for an S3 endpoint (path-style: /bucket/key), configured by
+    # GDAL's variable names; nothing is signed (AWS_NO_SIGN_REQUEST). The remote reader
+    # (obstore's S3 client) and GDAL (/vsis3/) read the same s3:// hrefs (moto: test_s3.py).
+    from ndvicube.read import remote
+
+    remote.reset()
     items = list(pystac.ItemCollection.from_file(str(catalog.items)))[:6]
     items = [i for i in items if i.properties["eo:cloud_cover"] < 30]
     root = catalog.root
@@ -88,7 +93,8 @@ def test_s3_hrefs_are_read_through_gdal_s3_client(catalog, monkeypatch):
             "AWS_NO_SIGN_REQUEST": "YES",
         }.items():
             monkeypatch.setenv(key, value)
-        cube = load_ndvi(items, CubeSpec(bbox=BBOX, crs="EPSG:32644")).compute()
+        cube = load_ndvi(items, CubeSpec(bbox=BBOX, crs="EPSG:32644"), reader=reader).compute()
+        remote.reset()  # its S3 store was made from this test's environment
         paths = {r.path for r in server.requests}
     assert all(p.startswith(f"/{root.name}/cogs/") for p in paths)
     assert {p.rsplit("/", 1)[-1] for p in paths} == {"B04.tif", "B08.tif", "SCL.tif"}

@@ -170,15 +170,15 @@ async def _clear_headers() -> None:
 def store_and_path(url: str) -> tuple[Any, str]:
     """The obstore store serving ``url`` (one per host or bucket, shared) and the path in it.
 
-    A URL with a query string (a signed URL) gets its own store whose base is the whole URL:
-    obstore would percent-encode a ``?`` in a path.
+    A URL with a query string (a signed URL) gets a store of its own whose base is the whole
+    URL (obstore would percent-encode a ``?`` in a path), kept only as long as its header.
     """
     parts = urlsplit(url)
     if parts.scheme == "s3":
         key: tuple = ("s3", parts.netloc)
         path = parts.path.lstrip("/")
     elif parts.query:
-        key, path = ("url", url), ""
+        return _make_store(url), ""
     else:
         key, path = (parts.scheme, parts.netloc), parts.path.lstrip("/")
     rt = runtime()
@@ -467,9 +467,10 @@ class Pipeline:
     """
 
     def __init__(
-        self, blocks: list[list[str]], load_geobox: GeoBox, *, budget: int = PIPELINE_BYTES
+        self, blocks: list[list[str]], load_geobox: GeoBox, *, budget: int | None = None
     ) -> None:
-        self.blocks, self.load_geobox, self.budget = blocks, load_geobox, budget
+        self.blocks, self.load_geobox = blocks, load_geobox
+        self.budget = PIPELINE_BYTES if budget is None else budget
         self.done = 0
         self.requested: dict[str, int] = {}
         self.cond = threading.Condition()
@@ -512,12 +513,12 @@ class Pipeline:
         return (rows.stop - rows.start) * (cols.stop - cols.start) * layout.dtype.itemsize
 
     def written(self, block: int) -> None:
-        """Block ``block`` is written: drop its windows, let the feeder go on."""
+        """Block ``block`` is written: drop its headers and windows, let the feeder go on."""
         later = {u for b in self.blocks[block + 1 :] for u in b}
         with self.cond:
             for url in self.blocks[block]:
                 if url not in later:
-                    WINDOWS.forget(url)
+                    forget(url)
                     self.requested.pop(url, None)
             self.done = block + 1
             self.cond.notify_all()
@@ -578,7 +579,9 @@ class RemoteReader(RetryingRioReader):
 
     def read(self, cfg, dst_geobox, *, dst=None, selection=None):
         url = self._src.uri
-        load_geobox = getattr(self._ctx, "load_geobox", None) or dst_geobox
+        load_geobox = getattr(self._ctx, "load_geobox", None)
+        if load_geobox is None:  # a reader used outside a load: the window it is asked for
+            load_geobox = dst_geobox
 
         def attempt(number: int):
             if number > 1:
