@@ -168,6 +168,14 @@ def print_table(
             "| 0 | - |"
         )
 
+    if "series_s" in rows.get("B", {}):
+        b = rows["B"]
+        rest = b["wall"] - b["imports_s"] - b["search_s"] - b["cube_s"] - b["series_s"]
+        print(
+            f"\nB's {b['wall']:.2f} s: imports {b['imports_s']:.2f}, search {b['search_s']:.2f}, "
+            f"cube build {b['cube_s']:.2f}, series {b['series_s']:.2f}, the rest {rest:.2f}"
+        )
+
 
 if __name__ == "__main__":
     main()

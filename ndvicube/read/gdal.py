@@ -7,8 +7,9 @@ Each setting saves round trips or survives transient faults on remote COGs:
 * ``CPL_VSIL_CURL_ALLOWED_EXTENSIONS`` - never probe sidecar files (``.aux.xml``, ``.ovr``);
 * ``GDAL_INGESTED_BYTES_AT_OPEN`` - read the whole COG header in the first request;
 * ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES=YES`` - one request for adjacent tiles;
-* ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` - retry 429/5xx with backoff (faults GDAL
-  does not retry, such as a dropped connection, are retried by :mod:`ndvicube.read.retries`);
+* ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` - retry 429/5xx with backoff, values from
+  :mod:`ndvicube.read.retries`, where every retry setting lives (faults GDAL does not retry,
+  such as a dropped connection, are retried there too);
 * ``VSI_CACHE`` - keep fetched blocks of an open file in memory while a job runs.
 
 The values are applied to every read odc-stac makes (in this process and on Dask workers)
@@ -17,13 +18,15 @@ through :func:`odc.stac.configure_rio`.
 
 from __future__ import annotations
 
+from ndvicube.read.retries import GDAL_REQUEST_RETRIES, GDAL_RETRY_DELAY_S
+
 CLOUD_READ_ENV: dict[str, str] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
     "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_MAX_RETRY": "5",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_MAX_RETRY": str(GDAL_REQUEST_RETRIES),  # retry settings: ndvicube.read.retries
+    "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY_S),
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(16 * 1024 * 1024),
 }

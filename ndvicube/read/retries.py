@@ -55,6 +55,10 @@ OBSTORE_RETRY: dict[str, Any] = {
                 "base": 2},
     "retry_timeout": timedelta(seconds=120),
 }  # fmt: skip
+#: GDAL's own retries of each request (``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY``,
+#: applied by :mod:`ndvicube.read.gdal`): 429/5xx answers.
+GDAL_REQUEST_RETRIES = 5
+GDAL_RETRY_DELAY_S = 0.5
 #: Timeouts of the remote reader's HTTP client: connecting, and each read of a body.
 OBSTORE_CLIENT: dict[str, Any] = {"connect_timeout": "10s", "read_timeout": "60s"}
 
