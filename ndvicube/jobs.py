@@ -211,7 +211,7 @@ def _write_items_cube(
 
 def _reads_ahead(groups, spec: CubeSpec, items: dict, days: list[str], time_chunk: int,
                  reader: str, scheduler: str):  # fmt: skip
-    """The remote reader's pipeline for this build (:class:`ndvicube.read.remote.Pipeline`):
+    """The remote reader's pipeline for this build (:class:`ndvicube.read.pipeline.Pipeline`):
     every header requested at once, the next blocks' windows fetched while a block is written.
 
     Only with the remote reader and the threaded scheduler: a distributed worker reads in its
@@ -220,7 +220,7 @@ def _reads_ahead(groups, spec: CubeSpec, items: dict, days: list[str], time_chun
     import contextlib
 
     from ndvicube.cube import read_geobox
-    from ndvicube.read.remote import hrefs_by_block, pipelined
+    from ndvicube.read.pipeline import hrefs_by_block, pipelined
 
     if reader != "range" or scheduler != "threads" or not groups:
         return contextlib.nullcontext(None)

@@ -14,7 +14,7 @@ import rasterio
 
 from ndvicube.demo import cube_args, rewrite_hrefs
 from ndvicube.jobs import build_cube
-from ndvicube.read import remote
+from ndvicube.read import pipeline, remote
 from ndvicube.testing.cogbytes import minimum_bytes
 from ndvicube.testing.rangeserver import RangeHTTPServer
 
@@ -236,7 +236,7 @@ def test_every_header_is_requested_up_front_and_later_blocks_are_read_ahead(
 
 
 def test_reading_ahead_stays_within_its_memory_budget(catalog, tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(remote, "PIPELINE_BYTES", 1)  # nothing beyond the block being written
+    monkeypatch.setattr(pipeline, "PIPELINE_BYTES", 1)  # nothing beyond the block being written
     cogs, written = pipelined_build(catalog, tmp_path, caplog)
     tiles = [(t, block) for t, block, rng in cogs if rng != "bytes=0-4095"]
     assert len(written) >= 8

@@ -2,9 +2,10 @@
 
 * :mod:`ndvicube.read.remote` - ``http(s)://`` and ``s3://`` COGs (``compute.reader: range``,
   the default) through async-geotiff over obstore: one request for the header, one per run of
-  adjacent tiles, decoded in Rust threads; every header of a job fetched at once and the next
-  blocks' pixels fetched while a block is written; pasted or warped as odc-stac does with
-  GDAL's pixels (the same cube bytes).
+  adjacent tiles, decoded in Rust threads; pasted or warped as odc-stac does with GDAL's pixels
+  (the same cube bytes).
+* :mod:`ndvicube.read.pipeline` - the cube job's reads started ahead: every header of the job
+  at once, the next blocks' pixels while a block is written, within a memory budget.
 * :mod:`ndvicube.read.s3` - how ``s3://`` is reached: the environment GDAL reads (GDAL's and
   AWS's names), the standard credential files, unsigned when there are no credentials,
   requester-pays.

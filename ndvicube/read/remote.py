@@ -14,10 +14,9 @@ What ndvicube adds:
   (:class:`WindowCache`). The window is pasted or warped exactly as odc-stac's own reader does
   with what GDAL read (same nodata handling, same ``rasterio.warp.reproject``): the cube is
   byte-identical to one read through GDAL (tested).
-* **Pipelining** (:class:`Pipeline`, used by the cube job): the headers of every COG the job
-  reads are requested at once, up front, and the windows of the next write blocks are fetched
-  while a block is masked and written, within :data:`PIPELINE_BYTES` of decoded pixels; a
-  block's windows are dropped once it is written.
+* **Pipelining** (:mod:`ndvicube.read.pipeline`, used by the cube job): the headers of every
+  COG the job reads are requested at once, up front, and the windows of the next write blocks
+  are fetched while a block is masked and written, within a budget of decoded pixels.
 * **One asyncio loop per process** in a background thread (:class:`_Runtime`), shared by the
   reading threads; at most :data:`IN_FLIGHT` COGs are fetched at once.
 
@@ -41,7 +40,6 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,8 +61,6 @@ HEADER_BYTES = 4096
 HEADER_SKIP_LIMIT = 64 * 1024
 #: COGs whose header or window is being fetched at once (per process).
 IN_FLIGHT = 32
-#: Decoded window pixels the pipeline fetches ahead of the block being written.
-PIPELINE_BYTES = 512 * 1024 * 1024
 #: Decoded windows kept per process beyond that (least recently used dropped first).
 CACHE_BYTES = 1024 * 1024 * 1024
 #: Pixels read around a window: resampling kernels and GDAL's warper may look that far beyond
@@ -456,119 +452,9 @@ def _nbytes(future: concurrent.futures.Future) -> int:
 WINDOWS = WindowCache(CACHE_BYTES)
 
 
-class Pipeline:
-    """The cube job's reads, started ahead: every header at once, then block after block.
-
-    ``blocks`` lists, per write block in the order they are written, the remote hrefs it
-    reads. Windows of later blocks are requested while earlier ones are read and written, as
-    long as the windows requested and not yet released total at most ``budget`` bytes of
-    decoded pixels (reckoned from each header; the block being written is always requested).
-    :meth:`written` releases a block's windows.
-    """
-
-    def __init__(
-        self, blocks: list[list[str]], load_geobox: GeoBox, *, budget: int | None = None
-    ) -> None:
-        self.blocks, self.load_geobox = blocks, load_geobox
-        self.budget = PIPELINE_BYTES if budget is None else budget
-        self.done = 0
-        self.requested: dict[str, int] = {}
-        self.cond = threading.Condition()
-        self.stopped = False
-        urls = dict.fromkeys(u for b in blocks for u in b)
-        self.headers = {url: runtime().submit(cog_layout(url)) for url in urls}
-        self.thread = threading.Thread(target=self._feed, name="ndvicube-pipeline", daemon=True)
-        self.thread.start()
-
-    def _feed(self) -> None:
-        """Request each block's windows, waiting while the budget is spent."""
-        for number, block in enumerate(self.blocks):
-            sizes = {url: self._window_bytes(url) for url in block}
-            size = sum(sizes.values())
-            with self.cond:
-                self.cond.wait_for(lambda n=number, b=size: self._may_request(n, b))
-                if self.stopped:
-                    return
-                self.requested |= sizes
-            for url in block:
-                WINDOWS.get(url, self.load_geobox, NEAREST_TTOL)
-
-    def _may_request(self, block: int, size: int) -> bool:
-        """Whether block ``block`` (of ``size`` bytes) may be requested now (lock held)."""
-        return (
-            self.stopped or block <= self.done or sum(self.requested.values()) + size <= self.budget
-        )
-
-    def _window_bytes(self, url: str) -> int:
-        """Decoded bytes of the cube's window of ``url`` (0 if its header failed: the read will
-        say why)."""
-        from odc.geo.overlap import compute_reproject_roi
-
-        try:
-            layout = self.headers[url].result()
-        except Exception:
-            return 0
-        rr = compute_reproject_roi(layout.geobox, self.load_geobox, ttol=NEAREST_TTOL)
-        rows, cols = roi_pad(rr.roi_src, WARP_PAD, layout.geobox.shape.yx)
-        return (rows.stop - rows.start) * (cols.stop - cols.start) * layout.dtype.itemsize
-
-    def written(self, block: int) -> None:
-        """Block ``block`` is written: drop its headers and windows, let the feeder go on."""
-        later = {u for b in self.blocks[block + 1 :] for u in b}
-        with self.cond:
-            for url in self.blocks[block]:
-                if url not in later:
-                    forget(url)
-                    self.requested.pop(url, None)
-            self.done = block + 1
-            self.cond.notify_all()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            self.cond.notify_all()
-        self.thread.join(timeout=5)
-
-
-@contextlib.contextmanager
-def pipelined(blocks: list[list[str]], load_geobox: GeoBox) -> Iterator[Pipeline | None]:
-    """A :class:`Pipeline` of the remote hrefs of ``blocks`` (None when there are none)."""
-    blocks = [[u for u in b if is_remote(u)] for b in blocks]
-    if not any(blocks):
-        yield None
-        return
-    pipeline = Pipeline(blocks, load_geobox)
-    try:
-        yield pipeline
-    finally:
-        pipeline.stop()
-        for block in blocks:
-            for url in block:
-                WINDOWS.forget(url)
-
-
 def is_remote(url: str) -> bool:
     """Whether this reader reads ``url`` (GDAL reads the rest)."""
     return url.startswith(("http://", "https://", "s3://"))
-
-
-def hrefs_by_block(
-    groups: Iterable, assets: Iterable[str], items: dict, days: list[str], time_chunk: int
-) -> list[list[str]]:
-    """Per write block (``time_chunk`` days of ``days``), the hrefs of the groups' assets."""
-    blocks: list[list[str]] = [[] for _ in range(-(-len(days) // time_chunk))]
-    position = {day: n for n, day in enumerate(days)}
-    for group in groups:
-        block = blocks[position[group.day.isoformat()] // time_chunk]
-        for item_id in group.item_ids:
-            assets_of = items[item_id].assets
-            block += [_href(assets_of[a]) for a in assets if a in assets_of]
-    return blocks
-
-
-def _href(asset) -> str:
-    """The URI odc-stac reads for ``asset`` (its absolute href)."""
-    return asset.get_absolute_href() or asset.href
 
 
 # --- odc-stac driver ------------------------------------------------------------------------
