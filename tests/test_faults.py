@@ -176,6 +176,15 @@ def test_dns_failures_use_their_own_budget_and_refused_connections_keep_theirs(c
 # --- COGs: 20% of requests fail with 503, drop, or stop mid-body -----------------------------
 
 
+def build_through_faults(catalog, tmp_path, caplog, faults: Faults) -> collections.Counter:
+    """Build the months' cube from a Range server injecting ``faults``; count what it injected."""
+    with RangeHTTPServer(catalog.root, faults=faults) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with caplog.at_level(logging.WARNING):
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", **CUBE)
+        return collections.Counter(r.fault for r in server.requests)
+
+
 def test_cog_faults_are_retried_and_the_cube_is_identical(catalog, clean, tmp_path, caplog):
     faults = Faults(
         error_rate=0.1,
@@ -185,11 +194,7 @@ def test_cog_faults_are_retried_and_the_cube_is_identical(catalog, clean, tmp_pa
         only=(".tif",),
         seed=11,
     )
-    with RangeHTTPServer(catalog.root, faults=faults) as server:
-        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
-        with caplog.at_level(logging.WARNING):
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", **CUBE)
-        injected = collections.Counter(r.fault for r in server.requests)
+    injected = build_through_faults(catalog, tmp_path, caplog, faults)
     assert injected["error"] >= 10 and injected["drop"] >= 5 and injected["truncate"] >= 5
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
     # obstore retries each failed request itself (ndvicube.read.retries.OBSTORE_RETRY), without
@@ -205,11 +210,7 @@ def test_cog_faults_beyond_obstores_retries_are_retried_as_whole_reads(
     monkeypatch.setitem(retries.OBSTORE_RETRY, "max_retries", 0)  # every fault reaches ndvicube
     faults = Faults(error_rate=0.15, error_statuses=(503, 429), drop_rate=0.05,
                     truncate_rate=0.05, only=(".tif",), seed=12)  # fmt: skip
-    with RangeHTTPServer(catalog.root, faults=faults) as server:
-        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
-        with caplog.at_level(logging.WARNING):
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", **CUBE)
-        injected = collections.Counter(r.fault for r in server.requests)
+    injected = build_through_faults(catalog, tmp_path, caplog, faults)
     assert injected["error"] >= 10 and injected["drop"] >= 5 and injected["truncate"] >= 5
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
     assert "retry 1/4" in caplog.text and "FAKE-TOKEN" not in caplog.text

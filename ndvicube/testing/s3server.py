@@ -7,29 +7,24 @@ port, waits until it answers, and :meth:`S3Server.upload` puts a folder's files 
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
 
-from ndvicube.testing._service import LoopbackService
+from ndvicube.testing._service import SubprocessService
 
 #: Credentials the tests sign with (moto accepts any).
 ACCESS_KEY, SECRET_KEY, REGION = "ndvicube-test-key", "ndvicube-test-secret", "us-west-2"
 
 
-class S3Server(LoopbackService):
+class S3Server(SubprocessService):
     """``python -m moto.server`` on ``http://127.0.0.1:PORT``."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -39,13 +34,7 @@ class S3Server(LoopbackService):
         from ndvicube.testing.stacserver import _free_port
 
         self.port = _free_port(self.host)
-        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-        )
+        self._spawn([sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)])
         try:
             self._wait_ready()
         except BaseException:
@@ -64,26 +53,6 @@ class S3Server(LoopbackService):
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)
         raise RuntimeError(f"moto server did not answer in {timeout_s} s: {self.output}")
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._output is not None:
-            self._output.close()
-            self._output = None
-
-    @property
-    def output(self) -> str:
-        if self._output is None:
-            return ""
-        self._output.seek(0)
-        return self._output.read().decode("utf-8", errors="replace")
 
     def client(self):
         """A boto3 S3 client of this server."""

@@ -61,22 +61,19 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sysconfig
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
 
-from ndvicube.testing._service import LoopbackService
+from ndvicube.testing._service import SubprocessService
 
 _PORT_IN_USE = "Address already in use"
 _PORT_ATTEMPTS = 3
 
 
-class StacApiServer(LoopbackService):
+class StacApiServer(SubprocessService):
     """``rustac serve`` over local JSON files on ``http://host:port``; ``port=0`` picks one.
 
     ``hrefs`` are ItemCollection (``FeatureCollection``), collection and item JSON files or
@@ -101,8 +98,6 @@ class StacApiServer(LoopbackService):
         self.startup_timeout_s = startup_timeout_s
         self.startup_s: float | None = None
         """Seconds from launching ``rustac serve`` to ``/search`` answering."""
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -124,28 +119,6 @@ class StacApiServer(LoopbackService):
                     raise RuntimeError(f"no free port found in {_PORT_ATTEMPTS} tries") from None
         return self  # not reached: the loop returns or raises
 
-    def stop(self) -> None:
-        """Terminate the subprocess (SIGTERM, then SIGKILL after 5 s) and drop its output."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._output is not None:
-            self._output.close()
-            self._output = None
-
-    @property
-    def output(self) -> str:
-        """What ``rustac serve`` printed so far (stdout and stderr), for failure messages."""
-        if self._output is None:
-            return ""
-        self._output.seek(0)
-        return self._output.read().decode("utf-8", errors="replace")
-
     def _launch(self) -> None:
         """One attempt: pick the port, start the process, wait for it to answer."""
         port = self._asked_port or _free_port(self.host)
@@ -157,12 +130,8 @@ class StacApiServer(LoopbackService):
             "--create-collections",
             *self.hrefs,
         ]
-        # A file, not a pipe: nobody reads it while serving, and a full pipe would block rustac.
-        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         t0 = time.perf_counter()
-        self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT
-        )
+        self._spawn(command)
         self.port = port
         try:
             self._wait_ready()
