@@ -18,13 +18,12 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from odc.geo.geobox import GeoBox
-from odc.geo.roi import roi_pad
 
 from ndvicube.read.remote import (
     NEAREST_TTOL,
-    WARP_PAD,
     WINDOWS,
     cog_layout,
+    cube_window,
     forget,
     is_remote,
     runtime,
@@ -81,14 +80,14 @@ class Pipeline:
     def _window_bytes(self, url: str) -> int:
         """Decoded bytes of the cube's window of ``url`` (0 if its header failed: the read will
         say why)."""
-        from odc.geo.overlap import compute_reproject_roi
-
         try:
             layout = self.headers[url].result()
         except Exception:
             return 0
-        rr = compute_reproject_roi(layout.geobox, self.load_geobox, ttol=NEAREST_TTOL)
-        rows, cols = roi_pad(rr.roi_src, WARP_PAD, layout.geobox.shape.yx)
+        window = cube_window(layout, self.load_geobox, NEAREST_TTOL)
+        if window is None:
+            return 0
+        rows, cols = window
         return (rows.stop - rows.start) * (cols.stop - cols.start) * layout.dtype.itemsize
 
     def written(self, block: int) -> None:
@@ -99,6 +98,7 @@ class Pipeline:
                 if url not in later:
                     forget(url)
                     self.requested.pop(url, None)
+                    self.headers.pop(url, None)
             self.done = block + 1
             self.cond.notify_all()
 

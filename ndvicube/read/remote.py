@@ -259,24 +259,21 @@ class _HeaderGuard:
     :data:`HEADER_SKIP_LIMIT` (a directory at the end of a plain GeoTIFF)."""
 
     def __init__(self, store) -> None:
-        self.store, self.opened, self.far = store, False, False
-
-    async def get_range_async(self, path, *, start, end=None, length=None):
         import obstore
 
+        self.store, self.opened, self.far = store, False, False
+        self._get_range, self._get_ranges = obstore.get_range_async, obstore.get_ranges_async
+
+    async def get_range_async(self, path, *, start, end=None, length=None):
         if not self.opened and (end if end is not None else start + (length or 0)) > (
             HEADER_SKIP_LIMIT
         ):
             self.far = True
             raise OSError(f"a TIFF directory past byte {HEADER_SKIP_LIMIT}")
-        return await obstore.get_range_async(self.store, path, start=start, end=end, length=length)
+        return await self._get_range(self.store, path, start=start, end=end, length=length)
 
     async def get_ranges_async(self, path, *, starts, ends=None, lengths=None):
-        import obstore
-
-        return await obstore.get_ranges_async(
-            self.store, path, starts=starts, ends=ends, lengths=lengths
-        )
+        return await self._get_ranges(self.store, path, starts=starts, ends=ends, lengths=lengths)
 
 
 def _layout(tif) -> CogLayout:
@@ -339,9 +336,8 @@ class CogWindow:
     rows: slice
     cols: slice
     data: np.ndarray | None
-    """None when the cube does not overlap the COG."""
-    shrink: int
-    """odc-geo's read shrink factor: above 1 the cube is coarser than the COG (overviews)."""
+    """None when the cube does not overlap the COG, or is coarser than it (GDAL reads
+    overviews)."""
 
     @property
     def nbytes(self) -> int:
@@ -364,28 +360,41 @@ def _grid_key(geobox: GeoBox) -> tuple:
     return (geobox.shape.yx, tuple(geobox.affine)[:6], str(geobox.crs))
 
 
-async def read_cube_window(url: str, load_geobox: GeoBox, ttol: float) -> CogWindow:
-    """The pixels of the COG at ``url`` that the cube on ``load_geobox`` needs (padded)."""
-    from async_geotiff import Window
+def cube_window(layout: CogLayout, load_geobox: GeoBox, ttol: float) -> tuple[slice, slice] | None:
+    """Rows and columns of the COG that the cube on ``load_geobox`` needs, padded by
+    :data:`WARP_PAD`; None when it needs none, or reads overviews (a coarser cube)."""
     from odc.geo.overlap import compute_reproject_roi
 
-    layout = await cog_layout(url)
     rr = compute_reproject_roi(layout.geobox, load_geobox, ttol=ttol)
-    if roi_is_empty(rr.roi_src):
-        return CogWindow(layout, slice(0, 0), slice(0, 0), None, rr.read_shrink)
-    if rr.read_shrink > 1:  # overviews: GDAL reads them
-        return CogWindow(layout, slice(0, 0), slice(0, 0), None, rr.read_shrink)
-    rows, cols = roi_pad(rr.roi_src, WARP_PAD, layout.geobox.shape.yx)
+    if roi_is_empty(rr.roi_src) or rr.read_shrink > 1:
+        return None
+    return roi_pad(rr.roi_src, WARP_PAD, layout.geobox.shape.yx)
+
+
+async def read_cube_window(url: str, load_geobox: GeoBox, ttol: float) -> CogWindow:
+    """The pixels of the COG at ``url`` that the cube on ``load_geobox`` needs (padded)."""
+    layout = await cog_layout(url)
+    window = cube_window(layout, load_geobox, ttol)
+    if window is None:
+        return CogWindow(layout, slice(0, 0), slice(0, 0), None)
+    rows, cols = window
+    async with runtime().limit:
+        try:
+            data = await _read_rows_cols(layout.tif, rows, cols)
+        except Exception as error:
+            raise remote_error(error, "tiles") from error
+    return CogWindow(layout, rows, cols, data)
+
+
+async def _read_rows_cols(tif, rows: slice, cols: slice) -> np.ndarray:
+    """Full-resolution pixels ``[rows, cols]`` of the first band of ``tif``."""
+    from async_geotiff import Window
+
     window = Window(
         col_off=cols.start, row_off=rows.start, width=cols.stop - cols.start,
         height=rows.stop - rows.start,
     )  # fmt: skip
-    async with runtime().limit:
-        try:
-            array = await layout.tif.read(window=window)
-        except Exception as error:
-            raise remote_error(error, "tiles") from error
-    return CogWindow(layout, rows, cols, np.asarray(array.data[0]), rr.read_shrink)
+    return np.asarray((await tif.read(window=window)).data[0])
 
 
 class WindowCache:
@@ -577,13 +586,6 @@ def read_pixels(url: str, rows: slice, cols: slice) -> np.ndarray:
     """Full-resolution pixels ``[rows, cols]`` of the COG at ``url`` (blocking)."""
 
     async def read() -> np.ndarray:
-        from async_geotiff import Window
-
-        tif = (await cog_layout(url)).tif
-        window = Window(
-            col_off=cols.start, row_off=rows.start, width=cols.stop - cols.start,
-            height=rows.stop - rows.start,
-        )  # fmt: skip
-        return np.asarray((await tif.read(window=window)).data[0])
+        return await _read_rows_cols((await cog_layout(url)).tif, rows, cols)
 
     return runtime().submit(read()).result()
