@@ -31,6 +31,10 @@ class UnreadableAssetError(NdviCubeError):
     """An asset of a scene cannot be read (missing, corrupt, or failing after every retry)."""
 
 
+class ReadDeadlineError(NdviCubeError):
+    """A cube job's reads did not finish within the job's read deadline (stalled archive)."""
+
+
 class StorageFullError(NdviCubeError):
     """The disk (or quota) filled up while a store was being written."""
 

@@ -6,49 +6,78 @@ for GET and POST alike (a STAC search POST is idempotent), honouring ``Retry-Aft
 
 A host name that does not resolve is retried once, not six times: DNS failing is no network or
 a wrong URL, not throttling, and six retries with backoff kept a user without network waiting
-16 s for the message that says so (:class:`StacRetry`).
+16 s for the message that says so (:class:`StacRetry`). Every request has connect and read
+timeouts that pystac-client cannot reset, a read timeout is retried once, and an HTML answer is
+an error saying so (:class:`StacAdapter`): a silent server fails the search within about a
+minute, naming its URL.
 """
 
 from __future__ import annotations
 
 from requests import Session
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, NameResolutionError
+from requests.exceptions import RequestException
+from urllib3.exceptions import MaxRetryError, NameResolutionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 #: Answers worth asking again: throttling, and server errors that are usually transient.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 #: Retries of a host name that does not resolve (a resolver's hiccup, not throttling).
 NAME_RESOLUTION_RETRIES = 1
+#: Seconds to connect, and to wait for the answer, of every STAC request.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 30.0
+#: Retries of a request the server accepted and did not answer in time: a server that is silent
+#: for 30 s is rarely answering the next request, and six retries made 3.5 minutes of waiting.
+READ_TIMEOUT_RETRIES = 1
+
+
+class HtmlAnswerError(RequestException):
+    """A STAC request answered by an HTML page (a captive portal, a proxy's login, a web site)."""
 
 
 class StacRetry(Retry):
-    """urllib3's retry policy, with name-resolution failures retried at most
-    :data:`NAME_RESOLUTION_RETRIES` times whatever the other budgets allow."""
+    """urllib3's retry policy, with name-resolution failures and read timeouts retried at most
+    :data:`NAME_RESOLUTION_RETRIES` and :data:`READ_TIMEOUT_RETRIES` times whatever the other
+    budgets allow."""
 
-    def __init__(self, *args, name_resolution: int = NAME_RESOLUTION_RETRIES, **kwargs) -> None:
+    def __init__(self, *args, name_resolution: int = NAME_RESOLUTION_RETRIES,
+                 read_timeouts: int = READ_TIMEOUT_RETRIES, **kwargs) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.name_resolution = name_resolution
+        self.read_timeouts = read_timeouts
 
     def new(self, **kw) -> StacRetry:
         kw.setdefault("name_resolution", self.name_resolution)
+        kw.setdefault("read_timeouts", self.read_timeouts)
         return super().new(**kw)
 
     def increment(
         self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
     ) -> StacRetry:
-        if not isinstance(error, NameResolutionError):
+        budget = _limited_budget(error)
+        if budget is None:
             return super().increment(method, url, response, error, _pool, _stacktrace)
-        if self.name_resolution <= 0:
+        if getattr(self, budget) <= 0:
             raise MaxRetryError(_pool, url, error) from error
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        retry.name_resolution = self.name_resolution - 1
+        setattr(retry, budget, getattr(self, budget) - 1)
         return retry
+
+
+def _limited_budget(error: BaseException | None) -> str | None:
+    """The :class:`StacRetry` attribute counting retries of ``error``'s kind, if limited."""
+    if isinstance(error, NameResolutionError):
+        return "name_resolution"
+    if isinstance(error, ReadTimeoutError):
+        return "read_timeouts"
+    return None
 
 
 def retry_policy(total: int = 6, backoff_s: float = 0.25) -> StacRetry:
     """Up to ``total`` retries, waiting ``backoff_s`` x 2^n between them (0.25 s to 8 s, about
-    16 s in all), or as long as a 429's ``Retry-After`` asks; one for an unresolved host name."""
+    16 s in all), or as long as a 429's ``Retry-After`` asks; one for an unresolved host name
+    and one for an answer that did not come within :data:`READ_TIMEOUT_S`."""
     return StacRetry(
         total=total,
         connect=total,
@@ -63,10 +92,39 @@ def retry_policy(total: int = 6, backoff_s: float = 0.25) -> StacRetry:
     )
 
 
-def retrying_session() -> Session:
-    """A requests session that retries per :func:`retry_policy` on http and https."""
-    session = Session()
-    adapter = HTTPAdapter(max_retries=retry_policy())
+class StacAdapter(HTTPAdapter):
+    """requests' adapter retrying per :func:`retry_policy`, with a timeout no caller can drop
+    and HTML answers refused.
+
+    pystac-client 0.9 resets the timeout of a ``StacApiIO`` given to ``Client.open`` to None
+    (no timeout: a server that accepts the connection and never answers hung the search for
+    ever). A request sent without a timeout gets (:data:`CONNECT_TIMEOUT_S`,
+    :data:`READ_TIMEOUT_S`) here, below anything pystac-client sets.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=retry_policy())
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        timeout = timeout if timeout is not None else (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+        response = super().send(request, stream=stream, timeout=timeout, **kwargs)
+        if "html" in response.headers.get("Content-Type", "").lower():
+            raise HtmlAnswerError(
+                f"{request.url} answered with an HTML page (HTTP {response.status_code}), not "
+                "STAC JSON",
+                response=response,
+            )
+        return response
+
+
+def mount_stac_adapter(session: Session) -> Session:
+    """``session`` with :class:`StacAdapter` on http and https."""
+    adapter = StacAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def retrying_session() -> Session:
+    """A requests session for STAC documents: retries, timeouts, HTML refused."""
+    return mount_stac_adapter(Session())

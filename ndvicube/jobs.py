@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,27 +63,34 @@ def build_cube(
     max_cloud_probability: int | None = None,
     indices: Sequence[str] = DEFAULT_INDICES,
     reader: str = "range",
+    work: str | Path | None = None,
+    read_deadline_s: float | None = None,
 ) -> Path:
     """Write the masked index cube of the stored items to Zarr, reusing an existing cube's days.
 
     ``indices`` are catalogue names (:mod:`ndvicube.indices`), one cube variable each.
-    ``reader`` chooses how COGs are read (``range`` or ``gdal``, :func:`ndvicube.cube.load_cube`).
+    ``reader`` chooses how COGs are read (``range`` or ``gdal``, :func:`ndvicube.cube.load_cube`);
+    ``read_deadline_s`` bounds each COG's read, retries included, and the job's reads together
+    (:func:`ndvicube.read.retries.read_deadlines`).
 
-    Only scenes of solar days that the existing store at ``out`` does not already hold with the
-    same items, grid and mask are read; the other days are copied from it. With ``tile``, only
-    that chunk-aligned tile of the area's grid is built (see :func:`join_tiles`).
+    Only scenes of solar days that the existing store does not already hold with the same items,
+    grid and mask are read; the other days are copied from it. The store is ``out``, or with
+    ``work`` the store kept at ``work`` between runs, published as ``out`` by hard links
+    (:func:`ndvicube.store.publish`: the workflow's cube rules, so Snakemake never deletes or
+    backs up the store the next run reuses). With ``tile``, only that chunk-aligned tile of the
+    area's grid is built (see :func:`join_tiles`).
 
     A scene whose assets are unusable or unreadable stops the job with a message naming it, or
     with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
-    (:mod:`ndvicube.read.missing`); then the cube is built again without it.
+    (:mod:`ndvicube.read.missing`).
     """
     from ndvicube.cube import CubeSpec
     from ndvicube.indices import resolve_indices
     from ndvicube.logs import redact_urls_in_logs
-    from ndvicube.read.missing import check_policy, skip_unreadable, usable_items, write_skipped
-    from ndvicube.read.retries import UnreadableAsset
+    from ndvicube.read.missing import check_policy, usable_items, write_skipped
+    from ndvicube.read.retries import COG_DEADLINE_S
     from ndvicube.stac import read_items
-    from ndvicube.store import DEFAULT_TIME_CHUNK
+    from ndvicube.store import DEFAULT_TIME_CHUNK, publish
 
     check_policy(on_missing_asset)
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
@@ -99,27 +106,86 @@ def build_cube(
         indices=resolve_indices(indices),
     )
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
-    while True:
-        try:
-            _write_items_cube(
-                items,
-                spec,
-                Path(out),
-                time_chunk=time_chunk or DEFAULT_TIME_CHUNK,
-                attrs=provenance(items, config or {}, spec.assets)
-                | {"ndvicube:skipped": [asdict(s) for s in skipped]},
-                io_threads=io_threads,
-                scheduler=scheduler,
-                threads=threads,
-                reader=reader,
-            )
-            break
-        except UnreadableAsset as error:
-            items, problem = skip_unreadable(items, error.uri, error.reason, on_missing_asset, area)
-            skipped.append(problem)
+    store = Path(work) if work is not None else Path(out)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    build = _CubeBuild(spec, store, time_chunk or DEFAULT_TIME_CHUNK, config or {},
+                       io_threads=io_threads, scheduler=scheduler, threads=threads, reader=reader,
+                       read_deadline_s=read_deadline_s or COG_DEADLINE_S)  # fmt: skip
+    build.write_skipping(items, skipped, on_missing_asset, area)
     if skipped_out is not None:
         write_skipped(skipped, skipped_out)
+    if work is not None:
+        publish(store, out)
     return Path(out)
+
+
+@dataclass
+class _CubeBuild:
+    """One cube job's settings, and its passes over the items (:meth:`write_skipping`)."""
+
+    spec: CubeSpec
+    store: Path
+    time_chunk: int
+    config: Mapping[str, Any]
+    io_threads: int
+    scheduler: str
+    threads: int
+    reader: str
+    read_deadline_s: float
+
+    def write_skipping(self, items: list, skipped: list, policy: str, area: str) -> None:
+        """Write the cube of ``items``, leaving out (into ``skipped``) scenes that cannot be read.
+
+        Under ``skip`` with the threaded scheduler, every unreadable scene of a pass is
+        collected in that pass (:func:`~ndvicube.read.retries.collecting_unreadable`); the store
+        it writes marks their days unfinished, and one more pass reads only those days again,
+        without them. Elsewhere the first unreadable scene stops the pass, which starts again
+        without it.
+        """
+        from ndvicube.read.missing import SKIP, no_readable_scene, skip_unreadable
+        from ndvicube.read.retries import UnreadableAsset, collecting_unreadable
+        from ndvicube.store import remove
+
+        passes = 0
+        while True:
+            if not items:
+                if passes:  # what the passes wrote holds no finished day
+                    remove(self.store)
+                raise no_readable_scene(area, skipped)
+            passes += 1
+            collect = policy == SKIP and self.scheduler == "threads"
+            try:
+                with collecting_unreadable(collect) as unreadable:
+                    self.write(items, skipped, unreadable)
+            except UnreadableAsset as error:
+                unreadable = [error]
+            if not unreadable:
+                return
+            for error in sorted(unreadable, key=lambda e: e.uri):  # not the threads' order
+                items, problem = skip_unreadable(items, error.uri, error.reason, policy, area)
+                skipped.append(problem)
+
+    def write(self, items: list, skipped: list, unreadable: list) -> None:
+        """One pass: the cube of exactly ``items`` in the store (days it holds are copied)."""
+        from ndvicube.read.missing import asset_at
+
+        def bad_items() -> set[str]:
+            return {asset_at(items, error.uri)[0].id for error in unreadable}
+
+        _write_items_cube(
+            items,
+            self.spec,
+            self.store,
+            time_chunk=self.time_chunk,
+            attrs=provenance(items, self.config, self.spec.assets)
+            | {"ndvicube:skipped": [asdict(s) for s in skipped]},
+            io_threads=self.io_threads,
+            scheduler=self.scheduler,
+            threads=self.threads,
+            reader=self.reader,
+            bad_items=bad_items,
+            read_deadline_s=self.read_deadline_s,
+        )
 
 
 def _write_items_cube(
@@ -133,8 +199,14 @@ def _write_items_cube(
     scheduler: str,
     threads: int,
     reader: str,
+    bad_items: Callable[[], set[str]] = set,
+    read_deadline_s: float = 120.0,
 ) -> None:
-    """The cube of exactly ``items`` at ``out``: days the store already holds are copied."""
+    """The cube of exactly ``items`` at ``out``: days the store already holds are copied.
+
+    ``bad_items()``, asked once every block is written, names the items whose reads failed
+    while they were being collected: their days are recorded as unfinished.
+    """
     import dask
     import dask.local
     import xarray as xr
@@ -143,12 +215,14 @@ def _write_items_cube(
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube import cube_longitude, group_scenes, load_cube
     from ndvicube.read.gdal import configure_cloud_reads
+    from ndvicube.read.retries import read_deadlines
     from ndvicube.store import recover_interrupted_swap, write_cube
     from ndvicube.update import (
         DAYS_ATTR,
         GRID_ATTR,
         grid_signature,
         items_by_day,
+        marked_unreadable,
         old_days,
         reusable,
         unchanged,
@@ -158,7 +232,7 @@ def _write_items_cube(
     wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
     recover_interrupted_swap(out)
     existing, reused = reusable(out, wanted, signature)
-    if existing is not None and unchanged(existing, wanted):
+    if existing is not None and unchanged(existing, wanted, reused):
         log.info(
             "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
         )
@@ -197,7 +271,10 @@ def _write_items_cube(
         # odc-stac reprojects through an in-memory raster without geotransform when filling
         # nodata; rasterio's warning about it says nothing about the user's data.
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-        with dask_scheduler(scheduler, threads=threads, io_threads=io_threads):
+        with (
+            dask_scheduler(scheduler, threads=threads, io_threads=io_threads),
+            read_deadlines(read_deadline_s, cogs=len(to_read) * len(spec.assets)),
+        ):
             write_cube(
                 cube,
                 out,
@@ -206,6 +283,7 @@ def _write_items_cube(
                 time_chunk=time_chunk,
                 spatial_chunk=spec.spatial_chunk,
                 block_written=ahead.written if ahead is not None else None,
+                final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_items())},
             )
 
 

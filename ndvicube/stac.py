@@ -169,7 +169,7 @@ def _load_json(url: str) -> dict:
     from ndvicube.http import retrying_session
 
     with retrying_session() as session:
-        response = session.get(url, timeout=30)
+        response = session.get(url)
         response.raise_for_status()
         return response.json()
 
@@ -210,10 +210,13 @@ def _search_api(request: SearchRequest) -> list[pystac.Item]:
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
 
-    from ndvicube.http import retry_policy
+    from ndvicube.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, mount_stac_adapter
 
+    timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
     try:
-        client = Client.open(request.url, stac_io=StacApiIO(timeout=30, max_retries=retry_policy()))
+        stac_io = StacApiIO(timeout=timeout)
+        mount_stac_adapter(stac_io.session)  # the timeout stays, whatever open() resets
+        client = Client.open(request.url, stac_io=stac_io, timeout=timeout)
         query = _cloud_query(client, request)
         found = client.search(
             collections=[request.collection],
@@ -255,11 +258,23 @@ def _unreachable(url: str, exc: BaseException) -> SourceUnreachableError:
 
 def _reason(exc: BaseException) -> str:
     """A short cause for a failed request (urllib3 messages run to several hundred characters)."""
+    from ndvicube.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_RETRIES, READ_TIMEOUT_S
+
     text = str(exc)
     if "Failed to resolve" in text or "Name or service not known" in text:
         return "its host name could not be resolved: no network or a wrong URL"
     if "Connection refused" in text:
         return "connection refused: nothing is listening there"
+    if "HTML page" in text:
+        return (
+            f"{text[:200]}: a captive portal, a proxy's login page or a web page, not a STAC "
+            "API; open the URL in a browser, log in to the network if asked, or fix stac.url"
+        )
+    if "Read timed out" in text:
+        return (
+            f"the server accepted the connection but sent no answer within {READ_TIMEOUT_S:g} s, "
+            f"{READ_TIMEOUT_RETRIES + 1} times: it is down or overloaded"
+        )
     if "timed out" in text.lower():
-        return "the connection timed out"
+        return f"could not connect within {CONNECT_TIMEOUT_S:g} s"
     return f"{type(exc).__name__}: {text[:300]}"

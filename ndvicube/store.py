@@ -47,17 +47,19 @@ def write_cube(
     time_chunk: int = DEFAULT_TIME_CHUNK,
     spatial_chunk: int = 256,
     block_written: Callable[[int], None] | None = None,
+    final_attrs: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Path:
     """Compute ``cube`` block by block into a Zarr store at ``path``; return the path.
 
     ``cube`` holds one (time, y, x) variable per index (a lone array is stored under its
-    name). ``attrs`` (JSON-serialisable provenance) are stored on the dataset. Progress is
-    logged after each block as solar days done / total, and ``block_written(n)`` is called
+    name). ``attrs`` (JSON-serialisable provenance) are stored on the dataset, updated by
+    ``final_attrs()`` once every block is written (what only the reads could tell). Progress
+    is logged after each block as solar days done / total, and ``block_written(n)`` is called
     after block ``n`` (the reads' pipeline drops its pixels then).
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    _remove(partial)
+    remove(partial)
     dataset = _georeferenced(as_dataset(cube), crs, attrs)
     chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
@@ -65,9 +67,19 @@ def write_cube(
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
         _write_blocks(dataset, partial, time_chunk, block_written)
+        if final_attrs is not None:
+            _update_attrs(partial, final_attrs())
         _consolidate(partial)
     _swap_into_place(partial, path)
     return path
+
+
+def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:
+    """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r+", zarr_format=2)
+    group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
 
 @contextlib.contextmanager
@@ -83,7 +95,7 @@ def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
         from ndvicube.compute import drain_running_tasks
 
         drain_running_tasks()  # a task still running could write into the partial store
-        _remove(partial)
+        remove(partial)
         if _disk_full(error):
             raise StorageFullError(
                 f"No space left on the device (or quota) while writing the cube {path}. The "
@@ -115,7 +127,7 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
 
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    _remove(partial)
+    remove(partial)
     cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
     attrs = _same_days_attrs(tiles)
     grid = attrs[GRID_ATTR] | {"tile": None}
@@ -255,11 +267,72 @@ def _swap_into_place(partial: Path, path: Path) -> None:
     back if the process died before the new one was in place.
     """
     old = path.with_name(path.name + ".old")
-    _remove(old)
+    remove(old)
     if path.exists():
         os.replace(path, old)
+    crash_point("swap")
     os.replace(partial, path)
-    _remove(old)
+    remove(old)
+
+
+def working_store(out: str | Path) -> Path:
+    """Where the cube job keeps the store behind its output ``out``: ``<folder>/.work/<name>``.
+
+    Not a Snakemake output, so Snakemake neither deletes it before the job (as it does any
+    output) nor copies it to ``.snakemake/backups`` (as ``update()`` did, which a kill or a
+    full disk left wedged); the job alone updates it, atomically (:func:`write_cube`).
+    """
+    out = Path(out)
+    return out.parent / ".work" / out.name
+
+
+def publish(store: str | Path, out: str | Path) -> Path:
+    """Make ``out`` a hard-linked copy of the finished ``store``: no pixel is copied.
+
+    The cube job keeps its store outside Snakemake's outputs (``results/{area}/.work/``), so
+    Snakemake never deletes or backs it up, and publishes it as the rule's output. The links
+    go to ``<out>.linking`` first and are renamed into place, so ``out`` is never half there;
+    on a failure (a full disk) the links are removed and ``store`` is untouched.
+    """
+    from ndvicube.tiles import link_or_copy
+
+    store, out = Path(store), Path(out)
+    linking = out.with_name(out.name + ".linking")
+    remove(linking)
+    try:
+        for source in sorted(store.rglob("*")):
+            target = linking / source.relative_to(store)
+            if source.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(source, target)
+        crash_point("publish")
+    except BaseException as error:
+        remove(linking)
+        if _disk_full(error):
+            raise StorageFullError(
+                f"No space left on the device (or quota) while publishing the cube {store} as "
+                f"{out}. The cube itself is complete and kept; free space on {out.parent} "
+                f"(df -h {out.parent}) and run again: nothing is read again."
+            ) from error
+        raise
+    remove(out)
+    os.replace(linking, out)
+    return out
+
+
+def crash_point(name: str) -> None:
+    """Kill this job's whole process group here when ``NDVICUBE_CRASH_AT`` names ``name``.
+
+    The kill tests' way to stop a run at an exact moment of an update (``swap``: between the
+    swap's two renames; ``publish``: the links made, not yet renamed) with a real SIGKILL, as
+    a power loss would; it does nothing unless that variable is set.
+    """
+    if os.environ.get("NDVICUBE_CRASH_AT") == name:
+        import signal
+
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def recover_interrupted_swap(path: str | Path) -> None:
@@ -278,7 +351,7 @@ def _consolidate(store: Path) -> None:
     zarr.consolidate_metadata(str(store))
 
 
-def _remove(path: Path) -> None:
+def remove(path: Path) -> None:
     """Delete a store (directory) or file if it exists."""
     if path.is_dir():
         shutil.rmtree(path)

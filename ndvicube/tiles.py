@@ -113,7 +113,7 @@ def link_chunks(
         target = (
             area_store / variable / separator.join(map(str, (t, y + offsets[0], x + offsets[1])))
         )
-        _link_or_copy(source, target)
+        link_or_copy(source, target)
         linked += 1
     return linked
 
@@ -143,8 +143,9 @@ def _separator(array: Path) -> str:
 _copy_warned = False
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """``os.link``; copy where linking is impossible, warning once per process."""
+def link_or_copy(source: Path, target: Path) -> None:
+    """``os.link``; copy where linking is impossible, warning once per process (a full disk
+    fails the copy too, as it should)."""
     global _copy_warned
     try:
         os.link(source, target)

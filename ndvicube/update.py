@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 DAYS_ATTR = "ndvicube:days"
 GRID_ATTR = "ndvicube:grid"
+#: Put before the item ids of a day that must be read again (:func:`marked_unreadable`).
+UNREADABLE_MARK = "!unreadable"
 
 
 def grid_signature(spec: CubeSpec, time_chunk: int) -> dict[str, Any]:
@@ -66,9 +68,24 @@ def reusable(
     return open_cube(store), same
 
 
-def unchanged(existing: xr.Dataset, wanted: Mapping[str, list[str]]) -> bool:
-    """Whether the stored cube holds exactly the wanted days (nothing to do)."""
-    return [str(t)[:10] for t in existing["time"].values] == list(wanted)
+def unchanged(existing: xr.Dataset, wanted: Mapping[str, list[str]], reused: Sequence[str]) -> bool:
+    """Whether the stored cube holds exactly the wanted days, each from the same items (nothing
+    to do): a day whose items changed (a reprocessed scene, one left out as unreadable) is not."""
+    days = [str(t)[:10] for t in existing["time"].values]
+    return days == list(wanted) and len(reused) == len(wanted)
+
+
+def marked_unreadable(days: Mapping[str, list[str]], bad_items: set[str]) -> dict[str, list[str]]:
+    """``days`` with every day holding one of ``bad_items`` marked so no later run reuses it.
+
+    The store written while unreadable scenes were collected holds those days without the bad
+    scene's pixels, but possibly with another scene's bands fused in their place: the days are
+    read again without it, and a kill before that must not let them pass as finished.
+    """
+    return {
+        day: [UNREADABLE_MARK, *ids] if bad_items.intersection(ids) else ids
+        for day, ids in days.items()
+    }
 
 
 def old_days(cube: xr.Dataset, days: Sequence[str]) -> xr.Dataset:

@@ -2,6 +2,7 @@
 
 from ndvicube.jobs import build_cube
 from ndvicube.logs import job_logging
+from ndvicube.store import working_store
 
 # Guarded: a local Dask cluster starts worker processes that re-import this file.
 if __name__ == "__main__":
@@ -9,6 +10,7 @@ if __name__ == "__main__":
         build_cube(
             items_path=snakemake.input.scenes,
             out=snakemake.output.cube,
+            work=working_store(snakemake.output.cube),
             bbox=snakemake.params.bbox,
             crs=snakemake.params.crs,
             resolution=snakemake.params.resolution,
@@ -27,5 +29,6 @@ if __name__ == "__main__":
             # How to compute and read changes no value: read at run time, not rule parameters.
             scheduler=snakemake.config["compute"]["scheduler"],
             reader=snakemake.config["compute"]["reader"],
+            read_deadline_s=snakemake.config["compute"]["read_deadline_s"],
             threads=snakemake.threads,
         )

@@ -26,3 +26,15 @@ def catalog(tmp_path_factory):
     """Half a year of the demo catalog (37 passes, two tiles)."""
     root = tmp_path_factory.mktemp("catalog")
     return generate_demo_catalog(root, DemoCatalogSpec(start=START, end=END))
+
+
+@pytest.fixture(scope="module")
+def clean(catalog, tmp_path_factory):
+    """The cube of two months (tests.fault_helpers.MONTHS) from local files, no fault anywhere."""
+    from ndvicube.jobs import build_cube
+    from tests.fault_helpers import CUBE, items_subset
+
+    work = tmp_path_factory.mktemp("clean")
+    items = items_subset(catalog, work / "items.json")
+    build_cube(items_path=items, out=work / "ndvi.zarr", **CUBE)
+    return work / "ndvi.zarr"

@@ -24,7 +24,6 @@ import yaml
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
-from ndvicube.demo import cube_args
 from ndvicube.errors import (
     ConfigError,
     ItemMetadataError,
@@ -41,56 +40,14 @@ from ndvicube.testing.faultproxy import FaultProxy
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.stacserver import StacApiServer
+from tests.fault_helpers import (
+    BBOX,
+    CUBE,
+    cog_path,
+    items_subset,
+    ndvi_chunks,
+)
 from tests.workflow_helpers import demo_config, snakemake, write_config
-
-BBOX = (82.599, 27.154, 82.617, 27.172)
-CUBE = cube_args()
-MONTHS = ("2023-02", "2023-03")
-TOKEN = "X-Amz-Signature=FAKE-TOKEN-4242"
-
-
-def items_subset(catalog, out: Path, *, base_url: str | None = None, edit=None) -> Path:
-    """The catalog's items of MONTHS under the cloud limit (as `scenes` would store them).
-
-    With ``base_url`` the hrefs point at the Range server, with a fake signed-URL token.
-    """
-    doc = json.loads(catalog.items.read_text())
-    doc["features"] = [
-        f
-        for f in doc["features"]
-        if f["properties"]["datetime"][:7] in MONTHS and f["properties"]["eo:cloud_cover"] < 30
-    ]
-    root = Path(catalog.root).resolve().as_posix()
-    for feature in doc["features"]:
-        for asset in feature["assets"].values():
-            if base_url:
-                relative = Path(asset["href"]).resolve().as_posix()[len(root) :]
-                asset["href"] = f"{base_url}{relative}?{TOKEN}"
-        if edit:
-            edit(feature)
-    out.write_text(json.dumps(doc))
-    return out
-
-
-def ndvi_chunks(store: Path) -> dict[str, bytes]:
-    """Chunk files of a cube's ndvi array, by name."""
-    return {p.name: p.read_bytes() for p in sorted((store / "ndvi").glob("*.*.*"))}
-
-
-def cog_path(feature: dict, key: str) -> str:
-    """URL path of an item's asset on the Range server."""
-    href = feature["assets"][key]["href"]
-    return "/" + href.split("/", 3)[3].split("?")[0]
-
-
-@pytest.fixture(scope="module")
-def clean(catalog, tmp_path_factory):
-    """The cube of MONTHS from local files, no fault anywhere."""
-    work = tmp_path_factory.mktemp("clean")
-    items = items_subset(catalog, work / "items.json")
-    build_cube(items_path=items, out=work / "ndvi.zarr", **CUBE)
-    return work / "ndvi.zarr"
-
 
 # --- STAC API: 30% of answers are 429/5xx -------------------------------------------------
 

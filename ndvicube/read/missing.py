@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pystac
 
-from ndvicube.errors import ConfigError, ItemMetadataError, UnreadableAssetError
+from ndvicube.errors import ConfigError, ItemMetadataError, NoScenesError, UnreadableAssetError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,18 @@ def skip_unreadable(
         reason,
     )
     return [i for i in items if i.id != item.id], skipped
+
+
+def no_readable_scene(area: str, skipped: Sequence[SkippedAsset]) -> NoScenesError:
+    """The error when every scene of an area was left out: how many, and the first reasons."""
+    reasons = "; ".join(f"{s.item_id} {s.asset}: {s.reason}" for s in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    return NoScenesError(
+        f"No scene of area {area!r} could be used: all {len(skipped)} were left out under "
+        f"on_missing_asset: skip, so there is no cube to write. First reasons: {reasons}{more}. "
+        "If the archive is failing, run again later; if every asset is missing, check stac.url "
+        "and stac.collection (and the area's box and dates)."
+    )
 
 
 def asset_at(items: Iterable[pystac.Item], uri: str) -> tuple[pystac.Item, str]:

@@ -48,7 +48,12 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from odc.geo.roi import roi_is_empty, roi_pad
 
-from ndvicube.read.retries import RetryingRioDriver, RetryingRioReader, with_retries
+from ndvicube.read.retries import (
+    RetryingRioDriver,
+    RetryingRioReader,
+    seconds_left,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +308,10 @@ _NETWORK = re.compile(r"HTTP error|request|connect|timed? ?out|body|closed|reset
 _STATUS = re.compile(r"status code: (\d{3})|(\d{3}) [A-Z][a-z]+")
 
 
+#: How a redirect loop (or more than 10 redirects, reqwest's limit as GDAL's) is said.
+TOO_MANY_REDIRECTS = "too many redirects (more than 10: a redirect loop?)"
+
+
 def remote_error(error: BaseException, what: str) -> RemoteFileError:
     """``error`` of async-tiff or obstore as a :class:`RemoteFileError` saying what failed.
 
@@ -311,6 +320,8 @@ def remote_error(error: BaseException, what: str) -> RemoteFileError:
     """
     text = str(error).split("\n\n", 1)[0].strip().splitlines()[0] if str(error) else ""
     text = _NOISE.sub("", text)
+    if "error following redirect" in text:
+        return RemoteFileError(f"{TOO_MANY_REDIRECTS} for the {what}: {text}")
     found = _STATUS.search(text)
     if "not found" in text.lower() and not found:
         found_status = "404"
@@ -472,7 +483,7 @@ def is_remote(url: str) -> bool:
 class RemoteReader(RetryingRioReader):
     """odc-stac reader for remote COGs through :data:`WINDOWS`; GDAL's for anything else."""
 
-    def read(self, cfg, dst_geobox, *, dst=None, selection=None):
+    def read_retried(self, cfg, dst_geobox, *, dst=None, selection=None):
         url = self._src.uri
         load_geobox = getattr(self._ctx, "load_geobox", None)
         if load_geobox is None:  # a reader used outside a load: the window it is asked for
@@ -488,7 +499,7 @@ class RemoteReader(RetryingRioReader):
 
         result = with_retries(attempt, url) if selection is None else None
         if result is None:
-            return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+            return super().read_retried(cfg, dst_geobox, dst=dst, selection=selection)
         return result
 
 
@@ -507,7 +518,7 @@ def _read(url: str, cfg, dst_geobox: GeoBox, dst: np.ndarray | None, load_geobox
     )
 
     ttol = NEAREST_TTOL if cfg.nearest else 0.05
-    window = WINDOWS.get(url, load_geobox, ttol).result()
+    window = _wait(WINDOWS.get(url, load_geobox, ttol))
     layout = window.layout
     rr = compute_reproject_roi(layout.geobox, dst_geobox, ttol=ttol)
     if (cfg.use_overviews and rr.read_shrink > 1) or (dst is not None and dst.ndim != 2):
@@ -551,8 +562,20 @@ def _pixels(url: str, window: CogWindow, roi: tuple[slice, slice]) -> np.ndarray
     pixels = window.pixels(*roi)
     if pixels is not None:
         return pixels
-    own = runtime().submit(read_cube_window(url, window.layout.geobox[roi], NEAREST_TTOL)).result()
+    own = _wait(runtime().submit(read_cube_window(url, window.layout.geobox[roi], NEAREST_TTOL)))
     return own.pixels(*roi)
+
+
+def _wait(future: concurrent.futures.Future):
+    """``future``'s result, waited for until the read's deadline at most; a read still running
+    then is cancelled (its requests end) and the wait fails with ``TimeoutError``."""
+    try:
+        return future.result(timeout=seconds_left())
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError("no answer before the read's deadline") from None
+    except concurrent.futures.CancelledError:  # another read of this COG gave up on it
+        raise TimeoutError("a read of this COG passed its deadline") from None
 
 
 class RemoteRioDriver(RetryingRioDriver):

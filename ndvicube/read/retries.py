@@ -20,18 +20,23 @@ once, unretried and never turned into a skipped scene; a missing module as
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import numpy as np
 import rasterio
 import urllib3
 from odc.loader._rio import RioDriver, RioReader
 from rasterio._err import CPLE_BaseError
 
-from ndvicube.errors import MissingDependencyError
+from ndvicube.errors import MissingDependencyError, ReadDeadlineError
 from ndvicube.logs import redact_urls
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,12 @@ T = TypeVar("T")
 #: Attempts per read (the first included) and the delay before the second; it doubles after.
 READ_ATTEMPTS = 5
 FIRST_DELAY_S = 0.5
+#: Seconds one COG's reads may take, every attempt and retry included (the default of
+#: ``compute.read_deadline_s``): a COG that stalls is named after this, not after 60 s x 5
+#: requests x 5 attempts (25 minutes).
+COG_DEADLINE_S = 120.0
+#: A job's reads may take one COG's deadline plus this many seconds per COG they read.
+JOB_SECONDS_PER_COG = 2.0
 
 #: obstore's retries of each request of the remote reader (:mod:`ndvicube.read.remote`):
 #: 429/5xx answers, dropped connections and timeouts, 4 more attempts with backoff doubling
@@ -59,10 +70,13 @@ OBSTORE_RETRY: dict[str, Any] = {
 #: applied by :mod:`ndvicube.read.gdal`): 429/5xx answers.
 GDAL_REQUEST_RETRIES = 5
 GDAL_RETRY_DELAY_S = 0.5
+#: GDAL's timeout of each request when no read deadline applies (``GDAL_HTTP_TIMEOUT``).
+GDAL_TIMEOUT_S = 60
 #: Timeouts of the remote reader's HTTP client: connecting, and each read of a body.
 OBSTORE_CLIENT: dict[str, Any] = {"connect_timeout": "10s", "read_timeout": "60s"}
 
-#: Error texts that no retry can fix: the file is not there, not allowed, or not a raster.
+#: Error texts that no retry can fix: the file is not there, not allowed, not a raster, or
+#: behind a redirect loop.
 PERMANENT = (
     "HTTP response code: 404",
     "HTTP response code: 403",
@@ -70,6 +84,8 @@ PERMANENT = (
     "HTTP response code: 401",
     "not recognized as a supported file format",
     "No such file or directory",
+    "too many redirects",  # the remote reader's words for a redirect loop
+    "redirects followed",  # GDAL's ("Maximum (10) redirects followed")
 )
 
 
@@ -109,6 +125,40 @@ def is_permanent(error: BaseException) -> bool:
     return any(marker in text for marker in PERMANENT)
 
 
+@dataclass
+class Deadlines:
+    """When reads must end: per COG (seconds from its first attempt) and for the whole job."""
+
+    cog_s: float = COG_DEADLINE_S
+    job_s: float = math.inf
+    job_ends: float = math.inf
+    """``time.monotonic()`` by which every read of the job must be done."""
+
+
+_DEADLINES = Deadlines()
+_CURRENT = threading.local()  # the deadline of the read running in this thread
+
+
+@contextlib.contextmanager
+def read_deadlines(cog_s: float, cogs: int) -> Iterator[Deadlines]:
+    """Deadlines for the reads inside the block: ``cog_s`` per COG, and for the job one COG's
+    deadline plus :data:`JOB_SECONDS_PER_COG` per COG read (a bound that grows with the work,
+    not with retries multiplied together)."""
+    global _DEADLINES
+    job_s = round(cog_s + JOB_SECONDS_PER_COG * cogs, 3)
+    previous, _DEADLINES = _DEADLINES, Deadlines(cog_s, job_s, time.monotonic() + job_s)
+    try:
+        yield _DEADLINES
+    finally:
+        _DEADLINES = previous
+
+
+def seconds_left() -> float | None:
+    """Seconds the read running in this thread may still wait (None: no deadline)."""
+    ends = getattr(_CURRENT, "ends", math.inf)
+    return None if ends == math.inf else max(0.001, ends - time.monotonic())
+
+
 def with_retries(
     read: Callable[[int], T],
     uri: str,
@@ -117,49 +167,148 @@ def with_retries(
     first_delay_s: float = FIRST_DELAY_S,
     sleep: Callable[[float], Any] = time.sleep,
 ) -> T:
-    """``read(attempt)``, retried with doubling delays; :class:`UnreadableAsset` at the end."""
+    """``read(attempt)``, retried with doubling delays; :class:`UnreadableAsset` at the end.
+
+    Retries stop at the COG's deadline too (``read`` bounds its own waits by
+    :func:`seconds_left`); at the job's deadline, :class:`ReadDeadlineError` ends the job.
+    """
     delay = first_delay_s
-    for attempt in range(1, attempts + 1):
-        try:
-            return read(attempt)
-        except ImportError as error:
-            raise MissingDependencyError.of(error) from error
-        except TRANSIENT_TYPES as error:
-            if not is_transient(error) or attempt == attempts:
-                reason = _reason(error)
-                if attempt > 1:
-                    reason += f" (after {attempt} attempts)"
-                raise UnreadableAsset(uri, reason) from error
-            log.warning(
-                "reading %s failed (%s); retry %d/%d in %.1f s",
-                redact_urls(uri),
-                _reason(error),
-                attempt,
-                attempts - 1,
-                delay,
-            )
-            sleep(delay)
-            delay *= 2
+    deadlines = _DEADLINES
+    _CURRENT.ends = min(time.monotonic() + deadlines.cog_s, deadlines.job_ends)
+    try:
+        for attempt in range(1, attempts + 1):
+            _check_job_deadline(uri, deadlines)
+            try:
+                return read(attempt)
+            except ImportError as error:
+                raise MissingDependencyError.of(error) from error
+            except TRANSIENT_TYPES as error:
+                _check_job_deadline(uri, deadlines, error)
+                if not is_transient(error) or attempt == attempts:
+                    raise _unreadable(error, uri, attempt) from error
+                if time.monotonic() + delay >= _CURRENT.ends:  # no time for another attempt
+                    raise _unreadable(error, uri, attempt, deadline_s=deadlines.cog_s) from error
+                log.warning(
+                    "reading %s failed (%s); retry %d/%d in %.1f s",
+                    redact_urls(uri),
+                    _reason(error),
+                    attempt,
+                    attempts - 1,
+                    delay,
+                )
+                sleep(delay)
+                delay *= 2
+    finally:
+        _CURRENT.ends = math.inf
     raise AssertionError("unreachable")
+
+
+def _check_job_deadline(uri: str, deadlines: Deadlines, error: BaseException | None = None):
+    """:class:`ReadDeadlineError` naming ``uri`` once the job's read deadline has passed."""
+    if time.monotonic() < deadlines.job_ends:
+        return
+    raise ReadDeadlineError(
+        f"The cube job's reads stalled: {redact_urls(uri)} was still not read when the job's "
+        f"read deadline passed ({deadlines.job_s:g} s: compute.read_deadline_s = "
+        f"{deadlines.cog_s:g} s plus {JOB_SECONDS_PER_COG:g} s per COG read). The archive is "
+        "down or far slower than usual: run again later, or raise compute.read_deadline_s."
+    ) from error
+
+
+def _unreadable(
+    error: BaseException, uri: str, attempt: int, *, deadline_s: float | None = None
+) -> UnreadableAsset:
+    """The final error of a read: its reason, the attempts, and the deadline that ended them."""
+    reason = _reason(error)
+    if deadline_s is not None:
+        reason = (
+            f"no complete answer within its read deadline of {deadline_s:g} s "
+            f"(compute.read_deadline_s): {reason}"
+        )
+    if attempt > 1:
+        reason += f" (after {attempt} attempts)"
+    return UnreadableAsset(uri, reason)
+
+
+#: Where unreadable assets go while :func:`collecting_unreadable` is on (else: raised).
+_COLLECTED: list[UnreadableAsset] | None = None
+_COLLECTED_LOCK = threading.Lock()
+#: What a reader returns for an asset it could not read while collecting: no pixels, so the
+#: destination keeps its nodata fill (odc-loader pastes an empty region).
+NOTHING_READ = ((slice(0, 0), slice(0, 0)), np.empty((0, 0), dtype=np.uint8))
+
+
+@contextlib.contextmanager
+def collecting_unreadable(active: bool = True) -> Iterator[list[UnreadableAsset]]:
+    """Inside the block, a read that fails for good is recorded, not raised, and reads nothing.
+
+    So ``on_missing_asset: skip`` finds every unreadable scene of a build in that one build,
+    where raising the first one stopped the build and started it again without it, once per
+    bad scene. Only for reads in this process (Dask's threaded scheduler): a distributed
+    worker raises, as before.
+    """
+    global _COLLECTED
+    found: list[UnreadableAsset] = []
+    with _COLLECTED_LOCK:
+        _COLLECTED = found if active else None
+    try:
+        yield found
+    finally:
+        with _COLLECTED_LOCK:
+            _COLLECTED = None
+
+
+def _collected_or_raised(error: UnreadableAsset):
+    """:data:`NOTHING_READ` once ``error`` is recorded, or ``error`` when nothing collects."""
+    with _COLLECTED_LOCK:
+        if _COLLECTED is None:
+            raise error
+        if all(e.uri != error.uri for e in _COLLECTED):
+            _COLLECTED.append(error)
+    return NOTHING_READ
 
 
 class RetryingRioReader(RioReader):
     """odc-loader's rasterio reader, retrying each read."""
 
     def read(self, cfg, dst_geobox, *, dst=None, selection=None):
+        try:
+            return self.read_retried(cfg, dst_geobox, dst=dst, selection=selection)
+        except UnreadableAsset as error:
+            return _collected_or_raised(error)
+
+    def read_retried(self, cfg, dst_geobox, *, dst=None, selection=None):
+        """The read, retried by :func:`with_retries`."""
+
         def attempt(number: int):
-            if number == 1:
-                return super(RetryingRioReader, self).read(
-                    cfg, dst_geobox, dst=dst, selection=selection
-                )
-            # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-short
-            # block): read it again without GDAL's cache, or the retry repeats the failure.
-            with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_gdal_path(self._src.uri)):
+            options = gdal_request_limits(seconds_left())
+            if number > 1:
+                # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-
+                # short block): read it again without GDAL's cache, or the retry repeats it.
+                options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(self._src.uri)
+            with rasterio.Env(**options):
                 return super(RetryingRioReader, self).read(
                     cfg, dst_geobox, dst=dst, selection=selection
                 )
 
         return with_retries(attempt, self._src.uri)
+
+
+def gdal_request_limits(left: float | None) -> dict[str, str]:
+    """GDAL's per-request timeout and retries, so that its own retries end by the deadline.
+
+    GDAL retries a timed-out request itself, after delays growing from
+    :data:`GDAL_RETRY_DELAY_S` by about 2.5x each (measured: 0.5, 1.2, 2.7, 6.4, 15.3 s). A
+    quarter of the time left may go to those delays, the rest to the requests (120 s: 4
+    retries, 21 s per request).
+    """
+    if left is None:
+        return {"GDAL_HTTP_TIMEOUT": str(GDAL_TIMEOUT_S)}
+    retries, waited, delay = 0, 0.0, GDAL_RETRY_DELAY_S
+    while retries < GDAL_REQUEST_RETRIES and waited + delay <= left / 4:
+        retries, waited, delay = retries + 1, waited + delay, delay * 2.5
+    timeout = max(1, min(GDAL_TIMEOUT_S, int((left - waited) / (retries + 1))))
+    return {"GDAL_HTTP_TIMEOUT": str(timeout), "GDAL_HTTP_MAX_RETRY": str(retries)}
 
 
 class RetryingRioDriver(RioDriver):

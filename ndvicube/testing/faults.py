@@ -2,8 +2,10 @@
 
 A :class:`Faults` describes them: a rate of error statuses (503/429 by default), a rate of
 connections dropped without an answer, a rate of bodies cut short (full ``Content-Length``, then
-the connection closes halfway), and files that are permanently missing (404) or corrupt (their
-bytes scrambled after the TIFF header, so the header parses and the pixels do not). The loopback
+the connection closes halfway), files that are permanently missing (404) or corrupt (their
+bytes scrambled after the TIFF header, so the header parses and the pixels do not), paths that
+never get an answer (the connection accepted, then nothing until the server stops), and
+redirects (every request answered ``302 Found`` with ``Location`` at another server). The loopback
 servers of :mod:`ndvicube.testing` take one and log, per request, which fault they injected.
 
 Decisions come from one seeded random generator, so a test run is repeatable in how many faults
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 #: What a request's answer was turned into (None: answered normally).
 ERROR, DROP, TRUNCATE, MISSING, CORRUPT = "error", "drop", "truncate", "missing", "corrupt"
+SILENT, REDIRECT = "silent", "redirect"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class Faults:
     corrupt: Collection[str] = ()
     """URL paths served with their bytes after ``corrupt_after`` scrambled, always."""
     corrupt_after: int = 1024
+    silent: Collection[str] = ()
+    """URL paths never answered: the request is read, then nothing is sent (a stalled server)."""
+    redirect_to: str = ""
+    """A base URL: requests (those of ``only``, if set) are answered ``302 Found`` with
+    ``Location: redirect_to + path``; ``redirect_to`` may be this server (a loop)."""
     only: tuple[str, ...] = ()
     """Apply the random faults only to paths ending with one of these (e.g. ``(".tif",)``)."""
     seed: int = 0
@@ -56,8 +64,12 @@ class Faults:
             return MISSING
         if path in self.corrupt:
             return CORRUPT
+        if path in self.silent:
+            return SILENT
         if self.only and not path.endswith(tuple(self.only)):
             return None
+        if self.redirect_to:
+            return REDIRECT
         with self._lock:
             draw = self._rng.random()
         for fault, rate in ((ERROR, self.error_rate), (DROP, self.drop_rate)):

@@ -141,6 +141,7 @@ class RangeHTTPServer(LoopbackService):
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._log: IO[str] | None = None
+        self._stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -156,6 +157,7 @@ class RangeHTTPServer(LoopbackService):
             raise RuntimeError("RangeHTTPServer is already started")
         if self.log_file is not None:
             self._log = self.log_file.open("a", encoding="utf-8")
+        self._stopping.clear()
         self._httpd = _Server((self.host, self._asked_port), self)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
@@ -172,6 +174,7 @@ class RangeHTTPServer(LoopbackService):
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self._stopping.set()  # silent answers end
         httpd.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -344,6 +347,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(status, send_body, extra={"Retry-After": "0"})
         elif self._fault == fault_kinds.MISSING:
             self._error(HTTPStatus.NOT_FOUND, send_body)
+        elif self._fault == fault_kinds.REDIRECT:
+            location = self.server.owner.faults.redirect_to.rstrip("/") + self.path
+            self._error(HTTPStatus.FOUND, send_body, extra={"Location": location})
+        elif self._fault == fault_kinds.SILENT:
+            self.server.owner._stopping.wait()  # hold the connection, say nothing
+            self._status = 0
+            self.close_connection = True
         elif self._fault == fault_kinds.DROP:
             self._status = 0  # nothing sent: the client sees the connection close
             self.close_connection = True

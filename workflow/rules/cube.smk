@@ -8,8 +8,9 @@ rule cube:
     input:
         scenes="results/{area}/items.json",
     output:
-        # Updated in place: the job copies the days it already holds and reads only new scenes.
-        cube=update(directory("results/{area}/ndvi.zarr")),
+        # Hard links of the store the job keeps in results/{area}/.work/ between runs: it copies
+        # the days that store already holds and reads only new scenes (docs/reruns.md).
+        cube=directory("results/{area}/ndvi.zarr"),
         # Scenes left out under `on_missing_asset: skip` (a header only when none was).
         skipped="results/{area}/skipped.csv",
     log:
@@ -43,7 +44,7 @@ rule cube:
 
 use rule cube as cube_tile with:
     output:
-        cube=update(directory("results/{area}/tiles/{tile}.zarr")),
+        cube=directory("results/{area}/tiles/{tile}.zarr"),
         skipped="results/{area}/tiles/{tile}.skipped.csv",
     log:
         "results/{area}/logs/cube-{tile}.log",

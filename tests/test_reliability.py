@@ -1,0 +1,216 @@
+"""Reliability, second round (issue 15): what a hostile but ordinary world does to a run.
+
+Every case runs against a real server on loopback (a server that accepts and never answers, one
+that answers HTML, one that redirects), a real SIGKILL of the whole Snakemake process group or a
+real full filesystem, and checks that the run ends in a bounded time with a message naming the
+cause, or recovers with nothing lost and nothing to clean up by hand.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from ndvicube.errors import (
+    NoScenesError,
+    ReadDeadlineError,
+    SourceUnreachableError,
+    UnreadableAssetError,
+)
+from ndvicube.http import READ_TIMEOUT_S
+from ndvicube.jobs import build_cube
+from ndvicube.read.missing import read_skipped
+from ndvicube.stac import search
+from ndvicube.store import read_attrs
+from ndvicube.testing.faults import Faults
+from ndvicube.testing.rangeserver import RangeHTTPServer
+from tests.fault_helpers import CUBE, cog_path, items_subset, ndvi_chunks
+from tests.test_faults import demo_request
+
+# --- the STAC API: a silent server, an HTML answer -------------------------------------------
+
+
+def test_a_stac_api_that_never_answers_fails_within_two_minutes_naming_it(tmp_path):
+    with RangeHTTPServer(tmp_path, faults=Faults(silent=["/stac"])) as server:
+        url = f"{server.url}/stac"
+        started = time.monotonic()
+        with pytest.raises(SourceUnreachableError) as error:
+            search(demo_request(url, "2023-01-31"))
+        waited = time.monotonic() - started
+    # Logged once the server stops (and the held connections end): the request and one retry.
+    assert [r.path for r in server.requests] == ["/stac", "/stac"]
+    assert 2 * READ_TIMEOUT_S <= waited < 120
+    message = str(error.value)
+    assert url in message and f"no answer within {READ_TIMEOUT_S:g} s" in message
+
+
+def test_a_stac_url_answered_by_an_html_page_says_so(tmp_path):
+    (tmp_path / "portal.html").write_text("<html><body>Please log in to the Wi-Fi</body></html>")
+    with RangeHTTPServer(tmp_path) as server:
+        url = f"{server.url}/portal.html"
+        with pytest.raises(SourceUnreachableError) as error:
+            search(demo_request(url, "2023-01-31"))
+        asked = len(server.requests)
+    message = str(error.value)
+    assert url in message and "answered with an HTML page (HTTP 200)" in message
+    assert "captive portal" in message and "JSONDecodeError" not in message
+    assert asked == 1  # an HTML page is not retried
+
+
+# --- COGs behind redirects ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", ["range", "gdal"])
+def test_redirected_cogs_give_the_same_cube_with_both_readers(catalog, clean, tmp_path, reader):
+    with (
+        RangeHTTPServer(catalog.root) as files,
+        RangeHTTPServer(catalog.root, faults=Faults(redirect_to=files.url, only=(".tif",))) as cdn,
+    ):
+        items = items_subset(catalog, tmp_path / "items.json", base_url=cdn.url)
+        build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader, **CUBE)
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
+    redirected = [r for r in cdn.requests if r.path.endswith(".tif")]
+    assert redirected and {r.status for r in redirected} == {302}
+    assert {r.status for r in files.requests} <= {200, 206}
+
+
+@pytest.mark.parametrize(
+    "reader, words",
+    [("range", "too many redirects (more than 10"), ("gdal", "Maximum (10) redirects followed")],
+)
+def test_a_redirect_loop_fails_at_once_naming_the_file(catalog, tmp_path, reader, words):
+    with RangeHTTPServer(catalog.root) as loop:
+        loop.faults = Faults(redirect_to=loop.url, only=(".tif",))  # every COG to itself
+        items = items_subset(catalog, tmp_path / "items.json", base_url=loop.url)
+        started = time.monotonic()
+        with pytest.raises(UnreadableAssetError) as error:
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader, **CUBE)
+        waited = time.monotonic() - started
+    assert words in str(error.value) and "/cogs/" in str(error.value)
+    assert "retry" not in str(error.value) and waited < 20  # not retried
+
+
+def test_credentials_are_not_forwarded_to_the_host_a_redirect_names(catalog, tmp_path, monkeypatch):
+    """GDAL sends the user's header to the archive's host, never to the host it redirects to."""
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", "Authorization: Bearer SECRET-4242")
+    with (
+        RangeHTTPServer(catalog.root) as files,
+        RangeHTTPServer(catalog.root, faults=Faults(redirect_to=files.url.replace(
+            "127.0.0.1", "localhost"), only=(".tif",))) as cdn,
+    ):  # fmt: skip
+        items = items_subset(catalog, tmp_path / "items.json", base_url=cdn.url)
+        build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader="gdal", **CUBE)
+    sent = {dict(r.headers).get("authorization") for r in cdn.requests if r.path.endswith(".tif")}
+    assert sent == {"Bearer SECRET-4242"}
+    assert files.requests and all("authorization" not in dict(r.headers) for r in files.requests)
+
+
+# --- a COG that never answers: per-COG and per-job deadlines ---------------------------------
+
+
+def served_items(catalog, tmp_path: Path, url: str) -> list[dict]:
+    """The subset's features with hrefs on ``url`` (to learn assets' URL paths)."""
+    return json.loads(items_subset(catalog, tmp_path / "probe.json", base_url=url).read_text())[
+        "features"
+    ]
+
+
+@pytest.mark.parametrize("reader, deadline", [("range", 3), ("gdal", 8)])
+def test_a_cog_that_never_answers_fails_at_its_deadline_naming_it(
+    catalog, tmp_path, reader, deadline
+):
+    """GDAL's requests get a share of the deadline each (8 s: 2 s, 1 retry after 0.5 s)."""
+    with RangeHTTPServer(catalog.root) as probe:
+        victim = served_items(catalog, tmp_path, probe.url)[2]
+    stalled = cog_path(victim, "nir")
+    with RangeHTTPServer(catalog.root, faults=Faults(silent=[stalled])) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        started = time.monotonic()
+        with pytest.raises(UnreadableAssetError) as error:
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader,
+                       read_deadline_s=deadline, **CUBE)  # fmt: skip
+        waited = time.monotonic() - started
+    message = str(error.value)
+    assert f"asset 'nir' of item '{victim['id']}'" in message and stalled in message
+    assert f"read deadline of {deadline} s" in message and "FAKE-TOKEN" not in message
+    assert waited < deadline + 15  # the deadline, and the rest of the build; not minutes
+    assert not (tmp_path / "ndvi.zarr").exists()
+
+
+def test_the_jobs_read_deadline_ends_stalled_reads_naming_a_file(catalog, tmp_path, monkeypatch):
+    """Every COG answers within its own deadline, but the job as a whole is far too slow."""
+    from ndvicube.read import retries
+
+    monkeypatch.setattr(retries, "JOB_SECONDS_PER_COG", 0.0)  # the job's deadline: 2 s
+    with RangeHTTPServer(catalog.root, latency_s=0.3) as slow:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=slow.url)
+        started = time.monotonic()
+        with pytest.raises(ReadDeadlineError) as error:
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader="gdal",
+                       io_threads=2, read_deadline_s=2, **CUBE)  # fmt: skip
+        waited = time.monotonic() - started
+    message = str(error.value)
+    assert "reads stalled" in message and "/cogs/" in message and ".tif" in message
+    assert "job's read deadline passed (2 s" in message and "FAKE-TOKEN" not in message
+    assert waited < 2 + 15
+    assert not (tmp_path / "ndvi.zarr").exists()
+
+
+# --- on_missing_asset: skip costs one pass --------------------------------------------------
+
+
+def test_skip_collects_every_unreadable_scene_in_one_build(catalog, tmp_path, caplog):
+    with RangeHTTPServer(catalog.root) as probe:
+        features = served_items(catalog, tmp_path, probe.url)
+    victims = {features[1]["id"]: "red", features[5]["id"]: "nir", features[9]["id"]: "scl"}
+    paths = [cog_path(f, victims[f["id"]]) for f in features if f["id"] in victims]
+    faults = Faults(missing=paths[:2], silent=paths[2:])
+    with RangeHTTPServer(catalog.root, faults=faults) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with caplog.at_level(logging.INFO):
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip",
+                       skipped_out=tmp_path / "skipped.csv", read_deadline_s=3, **CUBE)  # fmt: skip
+        reads = collections.Counter(r.path for r in server.requests if r.path.endswith(".tif"))
+    skipped = {(r.item_id, r.asset) for r in read_skipped(tmp_path / "skipped.csv")}
+    assert skipped == set(victims.items())
+    # One pass over every scene, then one over the days of the skipped ones, without them.
+    passes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cube: ")]
+    assert len(passes) == 2 and "0 day(s) copied" in passes[0]
+    by_id = {f["id"]: f for f in features}
+    days = {by_id[v]["properties"]["datetime"][:10] for v in victims}
+    again = [f for f in features if f["properties"]["datetime"][:10] in days]
+    for feature in features:
+        if feature["id"] in victims:
+            continue
+        times = 2 if feature in again else 1  # 2 requests (header, tiles) per read of a COG
+        assert reads[cog_path(feature, "red")] == 2 * times, feature["id"]
+    # The cube is exactly the one built from the other items.
+    doc = json.loads(items_subset(catalog, tmp_path / "without.json").read_text())
+    doc["features"] = [f for f in doc["features"] if f["id"] not in victims]
+    (tmp_path / "without.json").write_text(json.dumps(doc))
+    build_cube(items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr", **CUBE)
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
+    days_attr = read_attrs(tmp_path / "ndvi.zarr")["ndvicube:days"]
+    assert days_attr == read_attrs(tmp_path / "expected.zarr")["ndvicube:days"]
+
+
+def test_skip_with_every_scene_unreadable_names_the_area_and_the_failures(catalog, tmp_path):
+    with RangeHTTPServer(catalog.root) as probe:
+        features = served_items(catalog, tmp_path, probe.url)
+    faults = Faults(missing=[cog_path(f, "red") for f in features])
+    with RangeHTTPServer(catalog.root, faults=faults) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with pytest.raises(NoScenesError) as error:
+            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip",
+                       area="seed", **CUBE)  # fmt: skip
+    message = str(error.value)
+    assert f"No scene of area 'seed' could be used: all {len(features)} were left out" in message
+    first = min(f["id"] for f in features)  # listed in the order of their URLs
+    assert f"First reasons: {first} red: HTTP response code: 404" in message
+    assert "FAKE-TOKEN" not in message
+    assert not (tmp_path / "ndvi.zarr").exists()
