@@ -5,6 +5,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+try:  # an impossible unquoted date named with its key, before Snakemake's loader fails on it
+    from ndvicube.config import check_yaml_dates
+except ImportError:  # not installed: common.smk says how to install it
+    check_yaml_dates = lambda path: None
+check_yaml_dates("config.yaml")
+
+
 configfile: "config.yaml"
 
 

@@ -99,6 +99,64 @@ class Settings:
     """The index whose seasons ``phenology.csv`` describes."""
 
 
+class _DateCheckingLoader(yaml.SafeLoader):
+    """A YAML loader that names the key and line of an unquoted date that does not exist.
+
+    YAML reads ``end: 2023-02-30`` as a date, and PyYAML then fails with a bare "day is out of
+    range for month" from deep in its constructor: the user got a 62-line traceback naming no
+    key.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        for key_node, value_node in node.value:
+            value_node.ndvicube_key = key_node.value
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as error:
+            key = getattr(node, "ndvicube_key", "?")
+            raise _ImpossibleDate(
+                f"Invalid config in {self.name}, line {node.start_mark.line + 1}: {key}: "
+                f"{node.value} is not a date that exists ({error}). Write a real date, in "
+                f'quotes: {key}: "YYYY-MM-DD".'
+            ) from None
+
+
+class _ImpossibleDate(Exception):
+    """Raised inside the loader; :func:`check_yaml_dates` turns it into a ConfigError."""
+
+
+_DateCheckingLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", _DateCheckingLoader.construct_yaml_timestamp
+)
+
+
+def check_yaml_dates(path: str | Path) -> None:
+    """Raise :class:`ConfigError` naming the key of an impossible unquoted date in a YAML file.
+
+    Run on the config file before Snakemake loads it (Snakemake's own loader fails with a
+    traceback). Anything else wrong with the file is left to Snakemake's loader to report.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        loader = _DateCheckingLoader(f)
+        loader.name = str(path)
+        try:
+            loader.get_single_data()
+            return
+        except yaml.YAMLError:
+            return
+        except _ImpossibleDate as error:
+            message = str(error)
+        finally:
+            loader.dispose()
+    raise ConfigError(message)  # here, so the traceback Snakemake shows is two lines
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     """Read the configuration schema (YAML)."""
     with open(path) as f:
@@ -396,6 +454,26 @@ def _check_bbox(key: str, bbox: tuple[float, ...]) -> BBox:
     return (lon_min, lat_min, lon_max, lat_max)
 
 
+#: Encodings a points CSV may be in: UTF-8, with or without the byte-order mark Excel writes
+#: ("CSV UTF-8"), which ``utf-8-sig`` drops.
+POINTS_ENCODING = "utf-8-sig"
+
+
+def check_point_id(pid: str, where: str) -> None:
+    """The one rule for point ids, inline and in CSVs: they become file names and table keys.
+
+    A letter or digit first (so never ``.``, ``..`` or a hidden file), then letters, digits,
+    ``_``, ``.`` or ``-``.
+    """
+    if pid and pid[0].isalnum() and all(c.isalnum() or c in "_.-" for c in pid):
+        return
+    raise ConfigError(
+        f"Invalid {where}: point id {pid!r} must start with a letter or digit and use only "
+        "letters, digits, '_', '.', '-' (it becomes a file name, so '.' and '..' are refused). "
+        "Rename the point."
+    )
+
+
 def _read_points(
     area: str, spec: str | list[Mapping[str, Any]], base_dir: Path
 ) -> tuple[Path | None, list[Point]]:
@@ -403,7 +481,10 @@ def _read_points(
     if isinstance(spec, str):
         path = Path(spec) if base_dir.resolve() == Path.cwd().resolve() else base_dir / spec
         return path, list(_points_from_csv(f"areas.{area}.points", path))
-    return None, [Point(str(p["id"]), float(p["lon"]), float(p["lat"])) for p in spec]
+    points = [Point(str(p["id"]), float(p["lon"]), float(p["lat"])) for p in spec]
+    for point in points:
+        check_point_id(point.id, f"config at areas.{area}.points")
+    return None, points
 
 
 def _points_from_csv(key: str, path: Path) -> Iterator[Point]:
@@ -413,16 +494,25 @@ def _points_from_csv(key: str, path: Path) -> Iterator[Point]:
             f"Invalid config at {key}: points file {str(path)!r} does not exist. Give a CSV "
             "with columns id,lon,lat (relative paths are relative to the working directory)."
         )
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"id", "lon", "lat"} - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(
-                f"Invalid points file {str(path)!r} ({key}): missing column(s) "
-                f"{', '.join(sorted(missing))}; its header is {reader.fieldnames}. "
-                "The header must be id,lon,lat."
-            )
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding=POINTS_ENCODING) as f:
+            reader = csv.DictReader(f)
+            missing = {"id", "lon", "lat"} - set(reader.fieldnames or [])
+            if missing:
+                raise ConfigError(
+                    f"Invalid points file {str(path)!r} ({key}): missing column(s) "
+                    f"{', '.join(sorted(missing))}; its header is {reader.fieldnames}. "
+                    "The header must be id,lon,lat."
+                )
+            rows = list(reader)
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"Invalid points file {str(path)!r} ({key}): it is not UTF-8 text (byte "
+            f"{error.object[error.start : error.start + 1]!r} at offset {error.start} cannot be "
+            "decoded; Latin-1 or Windows-1252, as older Excel versions save CSV?). Save it as "
+            "UTF-8 (in Excel: Save As > CSV UTF-8; or iconv -f latin1 -t utf-8 in.csv > "
+            "out.csv) and run again."
+        ) from None
     if not rows:
         raise ConfigError(f"Invalid points file {str(path)!r} ({key}): it has no points.")
     for line, row in enumerate(rows, start=2):
@@ -439,11 +529,7 @@ def _point_from_row(path: Path, line: int, row: Mapping[str, str]) -> Point:
             f"Invalid points file {str(path)!r}, line {line}: lon {row['lon']!r} / lat "
             f"{row['lat']!r} of point {pid!r} are not numbers. Use decimal degrees."
         ) from None
-    if not pid or not all(c.isalnum() or c in "_.-" for c in pid):
-        raise ConfigError(
-            f"Invalid points file {str(path)!r}, line {line}: id {pid!r} must be non-empty and "
-            "use only letters, digits, '_', '.', '-' (it becomes a file name)."
-        )
+    check_point_id(pid, f"points file {str(path)!r}, line {line}")
     return Point(pid, lon, lat)
 
 

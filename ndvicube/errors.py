@@ -6,6 +6,8 @@ what to change instead of a stack of library frames.
 
 from __future__ import annotations
 
+import errno
+
 
 class NdviCubeError(Exception):
     """Base class: a condition the user can fix, explained in the message."""
@@ -52,3 +54,12 @@ class MissingDependencyError(NdviCubeError):
             "environment with `python3 -m pip install -e .` from the ndvicube folder (or use "
             "the environment of workflow/envs/ndvicube.yaml), then run again."
         )
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` or one of its causes is ENOSPC/EDQUOT (no space, or over quota)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

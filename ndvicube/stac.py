@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pystac
 
-from ndvicube.errors import NoScenesError, SourceUnreachableError
+from ndvicube.errors import NoScenesError, SourceUnreachableError, StorageFullError, is_disk_full
 from ndvicube.geo import BBox
 from ndvicube.items import acquired, keep_newest_processing, sort_items
 
@@ -110,14 +110,26 @@ def no_scenes(request: SearchRequest) -> NoScenesError:
 def write_items(items: Sequence[pystac.Item], path: str | Path) -> None:
     """Store items as a GeoJSON ItemCollection with sorted keys (byte-stable across runs).
 
-    Asset hrefs are made absolute and ``self`` links dropped: pystac resolves even an absolute
-    local path against an item's ``self`` link (``/data/B04.tif`` under an ``s3://`` self
-    link becomes ``s3://bucket/data/B04.tif``), so the stored items must not carry one.
+    Written to ``<path>.partial`` and renamed, so ``path`` is never half-written; on a failure
+    (a full disk) the partial file is removed. Asset hrefs are made absolute and ``self`` links
+    dropped: pystac resolves even an absolute local path against an item's ``self`` link
+    (``/data/B04.tif`` under an ``s3://`` self link becomes ``s3://bucket/data/B04.tif``), so
+    the stored items must not carry one.
     """
     collection = pystac.ItemCollection([_standalone(i) for i in sort_items(items)])
     text = json.dumps(collection.to_dict(transform_hrefs=False), indent=1, sort_keys=True)
     tmp = Path(f"{path}.partial")
-    tmp.write_text(text + "\n")
+    try:
+        tmp.write_text(text + "\n")
+    except OSError as error:
+        tmp.unlink(missing_ok=True)  # never left behind, whatever failed
+        if is_disk_full(error):
+            raise StorageFullError(
+                f"No space left on the device (or quota) while writing the search results "
+                f"{path}. Nothing half-written is left. Free space on {Path(path).parent} "
+                f"(df -h {Path(path).parent}) and run again."
+            ) from error
+        raise
     os.replace(tmp, path)
 
 

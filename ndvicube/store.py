@@ -15,7 +15,6 @@ block is written, so an interrupted job never leaves a store that looks complete
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import xarray as xr
 if TYPE_CHECKING:
     from ndvicube.tiles import Tile
 
-from ndvicube.errors import StorageFullError
+from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
 
         drain_running_tasks()  # a task still running could write into the partial store
         remove(partial)
-        if _disk_full(error):
+        if is_disk_full(error):
             raise StorageFullError(
                 f"No space left on the device (or quota) while writing the cube {path}. The "
                 "half-written copy was removed and the previous cube, if any, is unchanged. "
@@ -104,15 +103,6 @@ def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
                 "directory on a larger disk, then run again."
             ) from error
         raise
-
-
-def _disk_full(error: BaseException | None) -> bool:
-    """Whether ``error`` or one of its causes is ENOSPC/EDQUOT."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:
@@ -310,7 +300,7 @@ def publish(store: str | Path, out: str | Path) -> Path:
         crash_point("publish")
     except BaseException as error:
         remove(linking)
-        if _disk_full(error):
+        if is_disk_full(error):
             raise StorageFullError(
                 f"No space left on the device (or quota) while publishing the cube {store} as "
                 f"{out}. The cube itself is complete and kept; free space on {out.parent} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,17 @@ def clean(catalog, tmp_path_factory):
     items = items_subset(catalog, work / "items.json")
     build_cube(items_path=items, out=work / "ndvi.zarr", **CUBE)
     return work / "ndvi.zarr"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs (needs root, as on CI; skipped where mounting is not allowed)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)

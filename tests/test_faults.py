@@ -12,7 +12,6 @@ import dataclasses
 import importlib
 import json
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -487,20 +486,6 @@ def test_box_straddling_two_utm_zones_gives_one_cube_with_true_values(tmp_path):
 
 
 # --- disk full while writing the cube --------------------------------------------------------
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 1 MB tmpfs (needs root, as on CI; skipped where mounting is not allowed)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_disk_full_fails_and_keeps_the_previous_cube(catalog, tiny_disk, tmp_path):

@@ -11,26 +11,33 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ndvicube.config import validate_config
 from ndvicube.errors import (
+    ConfigError,
     NoScenesError,
     ReadDeadlineError,
     SourceUnreachableError,
+    StorageFullError,
     UnreadableAssetError,
 )
 from ndvicube.http import READ_TIMEOUT_S
 from ndvicube.jobs import build_cube
 from ndvicube.read.missing import read_skipped
-from ndvicube.stac import search
+from ndvicube.stac import read_items, search, write_items
 from ndvicube.store import read_attrs
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from tests.fault_helpers import CUBE, cog_path, items_subset, ndvi_chunks
 from tests.test_faults import demo_request
+from tests.workflow_helpers import SNAKEFILE, demo_config
 
 # --- the STAC API: a silent server, an HTML answer -------------------------------------------
 
@@ -214,3 +221,76 @@ def test_skip_with_every_scene_unreadable_names_the_area_and_the_failures(catalo
     assert f"First reasons: {first} red: HTTP response code: 404" in message
     assert "FAKE-TOKEN" not in message
     assert not (tmp_path / "ndvi.zarr").exists()
+
+
+# --- inputs users really have -----------------------------------------------------------------
+
+
+def demo_with_points(points) -> dict:
+    """The demo config with ``points`` (a CSV path or inline points) for its area."""
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    config["areas"]["seed"]["points"] = points
+    return config
+
+
+def test_a_points_csv_saved_by_excel_as_csv_utf8_is_read(tmp_path):
+    # Excel's "CSV UTF-8" starts with a byte-order mark; the ids keep their accents.
+    (tmp_path / "pts.csv").write_bytes("\ufeffid,lon,lat\nchamp-é,82.608,27.163\n".encode())
+    settings = validate_config(demo_with_points("pts.csv"), base_dir=tmp_path)
+    assert [(p.id, p.lon, p.lat) for p in settings.areas["seed"].points] == [
+        ("champ-é", 82.608, 27.163)
+    ]
+
+
+def test_a_latin1_points_csv_is_refused_naming_the_file_and_the_fix(tmp_path):
+    (tmp_path / "pts.csv").write_bytes("id,lon,lat\nchamp-é,82.608,27.163\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as error:
+        validate_config(demo_with_points("pts.csv"), base_dir=tmp_path)
+    message = str(error.value)
+    assert "pts.csv" in message and "not UTF-8" in message and "b'\\xe9'" in message
+    assert "CSV UTF-8" in message and "iconv" in message
+
+
+@pytest.mark.parametrize("pid", [".", "..", "_hidden", "a/b"])
+def test_one_rule_for_point_ids_inline_and_in_csv(tmp_path, pid):
+    with pytest.raises(ConfigError) as inline:
+        validate_config(demo_with_points([{"id": pid, "lon": 82.608, "lat": 27.163}]))
+    (tmp_path / "pts.csv").write_text(f"id,lon,lat\n{pid},82.608,27.163\n")
+    with pytest.raises(ConfigError) as from_csv:
+        validate_config(demo_with_points("pts.csv"), base_dir=tmp_path)
+    rule = "must start with a letter or digit and use only letters, digits, '_', '.', '-'"
+    assert f"point id {pid!r} {rule}" in str(inline.value) and "areas.seed.points" in str(
+        inline.value
+    )
+    assert f"point id {pid!r} {rule}" in str(from_csv.value) and "line 2" in str(from_csv.value)
+    assert "bbox" not in str(inline.value)  # not the area-level message of before
+
+
+def test_an_impossible_unquoted_date_is_named_with_its_key(tmp_path):
+    config = yaml.safe_dump(demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}]))
+    (tmp_path / "config.yaml").write_text(
+        "\n".join(
+            "end: 2023-02-30" if line.startswith("end:") else line for line in config.splitlines()
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+         "--dry-run"], cwd="/", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    line = 1 + config.splitlines().index(
+        next(x for x in config.splitlines() if x.startswith("end:"))
+    )
+    assert (
+        f"Invalid config in config.yaml, line {line}: end: 2023-02-30 is not a date that exists "
+        '(day is out of range for month). Write a real date, in quotes: end: "YYYY-MM-DD".'
+    ) in said
+    assert len(said.splitlines()) < 10  # not a 62-line traceback
+
+
+def test_a_full_disk_while_storing_search_results_leaves_nothing_half_written(catalog, tiny_disk):
+    items = read_items(catalog.items) * 2  # twice half a year: 2 MB of JSON on a 1 MB disk
+    with pytest.raises(StorageFullError, match=r"No space left .* while writing the search"):
+        write_items(items, tiny_disk / "items.json")
+    assert list(tiny_disk.iterdir()) == []  # no items.json, no items.json.partial

@@ -349,3 +349,122 @@ def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):
         assert "FAKETOKEN123" not in text and "AKIAFAKE" not in text, path
     hrefs = read_attrs(store)["ndvicube:items"][0]["hrefs"]
     assert all("?" not in h for h in hrefs.values())
+
+
+@pytest.fixture(scope="module")
+def updated(built, cogs, tmp_path_factory):
+    """The first run's working directory, updated to stac.max_cloud_cover 40 uninterrupted."""
+    work = copy_of(built, tmp_path_factory.mktemp("updated"))
+    edit_config(work, stac__max_cloud_cover=40)
+    result = snakemake(work, work / "config.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+def run_killed(work: Path, *, env: dict[str, str], when_log_says: str | None = None) -> None:
+    """Run the workflow in its own process group and SIGKILL the whole group: when the cube
+    log shows ``when_log_says``, or when the job kills it itself (``NDVICUBE_CRASH_AT``)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(work),
+           "--configfile", str(work / "config.yaml"), "--cores", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd="/", start_new_session=True, env=os.environ | env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    log = work / "results/seed/logs/cube.log"
+    deadline = time.monotonic() + 300
+    while when_log_says and time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and when_log_says in log.read_text():
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    "moment, env, when_log_says",
+    [
+        ("reading and writing", {}, "cube progress: 8/"),
+        ("swapping the stores", {"NDVICUBE_CRASH_AT": "swap"}, None),
+        ("publishing the output", {"NDVICUBE_CRASH_AT": "publish"}, None),
+    ],
+)
+def test_killed_during_an_update_then_a_plain_run_recovers(
+    built, updated, catalog, tmp_path, moment, env, when_log_says
+):
+    work = copy_of(built, tmp_path)
+    edit_config(work, stac__max_cloud_cover=40)
+    with RangeHTTPServer(catalog.root, latency_s=0.05) as slow:  # so the kill lands mid-read
+        rewrite_hrefs(catalog.items, work / "catalog.json", slow.url, catalog.root)
+        run_killed(work, env=env, when_log_says=when_log_says)
+        kept = work / "results/seed/.work/ndvi.zarr"
+        days = read_attrs(built / "results/seed/ndvi.zarr")["ndvicube:days"]
+        if moment == "swapping the stores":  # the old store is renamed aside, the new not yet in
+            assert not kept.exists()
+            assert read_attrs(kept.with_name("ndvi.zarr.old"))["ndvicube:days"] == days
+        elif moment == "publishing the output":  # the store is updated, its links not in place
+            assert read_attrs(kept)["ndvicube:days"] != days
+            assert not (work / "results/seed/ndvi.zarr").exists()
+        else:  # the previous complete store is intact
+            assert read_attrs(kept)["ndvicube:days"] == days
+        assert snakemake(work, work / "config.yaml", "--unlock").returncode == 0
+        result = snakemake(work, work / "config.yaml", "--cores", "2")
+        assert result.returncode == 0, result.stderr[-3000:]
+    store = work / "results/seed/ndvi.zarr"
+    reference = updated / "results/seed/ndvi.zarr"
+    assert open_cube(store)["ndvi"].values.tobytes() == (
+        open_cube(reference)["ndvi"].values.tobytes()
+    )
+    assert read_attrs(store)["ndvicube:days"] == read_attrs(reference)["ndvicube:days"]
+    leftovers = [p.name for p in (work / "results/seed/.work").iterdir()]
+    assert leftovers == ["ndvi.zarr"]  # no .partial, no .old
+    assert not store.with_name("ndvi.zarr.linking").exists()
+    assert not (work / ".snakemake/backups").exists()  # nothing for Snakemake to restore
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes the files under ``path`` take (st_blocks, each hard-linked file once)."""
+    stats = {(s.st_dev, s.st_ino): s for s in (p.lstat() for p in path.rglob("*"))}
+    return sum(s.st_blocks * 512 for s in stats.values())
+
+
+def test_a_full_disk_during_an_update_loses_nothing_and_a_plain_run_recovers(
+    built, updated, cogs, tmp_path
+):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    cube = disk_usage(built / "results/seed/.work/ndvi.zarr")
+    # Room for the working directory and half a cube more: the update's new store cannot fit.
+    size_kb = (disk_usage(built) + cube // 2) // 1024 + 256
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs",
+                              str(mount)], capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode()}")
+    try:
+        work = mount / "work"
+        subprocess.run(["cp", "-a", str(built), str(work)], check=True)  # hard links kept
+        edit_config(work, stac__max_cloud_cover=40)
+        full = snakemake(work, work / "config.yaml", "--cores", "2")
+        assert full.returncode != 0
+        assert "Error in rule cube" in full.stderr
+        log = (work / "results/seed/logs/cube.log").read_text()
+        assert "No space left on the device" in log and "previous cube, if any, is unchanged" in log
+        kept = work / "results/seed/.work/ndvi.zarr"
+        assert (
+            read_attrs(kept)["ndvicube:days"]
+            == read_attrs(built / "results/seed/ndvi.zarr")["ndvicube:days"]
+        )  # the previous store, complete
+        assert not kept.with_name("ndvi.zarr.partial").exists()  # its space given back
+        # Space is freed (here: the disk grows); a plain run completes, reading only new days.
+        subprocess.run(["mount", "-o", f"remount,size={4 * size_kb}k", str(mount)], check=True)
+        cogs.reset_log()
+        result = snakemake(work, work / "config.yaml", "--cores", "2")
+        assert result.returncode == 0, result.stderr[-3000:]
+        read_again = {item_of(r.path) for r in cogs.requests if r.path.endswith(".tif")}
+        now = stored_items(work)
+        days = {now[i]["properties"]["datetime"][:10] for i in set(now) - set(stored_items(built))}
+        assert read_again == {i for i, f in now.items() if f["properties"]["datetime"][:10] in days}
+        store, reference = work / "results/seed/ndvi.zarr", updated / "results/seed/ndvi.zarr"
+        assert open_cube(store)["ndvi"].values.tobytes() == (
+            open_cube(reference)["ndvi"].values.tobytes()
+        )
+        assert (work / "results/seed/skipped.csv").is_file()
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -173,10 +173,14 @@ def get_cube_config(wildcards):
 
 
 def get_final_outputs(wildcards):
-    """Everything `snakemake` builds by default: series, smoothed series and figures per area."""
+    """Everything `snakemake` builds by default: cube, series, smoothed series and figures per
+    area."""
     outputs = []
     for area in SETTINGS.areas:
         outputs += [
+            # A target itself: after a failed cube job (its output removed), the next run
+            # rebuilds it, and what reads it, instead of calling the older tables up to date.
+            f"results/{area}/ndvi.zarr",
             f"results/{area}/series_raw.csv",
             f"results/{area}/series_smoothed.csv",
             f"results/{area}/phenology.csv",

@@ -57,6 +57,9 @@ rule join_tiles:
     input:
         tiles=get_area_tiles,
         skipped=get_area_tile_skips,
+        # With the tiles' own params below: what reruns the tiles reruns the join too, so a
+        # failed tile job (its output removed) is rebuilt by the next run, not left behind.
+        scenes="results/{area}/items.json",
     output:
         cube=directory("results/{area}/ndvi.zarr"),
         skipped="results/{area}/skipped.csv",
@@ -69,5 +72,6 @@ rule join_tiles:
     params:
         split=get_area_split,
         crs=get_area_crs,
+        provenance=get_cube_config,
     script:
         "../../scripts/join_tiles.py"
