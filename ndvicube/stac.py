@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -165,10 +166,28 @@ def _read_json_items(url: str) -> list[pystac.Item]:
         return list(pystac.ItemCollection.from_dict(data, preserve_dict=False))
     if data.get("type") == "Feature":
         return [pystac.Item.from_dict(data)]
-    catalog = pystac.read_file(url)
-    if not isinstance(catalog, pystac.Catalog):
-        raise SourceUnreachableError(f"{url} is neither an ItemCollection nor a STAC catalog.")
-    return list(catalog.get_items(recursive=True))
+    try:
+        catalog = pystac.read_file(url, stac_io=_BoundedStacIO())
+        if not isinstance(catalog, pystac.Catalog):
+            raise SourceUnreachableError(f"{url} is neither an ItemCollection nor a STAC catalog.")
+        return list(catalog.get_items(recursive=True))
+    except (OSError, urllib.error.URLError, ValueError, pystac.STACError) as exc:
+        raise _unreachable(url, exc) from None
+
+
+class _BoundedStacIO(pystac.stac_io.DefaultStacIO):
+    """pystac's reader of a static catalog's children and items, its URLs fetched through
+    :func:`ndvicube.http.retrying_session` (pystac's own ``urlopen`` has no timeout at all)."""
+
+    def read_text_from_href(self, href: str) -> str:
+        if "://" not in href or href.startswith("file://"):
+            return super().read_text_from_href(href)
+        from ndvicube.http import retrying_session
+
+        with retrying_session() as session:
+            response = session.get(href)
+            response.raise_for_status()
+            return response.text
 
 
 def _load_json(url: str) -> dict:
@@ -272,7 +291,9 @@ def _reason(exc: BaseException) -> str:
     """A short cause for a failed request (urllib3 messages run to several hundred characters)."""
     from ndvicube.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_RETRIES, READ_TIMEOUT_S
 
-    text = str(exc)
+    text, cause = str(exc), exc.__cause__ or exc.__context__
+    while cause is not None:  # pystac wraps a failed read in "does not resolve to a STAC object"
+        text, cause = f"{text} <- {cause}", cause.__cause__ or cause.__context__
     if "Failed to resolve" in text or "Name or service not known" in text:
         return "its host name could not be resolved: no network or a wrong URL"
     if "Connection refused" in text:
@@ -283,9 +304,11 @@ def _reason(exc: BaseException) -> str:
             "API; open the URL in a browser, log in to the network if asked, or fix stac.url"
         )
     if "Read timed out" in text:
+        asked = re.search(r"with url: (\S+) \(Caused", text)
         return (
             f"the server accepted the connection but sent no answer within {READ_TIMEOUT_S:g} s, "
-            f"{READ_TIMEOUT_RETRIES + 1} times: it is down or overloaded"
+            f"{READ_TIMEOUT_RETRIES + 1} times{f' (to {asked[1]})' if asked else ''}: it is down "
+            "or overloaded"
         )
     if "timed out" in text.lower():
         return f"could not connect within {CONNECT_TIMEOUT_S:g} s"

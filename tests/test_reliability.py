@@ -294,3 +294,21 @@ def test_a_full_disk_while_storing_search_results_leaves_nothing_half_written(ca
     with pytest.raises(StorageFullError, match=r"No space left .* while writing the search"):
         write_items(items, tiny_disk / "items.json")
     assert list(tiny_disk.iterdir()) == []  # no items.json, no items.json.partial
+
+
+def test_a_static_catalog_whose_child_never_answers_fails_in_bounded_time(tmp_path, monkeypatch):
+    """pystac reads a static catalog's links with ``urlopen`` and no timeout; ndvicube's own
+    reader has the STAC timeouts (shortened here to 2 s)."""
+    from ndvicube import http
+
+    monkeypatch.setattr(http, "READ_TIMEOUT_S", 2.0)
+    catalog = {"type": "Catalog", "id": "c", "stac_version": "1.0.0", "description": "d",
+               "links": [{"rel": "item", "href": "./stalled/item.json"}]}  # fmt: skip
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    with RangeHTTPServer(tmp_path, faults=Faults(silent=["/stalled/item.json"])) as server:
+        started = time.monotonic()
+        with pytest.raises(SourceUnreachableError) as error:
+            search(demo_request(f"{server.url}/catalog.json", "2023-01-31"))
+        waited = time.monotonic() - started
+    assert waited < 10 and "/stalled/item.json" in str(error.value)
+    assert "sent no answer within 2 s, 2 times" in str(error.value)
