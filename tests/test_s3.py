@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from ndvicube.jobs import build_cube
 from ndvicube.read import remote
 from ndvicube.read.s3 import s3_options
 from ndvicube.store import open_cube
+from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.test_cogs import chunk_bytes, subset
@@ -137,3 +139,26 @@ def test_s3_options_follow_gdal_names():
     }
     keys = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-central-1"}
     assert s3_options(keys, home=Path("/nonexistent")) == {}  # obstore reads these itself
+
+
+def test_signed_s3_requests_redirected_to_another_host_lose_their_signature(
+    s3, catalog, monkeypatch, tmp_path
+):
+    """The remote reader follows an S3 endpoint's redirect, and never sends the request's
+    signature (its credentials) on to the host the redirect names."""
+    files = tmp_path / "files" / BUCKET
+    files.mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(Path(catalog.root) / "cogs"), str(files)], check=True)
+    with (
+        RangeHTTPServer(tmp_path / "files") as target,
+        RangeHTTPServer(tmp_path, faults=Faults(redirect_to=target.url)) as endpoint,
+    ):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        monkeypatch.setenv("AWS_REGION", REGION)
+        out = build(s3, "redirected")
+    assert chunk_bytes(out) == chunk_bytes(s3["work"] / "http.zarr")
+    signed = [dict(r.headers).get("authorization", "") for r in endpoint.requests]
+    assert signed and all(a.startswith("AWS4-HMAC-SHA256 Credential=") for a in signed)
+    assert target.requests and all("authorization" not in dict(r.headers) for r in target.requests)
