@@ -199,8 +199,8 @@ def _write_items_cube(
     scheduler: str,
     threads: int,
     reader: str,
+    read_deadline_s: float,
     bad_items: Callable[[], set[str]] = set,
-    read_deadline_s: float = 120.0,
 ) -> None:
     """The cube of exactly ``items`` at ``out``: days the store already holds are copied.
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from ndvicube.demo import cube_args
+from ndvicube.stac import SearchRequest
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
 CUBE = cube_args()
@@ -45,3 +47,16 @@ def cog_path(feature: dict, key: str) -> str:
     """URL path of an item's asset on the Range server."""
     href = feature["assets"][key]["href"]
     return "/" + href.split("/", 3)[3].split("?")[0]
+
+
+def demo_request(url: str, end: str, page_size: int = 100) -> SearchRequest:
+    """A search of the demo box from 2023-01-01 to ``end`` at ``url``."""
+    request = SearchRequest.from_params(
+        url=url,
+        collection="sentinel-2-c1-l2a",
+        bbox=BBOX,
+        start="2023-01-01",
+        end=end,
+        max_cloud_cover=30,
+    )
+    return dataclasses.replace(request, page_size=page_size)

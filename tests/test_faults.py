@@ -33,35 +33,22 @@ from ndvicube.errors import (
 )
 from ndvicube.jobs import build_cube
 from ndvicube.read.missing import read_skipped
-from ndvicube.stac import SearchRequest, search
+from ndvicube.stac import search
 from ndvicube.store import open_cube
 from ndvicube.testing.faultproxy import FaultProxy
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.stacserver import StacApiServer
 from tests.fault_helpers import (
-    BBOX,
     CUBE,
     cog_path,
+    demo_request,
     items_subset,
     ndvi_chunks,
 )
 from tests.workflow_helpers import demo_config, snakemake, write_config
 
 # --- STAC API: 30% of answers are 429/5xx -------------------------------------------------
-
-
-def demo_request(url: str, end: str, page_size: int = 100) -> SearchRequest:
-    """A search of the demo box from 2023-01-01 to ``end`` at ``url``."""
-    request = SearchRequest.from_params(
-        url=url,
-        collection="sentinel-2-c1-l2a",
-        bbox=BBOX,
-        start="2023-01-01",
-        end=end,
-        max_cloud_cover=30,
-    )
-    return dataclasses.replace(request, page_size=page_size)
 
 
 def test_stac_api_errors_are_retried_and_give_the_same_items(catalog):

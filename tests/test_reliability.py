@@ -35,8 +35,7 @@ from ndvicube.stac import read_items, search, write_items
 from ndvicube.store import read_attrs
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
-from tests.fault_helpers import CUBE, cog_path, items_subset, ndvi_chunks
-from tests.test_faults import demo_request
+from tests.fault_helpers import CUBE, cog_path, demo_request, items_subset, ndvi_chunks
 from tests.workflow_helpers import SNAKEFILE, demo_config
 
 # --- the STAC API: a silent server, an HTML answer -------------------------------------------
