@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import IO, Self
 
@@ -37,11 +37,15 @@ class SubprocessService(LoopbackService):
     _proc: subprocess.Popen[bytes] | None = None
     _output: IO[bytes] | None = None
 
-    def _spawn(self, command: Sequence[str]) -> None:
+    def _spawn(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         """Start ``command``; its stdout and stderr go to a file (a full pipe would block it)."""
         self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         self._proc = subprocess.Popen(
-            list(command), stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def stop(self) -> None:

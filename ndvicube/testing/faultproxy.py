@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import threading
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ class ProxyRecord:
     status: int
     """The status the client got (0: the connection was dropped before any answer)."""
     fault: str | None
+    features: int | None = None
+    """How many items (``features``) the answer held, if it was an ItemCollection."""
+    body: bytes = b""
+    """The request's body (a POST search's JSON)."""
 
 
 class FaultProxy(LoopbackService):
@@ -118,7 +123,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         elif fault != fault_kinds.DROP:
             status, headers, payload = self._forward(body)
             cut = len(payload) // 2 if fault == fault_kinds.TRUNCATE else None
-        self.proxy._log(ProxyRecord(self.command, self.path, status, fault))
+        self.proxy._log(
+            ProxyRecord(self.command, self.path, status, fault, _features(payload), body)
+        )
         if fault == fault_kinds.DROP:
             self.close_connection = True
             return
@@ -131,7 +138,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """The upstream's answer, with its address replaced by the proxy's."""
         upstream = urlsplit(self.proxy.upstream)
         conn = http.client.HTTPConnection(upstream.netloc, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # Not Accept-Encoding: the upstream's address is rewritten in the answer, which a
+        # compressed answer (stac-fastapi compresses) would hide.
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in _HOP_BY_HOP | {"accept-encoding"}}  # fmt: skip
         try:
             conn.request(self.command, self.path, body=body or None, headers=headers)
             answer = conn.getresponse()
@@ -160,3 +170,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _features(payload: bytes) -> int | None:
+    """The number of items of an ItemCollection answer (None for anything else)."""
+    try:
+        features = json.loads(payload).get("features")
+    except (ValueError, AttributeError):
+        return None
+    return len(features) if isinstance(features, list) else None
