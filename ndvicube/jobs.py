@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-st
     from ndvicube.config import Point
     from ndvicube.cube import CubeSpec
     from ndvicube.geo import BBox
+    from ndvicube.read.retries import UnreadableAsset
     from ndvicube.stac import SearchRequest
     from ndvicube.tiles import Tile
 
@@ -146,14 +147,10 @@ class _CubeBuild:
         from ndvicube.read.retries import UnreadableAsset, collecting_unreadable
         from ndvicube.store import remove
 
-        passes = 0
+        if not items:
+            raise no_readable_scene(area, skipped)
+        collect = policy == SKIP and self.scheduler == "threads"
         while True:
-            if not items:
-                if passes:  # what the passes wrote holds no finished day
-                    remove(self.store)
-                raise no_readable_scene(area, skipped)
-            passes += 1
-            collect = policy == SKIP and self.scheduler == "threads"
             try:
                 with collecting_unreadable(collect) as unreadable:
                     self.write(items, skipped, unreadable)
@@ -164,14 +161,12 @@ class _CubeBuild:
             for error in sorted(unreadable, key=lambda e: e.uri):  # not the threads' order
                 items, problem = skip_unreadable(items, error.uri, error.reason, policy, area)
                 skipped.append(problem)
+            if not items:
+                remove(self.store)  # what the passes wrote holds no finished day
+                raise no_readable_scene(area, skipped)
 
     def write(self, items: list, skipped: list, unreadable: list) -> None:
         """One pass: the cube of exactly ``items`` in the store (days it holds are copied)."""
-        from ndvicube.read.missing import asset_at
-
-        def bad_items() -> set[str]:
-            return {asset_at(items, error.uri)[0].id for error in unreadable}
-
         _write_items_cube(
             items,
             self.spec,
@@ -183,8 +178,8 @@ class _CubeBuild:
             scheduler=self.scheduler,
             threads=self.threads,
             reader=self.reader,
-            bad_items=bad_items,
             read_deadline_s=self.read_deadline_s,
+            unreadable=unreadable,
         )
 
 
@@ -200,12 +195,12 @@ def _write_items_cube(
     threads: int,
     reader: str,
     read_deadline_s: float,
-    bad_items: Callable[[], set[str]] = set,
+    unreadable: Sequence[UnreadableAsset] = (),
 ) -> None:
     """The cube of exactly ``items`` at ``out``: days the store already holds are copied.
 
-    ``bad_items()``, asked once every block is written, names the items whose reads failed
-    while they were being collected: their days are recorded as unfinished.
+    ``unreadable`` is where reads that failed are collected (``collecting_unreadable``): once
+    every block is written, the days of their items are recorded as unfinished.
     """
     import dask
     import dask.local
@@ -215,6 +210,7 @@ def _write_items_cube(
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube import cube_longitude, group_scenes, load_cube
     from ndvicube.read.gdal import configure_cloud_reads
+    from ndvicube.read.missing import asset_at
     from ndvicube.read.retries import read_deadlines
     from ndvicube.store import recover_interrupted_swap, write_cube
     from ndvicube.update import (
@@ -252,6 +248,10 @@ def _write_items_cube(
         io_threads,
     )
     configure_cloud_reads()
+
+    def bad_ids() -> set[str]:  # asked once every block is written
+        return {asset_at(items, error.uri)[0].id for error in unreadable}
+
     by_id = {i.id: i for i in items}
     unread = [g for g in groups if g.day.isoformat() not in reused]
     # The reads start first: headers and pixels arrive while the graph and the store's
@@ -283,7 +283,7 @@ def _write_items_cube(
                 time_chunk=time_chunk,
                 spatial_chunk=spec.spatial_chunk,
                 block_written=ahead.written if ahead is not None else None,
-                final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_items())},
+                final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
             )
 
 

@@ -182,12 +182,7 @@ class _BoundedStacIO(pystac.stac_io.DefaultStacIO):
     def read_text_from_href(self, href: str) -> str:
         if "://" not in href or href.startswith("file://"):
             return super().read_text_from_href(href)
-        from ndvicube.http import retrying_session
-
-        with retrying_session() as session:
-            response = session.get(href)
-            response.raise_for_status()
-            return response.text
+        return _get_text(href)
 
 
 def _load_json(url: str) -> dict:
@@ -197,12 +192,17 @@ def _load_json(url: str) -> dict:
     if "://" not in url:
         with open(url) as f:
             return json.load(f)
+    return json.loads(_get_text(url))
+
+
+def _get_text(url: str) -> str:
+    """The body of ``url``, through the STAC session (:func:`ndvicube.http.retrying_session`)."""
     from ndvicube.http import retrying_session
 
     with retrying_session() as session:
         response = session.get(url)
         response.raise_for_status()
-        return response.json()
+        return response.text
 
 
 def _filter(items: Iterable[pystac.Item], request: SearchRequest) -> list[pystac.Item]:

@@ -290,13 +290,7 @@ def publish(store: str | Path, out: str | Path) -> Path:
     linking = out.with_name(out.name + ".linking")
     remove(linking)
     try:
-        for source in sorted(store.rglob("*")):
-            target = linking / source.relative_to(store)
-            if source.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                link_or_copy(source, target)
+        shutil.copytree(store, linking, copy_function=link_or_copy)
         crash_point("publish")
     except BaseException as error:
         remove(linking)

@@ -38,6 +38,13 @@ def items_subset(catalog, out: Path, *, base_url: str | None = None, edit=None) 
     return out
 
 
+def served_features(catalog, tmp_path: Path, url: str) -> list[dict]:
+    """The subset's features with hrefs on ``url`` (to learn assets' URL paths there)."""
+    return json.loads(items_subset(catalog, tmp_path / "probe.json", base_url=url).read_text())[
+        "features"
+    ]
+
+
 def ndvi_chunks(store: Path) -> dict[str, bytes]:
     """Chunk files of a cube's ndvi array, by name."""
     return {p.name: p.read_bytes() for p in sorted((store / "ndvi").glob("*.*.*"))}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import subprocess
 import sysconfig
 import time
@@ -18,14 +17,9 @@ import pytest
 from ndvicube.jobs import build_cube
 from ndvicube.stac import write_items
 from ndvicube.store import open_cube
+from ndvicube.testing._service import free_port
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _build(items_json, out, **kw):
@@ -64,7 +58,7 @@ def dask_cluster():
     beside = Path(sysconfig.get_path("scripts")) / "dask"
     dask_cli = str(beside) if beside.exists() else shutil.which("dask")
     dask_cli or pytest.fail("the `dask` command is not installed")
-    port = _free_port()
+    port = free_port("127.0.0.1")
     address = f"tcp://127.0.0.1:{port}"
     procs = [
         subprocess.Popen(

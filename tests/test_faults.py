@@ -45,6 +45,7 @@ from tests.fault_helpers import (
     demo_request,
     items_subset,
     ndvi_chunks,
+    served_features,
 )
 from tests.workflow_helpers import demo_config, snakemake, write_config
 
@@ -273,7 +274,7 @@ def test_unreadable_cog_fails_naming_item_asset_and_the_skip_setting(
     features = json.loads(items_subset(catalog, tmp_path / "local.json").read_text())["features"]
     victim = features[3]
     with RangeHTTPServer(catalog.root) as probe:
-        path = cog_path(json.loads(_served(catalog, tmp_path, probe.url))["features"][3], "red")
+        path = cog_path(served_features(catalog, tmp_path, probe.url)[3], "red")
     with RangeHTTPServer(catalog.root, faults=Faults(**{fault: [path]})) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with pytest.raises(UnreadableAssetError) as error:
@@ -290,7 +291,7 @@ def test_missing_cog_is_skipped_listed_and_warned_with_skip(catalog, tmp_path, c
     features = json.loads(items_subset(catalog, tmp_path / "local.json").read_text())["features"]
     victim = features[3]
     with RangeHTTPServer(catalog.root) as probe:
-        path = cog_path(json.loads(_served(catalog, tmp_path, probe.url))["features"][3], "nir")
+        path = cog_path(served_features(catalog, tmp_path, probe.url)[3], "nir")
     with RangeHTTPServer(catalog.root, faults=Faults(missing=[path])) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.WARNING):
@@ -312,11 +313,6 @@ def test_missing_cog_is_skipped_listed_and_warned_with_skip(catalog, tmp_path, c
     (tmp_path / "without.json").write_text(json.dumps(doc))
     build_cube(items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr", **CUBE)
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
-
-
-def _served(catalog, tmp_path: Path, url: str) -> str:
-    """The subset's JSON with hrefs on ``url`` (to learn an asset's URL path)."""
-    return items_subset(catalog, tmp_path / "probe.json", base_url=url).read_text()
 
 
 # --- items lacking the scl asset or scale/offset ----------------------------------------------

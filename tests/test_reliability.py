@@ -14,7 +14,6 @@ import logging
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -35,7 +34,14 @@ from ndvicube.stac import read_items, search, write_items
 from ndvicube.store import read_attrs
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
-from tests.fault_helpers import CUBE, cog_path, demo_request, items_subset, ndvi_chunks
+from tests.fault_helpers import (
+    CUBE,
+    cog_path,
+    demo_request,
+    items_subset,
+    ndvi_chunks,
+    served_features,
+)
 from tests.workflow_helpers import SNAKEFILE, demo_config
 
 # --- the STAC API: a silent server, an HTML answer -------------------------------------------
@@ -119,20 +125,13 @@ def test_credentials_are_not_forwarded_to_the_host_a_redirect_names(catalog, tmp
 # --- a COG that never answers: per-COG and per-job deadlines ---------------------------------
 
 
-def served_items(catalog, tmp_path: Path, url: str) -> list[dict]:
-    """The subset's features with hrefs on ``url`` (to learn assets' URL paths)."""
-    return json.loads(items_subset(catalog, tmp_path / "probe.json", base_url=url).read_text())[
-        "features"
-    ]
-
-
 @pytest.mark.parametrize("reader, deadline", [("range", 3), ("gdal", 8)])
 def test_a_cog_that_never_answers_fails_at_its_deadline_naming_it(
     catalog, tmp_path, reader, deadline
 ):
     """GDAL's requests get a share of the deadline each (8 s: 2 s, 1 retry after 0.5 s)."""
     with RangeHTTPServer(catalog.root) as probe:
-        victim = served_items(catalog, tmp_path, probe.url)[2]
+        victim = served_features(catalog, tmp_path, probe.url)[2]
     stalled = cog_path(victim, "nir")
     with RangeHTTPServer(catalog.root, faults=Faults(silent=[stalled])) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
@@ -172,7 +171,7 @@ def test_the_jobs_read_deadline_ends_stalled_reads_naming_a_file(catalog, tmp_pa
 
 def test_skip_collects_every_unreadable_scene_in_one_build(catalog, tmp_path, caplog):
     with RangeHTTPServer(catalog.root) as probe:
-        features = served_items(catalog, tmp_path, probe.url)
+        features = served_features(catalog, tmp_path, probe.url)
     victims = {features[1]["id"]: "red", features[5]["id"]: "nir", features[9]["id"]: "scl"}
     paths = [cog_path(f, victims[f["id"]]) for f in features if f["id"] in victims]
     faults = Faults(missing=paths[:2], silent=paths[2:])
@@ -207,7 +206,7 @@ def test_skip_collects_every_unreadable_scene_in_one_build(catalog, tmp_path, ca
 
 def test_skip_with_every_scene_unreadable_names_the_area_and_the_failures(catalog, tmp_path):
     with RangeHTTPServer(catalog.root) as probe:
-        features = served_items(catalog, tmp_path, probe.url)
+        features = served_features(catalog, tmp_path, probe.url)
     faults = Faults(missing=[cog_path(f, "red") for f in features])
     with RangeHTTPServer(catalog.root, faults=faults) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)

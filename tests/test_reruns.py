@@ -254,19 +254,8 @@ def test_killed_while_writing_the_cube_then_rerun(built, catalog, tmp_path):
     with RangeHTTPServer(catalog.root, latency_s=0.05) as slow:
         rewrite_hrefs(catalog.items, work / "catalog.json", slow.url, catalog.root)
         shutil.copy(built / "config.yaml", work / "config.yaml")
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(work)]
-        cmd += ["--configfile", str(work / "config.yaml"), "--cores", "2"]
-        proc = subprocess.Popen(cmd, cwd="/", start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        log = work / "results/seed/logs/cube.log"
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if log.exists() and "cube progress" in log.read_text():
-                break
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert "cube progress" in log.read_text()
+        run_killed(work, env={}, when_log_says="cube progress")
+        assert "cube progress" in (work / "results/seed/logs/cube.log").read_text()
         store = work / "results/seed/ndvi.zarr"
         assert not (store / ".zmetadata").exists()  # nothing looks complete
         # Snakemake's lock survives a SIGKILL of Snakemake itself: --unlock, as it says, then rerun.

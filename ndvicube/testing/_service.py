@@ -1,9 +1,14 @@
-"""What the loopback servers share: start/stop and the context-manager protocol around them."""
+"""What the loopback servers share: start/stop and the context-manager protocol around them, a
+free port, and the check that a server answers."""
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import IO, Self
@@ -69,3 +74,21 @@ class SubprocessService(LoopbackService):
             return ""
         self._output.seek(0)
         return self._output.read().decode("utf-8", errors="replace")
+
+
+def free_port(host: str) -> int:
+    """A port free right now on ``host`` (another process may take it before a server binds
+    it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def answers_json(url: str) -> bool:
+    """True if ``url`` answers 200 with a JSON object (not just an open port)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200 and isinstance(json.load(response), dict)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False

@@ -11,7 +11,7 @@ server that implements it. This is the stack Planetary Computer runs:
 2. the pgstac schema by ``pypgstac migrate``; the collection and items by ``pypgstac load``;
 3. ``uvicorn stac_fastapi.pgstac.app:create_app --factory`` on another free port.
 
-:meth:`PgstacServer.start` returns once ``/search`` answers (about 5 s), and :meth:`stop`
+:meth:`PgstacServer.start` returns once ``/search`` answers (about 7 s), and :meth:`stop`
 removes the cluster. Example::
 
     with PgstacServer(collection_json, items_json) as api:
@@ -29,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ndvicube.testing._service import SubprocessService
-from ndvicube.testing.stacserver import _answers, _free_port
+from ndvicube.testing._service import SubprocessService, answers_json, free_port
 
 #: Where Debian's packages put PostgreSQL's server programs (``.ci/run`` installs them).
 PG_BIN = Path(os.environ.get("NDVICUBE_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -79,8 +78,8 @@ class PgstacServer(SubprocessService):
         super().stop()
         folder, self._folder = self._folder, None
         if folder is not None:
-            _as_postgres([PG_BIN / "pg_ctl", "-D", folder / "data", "-m", "immediate", "stop"],
-                         check=False)  # fmt: skip
+            _run([PG_BIN / "pg_ctl", "-D", folder / "data", "-m", "immediate", "stop"],
+                 as_postgres=True, check=False)  # fmt: skip
             shutil.rmtree(folder, ignore_errors=True)
 
     def _start_database(self) -> None:
@@ -89,12 +88,12 @@ class PgstacServer(SubprocessService):
         if os.geteuid() == 0:
             shutil.chown(self._folder, "postgres")
         data = self._folder / "data"
-        _as_postgres([PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres"])
-        self._pg_port = _free_port(self.host)
+        _run([PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres"], as_postgres=True)
+        self._pg_port = free_port(self.host)
         options = (f"-p {self._pg_port} -k {self._folder} -c listen_addresses={self.host} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")  # fmt: skip
-        _as_postgres([PG_BIN / "pg_ctl", "-D", data, "-o", options, "-l", self._folder / "log",
-                      "-w", "start"])  # fmt: skip
+        _run([PG_BIN / "pg_ctl", "-D", data, "-o", options, "-l", self._folder / "log", "-w",
+              "start"], as_postgres=True)  # fmt: skip
         _run([PG_BIN / "createdb", "-h", self.host, "-p", str(self._pg_port), "-U", "postgres",
               "pgstac"])  # fmt: skip
 
@@ -112,7 +111,7 @@ class PgstacServer(SubprocessService):
     def _start_api(self) -> None:
         """uvicorn with stac-fastapi-pgstac's app factory, reading the database settings from
         the environment (``PGHOST``...)."""
-        self.port = _free_port(self.host)
+        self.port = free_port(self.host)
         env = {"PGUSER": "postgres", "PGPASSWORD": "unused", "PGHOST": self.host,
                "PGPORT": str(self._pg_port), "PGDATABASE": "pgstac"}  # fmt: skip
         self._spawn(
@@ -121,22 +120,16 @@ class PgstacServer(SubprocessService):
             env=os.environ | env,
         )  # fmt: skip
         deadline = time.monotonic() + self.startup_timeout_s
-        while not _answers(f"{self.url}/search?limit=1"):
+        while not answers_json(f"{self.url}/search?limit=1"):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"stac-fastapi-pgstac did not start:\n{self.output}")
             time.sleep(0.1)
 
 
-def _run(command: list) -> None:
-    """Run a setup command; fail with what it printed."""
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{done.stdout}{done.stderr}")
-
-
-def _as_postgres(command: list, *, check: bool = True) -> None:
-    """Run a PostgreSQL server program, as the ``postgres`` user when we are root."""
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+def _run(command: list, *, as_postgres: bool = False, check: bool = True) -> None:
+    """Run a setup command (a PostgreSQL server program as the ``postgres`` user when we are
+    root, as PostgreSQL requires); fail with what it printed."""
+    prefix = ["runuser", "-u", "postgres", "--"] if as_postgres and os.geteuid() == 0 else []
     done = subprocess.run([*prefix, *map(str, command)], capture_output=True, text=True)
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{done.stdout}{done.stderr}")

@@ -31,9 +31,9 @@ class S3Server(SubprocessService):
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> S3Server:
-        from ndvicube.testing.stacserver import _free_port
+        from ndvicube.testing._service import free_port
 
-        self.port = _free_port(self.host)
+        self.port = free_port(self.host)
         self._spawn([sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)])
         try:
             self._wait_ready()

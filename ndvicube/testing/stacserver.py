@@ -57,17 +57,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import sysconfig
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from ndvicube.testing._service import SubprocessService
+from ndvicube.testing._service import SubprocessService, answers_json, free_port
 
 _PORT_IN_USE = "Address already in use"
 _PORT_ATTEMPTS = 3
@@ -121,7 +117,7 @@ class StacApiServer(SubprocessService):
 
     def _launch(self) -> None:
         """One attempt: pick the port, start the process, wait for it to answer."""
-        port = self._asked_port or _free_port(self.host)
+        port = self._asked_port or free_port(self.host)
         command = [
             *rustac_command(),
             "serve",
@@ -154,7 +150,7 @@ class StacApiServer(SubprocessService):
                     f"rustac serve exited with status {returncode} before answering "
                     f"({' '.join(map(str, self._proc.args))}):\n{output}"
                 )
-            if _answers(f"{self.url}/") and _answers(f"{self.url}/search?limit=1"):
+            if answers_json(f"{self.url}/") and answers_json(f"{self.url}/search?limit=1"):
                 return
             time.sleep(0.02)
         raise TimeoutError(
@@ -164,7 +160,8 @@ class StacApiServer(SubprocessService):
 
 
 class _PortTaken(Exception):
-    """The port picked by :func:`_free_port` was taken before rustac bound it."""
+    """The port picked by :func:`~ndvicube.testing._service.free_port` was taken before rustac
+    bound it."""
 
 
 def rustac_command() -> list[str]:
@@ -181,23 +178,6 @@ def rustac_command() -> list[str]:
     if found:
         return [found]
     raise FileNotFoundError("rustac CLI not found: pip install 'rustac>=0.9' (the [test] extra)")
-
-
-def _free_port(host: str) -> int:
-    """A port free right now on ``host`` (another process may take it before rustac binds)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    """True if ``url`` answers 200 with a JSON object (not just an open port)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200 and isinstance(json.load(response), dict)
-    except (OSError, urllib.error.URLError, ValueError):
-        return False
 
 
 def _absolute(href: str | Path) -> str:
