@@ -125,6 +125,24 @@ def test_full_get_returns_the_whole_file_with_object_store_headers(server, serve
     assert abs(modified.replace(tzinfo=dt.UTC) - mtime) < dt.timedelta(seconds=1)
 
 
+def test_an_absolute_form_target_is_served_as_its_path_and_logged_with_its_host(server, served):
+    status, _, body = _request(server, "http://acct.blob.core.windows.net/meta.json?a=1")
+    assert (status, body) == (200, (served / "meta.json").read_bytes())
+    (record,) = server.requests
+    assert (record.host, record.path) == ("acct.blob.core.windows.net", "/meta.json")
+    assert record.query == "a=1"
+    _request(server, "/meta.json")
+    assert server.requests[-1].host == f"127.0.0.1:{server.port}"  # the Host header
+
+
+def test_with_a_sas_token_only_requests_carrying_it_are_answered(served):
+    with RangeHTTPServer(served, sas_token="sv=1&sig=abc") as srv:
+        assert _request(srv, "/meta.json?sv=1&sig=abc")[0] == 200
+        assert _request(srv, "/meta.json")[0] == 403
+        assert _request(srv, "/meta.json?sv=1&sig=abd")[0] == 403
+        assert [r.status for r in srv.requests] == [200, 403, 403]
+
+
 @pytest.mark.parametrize(
     ("path", "content_type"),
     [("/scene/x.tif", "image/tiff"), ("/meta.json", "application/json")],

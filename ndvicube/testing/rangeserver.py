@@ -99,6 +99,11 @@ class RequestRecord:
     """The fault injected into the answer (see :mod:`ndvicube.testing.faults`), or None."""
     headers: tuple[tuple[str, str], ...] = ()
     """The request's headers (name lower-cased, value), as the client sent them."""
+    host: str = ""
+    """The host the request was for: of an absolute-form target (a request through this server
+    as an HTTP proxy), else the ``Host`` header."""
+    query: str = ""
+    """The request target's query string, as sent (where a SAS token travels)."""
 
 
 class RangeHTTPServer(LoopbackService):
@@ -107,6 +112,11 @@ class RangeHTTPServer(LoopbackService):
     ``port=0`` picks a free port; :attr:`url` tells which once started. ``latency_s`` is added
     before every answer. ``log_file`` gets one JSON line per request; ``verbose`` prints the
     usual ``http.server`` access lines to stderr (off by default: tests stay quiet).
+
+    Absolute-form targets (``GET http://host/path``, what a client sends to an HTTP proxy) are
+    served as their path, so pointing ``http_proxy`` here serves a catalog whose hrefs name
+    another host, e.g. ``http://account.blob.core.windows.net/container/...`` - the hosts
+    Planetary Computer's signing recognises - from this folder.
     """
 
     def __init__(
@@ -119,6 +129,7 @@ class RangeHTTPServer(LoopbackService):
         log_file: str | Path | None = None,
         verbose: bool = False,
         faults: Faults | None = None,
+        sas_token: str | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -133,6 +144,9 @@ class RangeHTTPServer(LoopbackService):
         self.log_file = Path(log_file) if log_file is not None else None
         self.verbose = verbose
         self.faults = faults
+        self.sas_token = sas_token
+        """When set, a request whose query string is not this token gets 403, as a private
+        Azure Blob container answers an unsigned or wrongly signed URL."""
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
@@ -315,12 +329,16 @@ class _Handler(BaseHTTPRequestHandler):
         owner._begin()
         self._sent, self._budget = 0, None
         self._status = HTTPStatus.INTERNAL_SERVER_ERROR
+        host, target = _split_target(self.path, self.headers.get("Host", ""))
+        self.path = target
         self._fault = owner.faults.decide(_url_path(self.path)) if owner.faults else None
         try:
             if owner.latency_s:
                 time.sleep(owner.latency_s)
             if not allowed:
                 self._error(HTTPStatus.METHOD_NOT_ALLOWED, send_body, close=True)
+            elif not self._signed_as_required():
+                self._error(HTTPStatus.FORBIDDEN, send_body)
             elif not self._inject(send_body):
                 self._answer(send_body)
         except (BrokenPipeError, ConnectionResetError, _CutShort):
@@ -337,8 +355,15 @@ class _Handler(BaseHTTPRequestHandler):
                     duration=time.perf_counter() - t0,
                     fault=self._fault,
                     headers=tuple((k.lower(), v) for k, v in self.headers.items()),
+                    host=host,
+                    query=self.path.partition("?")[2].partition("#")[0],
                 )
             )
+
+    def _signed_as_required(self) -> bool:
+        """Whether the request carries the SAS token the server asks for (if it asks)."""
+        token = self.server.owner.sas_token
+        return token is None or self.path.partition("?")[2].partition("#")[0] == token
 
     def _inject(self, send_body: bool) -> bool:
         """Answer with the request's fault, if it is one that replaces the answer."""
@@ -553,6 +578,15 @@ def content_type(path: Path) -> str:
         return known
     guessed, _ = mimetypes.guess_type(path.name)
     return guessed or "application/octet-stream"
+
+
+def _split_target(request_target: str, host_header: str) -> tuple[str, str]:
+    """(host, origin-form target) of a request target, which may be absolute-form."""
+    match = re.match(r"(?i)https?://([^/?#]*)", request_target)
+    if match is None:
+        return host_header, request_target
+    rest = request_target[match.end() :]
+    return match[1], rest if rest.startswith("/") else f"/{rest}"
 
 
 def _url_path(request_target: str) -> str:

@@ -1,0 +1,116 @@
+"""Planetary Computer's SAS token endpoint, on loopback, for the ``planetary-computer`` profile.
+
+The ``planetary-computer`` package signs an asset href on Azure Blob Storage
+(``https://<account>.blob.core.windows.net/<container>/...``) by asking
+``GET {PC_SDK_SAS_URL}/<account>/<container>`` for a token, answered as
+``{"msft:expiry": "2026-12-01T18:00:00Z", "token": "st=...&se=...&sp=rl&...&sig=..."}``, and
+appending the token as the URL's query string. This server answers that request with a fixed
+token, so tests run the package's own signing code against it (point ``PC_SDK_SAS_URL`` at
+:attr:`SasTokenServer.url`), and a :class:`~ndvicube.testing.rangeserver.RangeHTTPServer` with
+the same ``sas_token`` refuses every unsigned read, as a private container would.
+
+Every request is logged (:attr:`SasTokenServer.requests`: account, container and the
+``Ocp-Apim-Subscription-Key`` header if one was sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ndvicube.testing._service import LoopbackService
+
+#: A token shaped like Planetary Computer's (the parameters of a user-delegation SAS).
+FAKE_SAS_TOKEN = (
+    "st=2026-12-01T16%3A00%3A00Z&se=2026-12-02T17%3A00%3A00Z&sp=rl&sv=2024-05-04&sr=c"
+    "&skoid=00000000-fake&sktid=00000000-fake&skt=2026-12-01T16%3A00%3A00Z"
+    "&ske=2026-12-08T16%3A00%3A00Z&sks=b&skv=2024-05-04&sig=FAKE-SAS-SIGNATURE-7777"
+)
+_PATH = re.compile(r"^/api/sas/v1/token/([^/?]+)/([^/?]+)$")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One token request: for which storage account and container, with which key."""
+
+    account: str
+    container: str
+    subscription_key: str | None
+
+
+class SasTokenServer(LoopbackService):
+    """``GET /api/sas/v1/token/{account}/{container}`` -> ``token`` valid for ``valid_s``.
+
+    ``refuse`` (e.g. 403, 429) answers every token request with that status instead, as the
+    endpoint does to a wrong subscription key or too many anonymous requests.
+    """
+
+    def __init__(
+        self, token: str = FAKE_SAS_TOKEN, *, valid_s: float = 3600.0, refuse: int | None = None
+    ) -> None:
+        self.token = token
+        self.valid_s = valid_s
+        self.refuse = refuse
+        self.requests: list[TokenRequest] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The value for ``PC_SDK_SAS_URL`` (no trailing slash); only while running."""
+        if self._httpd is None:
+            raise RuntimeError("SasTokenServer is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/api/sas/v1/token"
+
+    def start(self) -> SasTokenServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def answer(self, path: str, key: str | None) -> tuple[HTTPStatus, dict]:
+        """The status and JSON body for a request to ``path``; logs token requests."""
+        match = _PATH.match(path)
+        if match is None:
+            return HTTPStatus.NOT_FOUND, {"detail": "Not Found"}
+        with self._lock:
+            self.requests.append(TokenRequest(match[1], match[2], key))
+        if self.refuse is not None:
+            return HTTPStatus(self.refuse), {"detail": HTTPStatus(self.refuse).phrase}
+        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.valid_s)
+        return HTTPStatus.OK, {"msft:expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               "token": self.token}  # fmt: skip
+
+
+def _handler(owner: SasTokenServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            status, body = owner.answer(self.path, self.headers.get("Ocp-Apim-Subscription-Key"))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
