@@ -97,6 +97,8 @@ class Settings:
     """Catalogue names of the cube's indices (the first is the quick-look's)."""
     phenology_index: str = DEFAULT_INDICES[0]
     """The index whose seasons ``phenology.csv`` describes."""
+    profile: str = "earth-search"
+    """The archive's item conventions (:mod:`ndvicube.profiles`)."""
 
 
 class _DateCheckingLoader(yaml.SafeLoader):
@@ -210,6 +212,7 @@ def validate_config(
         max_cloud_probability=filled["cloud_mask"]["max_probability"],
         indices=indices,
         phenology_index=_phenology_index(filled["phenology"]["index"], indices),
+        profile=filled["stac"]["profile"],
     )
 
 

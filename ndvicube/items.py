@@ -48,20 +48,42 @@ def band_scaling(item: pystac.Item, asset_key: str, *, require_scale: bool = Tru
     if asset is None:
         raise ItemMetadataError(
             f"Item {item.id!r} has no asset {asset_key!r} (it has: "
-            f"{', '.join(sorted(item.assets))}). Check stac.collection, or drop this item."
+            f"{', '.join(sorted(item.assets))}).{_profile_hint(item)} Check stac.collection, "
+            "or drop this item."
         )
     bands = asset.extra_fields.get("raster:bands") or [{}]
     info = bands[0]
     if require_scale and ("scale" not in info or "offset" not in info):
         raise ItemMetadataError(
             f"Item {item.id!r}, asset {asset_key!r}: raster:bands lacks scale/offset "
-            f"({info!r}), so its reflectance cannot be computed without guessing. Use a "
-            "collection whose items declare them (Earth Search sentinel-2-c1-l2a does)."
+            f"({info!r}), so its reflectance cannot be computed without guessing"
+            f"{_no_baseline(item)}. Use a collection whose items declare them (Earth Search "
+            "sentinel-2-c1-l2a does)."
         )
     return BandScaling(
         scale=float(info.get("scale", 1.0)),
         offset=float(info.get("offset", 0.0)),
         nodata=None if info.get("nodata") is None else float(info["nodata"]),
+    )
+
+
+def _profile_hint(item: pystac.Item) -> str:
+    """A pointer to ``stac.profile`` when the item's assets are named the Planetary Computer way."""
+    if {"B04", "SCL"} & set(item.assets):
+        return (
+            " Its assets are named by band, as Planetary Computer names them: set "
+            "stac.profile: planetary-computer."
+        )
+    return ""
+
+
+def _no_baseline(item: pystac.Item) -> str:
+    """Why no offset was derived: the item does not say its processing baseline either."""
+    if item.properties.get("s2:processing_baseline"):
+        return ""
+    return (
+        ", and it has no s2:processing_baseline either, from which stac.profile: "
+        "planetary-computer would derive the offset"
     )
 
 
@@ -77,6 +99,8 @@ def processing_baseline(item: pystac.Item) -> str:
 def tile_code(item: pystac.Item) -> str:
     """MGRS tile of the item (``"44RPR"``), from ``grid:code``, the ``mgrs:`` fields or the id."""
     props = item.properties
+    if isinstance(props.get("s2:mgrs_tile"), str):  # Planetary Computer
+        return props["s2:mgrs_tile"]
     code = props.get("grid:code")
     if isinstance(code, str) and code.startswith("MGRS-"):
         return code[5:]

@@ -66,8 +66,12 @@ def build_cube(
     reader: str = "range",
     work: str | Path | None = None,
     read_deadline_s: float | None = None,
+    profile: str = "earth-search",
 ) -> Path:
     """Write the masked index cube of the stored items to Zarr, reusing an existing cube's days.
+
+    ``profile`` is the archive's (:mod:`ndvicube.profiles`): under ``planetary-computer`` the
+    hrefs are signed in memory before the reads.
 
     ``indices`` are catalogue names (:mod:`ndvicube.indices`), one cube variable each.
     ``reader`` chooses how COGs are read (``range`` or ``gdal``, :func:`ndvicube.cube.load_cube`);
@@ -88,6 +92,7 @@ def build_cube(
     from ndvicube.cube import CubeSpec
     from ndvicube.indices import resolve_indices
     from ndvicube.logs import redact_urls_in_logs
+    from ndvicube.profiles import signed
     from ndvicube.read.missing import check_policy, usable_items, write_skipped
     from ndvicube.read.retries import COG_DEADLINE_S
     from ndvicube.stac import read_items
@@ -107,6 +112,7 @@ def build_cube(
         indices=resolve_indices(indices),
     )
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
+    items = signed(items, profile)  # in memory only: provenance and logs never see a token
     store = Path(work) if work is not None else Path(out)
     store.parent.mkdir(parents=True, exist_ok=True)
     build = _CubeBuild(spec, store, time_chunk or DEFAULT_TIME_CHUNK, config or {},

@@ -49,6 +49,8 @@ class SearchRequest:
     area: str = ""
     page_size: int = 100
     """Items per page asked of a STAC API (pages are followed until the last)."""
+    profile: str = "earth-search"
+    """The archive's conventions (:mod:`ndvicube.profiles`); items are normalised to them."""
 
     @classmethod
     def from_params(
@@ -61,6 +63,7 @@ class SearchRequest:
         end: str,
         max_cloud_cover: float,
         area: str = "",
+        profile: str = "earth-search",
     ) -> SearchRequest:
         """A request from rule parameters (dates as ISO strings, bbox as a list)."""
         return cls(
@@ -71,19 +74,24 @@ class SearchRequest:
             end=dt.date.fromisoformat(end),
             max_cloud_cover=max_cloud_cover,
             area=area,
+            profile=profile,
         )
 
 
 def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.Item]:
-    """Items matching ``request``: filtered, de-duplicated, sorted.
+    """Items matching ``request``: filtered, de-duplicated, sorted, in Earth Search's shape
+    (:func:`ndvicube.profiles.normalised`).
 
     Raises :class:`NoScenesError` when nothing matches, unless ``allow_empty``.
     """
+    from ndvicube.profiles import check_profile, normalised
+
+    check_profile(request.profile)
     if _is_json_document(request.url):
         found = _filter(_read_json_items(request.url), request)
     else:
         found = _search_api(request)
-    items = _without_older_processings(found)
+    items = normalised(_without_older_processings(found), request.profile)
     if not items and not allow_empty:
         raise no_scenes(request)
     log.info("found %d item(s) for area %r", len(items), request.area)

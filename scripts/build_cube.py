@@ -30,5 +30,7 @@ if __name__ == "__main__":
             scheduler=snakemake.config["compute"]["scheduler"],
             reader=snakemake.config["compute"]["reader"],
             read_deadline_s=snakemake.config["compute"]["read_deadline_s"],
+            # Signing (tokens fetched when the job starts) changes no value either.
+            profile=snakemake.config["stac"]["profile"],
             threads=snakemake.threads,
         )

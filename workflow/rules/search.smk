@@ -20,5 +20,6 @@ rule search:
         start=str(SETTINGS.start),
         end=str(SETTINGS.end),
         bbox=get_area_bbox,
+        profile=SETTINGS.profile,
     script:
         "../../scripts/search.py"
