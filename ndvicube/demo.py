@@ -1235,9 +1235,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--start", default=d.start)
     ap.add_argument("--end", default=d.end)
     ap.add_argument("--proj-key", default=d.proj_key, choices=["proj:epsg", "proj:code"])
+    ap.add_argument(
+        "--planetary-computer",
+        metavar="DIR",
+        help="also write the catalog in Planetary Computer's shape (items.json, collection.json) "
+        "to DIR (ndvicube.demo_pc)",
+    )
+    ap.add_argument(
+        "--blob-url",
+        help="with --planetary-computer: hrefs under this URL instead of local paths, e.g. "
+        "http://ndvicubedemo.blob.core.windows.net/sentinel2-l2",
+    )
     args = ap.parse_args(argv)
     spec = DemoCatalogSpec(seed=args.seed, start=args.start, end=args.end, proj_key=args.proj_key)
     cat = generate_demo_catalog(args.out_dir, spec)
+    if args.planetary_computer:
+        from ndvicube.demo_pc import planetary_computer_copy
+
+        pc = planetary_computer_copy(cat, args.planetary_computer, blob_url=args.blob_url)
+        print(f"planetary-computer items: {pc.items}")
     for name in ("root", "items", "collection", "truth", "points", "calendar"):
         print(f"{name}: {getattr(cat, name)}")
 

@@ -1,0 +1,229 @@
+"""Planetary Computer as the archive (``stac.profile: planetary-computer``, issue 16).
+
+The demo catalog is rewritten in Planetary Computer's shape (``ndvicube.demo_pc``: asset keys
+``B04``/``B08``/``SCL``, no ``raster:bands``, ids from the product name) with hrefs on
+``http://ndvicubedemo.blob.core.windows.net/sentinel2-l2/...``, the host the
+``planetary-computer`` package signs. Its items are served by the pgstac API; the COGs by a
+Range server that refuses any request without the SAS token, reached as an HTTP proxy
+(``http_proxy``), so requests for that host land on loopback; the token comes from a loopback
+token endpoint (``PC_SDK_SAS_URL``). The cube built that way must equal, byte for byte, the one
+built from the Earth-Search-shaped catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pystac
+import pytest
+
+from ndvicube.demo_pc import planetary_computer_copy
+from ndvicube.errors import ItemMetadataError
+from ndvicube.items import band_scaling
+from ndvicube.profiles import PC_ASSET_KEYS, normalised
+from ndvicube.testing.pgstacserver import PgstacServer
+from ndvicube.testing.rangeserver import RangeHTTPServer
+from ndvicube.testing.sasserver import FAKE_SAS_TOKEN, SasTokenServer
+from tests.workflow_helpers import demo_config, inline_points, kept_items, snakemake, write_config
+
+BLOB = "http://ndvicubedemo.blob.core.windows.net/sentinel2-l2"
+SIGNATURE = "FAKE-SAS-SIGNATURE"
+
+
+def pc_items(path: Path) -> list[pystac.Item]:
+    return list(pystac.ItemCollection.from_file(str(path)))
+
+
+@pytest.fixture(scope="module")
+def pc_catalog(catalog, tmp_path_factory):
+    """The demo catalog in Planetary Computer's shape, hrefs on Azure Blob Storage."""
+    return planetary_computer_copy(catalog, tmp_path_factory.mktemp("pc"), blob_url=BLOB)
+
+
+# --- the profile's mapping ------------------------------------------------------------------
+
+
+def test_planetary_computer_items_are_normalised_to_earth_search_keys_and_scaling(pc_catalog):
+    item = pc_items(pc_catalog.items)[0]
+    assert "raster:bands" not in item.assets["B04"].extra_fields and "red" not in item.assets
+    (out,) = normalised([item], "planetary-computer")
+    assert {"red", "nir", "scl", "blue", "green", "rededge1", "swir16", "swir22"} <= set(out.assets)
+    assert not {"B04", "B08", "SCL"} & set(out.assets)
+    red = band_scaling(out, "red")
+    assert (red.scale, red.offset, red.nodata) == (0.0001, -0.1, 0.0)  # baseline 05.10
+    assert out.assets["red"].href == item.assets["B04"].href
+    assert out.assets["scl"].extra_fields["raster:bands"] == [{"nodata": 0, "data_type": "uint8"}]
+    assert normalised([item], "earth-search") == [item]  # today's behaviour: used as found
+
+
+@pytest.mark.parametrize(("baseline", "offset"), [("03.01", 0.0), ("04.00", -0.1), ("05.11", -0.1)])
+def test_the_offset_comes_from_the_processing_baseline(pc_catalog, baseline, offset):
+    item = pc_items(pc_catalog.items)[0]
+    item.properties["s2:processing_baseline"] = baseline
+    (out,) = normalised([item], "planetary-computer")
+    assert band_scaling(out, "nir").offset == offset
+
+
+def test_an_offset_the_item_declares_is_kept(pc_catalog):
+    item = pc_items(pc_catalog.items)[0]
+    item.assets["B04"].extra_fields["raster:bands"] = [{"scale": 0.0002, "offset": -0.2}]
+    (out,) = normalised([item], "planetary-computer")
+    assert (band_scaling(out, "red").scale, band_scaling(out, "red").offset) == (0.0002, -0.2)
+
+
+def test_without_baseline_or_raster_bands_the_offset_is_never_guessed(pc_catalog):
+    item = pc_items(pc_catalog.items)[0]
+    del item.properties["s2:processing_baseline"]
+    (out,) = normalised([item], "planetary-computer")
+    with pytest.raises(ItemMetadataError) as error:
+        band_scaling(out, "red")
+    message = str(error.value)
+    assert item.id in message and "s2:processing_baseline" in message and "guessing" in message
+
+
+def test_earth_search_profile_on_planetary_computer_items_names_the_setting(pc_catalog):
+    with pytest.raises(ItemMetadataError, match=r"stac\.profile: planetary-computer"):
+        band_scaling(pc_items(pc_catalog.items)[0], "red")
+
+
+def test_every_mapped_key_is_a_sentinel2_band_name():
+    assert PC_ASSET_KEYS["red"] == "B04" and PC_ASSET_KEYS["nir08"] == "B8A"
+    assert all(re.fullmatch(r"B(0[1-9]|1[0-2]|8A)|SCL", v) for v in PC_ASSET_KEYS.values())
+    assert len(set(PC_ASSET_KEYS.values())) == len(PC_ASSET_KEYS)
+
+
+# --- signing, with the package's own code against a loopback token endpoint ------------------
+
+SIGN = """
+import json, sys
+import pystac
+from ndvicube.profiles import signed
+items = list(pystac.ItemCollection.from_file(sys.argv[1]))
+print(json.dumps([a.href for i in signed(items, sys.argv[2]) for a in i.assets.values()]))
+"""
+
+
+def sign_in_subprocess(items: Path, profile: str, sas_url: str) -> subprocess.CompletedProcess:
+    """``profiles.signed`` in a fresh process (the package reads PC_SDK_SAS_URL once)."""
+    env = os.environ | {"PC_SDK_SAS_URL": sas_url}
+    return subprocess.run([sys.executable, "-c", SIGN, str(items), profile], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_hrefs_on_blob_storage_are_signed_with_one_token_per_container(pc_catalog):
+    with SasTokenServer() as sas:
+        result = sign_in_subprocess(pc_catalog.items, "planetary-computer", sas.url)
+        assert result.returncode == 0, result.stderr
+        hrefs = json.loads(result.stdout)
+        assert len(hrefs) == 8 * len(pc_items(pc_catalog.items))
+        assert all(h.startswith(BLOB) and h.endswith(f".tif?{FAKE_SAS_TOKEN}") for h in hrefs)
+        asked = [(r.account, r.container) for r in sas.requests]
+        assert asked == [("ndvicubedemo", "sentinel2-l2")]
+        unsigned = sign_in_subprocess(pc_catalog.items, "earth-search", sas.url)
+        assert all("?" not in h for h in json.loads(unsigned.stdout))
+        assert len(sas.requests) == 1  # earth-search asks for no token
+
+
+def test_a_refused_token_fails_at_once_naming_the_endpoint_and_the_key(pc_catalog):
+    with SasTokenServer(refuse=403) as sas:
+        url = sas.url
+        result = sign_in_subprocess(pc_catalog.items, "planetary-computer", url)
+    assert result.returncode == 1 and len(sas.requests) == 1  # a 403 is not retried
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Cannot get a Planetary Computer SAS token" in last and url in last
+    assert "PC_SDK_SUBSCRIPTION_KEY" in last and "403" in last
+
+
+# --- the workflow, end to end -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pc_served(catalog, pc_catalog, tmp_path_factory):
+    """Planetary Computer on loopback: the token endpoint, the private container (a Range
+    server demanding the token, reached as the proxy of the blob host: the container is the
+    first folder, holding hard links of the COGs) and the pgstac API."""
+    account = tmp_path_factory.mktemp("account")
+    shutil.copytree(catalog.root / "cogs", account / "sentinel2-l2/cogs", copy_function=os.link)
+    with (
+        SasTokenServer() as sas,
+        RangeHTTPServer(account, sas_token=FAKE_SAS_TOKEN) as blobs,
+        PgstacServer(pc_catalog.collection, pc_catalog.items) as api,
+    ):
+        env = {"http_proxy": blobs.url, "no_proxy": "127.0.0.1,localhost",
+               "PC_SDK_SAS_URL": sas.url}  # fmt: skip
+        yield {"sas": sas, "blobs": blobs, "api": api, "env": env}
+
+
+@pytest.fixture(scope="module")
+def earth_search_cube(catalog, tmp_path_factory):
+    """The reference: the workflow's cube from the Earth-Search-shaped catalog (local files)."""
+    work = tmp_path_factory.mktemp("es")
+    config = demo_config(str(catalog.items), inline_points(catalog))
+    result = snakemake(work, write_config(work / "c.yaml", config), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work / "results/seed/ndvi.zarr"
+
+
+def pc_config(served, catalog, reader: str) -> dict:
+    config = demo_config(served["api"].url, inline_points(catalog))
+    config["stac"] |= {"collection": "sentinel-2-l2a", "profile": "planetary-computer"}
+    return config | {"compute": {"reader": reader}}
+
+
+def same_cube(pc_store: Path, es_store: Path, pc_to_es: dict[str, str]) -> None:
+    """Every file of the two stores is byte-identical, except the root attributes, which name
+    the items as each archive does (ids, hrefs) and the stac config; mapped, those are equal."""
+    files = sorted(p.relative_to(pc_store) for p in pc_store.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(es_store) for p in es_store.rglob("*") if p.is_file())
+    root = {Path(".zattrs"), Path(".zmetadata")}
+    for name in (f for f in files if f not in root):
+        assert (pc_store / name).read_bytes() == (es_store / name).read_bytes(), name
+    pc, es = (json.loads((s / ".zattrs").read_text()) for s in (pc_store, es_store))
+    for attrs in (pc, es):
+        attrs["ndvicube:config"] = json.loads(attrs["ndvicube:config"]) | {"stac": None}
+        items = json.loads(attrs["ndvicube:items"])
+        for item in items:
+            item["id"] = pc_to_es.get(item["id"], item["id"])
+            item["hrefs"] = {k: h.split("/cogs/", 1)[1] for k, h in item["hrefs"].items()}
+        attrs["ndvicube:items"] = items
+        days = json.loads(attrs["ndvicube:days"])
+        attrs["ndvicube:days"] = {d: sorted(pc_to_es.get(i, i) for i in v) for d, v in days.items()}
+    assert pc == es
+
+
+def ids_pc_to_es(catalog, pc_catalog) -> dict[str, str]:
+    es = json.loads(catalog.items.read_text())["features"]
+    pc = json.loads(pc_catalog.items.read_text())["features"]
+    return {p["id"]: e["id"] for p, e in zip(pc, es, strict=True)}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("reader", ["range", "gdal"])
+def test_the_planetary_computer_cube_equals_the_earth_search_cube_byte_for_byte(
+    pc_served, catalog, pc_catalog, earth_search_cube, tmp_path, reader
+):
+    sas, blobs = pc_served["sas"], pc_served["blobs"]
+    asked_before, blobs_before = len(sas.requests), len(blobs.requests)
+    config = write_config(tmp_path / "c.yaml", pc_config(pc_served, catalog, reader))
+    result = snakemake(tmp_path, config, "--cores", "2", env=pc_served["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = tmp_path / "results/seed"
+    same_cube(results / "ndvi.zarr", earth_search_cube, ids_pc_to_es(catalog, pc_catalog))
+    # One token for the cube job; every COG request was signed (the server refuses others).
+    assert len(sas.requests) - asked_before == 1
+    cog_requests = [r for r in blobs.requests[blobs_before:] if r.path.endswith(".tif")]
+    assert cog_requests and {r.host for r in cog_requests} == {"ndvicubedemo.blob.core.windows.net"}
+    assert all(r.query == FAKE_SAS_TOKEN and r.status in (200, 206) for r in cog_requests)
+    searched = json.loads((results / "items.json").read_text())["features"]
+    assert len(searched) == len(kept_items(catalog))
+    # No token anywhere the run wrote: items, store metadata, logs, tables.
+    for path in (p for p in results.rglob("*") if p.is_file()):
+        text = path.read_text(errors="replace")
+        assert SIGNATURE not in text and "sig=" not in text, path
+    assert SIGNATURE not in result.stderr + result.stdout
