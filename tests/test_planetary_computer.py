@@ -27,6 +27,7 @@ from ndvicube.demo_pc import planetary_computer_copy
 from ndvicube.errors import ItemMetadataError
 from ndvicube.items import band_scaling
 from ndvicube.profiles import PC_ASSET_KEYS, normalised
+from ndvicube.testing.faults import Faults
 from ndvicube.testing.pgstacserver import PgstacServer
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.sasserver import FAKE_SAS_TOKEN, SasTokenServer
@@ -170,8 +171,9 @@ def earth_search_cube(catalog, tmp_path_factory):
     return work / "results/seed/ndvi.zarr"
 
 
-def pc_config(served, catalog, reader: str) -> dict:
-    config = demo_config(served["api"].url, inline_points(catalog))
+def pc_config(url: str, catalog, reader: str) -> dict:
+    """The demo config searching ``url`` under the planetary-computer profile."""
+    config = demo_config(url, inline_points(catalog))
     config["stac"] |= {"collection": "sentinel-2-l2a", "profile": "planetary-computer"}
     return config | {"compute": {"reader": reader}}
 
@@ -204,13 +206,16 @@ def ids_pc_to_es(catalog, pc_catalog) -> dict[str, str]:
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("reader", ["range", "gdal"])
+@pytest.mark.parametrize(
+    ("source", "reader"), [("pgstac", "range"), ("pgstac", "gdal"), ("static-json", "range")]
+)
 def test_the_planetary_computer_cube_equals_the_earth_search_cube_byte_for_byte(
-    pc_served, catalog, pc_catalog, earth_search_cube, tmp_path, reader
+    pc_served, catalog, pc_catalog, earth_search_cube, tmp_path, source, reader
 ):
     sas, blobs = pc_served["sas"], pc_served["blobs"]
     asked_before, blobs_before = len(sas.requests), len(blobs.requests)
-    config = write_config(tmp_path / "c.yaml", pc_config(pc_served, catalog, reader))
+    url = pc_served["api"].url if source == "pgstac" else str(pc_catalog.items)
+    config = write_config(tmp_path / "c.yaml", pc_config(url, catalog, reader))
     result = snakemake(tmp_path, config, "--cores", "2", env=pc_served["env"])
     assert result.returncode == 0, result.stderr[-3000:]
     results = tmp_path / "results/seed"
@@ -227,3 +232,26 @@ def test_the_planetary_computer_cube_equals_the_earth_search_cube_byte_for_byte(
         text = path.read_text(errors="replace")
         assert SIGNATURE not in text and "sig=" not in text, path
     assert SIGNATURE not in result.stderr + result.stdout
+
+
+@pytest.mark.workflow
+def test_a_failing_signed_read_is_reported_without_the_token(
+    pc_served, catalog, pc_catalog, tmp_path
+):
+    blobs = pc_served["blobs"]
+    first = kept_items(catalog)[0]
+    victim = f"/sentinel2-l2/cogs/{first['id']}/SCL.tif"
+    config = write_config(tmp_path / "c.yaml", pc_config(pc_served["api"].url, catalog, "range"))
+    blobs.faults = Faults(missing=[victim])
+    try:
+        result = snakemake(tmp_path, config, "--cores", "2", env=pc_served["env"])
+    finally:
+        blobs.faults = None
+    assert result.returncode == 1
+    pc_id = {v: k for k, v in ids_pc_to_es(catalog, pc_catalog).items()}[first["id"]]
+    log = (tmp_path / "results/seed/logs/cube.log").read_text()
+    assert f"Cannot read asset 'scl' of item '{pc_id}' ({BLOB}/cogs/{first['id']}/SCL.tif)" in log
+    assert f"item '{pc_id}'" in result.stderr
+    for text in (log, result.stderr, result.stdout):
+        assert SIGNATURE not in text and "sig=" not in text
+    assert not (tmp_path / "results/seed/ndvi.zarr").exists()
