@@ -28,8 +28,11 @@ from ndvicube.testing.rangeserver import RangeHTTPServer
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     SNAKEFILE,
+    copy_of,
     demo_config,
-    planned_jobs,
+    edit_config,
+    item_of,
+    run,
     snakemake,
 )
 
@@ -57,25 +60,6 @@ def built(catalog, cogs, tmp_path_factory):
     return work
 
 
-def copy_of(built: Path, tmp_path: Path) -> Path:
-    """A copy of the finished working directory (modification times kept)."""
-    work = tmp_path / "work"
-    shutil.copytree(built, work, symlinks=True)
-    return work
-
-
-def edit_config(work: Path, **changes) -> Path:
-    """Change top-level or dotted keys of the working directory's config."""
-    config = yaml.safe_load((work / "config.yaml").read_text())
-    for dotted, value in changes.items():
-        node, keys = config, dotted.split("__")
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
-    return work / "config.yaml"
-
-
 def fingerprint(store: Path) -> dict[str, tuple[float, str]]:
     """mtime and sha256 of every file of a store."""
     return {
@@ -85,25 +69,10 @@ def fingerprint(store: Path) -> dict[str, tuple[float, str]]:
     }
 
 
-def item_of(request_path: str) -> str:
-    """Item id of a COG request (``/cogs/{item}/B04.tif``)."""
-    return request_path.split("/")[-2]
-
-
 def stored_items(work: Path) -> dict[str, dict]:
     """Items of ``results/seed/items.json`` by id."""
     features = json.loads((work / "results/seed/items.json").read_text())["features"]
     return {f["id"]: f for f in features}
-
-
-def run(work: Path, cogs: RangeHTTPServer, *args: str) -> tuple[dict[str, int], set[str]]:
-    """Dry run (planned jobs), then the real run; returns planned jobs and items read."""
-    dry = snakemake(work, work / "config.yaml", "--dry-run", *args)
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    cogs.reset_log()
-    real = snakemake(work, work / "config.yaml", "--cores", "2", *args)
-    assert real.returncode == 0, real.stderr[-3000:]
-    return planned_jobs(dry), {item_of(r.path) for r in cogs.requests if r.path.endswith(".tif")}
 
 
 def test_nothing_changed_plans_nothing_and_returns_fast(built, cogs, tmp_path):

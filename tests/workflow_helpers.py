@@ -7,16 +7,20 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import xarray as xr
 import yaml
 
 from ndvicube.demo import expected_series, read_truth
+
+if TYPE_CHECKING:
+    from ndvicube.testing.rangeserver import RangeHTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEFILE = ROOT / "Snakefile"
@@ -149,3 +153,37 @@ def inline_points(catalog) -> list[dict]:
         {"id": r.id, "lon": float(r.lon), "lat": float(r.lat)}
         for r in pd.read_csv(catalog.points).itertuples()
     ]
+
+
+def copy_of(built: Path, tmp_path: Path) -> Path:
+    """A copy of the finished working directory (modification times kept)."""
+    work = tmp_path / "work"
+    shutil.copytree(built, work, symlinks=True)
+    return work
+
+
+def edit_config(work: Path, **changes) -> Path:
+    """Change top-level or dotted keys of the working directory's config."""
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    for dotted, value in changes.items():
+        node, keys = config, dotted.split("__")
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    return work / "config.yaml"
+
+
+def item_of(request_path: str) -> str:
+    """Item id of a COG request (``/cogs/{item}/B04.tif``)."""
+    return request_path.split("/")[-2]
+
+
+def run(work: Path, cogs: RangeHTTPServer, *args: str) -> tuple[dict[str, int], set[str]]:
+    """Dry run (planned jobs), then the real run; returns planned jobs and items read."""
+    dry = snakemake(work, work / "config.yaml", "--dry-run", *args)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    cogs.reset_log()
+    real = snakemake(work, work / "config.yaml", "--cores", "2", *args)
+    assert real.returncode == 0, real.stderr[-3000:]
+    return planned_jobs(dry), {item_of(r.path) for r in cogs.requests if r.path.endswith(".tif")}
