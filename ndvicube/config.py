@@ -68,6 +68,15 @@ class Area:
 
 
 @dataclass(frozen=True)
+class CompositeSettings:
+    """The ``composites`` section: period grid, statistic and indices (catalogue names)."""
+
+    period: str
+    statistic: str
+    indices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs, validated."""
 
@@ -99,6 +108,8 @@ class Settings:
     """The index whose seasons ``phenology.csv`` describes."""
     profile: str = "earth-search"
     """The archive's item conventions (:mod:`ndvicube.profiles`)."""
+    composites: CompositeSettings | None = None
+    """Regular composites and their COGs; None when the section is absent."""
 
 
 class _DateCheckingLoader(yaml.SafeLoader):
@@ -213,6 +224,7 @@ def validate_config(
         indices=indices,
         phenology_index=_phenology_index(filled["phenology"]["index"], indices),
         profile=filled["stac"]["profile"],
+        composites=_composites(filled.get("composites"), indices),
     )
 
 
@@ -242,6 +254,27 @@ def _with_plotted_points(areas: dict[str, Area], figures: Mapping[str, Any]) -> 
             ids = ids[: int(limit)]
         out[name] = dataclasses.replace(area, plotted_points=tuple(ids))
     return out
+
+
+def _composites(
+    section: Mapping[str, Any] | None, indices: tuple[str, ...]
+) -> CompositeSettings | None:
+    """The composites section checked: a pandas period, indices among those computed."""
+    if section is None:
+        return None
+    _check_frequency(section["period"], key="composites.period")
+    names = (
+        indices
+        if section["indices"] is None
+        else resolve_indices(section["indices"], key="composites.indices")
+    )
+    outside = [n for n in names if n not in indices]
+    if outside:
+        raise ConfigError(
+            f"Invalid config at composites.indices: {', '.join(outside)} is not among the indices "
+            f"computed ({', '.join(indices)}). Add it to `indices`, or composite only those."
+        )
+    return CompositeSettings(section["period"], section["statistic"], tuple(names))
 
 
 def _phenology_index(name: str | None, indices: tuple[str, ...]) -> str:
@@ -347,16 +380,16 @@ def _check_savgol(smoothing: Mapping[str, Any]) -> None:
         )
 
 
-def _check_frequency(freq: str) -> None:
-    """Reject resample frequencies pandas cannot parse, before any job runs."""
+def _check_frequency(freq: str, key: str = "smoothing.resample") -> None:
+    """Reject frequencies pandas cannot parse, before any job runs."""
     import pandas as pd
 
     try:
         pd.tseries.frequencies.to_offset(freq)
     except ValueError as exc:
         raise ConfigError(
-            f"Invalid config at smoothing.resample: value {freq!r} is not a pandas frequency "
-            f"({exc}). Use e.g. '5D' for five days or '1W' for weekly."
+            f"Invalid config at {key}: value {freq!r} is not a pandas frequency "
+            f"({exc}). Use e.g. '5D' for five days, '1W' for weekly or '1MS' for months."
         ) from None
 
 

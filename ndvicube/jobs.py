@@ -508,12 +508,90 @@ def quicklook(
     out: str | Path,
     index: str = "NDVI",
 ) -> None:
-    """Draw the area's quick-look: monthly median maps of ``index`` with its points."""
-    from ndvicube.indices import column
-    from ndvicube.plots import plot_quicklook
-    from ndvicube.store import open_cube
+    """Draw the area's quick-look: maps of ``index`` with its points.
 
-    plot_quicklook(open_cube(cube_path)[column(index)], points, area, out)
+    ``cube_path`` is the cube (its monthly medians are drawn) or a composites store (its
+    periods are drawn as they are: one source of truth for the maps).
+    """
+    from ndvicube.composites import SPEC_ATTR
+    from ndvicube.indices import column
+    from ndvicube.plots import monthly_medians, plot_quicklook
+    from ndvicube.store import open_cube, read_attrs
+
+    maps = open_cube(cube_path)[column(index)]
+    made = read_attrs(cube_path).get(SPEC_ATTR)
+    if made is None:
+        plot_quicklook(monthly_medians(maps), points, area, out)
+    else:
+        what = f"{made['statistic'].capitalize()} per period ({made['period']}) of"
+        plot_quicklook(maps, points, area, out, what=what)
+
+
+def build_composites(
+    *,
+    cube_path: str | Path,
+    out: str | Path,
+    cogs_out: str | Path,
+    period: str,
+    statistic: str,
+    indices: Sequence[str],
+    start: str,
+    end: str,
+    threads: int = 2,
+) -> list[str]:
+    """Write an area's composites store and its COGs from the local cube; return the periods
+    computed (the others were copied from the job's earlier store, ``results/{area}/.work/``).
+
+    Like the cube, both are kept in ``.work/`` between runs and published as hard links. A COG
+    is written again only when its period's solar days and items (or the statistic, indices or
+    grid) differ from those its manifest (``.periods.json`` in the folder) records.
+    """
+    import datetime as dt
+
+    from ndvicube.composites import CompositeSpec, write_composites
+    from ndvicube.indices import column, resolve_indices
+    from ndvicube.store import publish, working_store
+
+    names = resolve_indices(indices, key="composites.indices")
+    spec = CompositeSpec(period, statistic, tuple(column(n) for n in names),
+                         dt.date.fromisoformat(start), dt.date.fromisoformat(end))  # fmt: skip
+    store, folder = working_store(out), working_store(cogs_out)
+    computed = write_composites(cube_path, store, spec, threads=threads)
+    _export_changed_cogs(store, folder, [(n, column(n)) for n in names])
+    publish(store, out)
+    publish(folder, cogs_out)
+    return computed
+
+
+def _export_changed_cogs(store: Path, folder: Path, indices: Sequence[tuple[str, str]]) -> None:
+    """Bring the COGs in ``folder`` up to date with the composites ``store``: write those whose
+    period's sources changed (or are missing), remove those no longer configured."""
+    import json
+
+    from ndvicube.cog import cog_name, export_cogs, stale_cogs
+    from ndvicube.composites import PERIODS_ATTR, SPEC_ATTR
+    from ndvicube.store import open_cube, read_attrs
+
+    attrs = read_attrs(store)
+    manifest_path = folder / ".periods.json"
+    old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    same_spec = old.get(SPEC_ATTR) == attrs[SPEC_ATTR]
+    made = old.get("files", {}) if same_spec else {}
+    sources = attrs[PERIODS_ATTR]
+    files = {cog_name(i, p): (i, p) for i, _ in indices for p in sources}
+    todo = sorted({p for name, (_, p) in files.items()
+                   if made.get(name) != sources[p] or not (folder / name).is_file()})  # fmt: skip
+    manifest_path.unlink(missing_ok=True)  # until the files it would list are all written
+    export_cogs(open_cube(store), folder, indices, todo)
+    for stale in stale_cogs(folder, set(files)):
+        stale.unlink()
+    manifest = {
+        SPEC_ATTR: attrs[SPEC_ATTR],
+        "files": {n: sources[p] for n, (_, p) in files.items()},
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    log.info("composites: %d COG(s) written for %d period(s), %d kept", len(todo) * len(indices),
+             len(todo), len(files) - len(todo) * len(indices))  # fmt: skip
 
 
 def provenance(

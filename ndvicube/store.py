@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import xarray as xr
 
 if TYPE_CHECKING:
@@ -47,14 +46,16 @@ def write_cube(
     spatial_chunk: int = 256,
     block_written: Callable[[int], None] | None = None,
     final_attrs: Callable[[], Mapping[str, Any]] | None = None,
+    steps: tuple[str, str] = ("cube", "solar days"),
 ) -> Path:
     """Compute ``cube`` block by block into a Zarr store at ``path``; return the path.
 
     ``cube`` holds one (time, y, x) variable per index (a lone array is stored under its
     name). ``attrs`` (JSON-serialisable provenance) are stored on the dataset, updated by
     ``final_attrs()`` once every block is written (what only the reads could tell). Progress
-    is logged after each block as solar days done / total, and ``block_written(n)`` is called
-    after block ``n`` (the reads' pipeline drops its pixels then).
+    is logged after each block as steps done / total (``steps``: what is written and its time
+    steps, e.g. a composite's periods), and ``block_written(n)`` is called after block ``n``
+    (the reads' pipeline drops its pixels then).
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
@@ -65,7 +66,7 @@ def write_cube(
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
-        _write_blocks(dataset, partial, time_chunk, block_written)
+        _write_blocks(dataset, partial, time_chunk, block_written, steps)
         if final_attrs is not None:
             _update_attrs(partial, final_attrs())
         _consolidate(partial)
@@ -229,23 +230,19 @@ def _write_blocks(
     store: Path,
     time_chunk: int,
     block_written: Callable[[int], None] | None = None,
+    steps: tuple[str, str] = ("cube", "solar days"),
 ) -> None:
-    """Region-write ``time_chunk`` steps at a time, logging days and scenes done / total."""
+    """Region-write ``time_chunk`` steps at a time, logging steps (and scenes) done / total."""
     total = dataset.sizes["time"]
-    scenes = dataset["scenes"].values if "scenes" in dataset.coords else np.ones(total, int)
+    scenes = dataset["scenes"].values if "scenes" in dataset.coords else None
     for start in range(0, total, time_chunk):
         stop = min(start + time_chunk, total)
         block = dataset[list(dataset.data_vars)].isel(time=slice(start, stop))
         block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
             store, region={"time": slice(start, stop)}, zarr_format=2
         )
-        log.info(
-            "cube progress: %d/%d solar days (%d/%d scenes) written",
-            stop,
-            total,
-            int(scenes[:stop].sum()),
-            int(scenes.sum()),
-        )
+        done = "" if scenes is None else f" ({scenes[:stop].sum()}/{scenes.sum()} scenes)"
+        log.info("%s progress: %d/%d %s%s written", steps[0], stop, total, steps[1], done)
         if block_written is not None:
             block_written(start // time_chunk)
 
