@@ -24,6 +24,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/cube.smk"
 include: "workflow/rules/series.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/composites.smk"
 
 
 # Jobs that take seconds run in the Snakemake process's machine, never as cluster submissions:

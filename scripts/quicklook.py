@@ -1,4 +1,5 @@
-"""Rule `quicklook`: monthly median maps of an area's first index (NDVI by default), with points."""
+"""Rule `quicklook`: maps of an area's first index (NDVI by default), with points: the composites,
+or the cube's monthly medians."""
 
 from ndvicube.config import Point
 from ndvicube.jobs import quicklook
@@ -6,7 +7,7 @@ from ndvicube.logs import job_logging
 
 with job_logging(snakemake.log[0], job="quicklook"):
     quicklook(
-        cube_path=snakemake.input.cube,
+        cube_path=snakemake.input.maps,
         points=[Point(**p) for p in snakemake.params.points],
         area=snakemake.wildcards.area,
         out=snakemake.output.figure,

@@ -139,6 +139,21 @@ def get_plotted_points(wildcards):
     return list(get_area(wildcards).plotted_points)
 
 
+def get_quicklook_maps(wildcards):
+    """What the quick-look draws: the composites when they hold its index, else the cube."""
+    return {"maps": f"results/{wildcards.area}/{QUICKLOOK_SOURCE}"}
+
+
+#: The quick-look's maps: the composites (one source of truth for the maps), or the cube's
+#: monthly medians when there are no composites of its index.
+QUICKLOOK_SOURCE = (
+    "composites.zarr"
+    if SETTINGS.composites is not None
+    and SETTINGS.indices[0] in SETTINGS.composites.indices
+    else "ndvi.zarr"
+)
+
+
 def get_demo_catalog(wildcards):
     """The demo catalog folder the search reads, when the config asks for the demo."""
     return [DEMO_DIR] if SETTINGS.demo_seed is not None else []
@@ -188,6 +203,8 @@ def get_final_outputs(wildcards):
             f"results/{area}/overview.png",
             f"results/{area}/quicklook.png",
         ]
+        if SETTINGS.composites is not None:
+            outputs += [f"results/{area}/composites.zarr", f"results/{area}/composites"]
         if SETTINGS.areas[area].polygons_file:
             outputs += [
                 f"results/{area}/polygons_{table}.csv"

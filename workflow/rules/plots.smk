@@ -1,5 +1,6 @@
 # Stage 4: figures - every series figure of an area in one job (a figure per selected point, and
-# the overview of all points), and the monthly quick-look maps from the cube.
+# the overview of all points), and the quick-look maps: the composites (with `composites:` in the
+# config), or the cube's monthly medians.
 
 
 rule figures:
@@ -33,12 +34,12 @@ rule figures:
 
 rule quicklook:
     input:
-        cube="results/{area}/ndvi.zarr",
+        unpack(get_quicklook_maps),
     output:
         figure=report(
             "results/{area}/quicklook.png",
             category="Areas",
-            labels={"area": "{area}", "figure": f"monthly {SETTINGS.indices[0]} maps"},
+            labels={"area": "{area}", "figure": f"{SETTINGS.indices[0]} maps"},
         ),
     log:
         "results/{area}/logs/quicklook.log",

@@ -1,0 +1,13 @@
+"""Rule `composites`: an area's regular composites (Zarr) and their COGs, from the local cube."""
+
+from ndvicube.jobs import build_composites
+from ndvicube.logs import job_logging
+
+with job_logging(snakemake.log[0], job="composites"):
+    build_composites(
+        cube_path=snakemake.input.cube,
+        out=snakemake.output.store,
+        cogs_out=snakemake.output.cogs,
+        threads=snakemake.threads,
+        **snakemake.params,
+    )

@@ -1,0 +1,27 @@
+# Stage 5 (with `composites:` in the config): regular composites of the local cube - one map per
+# period and index, in composites.zarr and as Cloud-Optimized GeoTIFFs. One job per area; it
+# never reads the COG archive, and recomputes only the periods whose solar days changed.
+
+
+rule composites:
+    input:
+        cube="results/{area}/ndvi.zarr",
+    output:
+        # Hard links of what the job keeps in results/{area}/.work/ between runs (as the cube).
+        store=directory("results/{area}/composites.zarr"),
+        cogs=directory("results/{area}/composites"),
+    log:
+        "results/{area}/logs/composites.log",
+    conda:
+        "../envs/ndvicube.yaml"
+    threads: 2
+    resources:
+        mem_mb=1500,
+    params:
+        period=lambda wildcards: SETTINGS.composites.period,
+        statistic=lambda wildcards: SETTINGS.composites.statistic,
+        indices=lambda wildcards: list(SETTINGS.composites.indices),
+        start=str(SETTINGS.start),
+        end=str(SETTINGS.end),
+    script:
+        "../../scripts/composites.py"
