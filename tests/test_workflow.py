@@ -175,6 +175,9 @@ def test_readme_demo_command_reproduces_the_full_year_truth(tmp_path):
     np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
     assert len(truth) > 300 and set(truth["point"]) == set(POINTS)
     assert sorted(p.stem for p in (tmp_path / "results/seed/plots").glob("*.png")) == sorted(POINTS)
+    # The shipped demo config turns on monthly NDVI medians: a COG per month of the year.
+    months = [f"NDVI_2023-{m:02d}-01.tif" for m in range(1, 13)]
+    assert sorted(p.name for p in (tmp_path / "results/seed/composites").glob("*.tif")) == months
 
 
 def test_phenology_finds_each_wheat_season_of_the_half_year(local_run, catalog):
