@@ -269,7 +269,8 @@ def test_the_quicklook_is_drawn_from_the_composites_and_is_in_the_report(built, 
     assert planned_jobs(forced) == {"composites": 1, "quicklook": 1, "all": 1}
     report = snakemake(work, work / "config.yaml", "--report", "report.html")
     assert report.returncode == 0, report.stderr[-3000:]
-    assert "quicklook.png" in (work / "report.html").read_text()
+    html = (work / "report.html").read_text()
+    assert "quicklook.png" in html and "median NDVI per 1MS" in html  # its label says what it is
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -152,6 +152,12 @@ QUICKLOOK_SOURCE = (
     and SETTINGS.indices[0] in SETTINGS.composites.indices
     else "ndvi.zarr"
 )
+#: The quick-look's label in the report: what its maps are.
+QUICKLOOK_LABEL = (
+    f"{SETTINGS.composites.statistic} {SETTINGS.indices[0]} per {SETTINGS.composites.period}"
+    if QUICKLOOK_SOURCE == "composites.zarr"
+    else f"monthly {SETTINGS.indices[0]} maps"
+)
 
 
 def get_demo_catalog(wildcards):

@@ -39,7 +39,7 @@ rule quicklook:
         figure=report(
             "results/{area}/quicklook.png",
             category="Areas",
-            labels={"area": "{area}", "figure": f"{SETTINGS.indices[0]} maps"},
+            labels={"area": "{area}", "figure": QUICKLOOK_LABEL},
         ),
     log:
         "results/{area}/logs/quicklook.log",
