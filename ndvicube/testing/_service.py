@@ -7,9 +7,11 @@ import json
 import socket
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import IO, Self
 
@@ -33,6 +35,43 @@ class LoopbackService:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ThreadedHTTPService(LoopbackService):
+    """A Python ``http.server`` on a free port of ``host``, answering from daemon threads; the
+    subclass gives the handler class (:meth:`handler`)."""
+
+    host = "127.0.0.1"
+    _httpd: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT``; only while running."""
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
+
+    def start(self) -> Self:
+        """Bind a free port and serve from a daemon thread."""
+        self._httpd = ThreadingHTTPServer((self.host, 0), self.handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 class SubprocessService(LoopbackService):

@@ -21,11 +21,11 @@ import socket
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from ndvicube.testing import faults as fault_kinds
-from ndvicube.testing._service import LoopbackService
+from ndvicube.testing._service import ThreadedHTTPService
 from ndvicube.testing.faults import Faults
 
 #: Hop-by-hop headers a proxy must not forward (RFC 9110 section 7.6.1), plus the length it sets.
@@ -47,7 +47,7 @@ class ProxyRecord:
     """The request's body (a POST search's JSON)."""
 
 
-class FaultProxy(LoopbackService):
+class FaultProxy(ThreadedHTTPService):
     """Forward ``http://127.0.0.1:PORT/...`` to ``upstream``, injecting ``faults``."""
 
     def __init__(self, upstream: str, faults: Faults, *, host: str = "127.0.0.1") -> None:
@@ -56,31 +56,14 @@ class FaultProxy(LoopbackService):
         self.host = host
         self.records: list[ProxyRecord] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` of the proxy; only while running."""
-        if self._httpd is None:
-            raise RuntimeError("FaultProxy is not started")
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+        return self.base_url
 
-    def start(self) -> FaultProxy:
-        """Bind a free port and serve from a daemon thread."""
-        handler = type("Handler", (_ProxyHandler,), {"proxy": self})
-        self._httpd = ThreadingHTTPServer((self.host, 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_ProxyHandler,), {"proxy": self})
 
     def faulted(self) -> dict[str, int]:
         """How many requests got each fault (``None`` counts those forwarded untouched)."""

@@ -21,9 +21,9 @@ import re
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from ndvicube.testing._service import LoopbackService
+from ndvicube.testing._service import ThreadedHTTPService
 
 #: A token shaped like Planetary Computer's (the parameters of a user-delegation SAS).
 FAKE_SAS_TOKEN = (
@@ -43,7 +43,7 @@ class TokenRequest:
     subscription_key: str | None
 
 
-class SasTokenServer(LoopbackService):
+class SasTokenServer(ThreadedHTTPService):
     """``GET /api/sas/v1/token/{account}/{container}`` -> ``token`` valid for ``valid_s``.
 
     ``refuse`` (e.g. 403, 429) answers every token request with that status instead, as the
@@ -58,30 +58,14 @@ class SasTokenServer(LoopbackService):
         self.refuse = refuse
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The value for ``PC_SDK_SAS_URL`` (no trailing slash); only while running."""
-        if self._httpd is None:
-            raise RuntimeError("SasTokenServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/api/sas/v1/token"
+        return f"{self.base_url}/api/sas/v1/token"
 
-    def start(self) -> SasTokenServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def answer(self, path: str, key: str | None) -> tuple[HTTPStatus, dict]:
         """The status and JSON body for a request to ``path``; logs token requests."""
