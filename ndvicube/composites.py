@@ -33,7 +33,6 @@ import xarray as xr
 
 log = logging.getLogger(__name__)
 
-STATISTICS = ("median", "mean", "max")
 COUNT = "clear_count"
 PERIODS_ATTR = "ndvicube:periods"
 """``{period start: {solar day: [item ids]}}``: what fed each period."""
@@ -175,22 +174,23 @@ def _per_chunk(values, reduce, dtype, *args):
 
 def reusable_periods(
     store: Path, signature: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]]
-) -> tuple[xr.Dataset | None, list[str]]:
+) -> tuple[xr.Dataset | None, list[str], bool]:
     """The earlier store (lazy) limited to its periods fed by the same days and items, made
-    the same way; ``(None, [])`` when there is none to reuse."""
+    the same way, those periods, and whether the store holds exactly ``sources`` already
+    (nothing to write); ``(None, [], False)`` when there is nothing to reuse."""
     from ndvicube.store import read_attrs
 
     if not (store / ".zmetadata").is_file():
-        return None, []
+        return None, [], False
     attrs = read_attrs(store)
     if attrs.get(SPEC_ATTR) != dict(signature):
-        return None, []
+        return None, [], False
     before = attrs.get(PERIODS_ATTR, {})
     same = [p for p, days in sources.items() if p in before and before[p] == days]
     if not same:
-        return None, []
+        return None, [], False
     old = xr.open_zarr(store, consolidated=True)
-    return old.sel(time=pd.DatetimeIndex(same)), same
+    return old.sel(time=pd.DatetimeIndex(same)), same, before == sources
 
 
 def write_composites(
@@ -212,14 +212,14 @@ def write_composites(
     attrs = read_attrs(cube_path)
     sources = period_sources(attrs[DAYS_ATTR], period_starts(spec.period, spec.start, spec.end))
     signature = spec.signature(attrs[GRID_ATTR])
-    reused, same = reusable_periods(store, signature, sources)
+    reused, same, up_to_date = reusable_periods(store, signature, sources)
     computed = [p for p in sources if p not in same]
     log.info(
         "composites: %d period(s) of %s %s; %d copied from the existing store, %d to compute",
         len(sources), spec.period, spec.statistic, len(same), len(computed),
     )  # fmt: skip
-    if not computed:
-        return []  # every period is in the store already, as it would be written
+    if up_to_date:
+        return []  # the store holds these periods, made from these days, already
     dataset = composites(cube, spec, sources, reused)
     grid = attrs[GRID_ATTR]
     with dask.config.set(scheduler="threads", num_workers=threads):

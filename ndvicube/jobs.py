@@ -580,20 +580,21 @@ def _export_changed_cogs(
     same_spec = old.get(SPEC_ATTR) == attrs[SPEC_ATTR]
     made = old.get("files", {}) if same_spec else {}
     sources = attrs[PERIODS_ATTR]
-    files = {cog_name(i, p): (i, p) for i, _ in indices for p in sources}
-    todo = sorted({p for name, (_, p) in files.items()
-                   if made.get(name) != sources[p] or not (folder / name).is_file()})  # fmt: skip
+    files = {cog_name(index, p): sources[p] for index, _ in indices for p in sources}
+
+    def outdated(period: str) -> bool:
+        names = [cog_name(index, period) for index, _ in indices]
+        return any(made.get(n) != sources[period] or not (folder / n).is_file() for n in names)
+
+    todo = [p for p in sources if outdated(p)]
     manifest_path.unlink(missing_ok=True)  # until the files it would list are all written
-    export_cogs(open_cube(store), folder, indices, todo, threads=threads)
+    written = export_cogs(open_cube(store), folder, indices, todo, threads=threads)
     for stale in stale_cogs(folder, set(files)):
         stale.unlink()
-    manifest = {
-        SPEC_ATTR: attrs[SPEC_ATTR],
-        "files": {n: sources[p] for n, (_, p) in files.items()},
-    }
+    manifest = {SPEC_ATTR: attrs[SPEC_ATTR], "files": files}
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    log.info("composites: %d COG(s) written for %d period(s), %d kept", len(todo) * len(indices),
-             len(todo), len(files) - len(todo) * len(indices))  # fmt: skip
+    log.info("composites: %d COG(s) written for %d period(s), %d kept", len(written), len(todo),
+             len(files) - len(written))  # fmt: skip
 
 
 def provenance(

@@ -22,12 +22,10 @@ from rio_cogeo.cogeo import cog_validate
 
 from ndvicube.composites import COUNT, PERIODS_ATTR, period_starts
 from ndvicube.config import validate_config
-from ndvicube.demo import rewrite_hrefs
 from ndvicube.errors import ConfigError
 from ndvicube.geo import lonlat_to_crs
 from ndvicube.jobs import build_composites
 from ndvicube.store import open_cube, read_attrs
-from ndvicube.testing.rangeserver import RangeHTTPServer
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     copy_of,
@@ -36,6 +34,7 @@ from tests.workflow_helpers import (
     inline_points,
     planned_jobs,
     run,
+    served_workdir,
     snakemake,
     truth_on_cube_days,
 )
@@ -46,19 +45,10 @@ WITH_COMPOSITES = ONE_AREA_JOBS | {"composites": 1}
 
 
 @pytest.fixture(scope="module")
-def cogs(catalog):
-    with RangeHTTPServer(catalog.root) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def built(catalog, cogs, tmp_path_factory):
     """A working directory after a first run with monthly NDVI medians (February to April)."""
-    work = tmp_path_factory.mktemp("composited")
-    rewrite_hrefs(catalog.items, work / "catalog.json", cogs.url, catalog.root)
-    config = demo_config("catalog.json", inline_points(catalog)) | FIRST
-    config["composites"] = MONTHLY
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    config = demo_config("catalog.json", inline_points(catalog)) | FIRST | {"composites": MONTHLY}
+    work = served_workdir(catalog, cogs, tmp_path_factory.mktemp("composited"), config)
     planned, _ = run(work, cogs)
     assert planned == WITH_COMPOSITES
     return work
@@ -236,6 +226,24 @@ def test_end_moved_within_a_month_recomputes_that_month_only(built, cogs, tmp_pa
     )
     april = read_attrs(results(work) / "composites.zarr")[PERIODS_ATTR]["2023-04-01"]
     assert april and max(april) <= "2023-04-15"
+
+
+@pytest.mark.workflow
+def test_end_moved_earlier_drops_the_last_period_and_its_cog(built, cogs, tmp_path):
+    work = copy_of(built, tmp_path)
+    edit_config(work, end="2023-03-31")
+    planned, _ = run(work, cogs)
+    assert planned == WITH_COMPOSITES
+    log = composite_log(work)
+    assert "2 period(s) of 1MS median; 2 copied from the existing store, 0 to compute" in log
+    assert "0 COG(s) written for 0 period(s), 2 kept" in log
+    store = xr.open_zarr(results(work) / "composites.zarr")
+    assert list(store["time"].values) == list(pd.date_range("2023-02-01", periods=2, freq="MS"))
+    assert sorted(read_attrs(results(work) / "composites.zarr")[PERIODS_ATTR]) == [
+        "2023-02-01", "2023-03-01"
+    ]  # fmt: skip
+    names = sorted(p.name for p in (results(work) / "composites").glob("*.tif"))
+    assert names == ["NDVI_2023-02-01.tif", "NDVI_2023-03-01.tif"]
 
 
 @pytest.mark.workflow
