@@ -15,6 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("NDVICUBE_SHARED", ROOT.parent / "shared")) / "fixtures"
 
 
+@pytest.fixture(scope="module")
+def cogs(catalog):
+    """The catalog's COGs on a loopback Range server, for one test module (its log shows
+    every COG a run reads)."""
+    from ndvicube.testing.rangeserver import RangeHTTPServer
+
+    with RangeHTTPServer(catalog.root) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
     """The real Earth Search items and the real L2A scene (required: CI has ../shared)."""

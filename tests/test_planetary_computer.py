@@ -20,13 +20,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pystac
 import pytest
 
 from ndvicube.demo_pc import planetary_computer_copy
 from ndvicube.errors import ItemMetadataError
 from ndvicube.items import band_scaling
 from ndvicube.profiles import PC_ASSET_KEYS, normalised
+from ndvicube.stac import read_items
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.pgstacserver import PgstacServer
 from ndvicube.testing.rangeserver import RangeHTTPServer
@@ -35,10 +35,6 @@ from tests.workflow_helpers import demo_config, inline_points, kept_items, snake
 
 BLOB = "http://ndvicubedemo.blob.core.windows.net/sentinel2-l2"
 SIGNATURE = "FAKE-SAS-SIGNATURE"
-
-
-def pc_items(path: Path) -> list[pystac.Item]:
-    return list(pystac.ItemCollection.from_file(str(path)))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +47,7 @@ def pc_catalog(catalog, tmp_path_factory):
 
 
 def test_planetary_computer_items_are_normalised_to_earth_search_keys_and_scaling(pc_catalog):
-    item = pc_items(pc_catalog.items)[0]
+    item = read_items(pc_catalog.items)[0]
     assert "raster:bands" not in item.assets["B04"].extra_fields and "red" not in item.assets
     (out,) = normalised([item], "planetary-computer")
     assert {"red", "nir", "scl", "blue", "green", "rededge1", "swir16", "swir22"} <= set(out.assets)
@@ -65,21 +61,21 @@ def test_planetary_computer_items_are_normalised_to_earth_search_keys_and_scalin
 
 @pytest.mark.parametrize(("baseline", "offset"), [("03.01", 0.0), ("04.00", -0.1), ("05.11", -0.1)])
 def test_the_offset_comes_from_the_processing_baseline(pc_catalog, baseline, offset):
-    item = pc_items(pc_catalog.items)[0]
+    item = read_items(pc_catalog.items)[0]
     item.properties["s2:processing_baseline"] = baseline
     (out,) = normalised([item], "planetary-computer")
     assert band_scaling(out, "nir").offset == offset
 
 
 def test_an_offset_the_item_declares_is_kept(pc_catalog):
-    item = pc_items(pc_catalog.items)[0]
+    item = read_items(pc_catalog.items)[0]
     item.assets["B04"].extra_fields["raster:bands"] = [{"scale": 0.0002, "offset": -0.2}]
     (out,) = normalised([item], "planetary-computer")
     assert (band_scaling(out, "red").scale, band_scaling(out, "red").offset) == (0.0002, -0.2)
 
 
 def test_without_baseline_or_raster_bands_the_offset_is_never_guessed(pc_catalog):
-    item = pc_items(pc_catalog.items)[0]
+    item = read_items(pc_catalog.items)[0]
     del item.properties["s2:processing_baseline"]
     (out,) = normalised([item], "planetary-computer")
     with pytest.raises(ItemMetadataError) as error:
@@ -90,7 +86,7 @@ def test_without_baseline_or_raster_bands_the_offset_is_never_guessed(pc_catalog
 
 def test_earth_search_profile_on_planetary_computer_items_names_the_setting(pc_catalog):
     with pytest.raises(ItemMetadataError, match=r"stac\.profile: planetary-computer"):
-        band_scaling(pc_items(pc_catalog.items)[0], "red")
+        band_scaling(read_items(pc_catalog.items)[0], "red")
 
 
 def test_every_mapped_key_is_a_sentinel2_band_name():
@@ -122,7 +118,7 @@ def test_hrefs_on_blob_storage_are_signed_with_one_token_per_container(pc_catalo
         result = sign_in_subprocess(pc_catalog.items, "planetary-computer", sas.url)
         assert result.returncode == 0, result.stderr
         hrefs = json.loads(result.stdout)
-        assert len(hrefs) == 8 * len(pc_items(pc_catalog.items))
+        assert len(hrefs) == 8 * len(read_items(pc_catalog.items))
         assert all(h.startswith(BLOB) and h.endswith(f".tif?{FAKE_SAS_TOKEN}") for h in hrefs)
         asked = [(r.account, r.container) for r in sas.requests]
         assert asked == [("ndvicubedemo", "sentinel2-l2")]

@@ -33,6 +33,7 @@ from tests.workflow_helpers import (
     edit_config,
     item_of,
     run,
+    served_workdir,
     snakemake,
 )
 
@@ -42,19 +43,10 @@ FIRST = {"start": "2023-02-01", "end": "2023-05-31"}
 
 
 @pytest.fixture(scope="module")
-def cogs(catalog):
-    """The catalog's COGs over HTTP, for the whole module."""
-    with RangeHTTPServer(catalog.root) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def built(catalog, cogs, tmp_path_factory):
     """A working directory after a complete first run (February to May)."""
-    work = tmp_path_factory.mktemp("built")
-    rewrite_hrefs(catalog.items, work / "catalog.json", cogs.url, catalog.root)
     config = demo_config("catalog.json", str(catalog.points)) | FIRST
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    work = served_workdir(catalog, cogs, tmp_path_factory.mktemp("built"), config)
     result = snakemake(work, work / "config.yaml", "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     return work

@@ -155,6 +155,16 @@ def inline_points(catalog) -> list[dict]:
     ]
 
 
+def served_workdir(catalog, cogs: RangeHTTPServer, work: Path, config: dict[str, Any]) -> Path:
+    """A working directory reading ``catalog.json`` (the catalog's items, hrefs on ``cogs``)
+    with ``config`` (whose stac.url should name ``catalog.json``); returns ``work``."""
+    from ndvicube.demo import rewrite_hrefs
+
+    rewrite_hrefs(catalog.items, work / "catalog.json", cogs.url, catalog.root)
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    return work
+
+
 def copy_of(built: Path, tmp_path: Path) -> Path:
     """A copy of the finished working directory (modification times kept)."""
     work = tmp_path / "work"
