@@ -82,7 +82,7 @@ def search_and_cube(api: str, work: Path) -> Path:
     """The search and cube jobs' functions: ``work/items.json`` and ``work/ndvi.zarr``."""
     started = time.perf_counter()
     from ndvicube.jobs import build_cube, search_area
-    from ndvicube.stac import SearchRequest
+    from ndvicube.search.stac import SearchRequest
 
     PARTS["imports_s"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -121,8 +121,8 @@ def search_and_cube(api: str, work: Path) -> Path:
 
 def ndvicube(api: str, work: Path, points: int = 1) -> None:
     """The functions the workflow's rules call, in one process."""
-    from ndvicube.config import Point
     from ndvicube.jobs import extract_series
+    from ndvicube.timeseries.points import Point
 
     search_and_cube(api, work)
     started = time.perf_counter()
@@ -134,8 +134,8 @@ def ndvicube(api: str, work: Path, points: int = 1) -> None:
 
 def inprocess(api: str, work: Path, points: int = 1) -> None:
     """Everything the workflow's jobs do, as calls in this one process (no job overhead)."""
-    from ndvicube.config import Point
     from ndvicube.jobs import figures, point_tables, quicklook
+    from ndvicube.timeseries.points import Point
 
     chosen = [Point(**p) for p in points_in_box(points)]
     cube = search_and_cube(api, work)

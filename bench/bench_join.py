@@ -5,8 +5,8 @@ One command, prints a table::
     python bench/bench_join.py [--tiles 2 2] [--days 64] [--tile-px 1024]
 
 Writes ``rows x cols`` tile stores of a synthetic cube (float32, NaN where "masked", 8-day x
-256 x 256 chunks, the layout of a cube tile job's output) with ``ndvicube.store.write_cube``,
-then times ``ndvicube.store.join_tiles`` against a plain copy of the same chunk files
+256 x 256 chunks, the layout of a cube tile job's output) with ``ndvicube.cube.store.write_cube``,
+then times ``ndvicube.cube.store.join_tiles`` against a plain copy of the same chunk files
 (``shutil.copytree``), the step a join without links would need.
 """
 
@@ -27,9 +27,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from ndvicube.store import join_tiles, write_cube  # noqa: E402
-from ndvicube.tiles import Tile, all_tiles  # noqa: E402
-from ndvicube.update import DAYS_ATTR, GRID_ATTR  # noqa: E402
+from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, join_tiles, write_cube  # noqa: E402  # noqa: E402
+from ndvicube.cube.tiles import Tile, all_tiles  # noqa: E402
 
 CRS = "EPSG:32644"
 CHUNK = 256

@@ -13,7 +13,7 @@ One command, prints two tables::
    on consecutive days lists its own links to them (so every item is a distinct URL, fetched
    and decoded on its own); pixel content varies per item through the scale/offset metadata.
 2. Series for 10,000 random points from that cube: ndvicube's vectorised lookup
-   (``ndvicube.series.extract_points``) vs a Python loop of one ``.sel`` per point (timed on
+   (``ndvicube.timeseries.points.extract_points``) vs a Python loop of one ``.sel`` per point (timed on
    ``--loop-points`` points and reported per point and extrapolated, since the full loop takes
    many minutes).
 """
@@ -169,9 +169,8 @@ def build_from(source: str, tmp: Path, bbox: tuple[float, ...]) -> dict:
 
 def points_benchmark(cube_path: Path, bbox: tuple[float, ...], n: int, loop_n: int) -> dict:
     """Vectorised extraction of n points vs a loop of .sel on loop_n points."""
-    from ndvicube.config import Point
-    from ndvicube.series import extract_points
-    from ndvicube.store import open_cube
+    from ndvicube.cube.store import open_cube
+    from ndvicube.timeseries.points import Point, extract_points
 
     rng = np.random.default_rng(0)
     lons = rng.uniform(bbox[0], bbox[2], n)
@@ -207,7 +206,7 @@ def main() -> None:
     builds = {}
     if not args.reuse:
         builds = {source: build_from(source, tmp, bbox) for source in args.sources}
-    from ndvicube.store import open_cube
+    from ndvicube.cube.store import open_cube
 
     cube = open_cube(tmp / "ndvi.zarr")["ndvi"]
     gb = cube.size * 4 / 1e9

@@ -1,4 +1,4 @@
-"""What publishing the cube job's store as its output costs (``ndvicube.store.publish``).
+"""What publishing the cube job's store as its output costs (``ndvicube.cube.store.publish``).
 
 One command, prints a table::
 
@@ -6,7 +6,7 @@ One command, prints a table::
 
 The cube job keeps its store in ``results/{area}/.work/`` and publishes ``ndvi.zarr`` as hard
 links of it (issue 15: Snakemake's ``update()`` backup copy wedged the working directory after a
-kill). This times :func:`~ndvicube.store.publish` on stores of the demo year's shape (one
+kill). This times :func:`~ndvicube.cube.store.publish` on stores of the demo year's shape (one
 variable, 200 x 200 px, 73 solar days) and of the memory benchmark's (2000 x 2000 px, 293 days),
 chunked as the workflow does (8 days x 256 x 256 px). The floor is a walk that stats every file
 of the store: publishing cannot visit fewer. The copy row is what a byte copy of the same store
@@ -28,7 +28,7 @@ import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ndvicube.store import publish, remove
+from ndvicube.cube.store import publish, remove
 
 SHAPES = {"demo year": (73, 200, 200), "20 km x 20 km x 293 days": (293, 2000, 2000)}
 

@@ -37,8 +37,8 @@ PERIODS = {"3 months": "2023-03-31", "6 months": "2023-06-30", "12 months": "202
 TRIAL = """
 import json, sys, time
 from ndvicube.jobs import build_cube, extract_series, search_area
-from ndvicube.config import Point
-from ndvicube.stac import SearchRequest
+from ndvicube.timeseries.points import Point
+from ndvicube.search.stac import SearchRequest
 api, work, bbox, end = sys.argv[1], sys.argv[2], tuple(json.loads(sys.argv[3])), sys.argv[4]
 t = time.perf_counter()
 request = SearchRequest.from_params(url=api, collection="sentinel-2-c1-l2a", bbox=bbox,
@@ -122,9 +122,8 @@ def main() -> None:
 
 def print_points_scaling(cube_path: Path, bbox: tuple[float, ...]) -> None:
     """Series extraction time for 1, 100, 10,000 points on the largest cube."""
-    from ndvicube.config import Point
-    from ndvicube.series import extract_points
-    from ndvicube.store import open_cube
+    from ndvicube.cube.store import open_cube
+    from ndvicube.timeseries.points import Point, extract_points
 
     rng = np.random.default_rng(1)
     print("\n| points | series extraction s |\n| ---: | ---: |")

@@ -22,24 +22,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ndvicube.cube.indices import DEFAULT_INDICES, resolve_indices
 from ndvicube.errors import ConfigError
 from ndvicube.geo import BBox, bbox_around, utm_crs_for
-from ndvicube.indices import DEFAULT_INDICES, resolve_indices
+from ndvicube.timeseries.points import Point
 
 #: The schema shipped with the workflow; ``validate_config`` fills its defaults.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-
-
-@dataclass(frozen=True)
-class Point:
-    """A location whose NDVI series is extracted."""
-
-    id: str
-    """Unique within its area; used as a file name (``plots/{id}.png``)."""
-    lon: float
-    """Longitude in degrees (EPSG:4326)."""
-    lat: float
-    """Latitude in degrees (EPSG:4326)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +96,7 @@ class Settings:
     phenology_index: str = DEFAULT_INDICES[0]
     """The index whose seasons ``phenology.csv`` describes."""
     profile: str = "earth-search"
-    """The archive's item conventions (:mod:`ndvicube.profiles`)."""
+    """The archive's item conventions (:mod:`ndvicube.search.profiles`)."""
     composites: CompositeSettings | None = None
     """Regular composites and their COGs; None when the section is absent."""
 
@@ -448,8 +437,8 @@ def _check_tiles(area: Area, resolution: float, chunk: int) -> None:
     """A split needs at least one whole chunk per tile row and column."""
     if not area.split:
         return
+    from ndvicube.cube.tiles import check_split
     from ndvicube.geo import area_geobox
-    from ndvicube.tiles import check_split
 
     shape = area_geobox(area.bbox, area.crs, resolution).shape.yx
     check_split(area.name, shape, chunk, *area.tiles)

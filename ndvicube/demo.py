@@ -1076,7 +1076,7 @@ def expected_series(
     observation wins. Returns ``point, time`` and one column per index (time = midnight of the
     solar day).
     """
-    from ndvicube.indices import assets_needed, column, evaluate
+    from ndvicube.cube.indices import assets_needed, column, evaluate
 
     df = truth[truth["cloud_cover"] < max_cloud_cover]
     bands = assets_needed(indices)
@@ -1117,8 +1117,8 @@ def demo_series(root: str | Path, spec: DemoCatalogSpec | None = None) -> tuple[
     For tests and benchmarks of the steps after the series, which need real series with a known
     truth behind them.
     """
-    from ndvicube.config import Point
     from ndvicube.jobs import build_cube, extract_series
+    from ndvicube.timeseries.points import Point
 
     root = Path(root)
     catalog = generate_demo_catalog(root / "catalog", spec or DemoCatalogSpec())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ndvicube.demo import DemoCatalog, _write_json
-from ndvicube.profiles import PC_ASSET_KEYS
+from ndvicube.search.profiles import PC_ASSET_KEYS
 
 COLLECTION = "sentinel-2-l2a"
 _COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"

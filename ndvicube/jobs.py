@@ -14,17 +14,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ndvicube.indices import DEFAULT_INDICES  # light: spyndex and xarray load on first use
+from ndvicube.cube.indices import DEFAULT_INDICES  # light: spyndex and xarray load on first use
 
 if TYPE_CHECKING:  # imported lazily below: a plot job should not pay for odc-stac's import
     import pystac
 
-    from ndvicube.config import Point
-    from ndvicube.cube import CubeSpec
+    from ndvicube.cube.load import CubeSpec
+    from ndvicube.cube.tiles import Tile
     from ndvicube.geo import BBox
     from ndvicube.read.retries import UnreadableAsset
-    from ndvicube.stac import SearchRequest
-    from ndvicube.tiles import Tile
+    from ndvicube.search.stac import SearchRequest
+    from ndvicube.timeseries.points import Point
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ KEY_PACKAGES = ("ndvicube", "odc-stac", "odc-geo", "rasterio", "xarray", "dask",
 def search_area(request: SearchRequest, *, out: str | Path) -> int:
     """Search the source for one area over the whole period; store the items as JSON (sorted,
     de-duplicated: the cube's input); return how many."""
-    from ndvicube.stac import search, write_items
+    from ndvicube.search.stac import search, write_items
 
     items = search(request)
     write_items(items, out)
@@ -70,18 +70,18 @@ def build_cube(
 ) -> Path:
     """Write the masked index cube of the stored items to Zarr, reusing an existing cube's days.
 
-    ``profile`` is the archive's (:mod:`ndvicube.profiles`): under ``planetary-computer`` the
+    ``profile`` is the archive's (:mod:`ndvicube.search.profiles`): under ``planetary-computer`` the
     hrefs are signed in memory before the reads.
 
-    ``indices`` are catalogue names (:mod:`ndvicube.indices`), one cube variable each.
-    ``reader`` chooses how COGs are read (``range`` or ``gdal``, :func:`ndvicube.cube.load_cube`);
+    ``indices`` are catalogue names (:mod:`ndvicube.cube.indices`), one cube variable each.
+    ``reader`` chooses how COGs are read (``range`` or ``gdal``, :func:`ndvicube.cube.load.load_cube`);
     ``read_deadline_s`` bounds each COG's read, retries included, and the job's reads together
     (:func:`ndvicube.read.retries.read_deadlines`).
 
     Only scenes of solar days that the existing store does not already hold with the same items,
     grid and mask are read; the other days are copied from it. The store is ``out``, or with
     ``work`` the store kept at ``work`` between runs, published as ``out`` by hard links
-    (:func:`ndvicube.store.publish`: the workflow's cube rules, so Snakemake never deletes or
+    (:func:`ndvicube.cube.store.publish`: the workflow's cube rules, so Snakemake never deletes or
     backs up the store the next run reuses). With ``tile``, only that chunk-aligned tile of the
     area's grid is built (see :func:`join_tiles`).
 
@@ -89,14 +89,14 @@ def build_cube(
     with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
     (:mod:`ndvicube.read.missing`).
     """
-    from ndvicube.cube import CubeSpec
-    from ndvicube.indices import resolve_indices
+    from ndvicube.cube.indices import resolve_indices
+    from ndvicube.cube.load import CubeSpec
+    from ndvicube.cube.store import DEFAULT_TIME_CHUNK, publish
     from ndvicube.logs import redact_urls_in_logs
-    from ndvicube.profiles import signed
     from ndvicube.read.missing import check_policy, usable_items, write_skipped
     from ndvicube.read.retries import COG_DEADLINE_S
-    from ndvicube.stac import read_items
-    from ndvicube.store import DEFAULT_TIME_CHUNK, publish
+    from ndvicube.search.profiles import signed
+    from ndvicube.search.stac import read_items
 
     check_policy(on_missing_asset)
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
@@ -149,9 +149,9 @@ class _CubeBuild:
         without them. Elsewhere the first unreadable scene stops the pass, which starts again
         without it.
         """
+        from ndvicube.cube.store import remove
         from ndvicube.read.missing import SKIP, no_readable_scene, skip_unreadable
         from ndvicube.read.retries import UnreadableAsset, collecting_unreadable
-        from ndvicube.store import remove
 
         if not items:
             raise no_readable_scene(area, skipped)
@@ -214,12 +214,9 @@ def _write_items_cube(
     from rasterio.errors import NotGeoreferencedWarning
 
     from ndvicube.compute import dask_scheduler
-    from ndvicube.cube import cube_longitude, group_scenes, load_cube
-    from ndvicube.read.gdal import configure_cloud_reads
-    from ndvicube.read.missing import asset_at
-    from ndvicube.read.retries import read_deadlines
-    from ndvicube.store import recover_interrupted_swap, write_cube
-    from ndvicube.update import (
+    from ndvicube.cube.load import cube_longitude, group_scenes, load_cube
+    from ndvicube.cube.store import recover_interrupted_swap, write_cube
+    from ndvicube.cube.update import (
         DAYS_ATTR,
         GRID_ATTR,
         grid_signature,
@@ -229,6 +226,9 @@ def _write_items_cube(
         reusable,
         unchanged,
     )
+    from ndvicube.read.gdal import configure_cloud_reads
+    from ndvicube.read.missing import asset_at
+    from ndvicube.read.retries import read_deadlines
 
     groups = group_scenes(items, cube_longitude(spec), spec.bands)
     wanted, signature = items_by_day(groups), grid_signature(spec, time_chunk)
@@ -303,7 +303,7 @@ def _reads_ahead(groups, spec: CubeSpec, items: dict, days: list[str], time_chun
     """
     import contextlib
 
-    from ndvicube.cube import read_geobox
+    from ndvicube.cube.load import read_geobox
     from ndvicube.read.pipeline import hrefs_by_block, pipelined
 
     if reader != "range" or scheduler != "threads" or not groups:
@@ -326,9 +326,9 @@ def join_tiles(
     The tiles' skipped-scene lists are merged into the area's (a scene skipped by several tiles
     is listed once).
     """
+    from ndvicube.cube.store import join_tiles as join
+    from ndvicube.cube.tiles import tiles_in_order
     from ndvicube.read.missing import read_skipped, write_skipped
-    from ndvicube.store import join_tiles as join
-    from ndvicube.tiles import tiles_in_order
 
     path = join(tiles_in_order(tile_paths, *split), out, crs=crs)
     if skipped_out is not None:
@@ -339,9 +339,9 @@ def join_tiles(
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:
     """Write ``series_raw.csv``: the cube's value at every point and solar day."""
-    from ndvicube.series import extract_points
-    from ndvicube.store import open_cube
-    from ndvicube.tables import write_series
+    from ndvicube.cube.store import open_cube
+    from ndvicube.timeseries.points import extract_points
+    from ndvicube.timeseries.tables import write_series
 
     series = extract_points(open_cube(cube_path), points)
     write_series(series, str(out))
@@ -357,9 +357,9 @@ def extract_polygon_series(
     min_clear_fraction: float = 0.0,
 ) -> None:
     """Write ``polygons_raw.csv``: mean, median, count and clear fraction per polygon and day."""
-    from ndvicube.polygons import polygon_series, read_polygons
-    from ndvicube.store import open_cube
-    from ndvicube.tables import write_polygon_series
+    from ndvicube.cube.store import open_cube
+    from ndvicube.timeseries.polygons import polygon_series, read_polygons
+    from ndvicube.timeseries.tables import write_polygon_series
 
     polygons = read_polygons(polygons_path, crs)
     table = polygon_series(open_cube(cube_path), polygons, min_clear_fraction=min_clear_fraction)
@@ -377,9 +377,9 @@ def smooth(
     polyorder: int = 2,
     lam: float = 10.0,
 ) -> None:
-    """Write ``series_smoothed.csv`` from ``series_raw.csv`` (:mod:`ndvicube.smoothing`)."""
-    from ndvicube.smoothing import smooth_series
-    from ndvicube.tables import read_series, write_series
+    """Write ``series_smoothed.csv`` from ``series_raw.csv`` (:mod:`ndvicube.timeseries.smoothing`)."""
+    from ndvicube.timeseries.smoothing import smooth_series
+    from ndvicube.timeseries.tables import read_series, write_series
 
     raw = read_series(str(raw_path))
     smoothed = smooth_series(
@@ -398,9 +398,9 @@ def season_metrics(
 ) -> None:
     """Write ``phenology.csv``: each season's start, peak, end and amplitude per point, on the
     smoothed series of ``index`` (a catalogue name)."""
-    from ndvicube.indices import column
-    from ndvicube.phenology import phenology
-    from ndvicube.tables import read_series, write_phenology
+    from ndvicube.cube.indices import column
+    from ndvicube.timeseries.phenology import phenology
+    from ndvicube.timeseries.tables import read_series, write_phenology
 
     table = phenology(
         read_series(str(smoothed_path)),
@@ -487,8 +487,8 @@ def figures(
     """Draw all of an area's series figures in one job: ``plots_dir/{point}.png`` for each of
     ``points`` (the ids ``figures`` selects), in ``processes`` processes, and the area's
     overview of every point."""
-    from ndvicube.plots import plot_overview, plot_points
-    from ndvicube.tables import read_series
+    from ndvicube.figures.plots import plot_overview, plot_points
+    from ndvicube.timeseries.tables import read_series
 
     raw, smoothed = read_series(str(raw_path)), read_series(str(smoothed_path))
     written = plot_points(raw, smoothed, list(points), plots_dir, processes=processes)
@@ -513,10 +513,10 @@ def quicklook(
     ``cube_path`` is the cube (its monthly medians are drawn) or a composites store (its
     periods are drawn as they are: one source of truth for the maps).
     """
-    from ndvicube.composites import SPEC_ATTR
-    from ndvicube.indices import column
-    from ndvicube.plots import monthly_medians, plot_quicklook
-    from ndvicube.store import open_cube, read_attrs
+    from ndvicube.composites.periods import SPEC_ATTR
+    from ndvicube.cube.indices import column
+    from ndvicube.cube.store import open_cube, read_attrs
+    from ndvicube.figures.plots import monthly_medians, plot_quicklook
 
     maps = open_cube(cube_path)[column(index)]
     made = read_attrs(cube_path).get(SPEC_ATTR)
@@ -548,9 +548,9 @@ def build_composites(
     """
     import datetime as dt
 
-    from ndvicube.composites import CompositeSpec, write_composites
-    from ndvicube.indices import column, resolve_indices
-    from ndvicube.store import publish, working_store
+    from ndvicube.composites.periods import CompositeSpec, write_composites
+    from ndvicube.cube.indices import column, resolve_indices
+    from ndvicube.cube.store import publish, working_store
 
     names = resolve_indices(indices, key="composites.indices")
     spec = CompositeSpec(period, statistic, tuple(column(n) for n in names),
@@ -570,9 +570,9 @@ def _export_changed_cogs(
     period's sources changed (or are missing), remove those no longer configured."""
     import json
 
-    from ndvicube.cog import cog_name, export_cogs, stale_cogs
-    from ndvicube.composites import PERIODS_ATTR, SPEC_ATTR
-    from ndvicube.store import open_cube, read_attrs
+    from ndvicube.composites.cog import cog_name, export_cogs, stale_cogs
+    from ndvicube.composites.periods import PERIODS_ATTR, SPEC_ATTR
+    from ndvicube.cube.store import open_cube, read_attrs
 
     attrs = read_attrs(store)
     manifest_path = folder / ".periods.json"
@@ -604,8 +604,8 @@ def provenance(
 
     Query strings are stripped from hrefs so signed-URL tokens never reach the store.
     """
-    from ndvicube.items import processing_baseline
     from ndvicube.read.missing import strip_query
+    from ndvicube.search.items import processing_baseline
 
     return {
         "ndvicube:items": [

@@ -1,8 +1,8 @@
 """Rules `cube` and `cube_tile`: read the stored scenes and write the masked index cube (Zarr)."""
 
+from ndvicube.cube.store import working_store
 from ndvicube.jobs import build_cube
 from ndvicube.logs import job_logging
-from ndvicube.store import working_store
 
 # Guarded: a local Dask cluster starts worker processes that re-import this file.
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from ndvicube.jobs import search_area
 from ndvicube.logs import job_logging
-from ndvicube.stac import SearchRequest
+from ndvicube.search.stac import SearchRequest
 
 with job_logging(snakemake.log[0], job="search"):
     request = SearchRequest.from_params(**snakemake.params, area=snakemake.wildcards.area)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ndvicube.demo import cube_args
-from ndvicube.stac import SearchRequest
+from ndvicube.search.stac import SearchRequest
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
 CUBE = cube_args()

@@ -194,8 +194,7 @@ def pipelined_build(catalog, tmp_path, caplog, **extra):
     its start time and the block of its item, and the time each block was written."""
     import logging
 
-    from ndvicube.store import read_attrs
-    from ndvicube.update import DAYS_ATTR
+    from ndvicube.cube.store import DAYS_ATTR, read_attrs
 
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [
@@ -210,7 +209,7 @@ def pipelined_build(catalog, tmp_path, caplog, **extra):
         )
         remote.reset()
         server.reset_log()
-        with caplog.at_level(logging.INFO, logger="ndvicube.store"):
+        with caplog.at_level(logging.INFO, logger="ndvicube.cube.store"):
             build_cube(items_path=served, out=tmp_path / "c.zarr", time_chunk=1,
                        **cube_args() | extra)  # fmt: skip
         requests = [r for r in server.requests if r.path.endswith(".tif")]

@@ -20,12 +20,12 @@ import xarray as xr
 import yaml
 from rio_cogeo.cogeo import cog_validate
 
-from ndvicube.composites import COUNT, PERIODS_ATTR, period_starts
+from ndvicube.composites.periods import COUNT, PERIODS_ATTR, period_starts
 from ndvicube.config import validate_config
+from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.errors import ConfigError
 from ndvicube.geo import lonlat_to_crs
 from ndvicube.jobs import build_composites
-from ndvicube.store import open_cube, read_attrs
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     copy_of,

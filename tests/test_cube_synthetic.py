@@ -16,8 +16,8 @@ import pystac
 import pytest
 import rasterio
 
-from ndvicube.config import Point
-from ndvicube.cube import CubeSpec, group_scenes, load_ndvi
+from ndvicube.cube.load import CubeSpec, group_scenes, load_ndvi
+from ndvicube.cube.store import open_cube
 from ndvicube.demo import (
     DemoCatalogSpec,
     cube_args,
@@ -26,9 +26,8 @@ from ndvicube.demo import (
     read_truth,
 )
 from ndvicube.jobs import build_cube
-from ndvicube.series import extract_points
-from ndvicube.stac import SearchRequest, search, write_items
-from ndvicube.store import open_cube
+from ndvicube.search.stac import SearchRequest, search, write_items
+from ndvicube.timeseries.points import Point, extract_points
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
 SPEC = CubeSpec(bbox=BBOX, crs="EPSG:32644", resolution=10)

@@ -14,9 +14,9 @@ import numpy as np
 import pystac
 import pytest
 
+from ndvicube.cube.store import open_cube
 from ndvicube.jobs import build_cube
-from ndvicube.stac import write_items
-from ndvicube.store import open_cube
+from ndvicube.search.stac import write_items
 from ndvicube.testing._service import free_port
 
 BBOX = (82.599, 27.154, 82.617, 27.172)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndvicube.plots import plot_point
-from ndvicube.smoothing import smooth_series
+from ndvicube.figures.plots import plot_point
+from ndvicube.timeseries.smoothing import smooth_series
 from tests.workflow_helpers import POINTS, demo_config, snakemake, write_config
 
 pytestmark = pytest.mark.workflow

@@ -23,6 +23,7 @@ import yaml
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from ndvicube.cube.store import open_cube
 from ndvicube.errors import (
     ConfigError,
     ItemMetadataError,
@@ -33,8 +34,7 @@ from ndvicube.errors import (
 )
 from ndvicube.jobs import build_cube
 from ndvicube.read.missing import read_skipped
-from ndvicube.stac import search
-from ndvicube.store import open_cube
+from ndvicube.search.stac import search
 from ndvicube.testing.faultproxy import FaultProxy
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
@@ -94,7 +94,7 @@ def _retries_logged(url: str, caplog) -> int:
     import requests
     from requests.adapters import HTTPAdapter
 
-    from ndvicube.http import retry_policy
+    from ndvicube.search.http import retry_policy
 
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry_policy(backoff_s=0)))

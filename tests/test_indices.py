@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from ndvicube.config import validate_config
+from ndvicube.cube.indices import assets_needed, evaluate
+from ndvicube.cube.store import open_cube
 from ndvicube.demo import read_truth, rewrite_hrefs
 from ndvicube.errors import ConfigError
-from ndvicube.indices import assets_needed, evaluate
-from ndvicube.store import open_cube
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from tests.workflow_helpers import (
     POINTS,
@@ -157,10 +157,10 @@ def test_tiles_of_a_multi_index_cube_join_to_the_whole_build(catalog, tmp_path):
     is the NDVI-only cube, byte for byte (the demo's bands share their nodata)."""
     import json
 
+    from ndvicube.cube.store import join_tiles
+    from ndvicube.cube.tiles import all_tiles
     from ndvicube.demo import cube_args
     from ndvicube.jobs import build_cube
-    from ndvicube.store import join_tiles
-    from ndvicube.tiles import all_tiles
 
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [
@@ -191,8 +191,8 @@ def test_tiles_of_a_multi_index_cube_join_to_the_whole_build(catalog, tmp_path):
 
 
 def test_point_figure_has_one_panel_per_index_with_its_values(indices_run, tmp_path):
-    from ndvicube.plots import plot_point
-    from ndvicube.tables import read_series
+    from ndvicube.figures.plots import plot_point
+    from ndvicube.timeseries.tables import read_series
 
     results = indices_run["results"]
     raw, smoothed = (
@@ -213,7 +213,7 @@ def test_polygon_series_give_a_mean_and_median_per_index(indices_run):
     import geopandas as gpd
     from shapely.geometry import box
 
-    from ndvicube.polygons import polygon_series
+    from ndvicube.timeseries.polygons import polygon_series
 
     cube = open_cube(indices_run["results"] / "ndvi.zarr")
     x0, y0 = float(cube.x.min()), float(cube.y.min())

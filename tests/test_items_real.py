@@ -8,8 +8,8 @@ import json
 import pystac
 import pytest
 
-from ndvicube.cube import group_scenes
-from ndvicube.items import (
+from ndvicube.cube.load import group_scenes
+from ndvicube.search.items import (
     band_scaling,
     item_epsg,
     keep_newest_processing,
@@ -17,7 +17,7 @@ from ndvicube.items import (
     solar_day,
     tile_code,
 )
-from ndvicube.stac import SearchRequest, search
+from ndvicube.search.stac import SearchRequest, search
 
 
 @pytest.fixture(scope="module")

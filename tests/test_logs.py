@@ -13,7 +13,7 @@ JOB = """
 import logging, sys
 from ndvicube.logs import job_logging
 with job_logging(sys.argv[1], job="demo"):
-    logging.getLogger("ndvicube.stac").info("STAC API returned 12 item(s)")
+    logging.getLogger("ndvicube.search.stac").info("STAC API returned 12 item(s)")
     logging.getLogger("ndvicube.read.retries").warning("reading B04.tif failed; retry 1/4")
     logging.getLogger("ndvicube.jobs").info("phenology: 18 season(s) at 9 point(s)")
 """
@@ -25,7 +25,7 @@ def test_each_record_is_written_once_and_warnings_reach_the_terminal(tmp_path):
         [sys.executable, "-c", JOB, str(log)], capture_output=True, text=True, check=True
     )
     assert records(log) == [
-        "INFO ndvicube.stac STAC API returned 12 item(s)",
+        "INFO ndvicube.search.stac STAC API returned 12 item(s)",
         "WARNING ndvicube.read.retries reading B04.tif failed; retry 1/4",
         "INFO ndvicube.jobs phenology: 18 season(s) at 9 point(s)",
     ]

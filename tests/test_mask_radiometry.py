@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ndvicube.indices import compute_indices
-from ndvicube.mask import clear_mask
-from ndvicube.radiometry import to_reflectance
+from ndvicube.cube.indices import compute_indices
+from ndvicube.cube.mask import clear_mask
+from ndvicube.cube.radiometry import to_reflectance
 
 dn = hnp.arrays(np.uint16, (4, 5), elements=st.integers(0, 20000))
 scl = hnp.arrays(np.uint8, (4, 5), elements=st.integers(0, 11))
@@ -73,7 +73,7 @@ def test_buffer_dilation_crosses_dask_chunk_borders():
     import dask.array as da
     from scipy.ndimage import binary_dilation
 
-    from ndvicube.mask import clear_mask, disk
+    from ndvicube.cube.mask import clear_mask, disk
 
     rng = np.random.default_rng(7)
     scl = rng.choice([4, 4, 4, 4, 4, 4, 4, 4, 4, 9], size=(3, 20, 20)).astype("uint8")

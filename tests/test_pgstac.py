@@ -20,7 +20,7 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
 from ndvicube.demo import rewrite_hrefs
-from ndvicube.stac import search
+from ndvicube.search.stac import search
 from ndvicube.testing.faultproxy import FaultProxy
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.pgstacserver import PgstacServer

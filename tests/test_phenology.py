@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ndvicube.phenology import phenology
+from ndvicube.timeseries.phenology import phenology
 
 
 def trapezoid(days: np.ndarray) -> np.ndarray:

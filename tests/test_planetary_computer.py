@@ -24,9 +24,9 @@ import pytest
 
 from ndvicube.demo_pc import planetary_computer_copy
 from ndvicube.errors import ItemMetadataError
-from ndvicube.items import band_scaling
-from ndvicube.profiles import PC_ASSET_KEYS, normalised
-from ndvicube.stac import read_items
+from ndvicube.search.items import band_scaling
+from ndvicube.search.profiles import PC_ASSET_KEYS, normalised
+from ndvicube.search.stac import read_items
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.pgstacserver import PgstacServer
 from ndvicube.testing.rangeserver import RangeHTTPServer
@@ -100,7 +100,7 @@ def test_every_mapped_key_is_a_sentinel2_band_name():
 SIGN = """
 import json, sys
 import pystac
-from ndvicube.profiles import signed
+from ndvicube.search.profiles import signed
 items = list(pystac.ItemCollection.from_file(sys.argv[1]))
 print(json.dumps([a.href for i in signed(items, sys.argv[2]) for a in i.assets.values()]))
 """

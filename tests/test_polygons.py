@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
+from ndvicube.cube.store import open_cube
 from ndvicube.errors import ConfigError
 from ndvicube.jobs import build_cube
-from ndvicube.polygons import polygon_series, read_polygons
-from ndvicube.store import open_cube
+from ndvicube.timeseries.polygons import polygon_series, read_polygons
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
 CRS = "EPSG:32644"
@@ -115,8 +115,8 @@ def test_polygon_file_without_ids_or_with_points_is_refused(tmp_path):
 
 
 def test_workflow_writes_polygon_series_smoothed_with_clear_weights(parcels, catalog, tmp_path):
-    from ndvicube.smoothing import smooth_series
-    from ndvicube.tables import read_series
+    from ndvicube.timeseries.smoothing import smooth_series
+    from ndvicube.timeseries.tables import read_series
     from tests.workflow_helpers import demo_config, planned_jobs, snakemake, write_config
 
     config = demo_config(str(catalog.items), str(catalog.points))

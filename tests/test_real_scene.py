@@ -16,10 +16,10 @@ import pytest
 import rasterio
 import xarray as xr
 
+from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.geo import utm_crs_for
 from ndvicube.jobs import build_cube
-from ndvicube.stac import write_items
-from ndvicube.store import open_cube, read_attrs
+from ndvicube.search.stac import write_items
 
 SCENE = "S2A_29RKH_20200219_0_L2A"
 FILES = {"red": "B04.tif", "nir": "B08.tif", "scl": "SCL.tif"}

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ndvicube.config import validate_config
+from ndvicube.cube.store import read_attrs
 from ndvicube.errors import (
     ConfigError,
     NoScenesError,
@@ -27,11 +28,10 @@ from ndvicube.errors import (
     StorageFullError,
     UnreadableAssetError,
 )
-from ndvicube.http import READ_TIMEOUT_S
 from ndvicube.jobs import build_cube
 from ndvicube.read.missing import read_skipped
-from ndvicube.stac import read_items, search, write_items
-from ndvicube.store import read_attrs
+from ndvicube.search.http import READ_TIMEOUT_S
+from ndvicube.search.stac import read_items, search, write_items
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from tests.fault_helpers import (
@@ -297,8 +297,7 @@ def test_a_full_disk_while_storing_search_results_leaves_nothing_half_written(ca
 def test_a_static_catalog_whose_child_never_answers_fails_in_bounded_time(tmp_path, monkeypatch):
     """pystac reads a static catalog's links with ``urlopen`` and no timeout; ndvicube's own
     reader has the STAC timeouts (shortened here to 2 s)."""
-    from ndvicube import http
-
+    from ndvicube.search import http
     monkeypatch.setattr(http, "READ_TIMEOUT_S", 2.0)
     catalog = {"type": "Catalog", "id": "c", "stac_version": "1.0.0", "description": "d",
                "links": [{"rel": "item", "href": "./stalled/item.json"}]}  # fmt: skip

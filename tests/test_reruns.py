@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import yaml
 
+from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.demo import rewrite_hrefs
-from ndvicube.store import open_cube, read_attrs
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from ndvicube.cube.store import open_cube
 from ndvicube.demo import cube_args, rewrite_hrefs
 from ndvicube.jobs import build_cube
 from ndvicube.read import remote
 from ndvicube.read.s3 import s3_options
-from ndvicube.store import open_cube
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server

@@ -8,8 +8,7 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 
-from ndvicube.config import Point
-from ndvicube.series import extract_points
+from ndvicube.timeseries.points import Point, extract_points
 
 
 def _cube(values, x0=500000.0, y0=3000000.0, res=10.0):

@@ -18,7 +18,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from ndvicube.store import open_cube
+from ndvicube.cube.store import open_cube
 from tests.workflow_helpers import ROOT, demo_config, snakemake, write_config
 
 pytestmark = pytest.mark.workflow

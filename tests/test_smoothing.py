@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ndvicube.smoothing import savgol, smooth_series, whittaker
+from ndvicube.timeseries.smoothing import savgol, smooth_series, whittaker
 
 
 def notebook_recipe(times, values) -> xr.DataArray:

@@ -14,13 +14,12 @@ import pandas as pd
 import pystac
 import pytest
 
-from ndvicube.config import Point
-from ndvicube.cube import CubeSpec, load_ndvi
+from ndvicube.cube.load import CubeSpec, load_ndvi
 from ndvicube.demo import expected_series, read_truth
-from ndvicube.series import extract_points
-from ndvicube.stac import SearchRequest, search
+from ndvicube.search.stac import SearchRequest, search
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.stacserver import StacApiServer
+from ndvicube.timeseries.points import Point, extract_points
 from tests.workflow_helpers import END, START, kept_items
 
 BBOX = (82.599, 27.154, 82.617, 27.172)

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from ndvicube.config import validate_config
+from ndvicube.cube.tiles import Tile, chunk_ranges, tile_window
 from ndvicube.errors import ConfigError
-from ndvicube.tiles import Tile, chunk_ranges, tile_window
 from tests.workflow_helpers import (
     POINTS,
     demo_config,
@@ -118,10 +118,10 @@ def test_tiles_with_a_cloud_buffer_equal_the_whole_build(catalog, tmp_path):
     """A tile reads a margin of the buffer's width, so clouds across its border still count."""
     import json
 
+    from ndvicube.cube.store import join_tiles, open_cube
+    from ndvicube.cube.tiles import all_tiles
     from ndvicube.demo import cube_args
     from ndvicube.jobs import build_cube
-    from ndvicube.store import join_tiles, open_cube
-    from ndvicube.tiles import all_tiles
 
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import rasterio
 
+from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.demo import expected_series, read_truth
-from ndvicube.store import open_cube, read_attrs
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     POINTS,

@@ -62,7 +62,7 @@ def usable_items(
     items: Sequence[pystac.Item], assets: Sequence[str], policy: str, area: str
 ) -> tuple[list[pystac.Item], list[SkippedAsset]]:
     """Items whose ``assets`` all exist with usable scaling; the others skipped, or an error."""
-    from ndvicube.items import band_scaling
+    from ndvicube.search.items import band_scaling
 
     usable, skipped = [], []
     for item in items:

@@ -1,7 +1,7 @@
 """The cube job's reads started ahead: every header at once, then the next blocks' windows.
 
 The cube is written in blocks of ``time_chunk`` solar days, one after another
-(:func:`ndvicube.store.write_cube`). Left to Dask, each block's reads would start only when the
+(:func:`ndvicube.cube.store.write_cube`). Left to Dask, each block's reads would start only when the
 block is computed, and wait for their own round trips (at 100 ms per request the demo year's
 cube took 8.5 s, then 2.8 s with this). A :class:`Pipeline` is handed, before the Dask graph is
 even built, the hrefs of each block in writing order; it requests every header at once

@@ -22,7 +22,7 @@ Query extension (``query={"eo:cloud_cover": {"lt": 30}}``)
     items** (any operator, any property); a GET ``query`` parameter is ignored (all items).
     pystac-client warns ``DoesNotConformTo: Server does not conform to QUERY``, POSTs anyway and
     so returns nothing. Check ``client.conforms_to(ConformanceClasses.QUERY)`` first and filter
-    client-side otherwise (as :mod:`ndvicube.stac` does).
+    client-side otherwise (as :mod:`ndvicube.search.stac` does).
 
 Filter (CQL2), sortby, fields
     ``filter`` (text or JSON, GET or POST) also gives 200 with no items. ``sortby`` and

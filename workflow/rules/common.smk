@@ -76,7 +76,7 @@ def get_area_split(wildcards):
 
 def get_area_tiles(wildcards):
     """The tile stores an area's cube is joined from."""
-    from ndvicube.tiles import all_tiles
+    from ndvicube.cube.tiles import all_tiles
 
     return [
         f"results/{wildcards.area}/tiles/{tile.name}.zarr"
@@ -93,7 +93,7 @@ def get_tile(wildcards):
     """The tile a cube job builds (None: the whole area)."""
     if "tile" not in wildcards.keys():
         return None
-    from ndvicube.tiles import Tile
+    from ndvicube.cube.tiles import Tile
 
     return Tile.from_name(wildcards.tile, *get_area(wildcards).tiles)
 

@@ -76,7 +76,7 @@ def polygon_series(
     time_block: int = 8,
 ) -> pd.DataFrame:
     """Each index's mean and median, the count and clear fraction per polygon and date."""
-    from ndvicube.store import as_dataset
+    from ndvicube.cube.store import as_dataset
 
     cube = as_dataset(cube)
     names = list(cube.data_vars)

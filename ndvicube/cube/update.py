@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ndvicube.cube import CubeSpec, SceneGroup
+from ndvicube.cube.load import CubeSpec, SceneGroup
+from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, drop_encodings, open_cube, read_attrs
 
 log = logging.getLogger(__name__)
 
-DAYS_ATTR = "ndvicube:days"
-GRID_ATTR = "ndvicube:grid"
 #: Put before the item ids of a day that must be read again (:func:`marked_unreadable`).
 UNREADABLE_MARK = "!unreadable"
 
@@ -55,7 +54,6 @@ def reusable(
     Returns ``(None, [])`` when there is no complete store, or it was made with another grid or
     mask (then every day must be read again).
     """
-    from ndvicube.store import open_cube, read_attrs
 
     if not (store / ".zmetadata").is_file():
         return None, []
@@ -90,7 +88,6 @@ def marked_unreadable(days: Mapping[str, list[str]], bad_items: set[str]) -> dic
 
 def old_days(cube: xr.Dataset, days: Sequence[str]) -> xr.Dataset:
     """The stored values of ``days``, lazily, without the store's encodings and CRS variable."""
-    from ndvicube.store import drop_encodings
 
     times = np.array([np.datetime64(dt.date.fromisoformat(d), "ns") for d in days])
     part = cube.sel(time=times).drop_vars("spatial_ref", errors="ignore")

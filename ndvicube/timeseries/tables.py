@@ -1,6 +1,6 @@
 """The series tables (CSV) every step after the cube reads and writes.
 
-Kept apart from :mod:`ndvicube.series` so the smoothing and plot jobs import pandas only, not the
+Kept apart from :mod:`ndvicube.timeseries.points` so the smoothing and plot jobs import pandas only, not the
 raster stack: each workflow job is its own Python process and pays for what it imports.
 """
 
@@ -12,7 +12,7 @@ import pandas as pd
 
 #: The key columns of every series table (``point`` is ``polygon`` in the polygons' files).
 KEY_COLUMNS = ["point", "time"]
-#: Per-row quality of a raw point series (see :func:`ndvicube.series.extract_points`).
+#: Per-row quality of a raw point series (see :func:`ndvicube.timeseries.points.extract_points`).
 QUALITY_COLUMNS = ["valid_pixels", "clear_fraction"]
 
 
@@ -52,7 +52,7 @@ def read_series(path: str) -> pd.DataFrame:
 
 
 def write_polygon_series(table: pd.DataFrame, path: str | Path) -> None:
-    """Write ``polygons_raw.csv`` (columns of :func:`ndvicube.polygons.polygon_columns`)."""
+    """Write ``polygons_raw.csv`` (columns of :func:`ndvicube.timeseries.polygons.polygon_columns`)."""
     out = table.copy()
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.7g")

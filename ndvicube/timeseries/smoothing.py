@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ndvicube.tables import KEY_COLUMNS, index_columns
+from ndvicube.timeseries.tables import KEY_COLUMNS, index_columns
 
 METHODS = ("notebook", "savgol", "whittaker")
 

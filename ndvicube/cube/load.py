@@ -1,6 +1,6 @@
 """The masked index cube of an area: lazy (time, y, x) float32 variables, one step per solar day.
 
-One variable per requested spectral index (:mod:`ndvicube.indices`; NDVI by default). Reading
+One variable per requested spectral index (:mod:`ndvicube.cube.indices`; NDVI by default). Reading
 goes through odc-stac (``odc.stac.load``) with Dask, like the origin notebook, but with two
 deliberate differences:
 
@@ -28,14 +28,14 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from ndvicube import geo
+from ndvicube.cube.indices import DEFAULT_INDICES, assets_needed, compute_indices
+from ndvicube.cube.mask import DEFAULT_SCL_CLASSES, clear_mask
+from ndvicube.cube.radiometry import to_reflectance
+from ndvicube.cube.tiles import Tile, tile_window
 from ndvicube.geo import BBox
-from ndvicube.indices import DEFAULT_INDICES, assets_needed, compute_indices
-from ndvicube.items import BandScaling, band_scaling, solar_day, sort_items
-from ndvicube.mask import DEFAULT_SCL_CLASSES, clear_mask
-from ndvicube.radiometry import to_reflectance
 from ndvicube.read.remote import RemoteRioDriver
 from ndvicube.read.retries import RetryingRioDriver
-from ndvicube.tiles import Tile, tile_window
+from ndvicube.search.items import BandScaling, band_scaling, solar_day, sort_items
 
 #: How COGs are read (``compute.reader``): odc-stac reader drivers by name.
 READERS = {"range": RemoteRioDriver, "gdal": RetryingRioDriver}
@@ -133,9 +133,9 @@ def cube_longitude(spec: CubeSpec) -> float:
 def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "range") -> xr.Dataset:
     """Lazy masked indices, each (time, y, x) float32, NaN where masked; time = solar day.
 
-    One variable per index of ``spec``, named by :func:`ndvicube.indices.column`; the ``scenes``
+    One variable per index of ``spec``, named by :func:`ndvicube.cube.indices.column`; the ``scenes``
     coordinate counts the items merged into each solar day. Nothing is read until the cube is
-    computed (or written with :mod:`ndvicube.store`). ``reader``: ``range`` reads remote COGs
+    computed (or written with :mod:`ndvicube.cube.store`). ``reader``: ``range`` reads remote COGs
     with :mod:`ndvicube.read.remote` (async-geotiff; fewest requests and bytes), ``gdal`` reads
     everything through GDAL; both give the same values.
     """

@@ -17,7 +17,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ndvicube.tables import index_columns
+from ndvicube.timeseries.tables import index_columns
 
 
 class PointFigures:

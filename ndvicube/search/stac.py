@@ -24,7 +24,7 @@ import pystac
 
 from ndvicube.errors import NoScenesError, SourceUnreachableError, StorageFullError, is_disk_full
 from ndvicube.geo import BBox
-from ndvicube.items import acquired, keep_newest_processing, sort_items
+from ndvicube.search.items import acquired, keep_newest_processing, sort_items
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class SearchRequest:
     page_size: int = 100
     """Items per page asked of a STAC API (pages are followed until the last)."""
     profile: str = "earth-search"
-    """The archive's conventions (:mod:`ndvicube.profiles`); items are normalised to them."""
+    """The archive's conventions (:mod:`ndvicube.search.profiles`); items are normalised to them."""
 
     @classmethod
     def from_params(
@@ -80,11 +80,11 @@ class SearchRequest:
 
 def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.Item]:
     """Items matching ``request``: filtered, de-duplicated, sorted, in Earth Search's shape
-    (:func:`ndvicube.profiles.normalised`).
+    (:func:`ndvicube.search.profiles.normalised`).
 
     Raises :class:`NoScenesError` when nothing matches, unless ``allow_empty``.
     """
-    from ndvicube.profiles import check_profile, normalised
+    from ndvicube.search.profiles import check_profile, normalised
 
     check_profile(request.profile)
     if _is_json_document(request.url):
@@ -185,7 +185,7 @@ def _read_json_items(url: str) -> list[pystac.Item]:
 
 class _BoundedStacIO(pystac.stac_io.DefaultStacIO):
     """pystac's reader of a static catalog's children and items, its URLs fetched through
-    :func:`ndvicube.http.retrying_session` (pystac's own ``urlopen`` has no timeout at all)."""
+    :func:`ndvicube.search.http.retrying_session` (pystac's own ``urlopen`` has no timeout at all)."""
 
     def read_text_from_href(self, href: str) -> str:
         if "://" not in href or href.startswith("file://"):
@@ -204,8 +204,8 @@ def _load_json(url: str) -> dict:
 
 
 def _get_text(url: str) -> str:
-    """The body of ``url``, through the STAC session (:func:`ndvicube.http.retrying_session`)."""
-    from ndvicube.http import retrying_session
+    """The body of ``url``, through the STAC session (:func:`ndvicube.search.http.retrying_session`)."""
+    from ndvicube.search.http import retrying_session
 
     with retrying_session() as session:
         response = session.get(url)
@@ -249,7 +249,7 @@ def _search_api(request: SearchRequest) -> list[pystac.Item]:
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
 
-    from ndvicube.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, mount_stac_adapter
+    from ndvicube.search.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, mount_stac_adapter
 
     timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
     try:
@@ -297,7 +297,7 @@ def _unreachable(url: str, exc: BaseException) -> SourceUnreachableError:
 
 def _reason(exc: BaseException) -> str:
     """A short cause for a failed request (urllib3 messages run to several hundred characters)."""
-    from ndvicube.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_RETRIES, READ_TIMEOUT_S
+    from ndvicube.search.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_RETRIES, READ_TIMEOUT_S
 
     text, cause = str(exc), exc.__cause__ or exc.__context__
     while cause is not None:  # pystac wraps a failed read in "does not resolve to a STAC object"

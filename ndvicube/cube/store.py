@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import xarray as xr
 
 if TYPE_CHECKING:
-    from ndvicube.tiles import Tile
+    from ndvicube.cube.tiles import Tile
 
 from ndvicube.errors import StorageFullError, is_disk_full
 
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: Solar days per Zarr chunk (and per write block); see the README's "Chunking" section.
 DEFAULT_TIME_CHUNK = 8
+#: Store attribute: the item ids merged into each solar day (``{"2023-01-05": [ids]}``).
+DAYS_ATTR = "ndvicube:days"
+#: Store attribute: the grid and mask that shaped the pixels (:func:`ndvicube.cube.update.grid_signature`).
+GRID_ATTR = "ndvicube:grid"
 
 
 def write_cube(
@@ -110,11 +114,10 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     """Assemble the area store at ``path`` from its chunk-aligned tile stores, copying no pixel.
 
     The area store's metadata and coordinates are written from the tiles' lazily opened arrays
-    (nothing is computed); its chunk files are hard links to the tiles' (:mod:`ndvicube.tiles`).
+    (nothing is computed); its chunk files are hard links to the tiles' (:mod:`ndvicube.cube.tiles`).
     Attributes are the first tile's, with the grid signature of the whole area.
     """
-    from ndvicube.tiles import chunk_offsets, link_chunks
-    from ndvicube.update import GRID_ATTR
+    from ndvicube.cube.tiles import chunk_offsets, link_chunks
 
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
@@ -169,7 +172,6 @@ def drop_encodings(cube: xr.Dataset) -> None:
 
 def _same_days_attrs(tiles: Mapping[Tile, Path]) -> dict[str, Any]:
     """The first tile's attributes, once every tile is seen to hold the same days and items."""
-    from ndvicube.update import DAYS_ATTR
 
     attrs = {tile: read_attrs(store) for tile, store in tiles.items()}
     days = {json.dumps(a.get(DAYS_ATTR), sort_keys=True) for a in attrs.values()}
@@ -189,7 +191,7 @@ def open_cube(path: str | Path) -> xr.Dataset:
     """
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
-    from ndvicube.indices import column
+    from ndvicube.cube.indices import column
 
     dataset = xr.open_zarr(path, consolidated=True, decode_coords="all")
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
@@ -281,7 +283,7 @@ def publish(store: str | Path, out: str | Path) -> Path:
     go to ``<out>.linking`` first and are renamed into place, so ``out`` is never half there;
     on a failure (a full disk) the links are removed and ``store`` is untouched.
     """
-    from ndvicube.tiles import link_or_copy
+    from ndvicube.cube.tiles import link_or_copy
 
     store, out = Path(store), Path(out)
     linking = out.with_name(out.name + ".linking")

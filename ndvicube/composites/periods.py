@@ -9,7 +9,7 @@ with a ``clear_count`` of 0. Periods follow pandas frequencies: ``1MS`` (months)
 
 The store (``composites.zarr``) has the cube's conventions: (time, y, x) float32 per index,
 ``clear_count`` (uint16, how many clear observations went into each pixel: the first index is
-finite), the cube's CRS, grid and chunks, GDAL-readable (:mod:`ndvicube.store`). Its
+finite), the cube's CRS, grid and chunks, GDAL-readable (:mod:`ndvicube.cube.store`). Its
 ``ndvicube:periods`` attribute lists, per period, the solar days that fed it and their items.
 
 Incremental like the cube: the job keeps its store between runs, and a period whose solar days
@@ -178,7 +178,7 @@ def reusable_periods(
     """The earlier store (lazy) limited to its periods fed by the same days and items, made
     the same way, those periods, and whether the store holds exactly ``sources`` already
     (nothing to write); ``(None, [], False)`` when there is nothing to reuse."""
-    from ndvicube.store import read_attrs
+    from ndvicube.cube.store import read_attrs
 
     if not (store / ".zmetadata").is_file():
         return None, [], False
@@ -204,8 +204,7 @@ def write_composites(
     the periods computed (the others were copied from the store's earlier version)."""
     import dask
 
-    from ndvicube.store import open_cube, read_attrs, write_cube
-    from ndvicube.update import DAYS_ATTR, GRID_ATTR
+    from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, open_cube, read_attrs, write_cube
 
     store = Path(store)
     cube = open_cube(cube_path)
