@@ -19,8 +19,30 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+#: Concurrent COG reads of a cube job: reads wait on the network, so more than its cores. The
+#: cube rules declare it as their ``io_threads`` resource (override it with ``set-resources``).
+IO_THREADS = 16
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How a cube job computes and reads: the ``compute`` section (field by field like its YAML
+    keys) and the job's ``threads`` and ``io_threads``. None of it changes a value of the cube."""
+
+    scheduler: str = "threads"
+    """``threads``, ``local`` or a ``tcp://`` address (see above)."""
+    reader: str = "range"
+    """How COGs are read: ``range`` (:mod:`ndvicube.read.remote`) or ``gdal``."""
+    read_deadline_s: float | None = None
+    """Bound on each COG's read, retries included (None: ``read.retries.COG_DEADLINE_S``)."""
+    threads: int = 1
+    """The job's cores (Snakemake's ``threads``)."""
+    io_threads: int = IO_THREADS
+    """Concurrent reads (the rule's ``io_threads`` resource)."""
 
 
 @contextlib.contextmanager

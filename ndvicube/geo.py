@@ -1,4 +1,4 @@
-"""Coordinate helpers: boxes in degrees, UTM zones, and lon/lat to cube coordinates.
+"""Coordinate helpers: points and boxes in degrees, UTM zones, lon/lat to cube coordinates.
 
 Kept apart from the cube code so the config validation can size areas without importing the
 raster stack.
@@ -7,6 +7,7 @@ raster stack.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,18 @@ if TYPE_CHECKING:
 
 #: lon_min, lat_min, lon_max, lat_max in EPSG:4326 degrees.
 BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Point:
+    """A location whose series is extracted (:mod:`ndvicube.timeseries.points`)."""
+
+    id: str
+    """Unique within its area; used as a file name (``plots/{id}.png``)."""
+    lon: float
+    """Longitude in degrees (EPSG:4326)."""
+    lat: float
+    """Latitude in degrees (EPSG:4326)."""
 
 
 def utm_crs_for(lon: float, lat: float) -> str:

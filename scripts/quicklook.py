@@ -1,9 +1,9 @@
 """Rule `quicklook`: maps of an area's first index (NDVI by default), with points: the composites,
 or the cube's monthly medians."""
 
+from ndvicube.geo import Point
 from ndvicube.jobs import quicklook
 from ndvicube.logs import job_logging
-from ndvicube.timeseries.points import Point
 
 with job_logging(snakemake.log[0], job="quicklook"):
     quicklook(

@@ -1,8 +1,8 @@
 """Rule `tables`: an area's point series - raw, smoothed - and their seasons, in one job."""
 
+from ndvicube.geo import Point
 from ndvicube.jobs import point_tables
 from ndvicube.logs import job_logging
-from ndvicube.timeseries.points import Point
 
 with job_logging(snakemake.log[0], job="tables"):
     point_tables(

@@ -227,8 +227,8 @@ def write_composites(
             store,
             crs=grid["crs"],
             attrs={SPEC_ATTR: signature, PERIODS_ATTR: sources},
-            time_chunk=grid["time_chunk"],
-            spatial_chunk=grid["spatial_chunk"],
+            time_chunk=grid["cube"]["time_chunk"],
+            spatial_chunk=grid["cube"]["spatial_chunk"],
             steps=("composites", "periods"),
         )
     return computed

@@ -1,1 +1,17 @@
-"""TODO"""
+"""Stage 3, cube: the stored scenes turned into the masked index cube, one step per solar day.
+
+* :mod:`ndvicube.cube.spec` - :class:`~ndvicube.cube.spec.CubeSpec`: grid, mask, indices,
+  chunks and tile, the one value a cube job receives (the ``cloud_mask`` and ``cube`` sections).
+* :mod:`ndvicube.cube.build` - the cube job's passes: days to copy or read, unreadable scenes
+  read around, provenance.
+* :mod:`ndvicube.cube.load` - the lazy cube through odc-stac: scenes grouped by solar day and
+  scaling, masked, indices computed.
+* :mod:`ndvicube.cube.mask` - the cloud mask: SCL classes, their buffer, cloud probability,
+  nodata.
+* :mod:`ndvicube.cube.radiometry` - digital numbers to reflectance (scale and offset).
+* :mod:`ndvicube.cube.indices` - spectral indices by name (``spyndex``) and the bands they need.
+* :mod:`ndvicube.cube.store` - the Zarr store: written block by block, published by hard
+  links, opened with its CRS; the attributes that record its days and grid.
+* :mod:`ndvicube.cube.update` - which days of an existing store can be copied, not read.
+* :mod:`ndvicube.cube.tiles` - an area split into tile jobs, and joined without a copy.
+"""

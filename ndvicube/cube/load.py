@@ -18,7 +18,6 @@ wins - exactly the notebook's ``groupby="solar_day"``.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,58 +27,17 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from ndvicube import geo
-from ndvicube.cube.indices import DEFAULT_INDICES, assets_needed, compute_indices
-from ndvicube.cube.mask import DEFAULT_SCL_CLASSES, clear_mask
+from ndvicube.cube.indices import compute_indices
+from ndvicube.cube.mask import clear_mask
 from ndvicube.cube.radiometry import to_reflectance
-from ndvicube.cube.tiles import Tile, tile_window
-from ndvicube.geo import BBox
-from ndvicube.read.remote import RemoteRioDriver
+from ndvicube.cube.spec import CubeSpec
+from ndvicube.cube.tiles import tile_window
+from ndvicube.read.remote_driver import RemoteRioDriver
 from ndvicube.read.retries import RetryingRioDriver
 from ndvicube.search.items import BandScaling, band_scaling, solar_day, sort_items
 
 #: How COGs are read (``compute.reader``): odc-stac reader drivers by name.
 READERS = {"range": RemoteRioDriver, "gdal": RetryingRioDriver}
-
-
-@dataclass(frozen=True)
-class CubeSpec:
-    """The grid and mask of a cube."""
-
-    bbox: BBox
-    """Area box, lon_min, lat_min, lon_max, lat_max (EPSG:4326)."""
-    crs: str
-    """Cube CRS, e.g. ``EPSG:32644`` (the UTM zone of the area's centre)."""
-    resolution: float = 10.0
-    """Pixel size in CRS units (metres)."""
-    scl_classes: tuple[int, ...] = DEFAULT_SCL_CLASSES
-    """SCL classes masked as cloud/shadow/cirrus."""
-    spatial_chunk: int = 256
-    """Pixels per side of a read task (and of a Zarr chunk)."""
-    tile: Tile | None = None
-    """Only this tile of the area's grid (a tile job), or the whole grid."""
-    scl_buffer_m: float = 0.0
-    """Masked SCL classes are grown by this many metres (0: the notebook's mask)."""
-    max_cloud_probability: int | None = None
-    """Also mask pixels whose ``cloud`` asset (probability, %) is above this; None: not read."""
-    indices: tuple[str, ...] = DEFAULT_INDICES
-    """Catalogue names of the indices computed (checked by ``indices.resolve_indices``)."""
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        """The reflectance assets read: those the indices need (red and nir for NDVI)."""
-        return assets_needed(self.indices)
-
-    @property
-    def assets(self) -> tuple[str, ...]:
-        """Every asset read: the bands, scl, and the cloud probability when it is used."""
-        return (
-            self.bands + ("scl",) + (("cloud",) if self.max_cloud_probability is not None else ())
-        )
-
-    @property
-    def buffer_px(self) -> int:
-        """The SCL buffer in whole cube pixels (rounded up)."""
-        return math.ceil(self.scl_buffer_m / self.resolution - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -107,7 +65,7 @@ def cube_geobox(spec: CubeSpec) -> GeoBox:
     full = area_geobox(spec)
     if spec.tile is None:
         return full
-    return full[tile_window(spec.tile, full.shape.yx, spec.spatial_chunk)]
+    return full[tile_window(spec.tile, full.shape.yx, spec.cube.spatial_chunk)]
 
 
 def group_scenes(
@@ -133,11 +91,11 @@ def cube_longitude(spec: CubeSpec) -> float:
 def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "range") -> xr.Dataset:
     """Lazy masked indices, each (time, y, x) float32, NaN where masked; time = solar day.
 
-    One variable per index of ``spec``, named by :func:`ndvicube.cube.indices.column`; the ``scenes``
-    coordinate counts the items merged into each solar day. Nothing is read until the cube is
-    computed (or written with :mod:`ndvicube.cube.store`). ``reader``: ``range`` reads remote COGs
-    with :mod:`ndvicube.read.remote` (async-geotiff; fewest requests and bytes), ``gdal`` reads
-    everything through GDAL; both give the same values.
+    One variable per index of ``spec``, named by :func:`ndvicube.cube.indices.column`; the
+    ``scenes`` coordinate counts the items merged into each solar day. Nothing is read until the
+    cube is computed (or written with :mod:`ndvicube.cube.store`). ``reader``: ``range`` reads
+    remote COGs with :mod:`ndvicube.read.remote` (async-geotiff; fewest requests and bytes),
+    ``gdal`` reads everything through GDAL; both give the same values.
     """
     import odc.stac
 
@@ -149,7 +107,7 @@ def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "ra
         bands=list(spec.assets),
         geobox=geobox,
         groupby=lambda item, _parsed, _idx: group_of[item.id],
-        chunks={"time": 1, "y": spec.spatial_chunk, "x": spec.spatial_chunk},
+        chunks={"time": 1, "y": spec.cube.spatial_chunk, "x": spec.cube.spatial_chunk},
         resampling="nearest",
         fail_on_error=True,
         driver=READERS[reader](),
@@ -177,7 +135,7 @@ def read_geobox(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
     if spec.tile is None or spec.buffer_px == 0:
         return cube_geobox(spec), None
     full, r = area_geobox(spec), spec.buffer_px
-    ys, xs = tile_window(spec.tile, full.shape.yx, spec.spatial_chunk)
+    ys, xs = tile_window(spec.tile, full.shape.yx, spec.cube.spatial_chunk)
     py = slice(max(ys.start - r, 0), min(ys.stop + r, full.shape.y))
     px = slice(max(xs.start - r, 0), min(xs.stop + r, full.shape.x))
     crop = (
@@ -198,10 +156,10 @@ def _masked_indices(raw: xr.Dataset, groups: Sequence[SceneGroup], spec: CubeSpe
     valid = clear_mask(
         raw["scl"],
         [(raw[band], _along_time(groups, band, "nodata")) for band in spec.bands],
-        scl_classes=spec.scl_classes,
+        scl_classes=spec.cloud_mask.scl_classes,
         buffer_px=spec.buffer_px,
         cloud=raw.get("cloud"),
-        max_cloud_probability=spec.max_cloud_probability,
+        max_cloud_probability=spec.cloud_mask.max_probability,
     )
     indices = compute_indices(reflectance, spec.indices)
     cube = xr.Dataset(

@@ -24,8 +24,7 @@ from typing import TypeVar
 import numpy as np
 import xarray as xr
 
-#: The origin notebook's masked SCL classes: shadow, medium/high-probability cloud, cirrus.
-DEFAULT_SCL_CLASSES: tuple[int, ...] = (3, 8, 9, 10)
+from ndvicube.cube.spec import DEFAULT_SCL_CLASSES
 
 #: SCL value for "no data".
 SCL_NODATA = 0

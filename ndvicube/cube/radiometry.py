@@ -1,4 +1,4 @@
-"""Digital numbers to reflectance (the indices are computed from it by :mod:`ndvicube.cube.indices`).
+"""Digital numbers to reflectance (the indices are computed from it: :mod:`.indices`).
 
 Kept as plain array functions so the same code serves the cube (xarray/dask) and the tests
 (numpy), and so the property tests can probe them directly.

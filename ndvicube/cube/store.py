@@ -32,11 +32,9 @@ from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
 
-#: Solar days per Zarr chunk (and per write block); see the README's "Chunking" section.
-DEFAULT_TIME_CHUNK = 8
 #: Store attribute: the item ids merged into each solar day (``{"2023-01-05": [ids]}``).
 DAYS_ATTR = "ndvicube:days"
-#: Store attribute: the grid and mask that shaped the pixels (:func:`ndvicube.cube.update.grid_signature`).
+#: Store attribute: the grid and mask that shaped the pixels (:func:`.update.grid_signature`).
 GRID_ATTR = "ndvicube:grid"
 
 
@@ -46,7 +44,7 @@ def write_cube(
     *,
     crs: str,
     attrs: Mapping[str, Any],
-    time_chunk: int = DEFAULT_TIME_CHUNK,
+    time_chunk: int = 8,
     spatial_chunk: int = 256,
     block_written: Callable[[int], None] | None = None,
     final_attrs: Callable[[], Mapping[str, Any]] | None = None,
@@ -114,7 +112,7 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     """Assemble the area store at ``path`` from its chunk-aligned tile stores, copying no pixel.
 
     The area store's metadata and coordinates are written from the tiles' lazily opened arrays
-    (nothing is computed); its chunk files are hard links to the tiles' (:mod:`ndvicube.cube.tiles`).
+    (nothing is computed); its chunk files are hard links to the tiles' (:mod:`.tiles`).
     Attributes are the first tile's, with the grid signature of the whole area.
     """
     from ndvicube.cube.tiles import chunk_offsets, link_chunks
@@ -131,7 +129,7 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
         [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
     )
     drop_encodings(cube)  # so every variable is encoded as a freshly built cube's
-    chunks, encoding = _chunking(grid["time_chunk"], grid["spatial_chunk"], list(cube.data_vars))
+    chunks, encoding = _chunking(**grid["cube"], variables=list(cube.data_vars))
     dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
     # Coordinates are written now (compute=False defers only dask arrays): load them.
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
@@ -139,7 +137,9 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
         linked = sum(
-            link_chunks(store, partial, chunk_offsets(tile, shape, grid["spatial_chunk"]), name)
+            link_chunks(
+                store, partial, chunk_offsets(tile, shape, grid["cube"]["spatial_chunk"]), name
+            )
             for tile, store in tiles.items()
             for name in cube.data_vars
         )

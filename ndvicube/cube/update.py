@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,9 @@ log = logging.getLogger(__name__)
 UNREADABLE_MARK = "!unreadable"
 
 
-def grid_signature(spec: CubeSpec, time_chunk: int) -> dict[str, Any]:
+def grid_signature(spec: CubeSpec) -> dict[str, Any]:
     """Everything besides the items that decides a cube's pixel values and layout."""
-    signature = asdict(spec)
-    signature["bbox"] = list(spec.bbox)
-    signature["scl_classes"] = list(spec.scl_classes)
-    signature["indices"] = list(spec.indices)
-    signature["time_chunk"] = time_chunk
-    return signature
+    return spec.to_params()
 
 
 def items_by_day(groups: Sequence[SceneGroup]) -> dict[str, list[str]]:

@@ -1,1 +1,9 @@
-"""TODO"""
+"""The figures stage: draws the series tables and the cube's or composites' maps as PNGs; one
+job draws many figures (an area's point figures on one reused figure, in forked processes).
+
+* :mod:`ndvicube.figures.series` - raw vs smoothed series per point (``PointFigures``,
+  ``plot_point``, ``plot_points``) and the overview of all of an area's points
+  (``plot_overview``).
+* :mod:`ndvicube.figures.maps` - the quick-look: maps of the monthly medians of the cube or of
+  the composites' periods, with the area's points (``plot_quicklook``, ``monthly_medians``).
+"""

@@ -185,7 +185,7 @@ def _read_json_items(url: str) -> list[pystac.Item]:
 
 class _BoundedStacIO(pystac.stac_io.DefaultStacIO):
     """pystac's reader of a static catalog's children and items, its URLs fetched through
-    :func:`ndvicube.search.http.retrying_session` (pystac's own ``urlopen`` has no timeout at all)."""
+    :func:`.http.retrying_session` (pystac's own ``urlopen`` has no timeout at all)."""
 
     def read_text_from_href(self, href: str) -> str:
         if "://" not in href or href.startswith("file://"):
@@ -204,7 +204,7 @@ def _load_json(url: str) -> dict:
 
 
 def _get_text(url: str) -> str:
-    """The body of ``url``, through the STAC session (:func:`ndvicube.search.http.retrying_session`)."""
+    """The body of ``url``, through the STAC session (:func:`.http.retrying_session`)."""
     from ndvicube.search.http import retrying_session
 
     with retrying_session() as session:

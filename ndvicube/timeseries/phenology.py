@@ -21,8 +21,23 @@ rather than guessed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class Phenology:
+    """The ``phenology`` section, field by field like its YAML keys."""
+
+    fraction: float = 0.5
+    """Share of the amplitude above the base where a season starts and ends."""
+    min_amplitude: float = 0.1
+    """Least prominence of a peak that counts as a season."""
+    index: str = "NDVI"
+    """Catalogue name of the index whose seasons are found (the config's first by default)."""
+
 
 #: A trough is where the series comes within this share of the amplitude of its minimum.
 BASE_TOLERANCE = 0.1

@@ -8,7 +8,6 @@ they touch, not one read per point.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,19 +16,7 @@ import xarray as xr
 
 from ndvicube.cube.store import as_dataset
 from ndvicube.errors import NdviCubeError
-from ndvicube.geo import lonlat_to_crs
-
-
-@dataclass(frozen=True)
-class Point:
-    """A location whose NDVI series is extracted."""
-
-    id: str
-    """Unique within its area; used as a file name (``plots/{id}.png``)."""
-    lon: float
-    """Longitude in degrees (EPSG:4326)."""
-    lat: float
-    """Latitude in degrees (EPSG:4326)."""
+from ndvicube.geo import Point, lonlat_to_crs
 
 
 def extract_points(cube: xr.Dataset | xr.DataArray, points: Sequence[Point]) -> pd.DataFrame:

@@ -19,13 +19,47 @@ A point with no clear observation stays all NaN with every method.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ndvicube.timeseries.tables import KEY_COLUMNS, index_columns
 
+if TYPE_CHECKING:  # imported where used: the config builds Smoothing without xarray
+    import xarray as xr
+
 METHODS = ("notebook", "savgol", "whittaker")
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """The ``smoothing`` section, field by field like its YAML keys (``lambda`` is a Python
+    keyword, so its field is ``lambda_``)."""
+
+    method: str = "notebook"
+    """``notebook``, ``savgol`` or ``whittaker`` (see above)."""
+    resample: str = "5D"
+    """The regular step every series is mean-resampled to (a pandas frequency)."""
+    window: int = 3
+    """Steps of the rolling mean or of the Savitzky-Golay filter."""
+    polyorder: int = 2
+    """Savitzky-Golay polynomial order."""
+    lambda_: float = 10.0
+    """Whittaker penalty on second differences."""
+
+    @classmethod
+    def from_section(cls, section: dict) -> Smoothing:
+        """The section as the config holds it (the key ``lambda``)."""
+        values = dict(section)
+        values["lambda_"] = values.pop("lambda")
+        return cls(**values)
+
+    def options(self) -> dict:
+        """Keyword arguments of :func:`smooth_series`."""
+        return {"method": self.method, "resample": self.resample, "window": self.window,
+                "polyorder": self.polyorder, "lam": self.lambda_}  # fmt: skip
 
 
 def smooth_series(
@@ -98,6 +132,8 @@ def _interpolated(binned: xr.DataArray) -> xr.DataArray:
     enough = binned.notnull().sum("time") >= 2
     if not bool(enough.any()):
         return binned
+    import xarray as xr
+
     return xr.where(enough, binned.interpolate_na(dim="time", method="linear"), binned)
 
 

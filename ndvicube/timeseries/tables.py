@@ -1,7 +1,8 @@
 """The series tables (CSV) every step after the cube reads and writes.
 
-Kept apart from :mod:`ndvicube.timeseries.points` so the smoothing and plot jobs import pandas only, not the
-raster stack: each workflow job is its own Python process and pays for what it imports.
+Kept apart from :mod:`ndvicube.timeseries.points` so the smoothing and plot jobs import pandas
+only, not the raster stack: each workflow job is its own Python process and pays for what it
+imports.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def read_series(path: str) -> pd.DataFrame:
 
 
 def write_polygon_series(table: pd.DataFrame, path: str | Path) -> None:
-    """Write ``polygons_raw.csv`` (columns of :func:`ndvicube.timeseries.polygons.polygon_columns`)."""
+    """Write ``polygons_raw.csv`` (columns of :func:`.polygons.polygon_columns`)."""
     out = table.copy()
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%d")
     out.to_csv(path, index=False, float_format="%.7g")

@@ -16,7 +16,9 @@ except PackageNotFoundError:
 os.environ.update(NDVICUBE_SOURCE=str(workflow.basedir))  # set, not read: no envvars:
 
 from snakemake.common.configfile import load_configfile
-from ndvicube.config import validate_config, with_defaults
+from ndvicube.config import validate_config
+from ndvicube.compute import IO_THREADS
+from ndvicube.cube.spec import CubeSpec
 
 
 def areas_from_cli_configfiles():
@@ -35,10 +37,10 @@ CLI_AREAS = areas_from_cli_configfiles()
 if CLI_AREAS is not None:
     config["areas"] = CLI_AREAS
 
-SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-SETTINGS = validate_config(config, base_dir=Path.cwd(), schema_path=SCHEMA)
+# Validated once, with the schema inside the package (ndvicube/config/config.schema.yaml).
+SETTINGS = validate_config(config, base_dir=Path.cwd())
 # Jobs read a few runtime-only values (compute.scheduler) from the config: give them defaults.
-config.update(with_defaults(config, SCHEMA))
+config.update(SETTINGS.config)
 
 
 def areas_pattern(names):
@@ -115,23 +117,13 @@ def get_polygons_file(wildcards):
 
 
 def get_smoothing(wildcards):
-    """Keyword arguments of the smoothing (ndvicube.jobs.smooth): every smoothing setting."""
-    return {
-        "method": SETTINGS.smoothing_method,
-        "resample": SETTINGS.resample,
-        "window": SETTINGS.window,
-        "polyorder": SETTINGS.polyorder,
-        "lam": SETTINGS.lam,
-    }
+    """The smoothing section (every setting: editing one reruns the tables)."""
+    return asdict(SETTINGS.smoothing)
 
 
 def get_phenology(wildcards):
-    """Keyword arguments of the season metrics (ndvicube.jobs.season_metrics)."""
-    return {
-        "fraction": SETTINGS.season_fraction,
-        "min_amplitude": SETTINGS.min_amplitude,
-        "index": SETTINGS.phenology_index,
-    }
+    """The phenology section, its index resolved (the first index unless configured)."""
+    return asdict(SETTINGS.phenology)
 
 
 def get_plotted_points(wildcards):
@@ -162,7 +154,23 @@ QUICKLOOK_LABEL = (
 
 def get_demo_catalog(wildcards):
     """The demo catalog folder the search reads, when the config asks for the demo."""
-    return [DEMO_DIR] if SETTINGS.demo_seed is not None else []
+    return [DEMO_DIR] if SETTINGS.demo is not None else []
+
+
+def get_cube_spec(wildcards):
+    """The cube a job builds - grid, mask, indices, chunks, tile - as plain values
+    (ndvicube.cube.spec.CubeSpec.from_params turns them back into the spec)."""
+    area = get_area(wildcards)
+    spec = CubeSpec(
+        bbox=area.bbox,
+        crs=area.crs,
+        resolution=SETTINGS.resolution,
+        indices=SETTINGS.indices,
+        cloud_mask=SETTINGS.cloud_mask,
+        cube=SETTINGS.cube,
+        tile=get_tile(wildcards),
+    )
+    return spec.to_params()
 
 
 def get_cube_config(wildcards):
@@ -173,21 +181,14 @@ def get_cube_config(wildcards):
         "start": str(config["start"]),
         "end": str(config["end"]),
         "resolution": SETTINGS.resolution,
-        "cube": {
-            "time_chunk": SETTINGS.time_chunk,
-            "spatial_chunk": SETTINGS.spatial_chunk,
-        },
+        "cube": asdict(SETTINGS.cube),
         "area": {
             "name": area.name,
             "bbox": list(area.bbox),
             "crs": area.crs,
             "tiles": list(area.tiles),
         },
-        "cloud_mask": {
-            "scl_classes": list(SETTINGS.scl_classes),
-            "buffer_m": SETTINGS.scl_buffer_m,
-            "max_probability": SETTINGS.max_cloud_probability,
-        },
+        "cloud_mask": asdict(SETTINGS.cloud_mask),
         "on_missing_asset": SETTINGS.on_missing_asset,
         "indices": list(SETTINGS.indices),
     }
@@ -221,7 +222,7 @@ def get_final_outputs(wildcards):
 
 #: Where the demo catalog is generated: the folder of stac.url (config/demo.yaml).
 DEMO_DIR = (
-    os.path.relpath(Path(SETTINGS.stac_url).parent)
-    if SETTINGS.demo_seed is not None
+    os.path.relpath(Path(SETTINGS.stac.url).parent)
+    if SETTINGS.demo is not None
     else None
 )

@@ -17,6 +17,7 @@ rule composites:
     threads: 2
     resources:
         mem_mb=1500,
+        runtime=30,
     params:
         period=lambda wildcards: SETTINGS.composites.period,
         statistic=lambda wildcards: SETTINGS.composites.statistic,

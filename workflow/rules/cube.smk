@@ -20,22 +20,17 @@ rule cube:
     cache: "omit-software"
     conda:
         "../envs/ndvicube.yaml"
+    # The job's runtime numbers, declared once (measured: README "Performance"). A site that
+    # needs others overrides them in its profile's set-resources (docs/cluster.md).
     threads: 2
     resources:
         # Concurrent COG reads of the job (network-bound, so more than its cores).
-        io_threads=16,
+        io_threads=IO_THREADS,
         mem_mb=2000,
+        runtime=60,
     params:
-        bbox=get_area_bbox,
-        crs=get_area_crs,
-        resolution=SETTINGS.resolution,
-        scl_classes=list(SETTINGS.scl_classes),
-        scl_buffer_m=SETTINGS.scl_buffer_m,
-        max_cloud_probability=SETTINGS.max_cloud_probability,
-        indices=list(SETTINGS.indices),
-        time_chunk=SETTINGS.time_chunk,
-        spatial_chunk=SETTINGS.spatial_chunk,
-        tile=get_tile,
+        # The grid, mask, indices, chunks and tile (ndvicube.cube.spec.CubeSpec.to_params).
+        spec=get_cube_spec,
         on_missing_asset=SETTINGS.on_missing_asset,
         provenance=get_cube_config,
     script:

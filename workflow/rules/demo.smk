@@ -2,7 +2,7 @@
 # offline. Only defined when the config has a `demo:` section.
 
 
-if SETTINGS.demo_seed is not None:
+if SETTINGS.demo is not None:
 
     localrules:
         demo_catalog,
@@ -15,7 +15,7 @@ if SETTINGS.demo_seed is not None:
         conda:
             "../envs/ndvicube.yaml"
         params:
-            seed=SETTINGS.demo_seed,
+            seed=SETTINGS.demo.seed,
             start=str(SETTINGS.start),
             end=str(SETTINGS.end),
         script:

@@ -14,12 +14,12 @@ rule search:
     conda:
         "../envs/ndvicube.yaml"
     params:
-        url=SETTINGS.stac_url,
-        collection=SETTINGS.collection,
-        max_cloud_cover=SETTINGS.max_cloud_cover,
+        url=SETTINGS.stac.url,
+        collection=SETTINGS.stac.collection,
+        max_cloud_cover=SETTINGS.stac.max_cloud_cover,
         start=str(SETTINGS.start),
         end=str(SETTINGS.end),
         bbox=get_area_bbox,
-        profile=SETTINGS.profile,
+        profile=SETTINGS.stac.profile,
     script:
         "../../scripts/search.py"

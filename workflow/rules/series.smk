@@ -63,7 +63,7 @@ rule polygon_tables:
         "../envs/ndvicube.yaml"
     params:
         crs=get_area_crs,
-        min_clear_fraction=SETTINGS.min_clear_fraction,
+        min_clear_fraction=SETTINGS.polygon_series.min_clear_fraction,
         smoothing=get_smoothing,
         phenology=get_phenology,
     script:

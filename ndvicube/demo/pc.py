@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ndvicube.demo import DemoCatalog, _write_json
+from ndvicube.demo.catalog import DemoCatalog, _write_json
 from ndvicube.search.profiles import PC_ASSET_KEYS
 
 COLLECTION = "sentinel-2-l2a"

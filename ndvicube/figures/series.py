@@ -1,4 +1,4 @@
-"""Figures: raw vs smoothed series per point, an overview of all points, a monthly quick-look.
+"""Figures of the series: raw vs smoothed series per point, an overview of all points.
 
 Raw clear observations are drawn as dots, the smoothed series as a line, dates on the x axis
 as in the origin notebook; with several indices, one panel per index. Uses matplotlib's
@@ -184,57 +184,6 @@ def plot_overview(raw: pd.DataFrame, smoothed: pd.DataFrame, area: str, path: st
         ax.set_xlabel("")
     _save(fig, path)
     return fig
-
-
-def plot_quicklook(
-    maps, points, area: str, path: str | Path, *, what: str = "Monthly median"
-) -> plt.Figure:
-    """A grid of maps, one per time step of ``maps``, with the area's points drawn on them.
-
-    ``maps`` is one (time, y, x) index array with its CRS: a composite (one map per period)
-    or :func:`monthly_medians` of the cube; ``what`` names them in the title. ``points`` have
-    ``id``, ``lon`` and ``lat``. Periods without any clear pixel are drawn empty and say so.
-    """
-    import numpy as np
-
-    from ndvicube.geo import lonlat_to_crs
-
-    n = maps.sizes["time"]
-    cols = min(n, 4)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    xs, ys = lonlat_to_crs([p.lon for p in points], [p.lat for p in points], maps.rio.crs)
-    extent = [float(maps.x.min()), float(maps.x.max()), float(maps.y.min()), float(maps.y.max())]
-    image = None
-    for ax, start in zip(axes.ravel(), maps["time"].values, strict=False):
-        data = maps.sel(time=start).values
-        image = ax.imshow(data, extent=extent, vmin=-0.2, vmax=1.0, cmap="RdYlGn")
-        ax.plot(xs, ys, "k^", ms=5)
-        ax.set_title(_period_label(pd.Timestamp(start), maps["time"]), fontsize="small")
-        if not np.isfinite(data).any():
-            ax.text(0.5, 0.5, "no clear pixel", transform=ax.transAxes, ha="center")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    label = str(maps.name).upper()
-    fig.suptitle(f"{what} {label}, area {area} (triangles: points)")
-    if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=label)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return fig
-
-
-def monthly_medians(cube):
-    """Each month's median of a (time, y, x) index array of the cube (NaN where never clear)."""
-    return cube.resample(time="1MS").median(skipna=True)
-
-
-def _period_label(start: pd.Timestamp, starts) -> str:
-    """``2023-01`` when every map starts a month, else the first day ``2023-01-17``."""
-    monthly = all(pd.Timestamp(t).day == 1 for t in starts.values)
-    return start.strftime("%Y-%m" if monthly else "%Y-%m-%d")
 
 
 def _limits(*series: pd.Series) -> tuple[float, float]:

@@ -1,0 +1,43 @@
+"""One module per workflow rule: what its job reads, which stage function it calls, what it
+writes. ``scripts/*.py`` call these with the ``snakemake`` object's values, so tests and
+benchmarks run exactly what the rules run, in one process.
+
+* :mod:`~ndvicube.jobs.search` - rule ``search``: the area's items (``items.json``).
+* :mod:`~ndvicube.jobs.cube` - rules ``cube`` and ``cube_tile``: the index cube (Zarr).
+* :mod:`~ndvicube.jobs.join_tiles` - rule ``join_tiles``: an area's cube from its tiles.
+* :mod:`~ndvicube.jobs.tables` - rule ``tables``: point series, smoothed, seasons.
+* :mod:`~ndvicube.jobs.polygon_tables` - rule ``polygon_tables``: the same per polygon.
+* :mod:`~ndvicube.jobs.figures` - rule ``figures``: point figures and the overview.
+* :mod:`~ndvicube.jobs.quicklook` - rule ``quicklook``: the area's maps.
+* :mod:`~ndvicube.jobs.composites` - rule ``composites``: composites store and COGs.
+
+The job modules import their stage's code inside each function, so importing this package
+costs a few milliseconds and a job pays only for its own imports. A job function has the name
+of its rule where it can (``figures``, ``quicklook``...), so it is bound here after its module:
+``ndvicube.jobs.figures`` is the function, ``ndvicube/jobs/figures.py`` its module.
+"""
+
+from ndvicube.jobs.composites import build_composites
+from ndvicube.jobs.cube import build_cube
+from ndvicube.jobs.figures import figures
+from ndvicube.jobs.join_tiles import join_tiles
+from ndvicube.jobs.polygon_tables import polygon_tables
+from ndvicube.jobs.quicklook import quicklook
+from ndvicube.jobs.search import search_area
+from ndvicube.jobs.tables import point_tables
+from ndvicube.timeseries.steps import extract_polygon_series, extract_series, season_metrics, smooth
+
+__all__ = [
+    "build_composites",
+    "build_cube",
+    "extract_polygon_series",
+    "extract_series",
+    "figures",
+    "join_tiles",
+    "point_tables",
+    "polygon_tables",
+    "quicklook",
+    "search_area",
+    "season_metrics",
+    "smooth",
+]

@@ -1,0 +1,59 @@
+"""Rules ``cube`` and ``cube_tile``: the masked index cube of the stored items, as Zarr."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ndvicube.compute import Compute
+
+if TYPE_CHECKING:
+    from ndvicube.cube.spec import CubeSpec
+
+
+def build_cube(
+    spec: CubeSpec,
+    *,
+    items_path: str | Path,
+    out: str | Path,
+    compute: Compute | None = None,
+    work: str | Path | None = None,
+    skipped_out: str | Path | None = None,
+    area: str = "",
+    on_missing_asset: str = "fail",
+    config: Mapping[str, Any] | None = None,
+    profile: str = "earth-search",
+) -> Path:
+    """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
+
+    Days the store already holds with the same items and grid are copied, not read
+    (:mod:`ndvicube.cube.build`). The store is ``out``, or with ``work`` the store kept there
+    between runs, published as ``out`` by hard links (so Snakemake never deletes the store the
+    next run reuses). A scene whose assets are unusable or unreadable stops the job naming it,
+    or with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
+    (:mod:`ndvicube.read.missing`). Under the ``planetary-computer`` ``profile`` hrefs are
+    signed in memory only. ``compute`` says how (default: threads in this process, the
+    range reader); ``config`` is recorded in the store's provenance.
+    """
+    from ndvicube.cube.build import CubeBuild
+    from ndvicube.cube.store import publish
+    from ndvicube.logs import redact_urls_in_logs
+    from ndvicube.read.missing import check_policy, usable_items, write_skipped
+    from ndvicube.search.profiles import signed
+    from ndvicube.search.stac import read_items
+
+    check_policy(on_missing_asset)
+    redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
+    items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
+    items = signed(items, profile)  # in memory only: provenance and logs never see a token
+    store = Path(work) if work is not None else Path(out)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    CubeBuild(spec, store, compute or Compute(), config or {}).write_skipping(
+        items, skipped, on_missing_asset, area
+    )
+    if skipped_out is not None:
+        write_skipped(skipped, skipped_out)
+    if work is not None:
+        publish(store, out)
+    return Path(out)

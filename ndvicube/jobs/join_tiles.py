@@ -1,0 +1,31 @@
+"""Rule ``join_tiles``: an area's cube from its tile stores, by hard links (no copy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def join_tiles(
+    *,
+    tile_paths: Sequence[str | Path],
+    split: Sequence[int],
+    out: str | Path,
+    crs: str,
+    skipped: Sequence[str | Path] = (),
+    skipped_out: str | Path | None = None,
+) -> Path:
+    """Assemble an area's cube from its ``rows x cols`` tile stores by hard-linking their chunks.
+
+    The tiles' skipped-scene lists are merged into the area's (a scene skipped by several tiles
+    is listed once).
+    """
+    from ndvicube.cube.store import join_tiles as join
+    from ndvicube.cube.tiles import tiles_in_order
+    from ndvicube.read.missing import read_skipped, write_skipped
+
+    path = join(tiles_in_order(tile_paths, *split), out, crs=crs)
+    if skipped_out is not None:
+        rows = [row for listing in skipped for row in read_skipped(listing)]
+        write_skipped(list(dict.fromkeys(rows)), skipped_out)
+    return path

@@ -1,0 +1,31 @@
+"""Rule ``polygon_tables``: the cube's statistics in each polygon, smoothed, and their seasons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def polygon_tables(
+    *,
+    cube_path: str | Path,
+    polygons_path: str | Path,
+    crs: str,
+    min_clear_fraction: float,
+    raw_out: str | Path,
+    smoothed_out: str | Path,
+    phenology_out: str | Path,
+    smoothing: Mapping[str, Any],
+    phenology: Mapping[str, Any],
+) -> None:
+    """The polygon tables of an area in one job (as :func:`ndvicube.jobs.tables.point_tables`);
+    the smoothing is weighted by each date's clear fraction where the method takes weights."""
+    from ndvicube.timeseries.phenology import Phenology
+    from ndvicube.timeseries.smoothing import Smoothing
+    from ndvicube.timeseries.steps import extract_polygon_series, smooth_and_find_seasons
+
+    extract_polygon_series(cube_path=cube_path, polygons_path=polygons_path, crs=crs,
+                           out=raw_out, min_clear_fraction=min_clear_fraction)  # fmt: skip
+    smooth_and_find_seasons(raw_out, smoothed_out, phenology_out,
+                            Smoothing(**smoothing), Phenology(**phenology))  # fmt: skip

@@ -1,0 +1,38 @@
+"""Rule ``quicklook``: maps of an area's first index, with its points: the composites, or the
+cube's monthly medians."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ndvicube.geo import Point
+
+
+def quicklook(
+    *,
+    cube_path: str | Path,
+    points: Sequence[Point],
+    area: str,
+    out: str | Path,
+    index: str = "NDVI",
+) -> None:
+    """Draw the area's quick-look: maps of ``index`` with its points.
+
+    ``cube_path`` is the cube (its monthly medians are drawn) or a composites store (its
+    periods are drawn as they are: one source of truth for the maps).
+    """
+    from ndvicube.composites.periods import SPEC_ATTR
+    from ndvicube.cube.indices import column
+    from ndvicube.cube.store import open_cube, read_attrs
+    from ndvicube.figures.maps import monthly_medians, plot_quicklook
+
+    maps = open_cube(cube_path)[column(index)]
+    made = read_attrs(cube_path).get(SPEC_ATTR)
+    if made is None:
+        plot_quicklook(monthly_medians(maps), points, area, out)
+    else:
+        what = f"{made['statistic'].capitalize()} per period ({made['period']}) of"
+        plot_quicklook(maps, points, area, out, what=what)
