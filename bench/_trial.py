@@ -81,6 +81,7 @@ def notebook(api: str, work: Path, points: int = 1) -> None:
 def search_and_cube(api: str, work: Path) -> Path:
     """The search and cube jobs' functions: ``work/items.json`` and ``work/ndvi.zarr``."""
     started = time.perf_counter()
+    from ndvicube.cube.spec import CloudMask, CubeSpec
     from ndvicube.jobs import build_cube, search_area
     from ndvicube.search.stac import SearchRequest
 
@@ -107,22 +108,16 @@ def search_and_cube(api: str, work: Path) -> Path:
 
     PARTS["imports_s"] += time.perf_counter() - started
     started = time.perf_counter()
-    build_cube(
-        items_path=work / "items.json",
-        out=work / "ndvi.zarr",
-        bbox=BBOX,
-        crs="EPSG:32644",
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
-    )
+    spec = CubeSpec(BBOX, "EPSG:32644", resolution=10, cloud_mask=CloudMask((3, 8, 9, 10)))
+    build_cube(spec, items_path=work / "items.json", out=work / "ndvi.zarr")
     PARTS["cube_s"] = time.perf_counter() - started
     return work / "ndvi.zarr"
 
 
 def ndvicube(api: str, work: Path, points: int = 1) -> None:
     """The functions the workflow's rules call, in one process."""
+    from ndvicube.geo import Point
     from ndvicube.jobs import extract_series
-    from ndvicube.timeseries.points import Point
 
     search_and_cube(api, work)
     started = time.perf_counter()
@@ -134,8 +129,8 @@ def ndvicube(api: str, work: Path, points: int = 1) -> None:
 
 def inprocess(api: str, work: Path, points: int = 1) -> None:
     """Everything the workflow's jobs do, as calls in this one process (no job overhead)."""
+    from ndvicube.geo import Point
     from ndvicube.jobs import figures, point_tables, quicklook
-    from ndvicube.timeseries.points import Point
 
     chosen = [Point(**p) for p in points_in_box(points)]
     cube = search_and_cube(api, work)

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, join_tiles, write_cube  # noqa: E402  # noqa: E402
+from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, join_tiles, write_cube  # noqa: E402
 from ndvicube.cube.tiles import Tile, all_tiles  # noqa: E402
 
 CRS = "EPSG:32644"
@@ -65,7 +65,7 @@ def main() -> None:
     days = {
         str(d)[:10]: ["item"] for d in pd.date_range("2023-01-01", periods=args.days, freq="5D")
     }
-    grid = {"spatial_chunk": CHUNK, "time_chunk": 8, "tile": None}
+    grid = {"cube": {"spatial_chunk": CHUNK, "time_chunk": 8}, "tile": None}
     stores = {}
     started = time.perf_counter()
     for tile in all_tiles(*args.tiles):

@@ -13,9 +13,9 @@ One command, prints two tables::
    on consecutive days lists its own links to them (so every item is a distinct URL, fetched
    and decoded on its own); pixel content varies per item through the scale/offset metadata.
 2. Series for 10,000 random points from that cube: ndvicube's vectorised lookup
-   (``ndvicube.timeseries.points.extract_points``) vs a Python loop of one ``.sel`` per point (timed on
-   ``--loop-points`` points and reported per point and extrapolated, since the full loop takes
-   many minutes).
+   (``ndvicube.timeseries.points.extract_points``) vs a Python loop of one ``.sel`` per point
+   (timed on ``--loop-points`` points and reported per point and extrapolated, since the full
+   loop takes many minutes).
 """
 
 from __future__ import annotations
@@ -142,9 +142,10 @@ def _item(n: int, paths: dict[str, Path], fp: list[float]) -> dict:
 def build_in_fresh_process(items: Path, bbox: tuple[float, ...], out: Path) -> dict:
     """Run build_cube in a child process; return its wall time and peak RSS."""
     code = (
-        "import json,resource,sys,time;from ndvicube.jobs import build_cube;t=time.perf_counter();"
-        f"build_cube(items_path={str(items)!r},out={str(out)!r},bbox={tuple(bbox)!r},"
-        "crs='EPSG:32644',resolution=10,scl_classes=(3,8,9,10));"
+        "import json,resource,sys,time;from ndvicube.jobs import build_cube;"
+        "from ndvicube.cube.spec import CloudMask,CubeSpec;t=time.perf_counter();"
+        f"build_cube(CubeSpec({tuple(bbox)!r},'EPSG:32644',10,cloud_mask=CloudMask((3,8,9,10))),"
+        f"items_path={str(items)!r},out={str(out)!r});"
         "print(json.dumps({'wall':time.perf_counter()-t,"
         "'rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))"
     )

@@ -21,12 +21,13 @@ sys.path.insert(0, str(HERE.parent))
 
 
 from ndvicube.demo import demo_phenology, demo_series, true_seasons  # noqa: E402
+from ndvicube.timeseries.smoothing import Smoothing  # noqa: E402
 
 METHODS = {
-    "notebook (rolling mean 3)": {"method": "notebook", "window": 3},
-    "savgol (window 7, order 2)": {"method": "savgol", "window": 7, "polyorder": 2},
-    "whittaker (lambda 10)": {"method": "whittaker", "lam": 10.0},
-    "whittaker (lambda 100)": {"method": "whittaker", "lam": 100.0},
+    "notebook (rolling mean 3)": Smoothing(method="notebook", window=3),
+    "savgol (window 7, order 2)": Smoothing(method="savgol", window=7, polyorder=2),
+    "whittaker (lambda 10)": Smoothing(method="whittaker", lambda_=10.0),
+    "whittaker (lambda 100)": Smoothing(method="whittaker", lambda_=100.0),
 }
 
 
@@ -39,8 +40,8 @@ def main() -> None:
     )
     print("| --- | ---: | ---: | ---: | ---: |")
     true = true_seasons(catalog)
-    for name, options in METHODS.items():
-        found, errors = demo_phenology(catalog, raw, tmp, **options)
+    for name, smoothing in METHODS.items():
+        found, errors = demo_phenology(catalog, raw, tmp, smoothing)
         stats = errors.groupby("metric")["error_days"].agg(["max", "mean"])
         cells = [
             f"{stats.loc[m, 'max']:.0f} ({stats.loc[m, 'mean']:.1f})" for m in ("sos", "pos", "eos")

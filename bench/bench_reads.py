@@ -32,14 +32,15 @@ CHILD = """
 import contextlib, json, sys, time
 import async_geotiff, obstore, odc.stac, zarr
 from ndvicube import jobs
-from ndvicube.demo import cube_args
+from ndvicube.cube import build
+from ndvicube.demo import cube_spec
 from ndvicube.read import remote
 in_flight, pipeline, items, out = int(sys.argv[1]), sys.argv[2] == "on", sys.argv[3], sys.argv[4]
 remote.IN_FLIGHT = in_flight
 if not pipeline:
-    jobs._reads_ahead = lambda *a, **k: contextlib.nullcontext(None)
+    build._reads_ahead = lambda *a, **k: contextlib.nullcontext(None)
 t = time.perf_counter()
-jobs.build_cube(items_path=items, out=out, **cube_args())
+jobs.build_cube(cube_spec(), items_path=items, out=out)
 print(json.dumps({"wall": time.perf_counter() - t}))
 """
 

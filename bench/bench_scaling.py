@@ -36,16 +36,17 @@ PERIODS = {"3 months": "2023-03-31", "6 months": "2023-06-30", "12 months": "202
 
 TRIAL = """
 import json, sys, time
+from ndvicube.cube.spec import CloudMask, CubeSpec
 from ndvicube.jobs import build_cube, extract_series, search_area
-from ndvicube.timeseries.points import Point
+from ndvicube.geo import Point
 from ndvicube.search.stac import SearchRequest
 api, work, bbox, end = sys.argv[1], sys.argv[2], tuple(json.loads(sys.argv[3])), sys.argv[4]
 t = time.perf_counter()
 request = SearchRequest.from_params(url=api, collection="sentinel-2-c1-l2a", bbox=bbox,
                                    start="2023-01-01", end=end, max_cloud_cover=30, area="a")
 n = search_area(request, out=f"{work}/items.json")
-build_cube(items_path=f"{work}/items.json", out=f"{work}/ndvi.zarr", bbox=bbox,
-           crs="EPSG:32644", resolution=10, scl_classes=(3, 8, 9, 10))
+spec = CubeSpec(bbox, "EPSG:32644", resolution=10, cloud_mask=CloudMask((3, 8, 9, 10)))
+build_cube(spec, items_path=f"{work}/items.json", out=f"{work}/ndvi.zarr")
 extract_series(cube_path=f"{work}/ndvi.zarr", points=[Point("c", 82.608, 27.163)],
                out=f"{work}/raw.csv")
 print(json.dumps({"wall": time.perf_counter() - t, "items": n}))

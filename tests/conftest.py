@@ -47,7 +47,7 @@ def clean(catalog, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("clean")
     items = items_subset(catalog, work / "items.json")
-    build_cube(items_path=items, out=work / "ndvi.zarr", **CUBE)
+    build_cube(CUBE, items_path=items, out=work / "ndvi.zarr")
     return work / "ndvi.zarr"
 
 

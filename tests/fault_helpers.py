@@ -6,11 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ndvicube.demo import cube_args
+from ndvicube.demo import cube_spec
 from ndvicube.search.stac import SearchRequest
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
-CUBE = cube_args()
+CUBE = cube_spec()
 MONTHS = ("2023-02", "2023-03")
 TOKEN = "X-Amz-Signature=FAKE-TOKEN-4242"
 

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 import rasterio
 
-from ndvicube.demo import cube_args, rewrite_hrefs
+from ndvicube.compute import Compute
+from ndvicube.cube.spec import Chunking, CubeSpec
+from ndvicube.demo import cube_spec, rewrite_hrefs
 from ndvicube.jobs import build_cube
 from ndvicube.read import pipeline, remote
 from ndvicube.testing.cogbytes import minimum_bytes
 from ndvicube.testing.rangeserver import RangeHTTPServer
 
-BOX = cube_args()["bbox"]
+BOX = cube_spec().bbox
 
 
 def subset(catalog, out: Path, month: str = "2023-02") -> Path:
@@ -42,13 +44,18 @@ def chunk_bytes(store: Path) -> dict[str, bytes]:
     }
 
 
-def build_with(reader: str, server, items: Path, work: Path, **extra) -> list:
-    """Build a cube from the served COGs with ``reader``; return the COG requests it made."""
+def build_with(reader: str, server, items: Path, work: Path, spec: CubeSpec | None = None) -> list:
+    """Build a cube (``spec``, else the demo's) from the served COGs with ``reader``; return
+    the COG requests it made."""
     remote.reset()
     server.reset_log()
     shutil.rmtree(work / f"{reader}.zarr", ignore_errors=True)
-    args = cube_args() | extra
-    build_cube(items_path=items, out=work / f"{reader}.zarr", reader=reader, **args)
+    build_cube(
+        spec or cube_spec(),
+        items_path=items,
+        out=work / f"{reader}.zarr",
+        compute=Compute(reader=reader),
+    )
     return [r for r in server.requests if r.path.endswith(".tif")]
 
 
@@ -59,8 +66,8 @@ def reads(catalog, tmp_path_factory):
     with RangeHTTPServer(catalog.root) as server:
         local = subset(catalog, work / "local.json")
         served = rewrite_hrefs(local, work / "served.json", server.url, catalog.root)
-        indices = {"indices": ["NDVI", "NDREI"], "spatial_chunk": 64}
-        requests = {r: build_with(r, server, served, work, **indices) for r in ("gdal", "range")}
+        spec = cube_spec(indices=("NDVI", "NDREI"), cube=Chunking(spatial_chunk=64))
+        requests = {r: build_with(r, server, served, work, spec) for r in ("gdal", "range")}
     return {"work": work, "requests": requests}
 
 
@@ -108,9 +115,9 @@ def test_a_coarser_cube_reads_overviews_through_gdal(catalog, tmp_path):
     with RangeHTTPServer(catalog.root) as server:
         local = subset(catalog, tmp_path / "local.json")
         served = rewrite_hrefs(local, tmp_path / "served.json", server.url, catalog.root)
-        coarse = {"resolution": 20}
-        ranged = build_with("range", server, served, tmp_path, **coarse)
-        build_with("gdal", server, served, tmp_path, **coarse)
+        coarse = cube_spec(resolution=20)
+        ranged = build_with("range", server, served, tmp_path, coarse)
+        build_with("gdal", server, served, tmp_path, coarse)
     assert chunk_bytes(tmp_path / "range.zarr") == chunk_bytes(tmp_path / "gdal.zarr")
     # 10 m bands at 20 m: GDAL's overview read (with its HEAD); SCL is 20 m: read by ranges.
     heads = {r.path.rsplit("/", 1)[1] for r in ranged if r.method == "HEAD"}
@@ -189,7 +196,7 @@ def test_a_tiff_whose_directory_is_not_at_the_start_is_left_to_gdal(tmp_path):
 # --- pipelining: headers up front, the next blocks' tiles in flight while a block is written --
 
 
-def pipelined_build(catalog, tmp_path, caplog, **extra):
+def pipelined_build(catalog, tmp_path, caplog):
     """Two months in blocks of 1 solar day, COGs at 30 ms per request; for each COG request
     its start time and the block of its item, and the time each block was written."""
     import logging
@@ -210,8 +217,8 @@ def pipelined_build(catalog, tmp_path, caplog, **extra):
         remote.reset()
         server.reset_log()
         with caplog.at_level(logging.INFO, logger="ndvicube.cube.store"):
-            build_cube(items_path=served, out=tmp_path / "c.zarr", time_chunk=1,
-                       **cube_args() | extra)  # fmt: skip
+            spec = cube_spec(cube=Chunking(time_chunk=1))
+            build_cube(spec, items_path=served, out=tmp_path / "c.zarr")
         requests = [r for r in server.requests if r.path.endswith(".tif")]
     days = read_attrs(tmp_path / "c.zarr")[DAYS_ATTR]
     block_of = {i: n for n, day in enumerate(sorted(days)) for i in days[day]}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ndvicube.config import validate_config
+from ndvicube.config import load_schema, validate_config
 from ndvicube.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,16 +23,16 @@ def base() -> dict:
 
 def test_default_config_is_the_notebook_job(base):
     s = validate_config(base, base_dir=ROOT)
-    assert s.stac_url == "https://earth-search.aws.element84.com/v1"
-    assert s.collection == "sentinel-2-c1-l2a"
-    assert s.max_cloud_cover == 30
+    assert s.stac.url == "https://earth-search.aws.element84.com/v1"
+    assert s.stac.collection == "sentinel-2-c1-l2a"
+    assert s.stac.max_cloud_cover == 30
     assert (str(s.start), str(s.end)) == ("2023-01-01", "2023-12-31")
     area = s.areas["seed"]
     assert area.bbox == (82.599, 27.154, 82.617, 27.172)
     assert area.crs == "EPSG:32644"
     assert [(p.id, p.lon, p.lat) for p in area.points] == [("field1", 82.608, 27.163)]
-    assert s.scl_classes == (3, 8, 9, 10)
-    assert (s.resample, s.window) == ("5D", 3)
+    assert s.cloud_mask.scl_classes == (3, 8, 9, 10)
+    assert (s.smoothing.resample, s.smoothing.window) == ("5D", 3)
 
 
 def test_defaults_are_filled_from_the_schema():
@@ -43,10 +44,10 @@ def test_defaults_are_filled_from_the_schema():
         },
     }
     s = validate_config(minimal, base_dir=ROOT)
-    assert s.collection == "sentinel-2-c1-l2a"
+    assert s.stac.collection == "sentinel-2-c1-l2a"
     assert s.resolution == 10
-    assert s.scl_classes == (3, 8, 9, 10)
-    assert s.window == 3
+    assert s.cloud_mask.scl_classes == (3, 8, 9, 10)
+    assert s.smoothing.window == 3
 
 
 def test_center_and_buffer_make_a_box_of_that_size_on_the_ground(base):
@@ -173,7 +174,7 @@ def test_missing_points_csv_names_the_path(base, tmp_path):
 
 def test_relative_stac_path_resolved_against_working_directory(base, tmp_path):
     s = validate_config(_mutate(base, "stac.url", "cat/items.json"), base_dir=tmp_path)
-    assert s.stac_url == str(tmp_path / "cat" / "items.json")
+    assert s.stac.url == str(tmp_path / "cat" / "items.json")
 
 
 def test_savgol_window_must_be_odd_and_longer_than_the_order():
@@ -183,4 +184,64 @@ def test_savgol_window_must_be_odd_and_longer_than_the_order():
         validate_config(config)
     config["smoothing"] |= {"window": 7}
     settings = validate_config(config)
-    assert (settings.smoothing_method, settings.window, settings.polyorder) == ("savgol", 7, 2)
+    assert (settings.smoothing.method, settings.smoothing.window, settings.smoothing.polyorder) == (
+        "savgol",
+        7,
+        2,
+    )
+
+
+def _section_fields(section) -> set[str]:
+    """A section dataclass's fields as config keys (``lambda_`` is the key ``lambda``)."""
+    return {f.name.rstrip("_") for f in dataclasses.fields(section)}
+
+
+def test_each_section_is_a_dataclass_whose_fields_are_its_yaml_keys(base):
+    """Settings nests one frozen dataclass per config section, named field by field like the
+    schema's keys, so a new setting is a schema key, a field, and the code that uses it."""
+    schema = load_schema()["properties"]
+    settings = validate_config(base | {"demo": {}}, base_dir=ROOT)
+    sections = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if dataclasses.is_dataclass(getattr(settings, f.name))
+    }
+    assert set(sections) == {
+        "stac", "cube", "cloud_mask", "smoothing", "phenology", "polygon_series", "figures",
+        "compute", "composites", "demo",
+    }  # fmt: skip
+    runtime_only = {"compute": {"threads", "io_threads"}}  # the rule's, not the config's
+    for name, section in sections.items():
+        assert dataclasses.fields(section) and type(section).__dataclass_params__.frozen, name
+        keys = set(schema[name]["properties"])
+        assert _section_fields(section) - runtime_only.get(name, set()) == keys, name
+    # The filled config a rule passes on is the same validation's (the schema applied once).
+    assert settings.config["smoothing"]["lambda"] == settings.smoothing.lambda_ == 10
+    assert settings.config["compute"] == {"scheduler": "threads", "reader": "range",
+                                          "read_deadline_s": 120}  # fmt: skip
+
+
+def test_a_new_section_key_reaches_its_dataclass_without_other_code(base, monkeypatch):
+    """What the sentence above promises, tried: a key added to the schema and to CloudMask
+    (nothing else) is filled, validated and carried by the cube job's parameters."""
+    from ndvicube.config import schema as schema_module
+    from ndvicube.cube import spec as spec_module
+
+    real = schema_module.load_schema()
+    real["properties"]["cloud_mask"]["properties"]["dilate_cirrus"] = {
+        "type": "boolean", "default": False,
+    }  # fmt: skip
+    monkeypatch.setattr(schema_module, "load_schema", lambda: copy.deepcopy(real))
+    extended = dataclasses.make_dataclass(
+        "CloudMask", [("dilate_cirrus", bool, dataclasses.field(default=False))],
+        bases=(spec_module.CloudMask,), frozen=True,
+    )  # fmt: skip
+    monkeypatch.setattr(spec_module, "CloudMask", extended)
+    monkeypatch.setattr("ndvicube.config.settings.CloudMask", extended)
+    settings = validate_config(_mutate(base, "cloud_mask.dilate_cirrus", True), base_dir=ROOT)
+    assert settings.cloud_mask.dilate_cirrus is True
+    area = settings.areas["seed"]
+    spec = spec_module.CubeSpec(area.bbox, area.crs, cloud_mask=settings.cloud_mask)
+    params = spec.to_params()
+    assert params["cloud_mask"]["dilate_cirrus"] is True
+    assert spec_module.CubeSpec.from_params(params) == spec

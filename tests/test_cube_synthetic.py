@@ -17,10 +17,11 @@ import pytest
 import rasterio
 
 from ndvicube.cube.load import CubeSpec, group_scenes, load_ndvi
+from ndvicube.cube.spec import CloudMask
 from ndvicube.cube.store import open_cube
 from ndvicube.demo import (
     DemoCatalogSpec,
-    cube_args,
+    cube_spec,
     expected_series,
     generate_demo_catalog,
     read_truth,
@@ -123,7 +124,7 @@ def test_offsets_are_never_mixed_even_without_deduplication(short_catalog, tmp_p
 def test_build_cube_writes_a_store_equal_to_the_lazy_cube(short_catalog, tmp_path):
     items = list(pystac.ItemCollection.from_file(str(short_catalog.items)))
     write_items(items, tmp_path / "items.json")
-    out = build_cube(items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr", **cube_args())
+    out = build_cube(cube_spec(), items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr")
     import xarray as xr
 
     stored = xr.open_zarr(out)["ndvi"].values
@@ -138,16 +139,15 @@ def test_cloud_probability_mask_matches_the_truth_and_adds_cloud_rims(catalog, t
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
     (tmp_path / "items.json").write_text(json.dumps(doc))
-    common = cube_args()
-    build_cube(items_path=tmp_path / "items.json", out=tmp_path / "p.zarr", **common,
-               max_cloud_probability=30)  # fmt: skip
+    probability = cube_spec(cloud_mask=CloudMask(max_probability=30))
+    build_cube(probability, items_path=tmp_path / "items.json", out=tmp_path / "p.zarr")
     series = extract_points(open_cube(tmp_path / "p.zarr")["ndvi"], _points(catalog))
     truth = read_truth(catalog.truth)
     want = expected_series(truth, max_cloud_cover=30, max_cloud_probability=30)
     merged = series.merge(want, on=["point", "time"], suffixes=("", "_truth"), validate="1:1")
     np.testing.assert_array_equal(merged["ndvi"].isna(), merged["ndvi_truth"].isna())
     np.testing.assert_allclose(merged["ndvi"], merged["ndvi_truth"], atol=1e-5, equal_nan=True)
-    build_cube(items_path=tmp_path / "items.json", out=tmp_path / "scl.zarr", **common)
+    build_cube(cube_spec(), items_path=tmp_path / "items.json", out=tmp_path / "scl.zarr")
     with_probability = np.isnan(open_cube(tmp_path / "p.zarr")["ndvi"].values)
     scl_only = np.isnan(open_cube(tmp_path / "scl.zarr")["ndvi"].values)
     assert (with_probability >= scl_only).all()
@@ -158,5 +158,4 @@ def test_cloud_probability_mask_matches_the_truth_and_adds_cloud_rims(catalog, t
     with pytest.raises(
         ItemMetadataError, match=f"{doc['features'][2]['id']}' has no asset 'cloud'"
     ):
-        build_cube(items_path=tmp_path / "broken.json", out=tmp_path / "b.zarr", **common,
-                   max_cloud_probability=30)  # fmt: skip
+        build_cube(probability, items_path=tmp_path / "broken.json", out=tmp_path / "b.zarr")

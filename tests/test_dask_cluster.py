@@ -14,24 +14,15 @@ import numpy as np
 import pystac
 import pytest
 
+from ndvicube.compute import Compute
+from ndvicube.cube.spec import CloudMask, CubeSpec
 from ndvicube.cube.store import open_cube
 from ndvicube.jobs import build_cube
 from ndvicube.search.stac import write_items
 from ndvicube.testing._service import free_port
 
 BBOX = (82.599, 27.154, 82.617, 27.172)
-
-
-def _build(items_json, out, **kw):
-    return build_cube(
-        items_path=items_json,
-        out=out,
-        bbox=BBOX,
-        crs="EPSG:32644",
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
-        **kw,
-    )
+SPEC = CubeSpec(BBOX, "EPSG:32644", resolution=10, cloud_mask=CloudMask(scl_classes=(3, 8, 9, 10)))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,8 @@ def items_json(catalog, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def threaded(items_json, tmp_path_factory):
-    return open_cube(_build(items_json, tmp_path_factory.mktemp("t") / "ndvi.zarr"))["ndvi"].values
+    out = build_cube(SPEC, items_path=items_json, out=tmp_path_factory.mktemp("t") / "ndvi.zarr")
+    return open_cube(out)["ndvi"].values
 
 
 @pytest.fixture
@@ -97,7 +89,12 @@ def test_existing_scheduler_with_two_workers_equals_threaded(
     items_json, threaded, dask_cluster, tmp_path, caplog
 ):
     with caplog.at_level(logging.INFO, logger="ndvicube.compute"):
-        out = _build(items_json, tmp_path / "ndvi.zarr", scheduler=dask_cluster)
+        out = build_cube(
+            SPEC,
+            items_path=items_json,
+            out=tmp_path / "ndvi.zarr",
+            compute=Compute(scheduler=dask_cluster),
+        )
     np.testing.assert_array_equal(open_cube(out)["ndvi"].values, threaded)
     message = next(r.getMessage() for r in caplog.records if "Dask distributed" in r.getMessage())
     assert dask_cluster in message and "2 worker(s)" in message and "dashboard http://" in message
@@ -105,7 +102,12 @@ def test_existing_scheduler_with_two_workers_equals_threaded(
 
 def test_local_cluster_equals_threaded(items_json, threaded, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="ndvicube.compute"):
-        out = _build(items_json, tmp_path / "ndvi.zarr", scheduler="local", threads=2)
+        out = build_cube(
+            SPEC,
+            items_path=items_json,
+            out=tmp_path / "ndvi.zarr",
+            compute=Compute(scheduler="local", threads=2),
+        )
     np.testing.assert_array_equal(open_cube(out)["ndvi"].values, threaded)
     assert any("dashboard http://127.0.0.1:" in r.getMessage() for r in caplog.records)
 

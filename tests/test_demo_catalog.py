@@ -18,7 +18,7 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
-import ndvicube.demo as demo
+import ndvicube.demo.catalog as demo_catalog
 from ndvicube.demo import (
     DemoCatalog,
     DemoCatalogSpec,
@@ -433,8 +433,8 @@ def test_interrupted_generation_leaves_no_items_json(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return scene(*args, **kwargs)
 
-    scene = demo._scene
-    monkeypatch.setattr(demo, "_scene", failing_scene)
+    scene = demo_catalog._scene
+    monkeypatch.setattr(demo_catalog, "_scene", failing_scene)
     with pytest.raises(RuntimeError):
         generate_demo_catalog(tmp_path / "x", TINY)
     assert not cat.items.exists()

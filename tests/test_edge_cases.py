@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndvicube.figures.plots import plot_point
+from ndvicube.figures.series import plot_point
 from ndvicube.timeseries.smoothing import smooth_series
 from tests.workflow_helpers import POINTS, demo_config, snakemake, write_config
 

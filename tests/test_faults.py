@@ -23,6 +23,8 @@ import yaml
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from ndvicube.compute import Compute
+from ndvicube.cube.spec import Chunking
 from ndvicube.cube.store import open_cube
 from ndvicube.errors import (
     ConfigError,
@@ -125,7 +127,7 @@ def build_through_faults(catalog, tmp_path, caplog, faults: Faults) -> collectio
     with RangeHTTPServer(catalog.root, faults=faults) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.WARNING):
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", **CUBE)
+            build_cube(CUBE, items_path=items, out=tmp_path / "ndvi.zarr")
         return collections.Counter(r.fault for r in server.requests)
 
 
@@ -182,9 +184,7 @@ def test_a_missing_module_fails_the_cube_at_once_naming_it(catalog, tmp_path, mo
             caplog.at_level(logging.WARNING),
             pytest.raises(MissingDependencyError, match="'async_geotiff' is not installed"),
         ):
-            build_cube(
-                items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip", **CUBE
-            )
+            build_cube(CUBE, items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip")
         requests = [r for r in server.requests if r.path.endswith(".tif")]
     assert len(requests) <= cogs  # at most each COG's first request: none was retried
     assert {r.range for r in requests} <= {"bytes=0-4095"}
@@ -195,18 +195,16 @@ def test_a_missing_module_fails_the_cube_at_once_naming_it(catalog, tmp_path, mo
 
 
 def test_a_programming_error_in_a_read_is_raised_at_once(catalog, tmp_path, monkeypatch, caplog):
-    from ndvicube.read import remote
+    from ndvicube.read import remote_driver
 
     def broken(url, window, roi):  # a bug in the reader: called with the wrong types
         return np.empty(roi)
 
-    monkeypatch.setattr(remote, "_pixels", broken)
+    monkeypatch.setattr(remote_driver, "_pixels", broken)
     with RangeHTTPServer(catalog.root) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.WARNING), pytest.raises(TypeError):
-            build_cube(
-                items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip", **CUBE
-            )
+            build_cube(CUBE, items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip")
     assert "retry" not in caplog.text
     assert not (tmp_path / "ndvi.zarr").exists()
 
@@ -278,7 +276,9 @@ def test_unreadable_cog_fails_naming_item_asset_and_the_skip_setting(
     with RangeHTTPServer(catalog.root, faults=Faults(**{fault: [path]})) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with pytest.raises(UnreadableAssetError) as error:
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader, **CUBE)
+            build_cube(
+                CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=Compute(reader=reader)
+            )
     message = str(error.value)
     assert f"asset 'red' of item '{victim['id']}'" in message
     assert "on_missing_asset: skip" in message and "FAKE-TOKEN" not in message
@@ -296,11 +296,11 @@ def test_missing_cog_is_skipped_listed_and_warned_with_skip(catalog, tmp_path, c
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.WARNING):
             build_cube(
+                CUBE,
                 items_path=items,
                 out=tmp_path / "ndvi.zarr",
                 on_missing_asset="skip",
                 skipped_out=tmp_path / "skipped.csv",
-                **CUBE,
             )
     [row] = read_skipped(tmp_path / "skipped.csv")
     assert (row.item_id, row.asset) == (victim["id"], "nir")
@@ -311,7 +311,7 @@ def test_missing_cog_is_skipped_listed_and_warned_with_skip(catalog, tmp_path, c
     doc = json.loads(items_subset(catalog, tmp_path / "without.json").read_text())
     doc["features"] = [f for f in doc["features"] if f["id"] != victim["id"]]
     (tmp_path / "without.json").write_text(json.dumps(doc))
-    build_cube(items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr", **CUBE)
+    build_cube(CUBE, items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr")
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
 
 
@@ -343,7 +343,7 @@ def broken_items(catalog, tmp_path):
 
 def test_item_without_scl_or_scale_fails_naming_it(broken_items, tmp_path):
     with pytest.raises(ItemMetadataError) as error:
-        build_cube(items_path=broken_items, out=tmp_path / "ndvi.zarr", **CUBE)
+        build_cube(CUBE, items_path=broken_items, out=tmp_path / "ndvi.zarr")
     message = str(error.value)
     assert f"Item {BROKEN['no_scl']!r} has no asset 'scl'" in message
     assert "on_missing_asset: skip" in message
@@ -352,18 +352,18 @@ def test_item_without_scl_or_scale_fails_naming_it(broken_items, tmp_path):
 
 def test_items_without_scl_or_scale_are_skipped_with_skip(broken_items, catalog, tmp_path):
     build_cube(
+        CUBE,
         items_path=broken_items,
         out=tmp_path / "ndvi.zarr",
         on_missing_asset="skip",
         skipped_out=tmp_path / "skipped.csv",
-        **CUBE,
     )
     rows = {(r.item_id, r.asset) for r in read_skipped(tmp_path / "skipped.csv")}
     assert rows == {(BROKEN["no_scl"], "scl"), (BROKEN["no_scale"], "red")}
     doc = json.loads(broken_items.read_text())
     doc["features"] = [f for f in doc["features"] if f["id"] not in BROKEN.values()]
     (tmp_path / "rest.json").write_text(json.dumps(doc))
-    build_cube(items_path=tmp_path / "rest.json", out=tmp_path / "expected.zarr", **CUBE)
+    build_cube(CUBE, items_path=tmp_path / "rest.json", out=tmp_path / "expected.zarr")
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
 
 
@@ -451,8 +451,8 @@ def test_box_straddling_two_utm_zones_gives_one_cube_with_true_values(tmp_path):
 
     crs = utm_crs_for((STRADDLE[0] + STRADDLE[2]) / 2, (STRADDLE[1] + STRADDLE[3]) / 2)
     assert crs == "EPSG:32645"  # the documented choice: the zone of the box's centre
-    cube_args = CUBE | {"bbox": STRADDLE, "crs": crs}
-    build_cube(items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr", **cube_args)
+    spec = dataclasses.replace(CUBE, bbox=STRADDLE, crs=crs)
+    build_cube(spec, items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr")
     cube = open_cube(tmp_path / "ndvi.zarr")["ndvi"]
     assert cube.rio.crs.to_epsg() == 32645 and cube.sizes["time"] == 2
     gx, gy = np.meshgrid(cube["x"].values, cube["y"].values)
@@ -477,10 +477,12 @@ def test_disk_full_fails_and_keeps_the_previous_cube(catalog, tiny_disk, tmp_pat
     doc["features"] = [f for f in doc["features"] if f["properties"]["datetime"][:7] == "2023-02"]
     (tmp_path / "feb.json").write_text(json.dumps(doc))
     out = tiny_disk / "ndvi.zarr"
-    build_cube(items_path=tmp_path / "feb.json", out=out, **CUBE)  # small: it fits
+    build_cube(CUBE, items_path=tmp_path / "feb.json", out=out)  # small: it fits
     before, days = ndvi_chunks(out), open_cube(out)["ndvi"].sizes["time"]
     with pytest.raises(StorageFullError, match=r"No space left .*ndvi.zarr"):
-        build_cube(items_path=february, out=out, **(CUBE | {"spatial_chunk": 64}))
+        build_cube(
+            dataclasses.replace(CUBE, cube=Chunking(spatial_chunk=64)), items_path=february, out=out
+        )
     assert ndvi_chunks(out) == before  # the previous complete cube is untouched
     assert open_cube(out)["ndvi"].sizes["time"] == days and (out / ".zmetadata").is_file()
     assert not (tiny_disk / "ndvi.zarr.partial").exists()  # its space given back

@@ -9,7 +9,7 @@ import yaml
 
 from ndvicube.config import validate_config
 from ndvicube.errors import ConfigError
-from ndvicube.figures.plots import BAND, plot_overview, plot_points
+from ndvicube.figures.series import BAND, plot_overview, plot_points
 from ndvicube.timeseries.smoothing import smooth_series
 from tests.workflow_helpers import ROOT
 
@@ -68,7 +68,7 @@ def test_point_figures_are_drawn_for_the_selected_points_only(tmp_path):
 def test_reused_figure_shows_each_points_own_values(tmp_path):
     """Nothing of the point drawn before is left: lines, note, title and limits are each
     point's own."""
-    from ndvicube.figures.plots import PointFigures
+    from ndvicube.figures.series import PointFigures
 
     raw = series(3)
     raw.loc[raw["point"] == "p1", "ndvi"] = np.nan  # p1 never clear

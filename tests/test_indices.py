@@ -48,9 +48,9 @@ def test_bad_index_names_fail_naming_the_value_and_the_fix(indices, message, tmp
 
 def test_names_match_case_insensitively_and_phenology_index_must_be_computed(tmp_path):
     settings = validate_config(config_with(indices=["evi", "ndvi"]), base_dir=tmp_path)
-    assert settings.indices == ("EVI", "NDVI") and settings.phenology_index == "EVI"
+    assert settings.indices == ("EVI", "NDVI") and settings.phenology.index == "EVI"
     chosen = config_with(indices=["evi", "ndvi"], phenology={"index": "NDVI"})
-    assert validate_config(chosen, base_dir=tmp_path).phenology_index == "NDVI"
+    assert validate_config(chosen, base_dir=tmp_path).phenology.index == "NDVI"
     with pytest.raises(ConfigError, match=r"phenology.index: 'NBR' is not one of the indices"):
         validate_config(config_with(phenology={"index": "NBR"}), base_dir=tmp_path)
 
@@ -157,9 +157,10 @@ def test_tiles_of_a_multi_index_cube_join_to_the_whole_build(catalog, tmp_path):
     is the NDVI-only cube, byte for byte (the demo's bands share their nodata)."""
     import json
 
+    from ndvicube.cube.spec import Chunking
     from ndvicube.cube.store import join_tiles
     from ndvicube.cube.tiles import all_tiles
-    from ndvicube.demo import cube_args
+    from ndvicube.demo import cube_spec
     from ndvicube.jobs import build_cube
 
     doc = json.loads(catalog.items.read_text())
@@ -169,13 +170,15 @@ def test_tiles_of_a_multi_index_cube_join_to_the_whole_build(catalog, tmp_path):
         if f["properties"]["eo:cloud_cover"] < 30 and f["properties"]["datetime"] < "2023-02"
     ]
     (tmp_path / "items.json").write_text(json.dumps(doc))
-    args = cube_args() | {"items_path": tmp_path / "items.json", "spatial_chunk": 64}
-    build_cube(out=tmp_path / "ndvi_only.zarr", **args)
-    args |= {"indices": ["NBR", "NDVI"]}
-    build_cube(out=tmp_path / "whole.zarr", **args)
+    items, chunking = tmp_path / "items.json", Chunking(spatial_chunk=64)
+    build_cube(cube_spec(cube=chunking), items_path=items, out=tmp_path / "ndvi_only.zarr")
+    indices = ("NBR", "NDVI")
+    build_cube(
+        cube_spec(cube=chunking, indices=indices), items_path=items, out=tmp_path / "whole.zarr"
+    )
     tiles = {t: tmp_path / f"{t.name}.zarr" for t in all_tiles(2, 2)}
     for tile, path in tiles.items():
-        build_cube(out=path, tile=tile, **args)
+        build_cube(cube_spec(cube=chunking, indices=indices, tile=tile), items_path=items, out=path)
     join_tiles(tiles, tmp_path / "joined.zarr", crs="EPSG:32644")
     for variable in ("nbr", "ndvi"):
         chunks = sorted(p.name for p in (tmp_path / "whole.zarr" / variable).glob("*.*.*"))
@@ -191,7 +194,7 @@ def test_tiles_of_a_multi_index_cube_join_to_the_whole_build(catalog, tmp_path):
 
 
 def test_point_figure_has_one_panel_per_index_with_its_values(indices_run, tmp_path):
-    from ndvicube.figures.plots import plot_point
+    from ndvicube.figures.series import plot_point
     from ndvicube.timeseries.tables import read_series
 
     results = indices_run["results"]

@@ -1,6 +1,6 @@
 """Planetary Computer as the archive (``stac.profile: planetary-computer``, issue 16).
 
-The demo catalog is rewritten in Planetary Computer's shape (``ndvicube.demo_pc``: asset keys
+The demo catalog is rewritten in Planetary Computer's shape (``ndvicube.demo.pc``: asset keys
 ``B04``/``B08``/``SCL``, no ``raster:bands``, ids from the product name) with hrefs on
 ``http://ndvicubedemo.blob.core.windows.net/sentinel2-l2/...``, the host the
 ``planetary-computer`` package signs. Its items are served by the pgstac API; the COGs by a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ndvicube.demo_pc import planetary_computer_copy
+from ndvicube.demo.pc import planetary_computer_copy
 from ndvicube.errors import ItemMetadataError
 from ndvicube.search.items import band_scaling
 from ndvicube.search.profiles import PC_ASSET_KEYS, normalised

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
+from ndvicube.cube.spec import CloudMask, CubeSpec
 from ndvicube.cube.store import open_cube
 from ndvicube.errors import ConfigError
 from ndvicube.jobs import build_cube
@@ -31,14 +32,10 @@ def parcels(catalog, tmp_path_factory):
         and f["properties"]["eo:cloud_cover"] < 30
     ]
     (work / "items.json").write_text(json.dumps(doc))
-    cube_path = build_cube(
-        items_path=work / "items.json",
-        out=work / "ndvi.zarr",
-        bbox=BBOX,
-        crs=CRS,
-        resolution=10,
-        scl_classes=(3, 8, 9, 10),
+    spec = CubeSpec(
+        bbox=BBOX, crs=CRS, resolution=10, cloud_mask=CloudMask(scl_classes=(3, 8, 9, 10))
     )
+    cube_path = build_cube(spec, items_path=work / "items.json", out=work / "ndvi.zarr")
     calendar = json.loads(catalog.calendar.read_text())
     fields = [p for p in calendar["points"] if p["cover"] != "water"]
     frame = gpd.GeoDataFrame(

@@ -16,6 +16,7 @@ import pytest
 import rasterio
 import xarray as xr
 
+from ndvicube.cube.spec import CloudMask, CubeSpec
 from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.geo import utm_crs_for
 from ndvicube.jobs import build_cube
@@ -43,14 +44,14 @@ def real_cube(scene_dir, tmp_path_factory):
             asset["proj:shape"] = list(src.shape)
             asset["proj:transform"] = list(src.transform)[:6]
     write_items([pystac.Item.from_dict(item)], tmp / "items.json")
-    out = build_cube(
-        items_path=tmp / "items.json",
-        out=tmp / "ndvi.zarr",
+    spec = CubeSpec(
         bbox=BBOX,
         crs=utm_crs_for(-11.0, 25.08),
         resolution=100,
-        scl_classes=(3, 8, 9, 10),
-        config={"test": "real scene"},
+        cloud_mask=CloudMask(scl_classes=(3, 8, 9, 10)),
+    )
+    out = build_cube(
+        spec, items_path=tmp / "items.json", out=tmp / "ndvi.zarr", config={"test": "real scene"}
     )
     return out
 

@@ -18,6 +18,7 @@ import time
 import pytest
 import yaml
 
+from ndvicube.compute import Compute
 from ndvicube.config import validate_config
 from ndvicube.cube.store import read_attrs
 from ndvicube.errors import (
@@ -84,7 +85,9 @@ def test_redirected_cogs_give_the_same_cube_with_both_readers(catalog, clean, tm
         RangeHTTPServer(catalog.root, faults=Faults(redirect_to=files.url, only=(".tif",))) as cdn,
     ):
         items = items_subset(catalog, tmp_path / "items.json", base_url=cdn.url)
-        build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader, **CUBE)
+        build_cube(
+            CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=Compute(reader=reader)
+        )
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
     redirected = [r for r in cdn.requests if r.path.endswith(".tif")]
     assert redirected and {r.status for r in redirected} == {302}
@@ -101,7 +104,9 @@ def test_a_redirect_loop_fails_at_once_naming_the_file(catalog, tmp_path, reader
         items = items_subset(catalog, tmp_path / "items.json", base_url=loop.url)
         started = time.monotonic()
         with pytest.raises(UnreadableAssetError) as error:
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader, **CUBE)
+            build_cube(
+                CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=Compute(reader=reader)
+            )
         waited = time.monotonic() - started
     assert words in str(error.value) and "/cogs/" in str(error.value)
     assert "retry" not in str(error.value) and waited < 20  # not retried
@@ -116,7 +121,9 @@ def test_credentials_are_not_forwarded_to_the_host_a_redirect_names(catalog, tmp
             "127.0.0.1", "localhost"), only=(".tif",))) as cdn,
     ):  # fmt: skip
         items = items_subset(catalog, tmp_path / "items.json", base_url=cdn.url)
-        build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader="gdal", **CUBE)
+        build_cube(
+            CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=Compute(reader="gdal")
+        )
     sent = {dict(r.headers).get("authorization") for r in cdn.requests if r.path.endswith(".tif")}
     assert sent == {"Bearer SECRET-4242"}
     assert files.requests and all("authorization" not in dict(r.headers) for r in files.requests)
@@ -137,8 +144,8 @@ def test_a_cog_that_never_answers_fails_at_its_deadline_naming_it(
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         started = time.monotonic()
         with pytest.raises(UnreadableAssetError) as error:
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader=reader,
-                       read_deadline_s=deadline, **CUBE)  # fmt: skip
+            compute = Compute(reader=reader, read_deadline_s=deadline)
+            build_cube(CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=compute)
         waited = time.monotonic() - started
     message = str(error.value)
     assert f"asset 'nir' of item '{victim['id']}'" in message and stalled in message
@@ -156,8 +163,8 @@ def test_the_jobs_read_deadline_ends_stalled_reads_naming_a_file(catalog, tmp_pa
         items = items_subset(catalog, tmp_path / "items.json", base_url=slow.url)
         started = time.monotonic()
         with pytest.raises(ReadDeadlineError) as error:
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", reader="gdal",
-                       io_threads=2, read_deadline_s=2, **CUBE)  # fmt: skip
+            compute = Compute(reader="gdal", read_deadline_s=2, io_threads=2)
+            build_cube(CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=compute)
         waited = time.monotonic() - started
     message = str(error.value)
     assert "reads stalled" in message and "/cogs/" in message and ".tif" in message
@@ -178,8 +185,14 @@ def test_skip_collects_every_unreadable_scene_in_one_build(catalog, tmp_path, ca
     with RangeHTTPServer(catalog.root, faults=faults) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.INFO):
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip",
-                       skipped_out=tmp_path / "skipped.csv", read_deadline_s=3, **CUBE)  # fmt: skip
+            build_cube(
+                CUBE,
+                items_path=items,
+                out=tmp_path / "ndvi.zarr",
+                compute=Compute(read_deadline_s=3),
+                on_missing_asset="skip",
+                skipped_out=tmp_path / "skipped.csv",
+            )
         reads = collections.Counter(r.path for r in server.requests if r.path.endswith(".tif"))
     skipped = {(r.item_id, r.asset) for r in read_skipped(tmp_path / "skipped.csv")}
     assert skipped == set(victims.items())
@@ -198,7 +211,7 @@ def test_skip_collects_every_unreadable_scene_in_one_build(catalog, tmp_path, ca
     doc = json.loads(items_subset(catalog, tmp_path / "without.json").read_text())
     doc["features"] = [f for f in doc["features"] if f["id"] not in victims]
     (tmp_path / "without.json").write_text(json.dumps(doc))
-    build_cube(items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr", **CUBE)
+    build_cube(CUBE, items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr")
     assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")
     days_attr = read_attrs(tmp_path / "ndvi.zarr")["ndvicube:days"]
     assert days_attr == read_attrs(tmp_path / "expected.zarr")["ndvicube:days"]
@@ -211,8 +224,13 @@ def test_skip_with_every_scene_unreadable_names_the_area_and_the_failures(catalo
     with RangeHTTPServer(catalog.root, faults=faults) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with pytest.raises(NoScenesError) as error:
-            build_cube(items_path=items, out=tmp_path / "ndvi.zarr", on_missing_asset="skip",
-                       area="seed", **CUBE)  # fmt: skip
+            build_cube(
+                CUBE,
+                items_path=items,
+                out=tmp_path / "ndvi.zarr",
+                on_missing_asset="skip",
+                area="seed",
+            )
     message = str(error.value)
     assert f"No scene of area 'seed' could be used: all {len(features)} were left out" in message
     first = min(f["id"] for f in features)  # listed in the order of their URLs
@@ -298,6 +316,7 @@ def test_a_static_catalog_whose_child_never_answers_fails_in_bounded_time(tmp_pa
     """pystac reads a static catalog's links with ``urlopen`` and no timeout; ndvicube's own
     reader has the STAC timeouts (shortened here to 2 s)."""
     from ndvicube.search import http
+
     monkeypatch.setattr(http, "READ_TIMEOUT_S", 2.0)
     catalog = {"type": "Catalog", "id": "c", "stac_version": "1.0.0", "description": "d",
                "links": [{"rel": "item", "href": "./stalled/item.json"}]}  # fmt: skip

@@ -232,18 +232,20 @@ def test_killed_while_writing_the_cube_then_rerun(built, catalog, tmp_path):
 
 
 def test_same_search_results_give_identical_chunk_bytes(built, cogs, tmp_path):
+    from ndvicube.cube.spec import CloudMask, CubeSpec
     from ndvicube.jobs import build_cube
 
+    spec = CubeSpec(
+        bbox=(82.599, 27.154, 82.617, 27.172),
+        crs="EPSG:32644",
+        resolution=10,
+        cloud_mask=CloudMask(scl_classes=(3, 8, 9, 10)),
+    )
     outputs = []
     for n in range(2):
         outputs.append(
             build_cube(
-                items_path=built / "results/seed/items.json",
-                out=tmp_path / f"cube{n}.zarr",
-                bbox=(82.599, 27.154, 82.617, 27.172),
-                crs="EPSG:32644",
-                resolution=10,
-                scl_classes=(3, 8, 9, 10),
+                spec, items_path=built / "results/seed/items.json", out=tmp_path / f"cube{n}.zarr"
             )
         )
     first, second = (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ndvicube.cube.store import open_cube
-from ndvicube.demo import cube_args, rewrite_hrefs
+from ndvicube.demo import cube_spec, rewrite_hrefs
 from ndvicube.jobs import build_cube
 from ndvicube.read import remote
 from ndvicube.read.s3 import s3_options
@@ -52,14 +52,14 @@ def s3(catalog, tmp_path_factory):
         items = rewrite_hrefs(local, work / "s3.json", f"s3://{BUCKET}", catalog.root)
         with RangeHTTPServer(catalog.root) as http:
             served = rewrite_hrefs(local, work / "http.json", http.url, catalog.root)
-            build_cube(items_path=served, out=work / "http.zarr", **cube_args())
+            build_cube(cube_spec(), items_path=served, out=work / "http.zarr")
         yield {"server": server, "items": items, "work": work, "uploaded": uploaded}
 
 
 def build(s3, name: str) -> Path:
     out = s3["work"] / f"{name}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    build_cube(items_path=s3["items"], out=out, **cube_args())
+    build_cube(cube_spec(), items_path=s3["items"], out=out)
     return out
 
 
@@ -114,14 +114,14 @@ def test_requester_pays_and_signatures_reach_the_server(catalog, tmp_path, monke
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         monkeypatch.setenv("AWS_REQUEST_PAYER", "requester")  # GDAL's and obstore's name
-        build_cube(items_path=items, out=tmp_path / "paid.zarr", **cube_args())
+        build_cube(cube_spec(), items_path=items, out=tmp_path / "paid.zarr")
         paid = [dict(r.headers) for r in server.requests]
         server.reset_log()
         remote.reset()
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REQUEST_PAYER"):
             monkeypatch.delenv(name)
         monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")  # GDAL's name for unsigned
-        build_cube(items_path=items, out=tmp_path / "free.zarr", **cube_args())
+        build_cube(cube_spec(), items_path=items, out=tmp_path / "free.zarr")
         free = [dict(r.headers) for r in server.requests]
     assert paid and all(h.get("x-amz-request-payer") == "requester" for h in paid)
     assert all(ACCESS_KEY in h.get("authorization", "") for h in paid)

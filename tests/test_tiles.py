@@ -118,20 +118,25 @@ def test_tiles_with_a_cloud_buffer_equal_the_whole_build(catalog, tmp_path):
     """A tile reads a margin of the buffer's width, so clouds across its border still count."""
     import json
 
+    from ndvicube.cube.spec import Chunking, CloudMask
     from ndvicube.cube.store import join_tiles, open_cube
     from ndvicube.cube.tiles import all_tiles
-    from ndvicube.demo import cube_args
+    from ndvicube.demo import cube_spec
     from ndvicube.jobs import build_cube
 
     doc = json.loads(catalog.items.read_text())
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
     (tmp_path / "items.json").write_text(json.dumps(doc))
-    args = cube_args() | {"items_path": tmp_path / "items.json", "spatial_chunk": 64}
-    build_cube(out=tmp_path / "plain.zarr", **args)
-    build_cube(out=tmp_path / "whole.zarr", scl_buffer_m=30, **args)
+    items = tmp_path / "items.json"
+    chunking, buffer = Chunking(spatial_chunk=64), CloudMask(buffer_m=30)
+    build_cube(cube_spec(cube=chunking), items_path=items, out=tmp_path / "plain.zarr")
+    whole = cube_spec(cloud_mask=buffer, cube=chunking)
+    build_cube(whole, items_path=items, out=tmp_path / "whole.zarr")
     tiles = {t: tmp_path / f"{t.name}.zarr" for t in all_tiles(2, 2)}
     for tile, path in tiles.items():
-        build_cube(out=path, scl_buffer_m=30, tile=tile, **args)
+        build_cube(
+            cube_spec(cloud_mask=buffer, cube=chunking, tile=tile), items_path=items, out=path
+        )
     join_tiles(tiles, tmp_path / "joined.zarr", crs="EPSG:32644")
     chunks = sorted(p.name for p in (tmp_path / "whole.zarr/ndvi").glob("*.*.*"))
     for name in chunks:
