@@ -16,8 +16,8 @@ import pystac
 import pytest
 import rasterio
 
-from ndvicube.cube.load import CubeSpec, group_scenes, load_ndvi
-from ndvicube.cube.spec import CloudMask
+from ndvicube.cube.load import group_scenes, load_ndvi
+from ndvicube.cube.spec import CloudMask, CubeSpec
 from ndvicube.cube.store import open_cube
 from ndvicube.demo import (
     DemoCatalogSpec,
@@ -159,3 +159,43 @@ def test_cloud_probability_mask_matches_the_truth_and_adds_cloud_rims(catalog, t
         ItemMetadataError, match=f"{doc['features'][2]['id']}' has no asset 'cloud'"
     ):
         build_cube(probability, items_path=tmp_path / "broken.json", out=tmp_path / "b.zarr")
+
+
+def test_a_store_recorded_with_the_earlier_flat_grid_is_copied_not_read(
+    short_catalog, tmp_path, caplog
+):
+    """Stores written before the config sections record their grid with flat keys
+    (``scl_buffer_m``, ``time_chunk``...). Such a store is reused - every day copied, no scene
+    read - and written again recording today's nested grid; its values stay byte-identical."""
+    import logging
+
+    import zarr
+
+    from ndvicube.cube.store import GRID_ATTR, read_attrs
+
+    items = list(pystac.ItemCollection.from_file(str(short_catalog.items)))
+    write_items(items, tmp_path / "items.json")
+    spec, out = cube_spec(), tmp_path / "ndvi.zarr"
+    build_cube(spec, items_path=tmp_path / "items.json", out=out)
+    chunks = {p.name: p.read_bytes() for p in (out / "ndvi").glob("*.*.*")}
+    grid = read_attrs(out)[GRID_ATTR]
+    flat = {k: v for k, v in grid.items() if k not in ("cloud_mask", "cube")} | {
+        "scl_classes": grid["cloud_mask"]["scl_classes"],
+        "scl_buffer_m": grid["cloud_mask"]["buffer_m"],
+        "max_cloud_probability": grid["cloud_mask"]["max_probability"],
+        "time_chunk": grid["cube"]["time_chunk"],
+        "spatial_chunk": grid["cube"]["spatial_chunk"],
+    }
+    zarr.open_group(str(out), mode="r+", zarr_format=2).attrs[GRID_ATTR] = json.dumps(flat)
+    zarr.consolidate_metadata(str(out))
+    assert read_attrs(out)[GRID_ATTR] == flat
+    with caplog.at_level(logging.INFO, logger="ndvicube.cube.build"):
+        build_cube(spec, items_path=tmp_path / "items.json", out=out)
+    days = len(read_attrs(out)["ndvicube:days"])
+    assert f"{days} day(s) copied from the existing cube, 0 scene(s) to read" in caplog.text
+    assert read_attrs(out)[GRID_ATTR] == grid
+    assert {p.name: p.read_bytes() for p in (out / "ndvi").glob("*.*.*")} == chunks
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ndvicube.cube.build"):  # now nothing to do
+        build_cube(spec, items_path=tmp_path / "items.json", out=out)
+    assert "already holds these" in caplog.text

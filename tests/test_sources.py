@@ -14,7 +14,8 @@ import pandas as pd
 import pystac
 import pytest
 
-from ndvicube.cube.load import CubeSpec, load_ndvi
+from ndvicube.cube.load import load_ndvi
+from ndvicube.cube.spec import CubeSpec
 from ndvicube.demo import expected_series, read_truth
 from ndvicube.search.stac import SearchRequest, search
 from ndvicube.testing.rangeserver import RangeHTTPServer

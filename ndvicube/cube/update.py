@@ -10,6 +10,7 @@ scenes are read. Copied values are the stored float32 values, so old dates stay 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ndvicube.cube.load import CubeSpec, SceneGroup
+from ndvicube.cube.load import SceneGroup
+from ndvicube.cube.spec import CubeSpec
 from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, drop_encodings, open_cube, read_attrs
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,31 @@ log = logging.getLogger(__name__)
 UNREADABLE_MARK = "!unreadable"
 
 
+#: Keys of a grid signature written before the config sections (flat), and where each is now.
+_FLAT_KEYS = {
+    "scl_classes": ("cloud_mask", "scl_classes"),
+    "scl_buffer_m": ("cloud_mask", "buffer_m"),
+    "max_cloud_probability": ("cloud_mask", "max_probability"),
+    "time_chunk": ("cube", "time_chunk"),
+    "spatial_chunk": ("cube", "spatial_chunk"),
+}
+
+
 def grid_signature(spec: CubeSpec) -> dict[str, Any]:
     """Everything besides the items that decides a cube's pixel values and layout."""
     return spec.to_params()
+
+
+def current_signature(grid: Mapping[str, Any]) -> dict[str, Any]:
+    """A store's recorded grid in today's form: a store written with the flat keys of earlier
+    versions is reused, not read again from the archive (at region scale, hours of reads)."""
+    if "cube" in grid or not grid:
+        return dict(grid)
+    nested: dict[str, Any] = {k: v for k, v in grid.items() if k not in _FLAT_KEYS}
+    for old, (section, key) in _FLAT_KEYS.items():
+        if old in grid:
+            nested.setdefault(section, {})[key] = grid[old]
+    return nested
 
 
 def items_by_day(groups: Sequence[SceneGroup]) -> dict[str, list[str]]:
@@ -52,7 +76,7 @@ def reusable(
     if not (store / ".zmetadata").is_file():
         return None, []
     attrs = read_attrs(store)
-    if attrs.get(GRID_ATTR) != dict(signature):
+    if current_signature(attrs.get(GRID_ATTR, {})) != dict(signature):
         log.info("existing cube was made with another grid or mask: rebuilding every day")
         return None, []
     stored = attrs.get(DAYS_ATTR, {})
@@ -62,9 +86,13 @@ def reusable(
 
 def unchanged(existing: xr.Dataset, wanted: Mapping[str, list[str]], reused: Sequence[str]) -> bool:
     """Whether the stored cube holds exactly the wanted days, each from the same items (nothing
-    to do): a day whose items changed (a reprocessed scene, one left out as unreadable) is not."""
+    to do): a day whose items changed (a reprocessed scene, one left out as unreadable) is not,
+    nor a store whose grid is recorded in an earlier form (it is written again, every day
+    copied, so what reads its attributes finds today's)."""
     days = [str(t)[:10] for t in existing["time"].values]
-    return days == list(wanted) and len(reused) == len(wanted)
+    recorded = existing.attrs.get(GRID_ATTR, "{}")
+    recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
+    return days == list(wanted) and len(reused) == len(wanted) and "cube" in recorded
 
 
 def marked_unreadable(days: Mapping[str, list[str]], bad_items: set[str]) -> dict[str, list[str]]:
