@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ def build_cube(
     range reader); ``config`` is recorded in the store's provenance.
     """
     from ndvicube.cube.build import CubeBuild
+    from ndvicube.cube.indices import resolve_indices
     from ndvicube.cube.store import publish
     from ndvicube.logs import redact_urls_in_logs
     from ndvicube.read.missing import check_policy, usable_items, write_skipped
@@ -44,6 +46,7 @@ def build_cube(
     from ndvicube.search.stac import read_items
 
     check_policy(on_missing_asset)
+    spec = dataclasses.replace(spec, indices=resolve_indices(spec.indices))  # as catalogued
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     items = signed(items, profile)  # in memory only: provenance and logs never see a token
