@@ -90,9 +90,12 @@ def unchanged(existing: xr.Dataset, wanted: Mapping[str, list[str]], reused: Seq
     nor a store whose grid is recorded in an earlier form (it is written again, every day
     copied, so what reads its attributes finds today's)."""
     days = [str(t)[:10] for t in existing["time"].values]
-    recorded = existing.attrs.get(GRID_ATTR, "{}")
-    recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
-    return days == list(wanted) and len(reused) == len(wanted) and "cube" in recorded
+    recorded = json.loads(existing.attrs.get(GRID_ATTR, "{}"))
+    return (
+        days == list(wanted)
+        and len(reused) == len(wanted)
+        and recorded == current_signature(recorded)
+    )
 
 
 def marked_unreadable(days: Mapping[str, list[str]], bad_items: set[str]) -> dict[str, list[str]]:
