@@ -271,3 +271,33 @@ def test_schema_is_package_data_found_from_an_installed_wheel(tmp_path):
     assert Path(found["file"]).is_relative_to(target), found["file"]
     assert found["mapping"] and {"areas", "stac", "cube"} <= set(found["properties"])
     assert found["areas"] == ["a"]
+
+
+def test_runtime_numbers_are_declared_once_in_the_rules(tmp_path):
+    """Threads, memory, runtime and concurrent reads come from the rules (io_threads from
+    ``compute.IO_THREADS``), as Snakemake plans the jobs; the shipped profiles set none of them,
+    so a site's profile is the one place that overrides them."""
+    import yaml
+
+    from ndvicube.compute import IO_THREADS
+    from tests.workflow_helpers import snakemake
+
+    for profile in ("default", "slurm"):
+        keys = set(yaml.safe_load((ROOT / "profiles" / profile / "profile.yaml").read_text()))
+        assert not keys & {"set-resources", "set-threads", "resources", "cores"}, profile
+    result = snakemake(tmp_path, ROOT / "config.yaml", "--dry-run", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    planned = {
+        m["rule"]: dict(re.findall(r"(\w+)=([^,\s]+)", m["resources"]))
+        for m in re.finditer(
+            r"^rule (?P<rule>\w+):\n(?:    .*\n)*?    resources: (?P<resources>.*)$",
+            result.stdout,
+            re.M,
+        )
+    }
+    assert {k: planned["cube"][k] for k in ("io_threads", "mem_mb", "runtime")} == {
+        "io_threads": str(IO_THREADS), "mem_mb": "2000", "runtime": "60",
+    }  # fmt: skip
+    assert {k: planned["composites"][k] for k in ("mem_mb", "runtime")} == {
+        "mem_mb": "1500", "runtime": "30",
+    }  # fmt: skip
