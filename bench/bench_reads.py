@@ -1,4 +1,4 @@
-"""The remote reader's settings, measured: COGs in flight, and the pipeline on or off.
+"""The cube engine's concurrency, measured: write blocks computed at once, and COGs in flight.
 
 One command, prints a table::
 
@@ -6,10 +6,11 @@ One command, prints a table::
 
 The cube build alone (``ndvicube.jobs.build_cube``, the cube job's function, imports done
 before timing) of bench_speed's demo year (96 items, 288 COGs of red, nir, scl) from the
-loopback Range server adding a fixed latency per request, in a fresh process per trial, for
-``IN_FLIGHT`` (COGs fetched at once) of 8, 16, 32, 64 and with the pipeline off (each block's
-COGs fetched only when Dask reads them). The floor row is bench_speed's: the same windows read
-by async-geotiff alone (``bench/_floor.py``).
+loopback Range server adding a fixed latency per request, in a fresh process per trial (2
+cores), for ``BLOCKS_PER_CORE`` (write blocks computed at once per core,
+:mod:`ndvicube.cube.engine`) of 1, 2, 4 and 8, and ``IN_FLIGHT`` (COGs fetched at once per
+process, :mod:`ndvicube.read.remote`) of 16, 32 and 64. The floor row is bench_speed's: the same
+windows read by async-geotiff alone (``bench/_floor.py``).
 """
 
 from __future__ import annotations
@@ -29,24 +30,23 @@ from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog, rewrite_hrefs 
 from ndvicube.testing.rangeserver import RangeHTTPServer  # noqa: E402
 
 CHILD = """
-import contextlib, json, sys, time
+import json, sys, time
 import async_geotiff, obstore, odc.stac, zarr
 from ndvicube import jobs
-from ndvicube.cube import build
+from ndvicube.compute import Compute
+from ndvicube.cube import engine
 from ndvicube.demo import cube_spec
 from ndvicube.read import remote
-in_flight, pipeline, items, out = int(sys.argv[1]), sys.argv[2] == "on", sys.argv[3], sys.argv[4]
-remote.IN_FLIGHT = in_flight
-if not pipeline:
-    build._reads_ahead = lambda *a, **k: contextlib.nullcontext(None)
+blocks, in_flight, items, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+remote.IN_FLIGHT, engine.BLOCKS_PER_CORE = in_flight, blocks
 t = time.perf_counter()
-jobs.build_cube(cube_spec(), items_path=items, out=out)
+jobs.build_cube(cube_spec(), items_path=items, out=out, compute=Compute(threads=2))
 print(json.dumps({"wall": time.perf_counter() - t}))
 """
 
 
-def trial(in_flight: int, pipeline: str, items: Path, out: Path) -> float:
-    cmd = [sys.executable, "-c", CHILD, str(in_flight), pipeline, str(items), str(out)]
+def trial(blocks: int, in_flight: int, items: Path, out: Path) -> float:
+    cmd = [sys.executable, "-c", CHILD, str(blocks), str(in_flight), str(items), str(out)]
     subprocess.run(["rm", "-rf", str(out)], check=True)
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])["wall"]
@@ -63,7 +63,7 @@ def main() -> None:
     doc["features"] = [f for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
     kept = tmp / "kept.json"
     kept.write_text(json.dumps(doc))
-    settings = [(8, "on"), (16, "on"), (32, "on"), (64, "on"), (32, "off")]
+    settings = [(1, 32), (2, 32), (4, 32), (8, 32), (2, 16), (2, 64)]
     with RangeHTTPServer(catalog.root, latency_s=args.latency_ms / 1000) as server:
         served = rewrite_hrefs(kept, tmp / "served.json", server.url, catalog.root)
         times: dict[tuple, list[float]] = {s: [] for s in settings}
@@ -78,12 +78,13 @@ def main() -> None:
             floors.append(json.loads(floor.stdout.strip().splitlines()[-1])["wall"])
     floor = statistics.median(floors)
     print(f"\ncube build alone, {args.latency_ms:g} ms per request (medians of {args.repeats})\n")
-    print("| COGs in flight (`IN_FLIGHT`) | pipeline | cube build s | x floor |")
-    print("| ---: | --- | ---: | ---: |")
-    for (in_flight, pipeline), walls in times.items():
+    print("| blocks at once per core (`BLOCKS_PER_CORE`) | COGs in flight (`IN_FLIGHT`) "
+          "| cube build s | x floor |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: |")
+    for (blocks, in_flight), walls in times.items():
         wall = statistics.median(walls)
-        print(f"| {in_flight} | {pipeline} | {wall:.2f} | {wall / floor:.2f} |")
-    print(f"| floor: async-geotiff alone, 32 in flight | - | {floor:.2f} | 1.00 |")
+        print(f"| {blocks} | {in_flight} | {wall:.2f} | {wall / floor:.2f} |")
+    print(f"| floor: async-geotiff alone | 32 | {floor:.2f} | 1.00 |")
 
 
 if __name__ == "__main__":

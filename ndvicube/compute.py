@@ -42,7 +42,17 @@ class Compute:
     threads: int = 1
     """The job's cores (Snakemake's ``threads``)."""
     io_threads: int = IO_THREADS
-    """Concurrent reads (the rule's ``io_threads`` resource)."""
+    """Concurrent reads (the rule's ``io_threads`` resource): bounds the write blocks computed
+    at once (:attr:`blocks_at_once`), each of which has all its requests in flight."""
+
+    @property
+    def blocks_at_once(self) -> int:
+        """Write blocks computed at once in this job (or per local cluster worker): enough
+        to read one while another is decoded and masked, few enough that memory is bounded by
+        the block size, not by ``io_threads`` (:data:`ndvicube.cube.engine.BLOCKS_PER_CORE`)."""
+        from ndvicube.cube.engine import BLOCKS_PER_CORE
+
+        return max(1, min(self.io_threads, BLOCKS_PER_CORE * max(1, self.threads)))
 
 
 @contextlib.contextmanager

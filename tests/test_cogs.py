@@ -16,7 +16,7 @@ from ndvicube.compute import Compute
 from ndvicube.cube.spec import Chunking, CubeSpec
 from ndvicube.demo import cube_spec, rewrite_hrefs
 from ndvicube.jobs import build_cube
-from ndvicube.read import pipeline, remote
+from ndvicube.read import remote
 from ndvicube.testing.cogbytes import minimum_bytes
 from ndvicube.testing.rangeserver import RangeHTTPServer
 
@@ -193,12 +193,12 @@ def test_a_tiff_whose_directory_is_not_at_the_start_is_left_to_gdal(tmp_path):
         assert [(r.range, r.bytes_sent) for r in server.requests] == [("bytes=0-4095", 4096)]
 
 
-# --- pipelining: headers up front, the next blocks' tiles in flight while a block is written --
+# --- the block engine: headers up front, each block's tiles in flight at once, few blocks ---
 
 
-def pipelined_build(catalog, tmp_path, caplog):
+def blocked_build(catalog, tmp_path, caplog):
     """Two months in blocks of 1 solar day, COGs at 30 ms per request; for each COG request
-    its start time and the block of its item, and the time each block was written."""
+    its start, end, the block of its item and its range, and the time each block was written."""
     import logging
 
     from ndvicube.cube.store import DAYS_ATTR, read_attrs
@@ -223,29 +223,37 @@ def pipelined_build(catalog, tmp_path, caplog):
     days = read_attrs(tmp_path / "c.zarr")[DAYS_ATTR]
     block_of = {i: n for n, day in enumerate(sorted(days)) for i in days[day]}
     written = [r.created for r in caplog.records if "cube progress" in r.getMessage()]
-    cogs = [(r.started, block_of[r.path.split("/")[2]], r.range) for r in requests]
+    cogs = [
+        (r.started, r.started + r.duration, block_of[r.path.split("/")[2]], r.range)
+        for r in requests
+    ]
     return cogs, written
 
 
-def test_every_header_is_requested_up_front_and_later_blocks_are_read_ahead(
-    catalog, tmp_path, caplog
-):
-    cogs, written = pipelined_build(catalog, tmp_path, caplog)
-    headers = [t for t, _, rng in cogs if rng == "bytes=0-4095"]
-    tiles = [(t, block) for t, block, rng in cogs if rng != "bytes=0-4095"]
+def test_every_header_is_requested_up_front_and_a_blocks_tiles_at_once(catalog, tmp_path, caplog):
+    cogs, written = blocked_build(catalog, tmp_path, caplog)
+    headers = [t for t, _, _, rng in cogs if rng == "bytes=0-4095"]
+    tiles = [(t, block) for t, _, block, rng in cogs if rng != "bytes=0-4095"]
     assert len(written) >= 8 and len(headers) == len(tiles) >= 40  # 2 requests per COG
     # Every header was asked for before the first block was written, within a few round trips.
     assert max(headers) < written[0] and max(headers) - min(headers) < 1.0
-    # The last block's tiles were in flight before the first block was written.
-    last = max(block for _, block in tiles)
-    assert min(t for t, block in tiles if block == last) < written[0]
+    # A block asks for the tiles of all its COGs at once: within one round trip (30 ms).
+    for block in {b for _, b in tiles}:
+        starts = [t for t, b in tiles if b == block]
+        assert len(starts) >= 3 and max(starts) - min(starts) < 0.03, block
 
 
-def test_reading_ahead_stays_within_its_memory_budget(catalog, tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(pipeline, "PIPELINE_BYTES", 1)  # nothing beyond the block being written
-    cogs, written = pipelined_build(catalog, tmp_path, caplog)
-    tiles = [(t, block) for t, block, rng in cogs if rng != "bytes=0-4095"]
-    assert len(written) >= 8
-    for block, done in enumerate(written[:-1]):
-        # Only the block being written is requested: block n + 1's tiles wait for block n.
-        assert min(t for t, b in tiles if b == block + 1) > done
+def test_at_most_blocks_at_once_blocks_read_at_a_time(catalog, tmp_path, caplog):
+    """Memory is bounded by the blocks computed at once (Compute.blocks_at_once: 2 on one
+    core), not by the number of blocks: no third block's tiles are in flight meanwhile."""
+    cogs, _ = blocked_build(catalog, tmp_path, caplog)
+    spans: dict[int, list[float]] = {}
+    for start, end, block, rng in cogs:
+        if rng != "bytes=0-4095":
+            span = spans.setdefault(block, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    assert len(spans) >= 8 and Compute().blocks_at_once == 2
+    overlap = max(
+        sum(1 for s, e in spans.values() if s <= moment < e) for moment, _ in spans.values()
+    )
+    assert overlap == 2

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -144,3 +145,42 @@ def test_workflow_with_a_local_cluster(catalog, tmp_path):
         log = (work / "results/seed/logs/cube.log").read_text()
         assert ("Dask distributed" in log) == (scheduler == "local")
     assert outputs["local"] == outputs["threads"]
+
+
+@pytest.mark.parametrize("where", ["local", "tcp"])
+def test_skip_builds_once_on_every_scheduler(where, catalog, tmp_path, caplog, request):
+    """Each block task returns the scenes it could not read, wherever it ran: one pass over
+    every scene, one more over the days of the skipped ones, as under threads; the cube is the
+    one built without them."""
+    from ndvicube.read.missing import read_skipped
+    from ndvicube.testing.faults import Faults
+    from ndvicube.testing.rangeserver import RangeHTTPServer
+    from tests.fault_helpers import CUBE, cog_path, items_subset, ndvi_chunks, served_features
+
+    scheduler = request.getfixturevalue("dask_cluster") if where == "tcp" else "local"
+    with RangeHTTPServer(catalog.root) as probe:
+        features = served_features(catalog, tmp_path, probe.url)
+    victims = {features[1]["id"]: "red", features[6]["id"]: "scl"}
+    paths = [cog_path(f, victims[f["id"]]) for f in features if f["id"] in victims]
+    with RangeHTTPServer(catalog.root, faults=Faults(missing=paths)) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        with caplog.at_level(logging.INFO):
+            build_cube(
+                CUBE,
+                items_path=items,
+                out=tmp_path / "ndvi.zarr",
+                compute=Compute(scheduler=scheduler, threads=2),
+                on_missing_asset="skip",
+                skipped_out=tmp_path / "skipped.csv",
+            )
+    skipped = {(r.item_id, r.asset) for r in read_skipped(tmp_path / "skipped.csv")}
+    assert skipped == set(victims.items())
+    passes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cube: ")]
+    assert (
+        len(passes) == 2 and "0 day(s) copied" in passes[0] and "0 day(s) copied" not in passes[1]
+    )
+    doc = json.loads(items_subset(catalog, tmp_path / "without.json").read_text())
+    doc["features"] = [f for f in doc["features"] if f["id"] not in victims]
+    (tmp_path / "without.json").write_text(json.dumps(doc))
+    build_cube(CUBE, items_path=tmp_path / "without.json", out=tmp_path / "expected.zarr")
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(tmp_path / "expected.zarr")

@@ -195,12 +195,12 @@ def test_a_missing_module_fails_the_cube_at_once_naming_it(catalog, tmp_path, mo
 
 
 def test_a_programming_error_in_a_read_is_raised_at_once(catalog, tmp_path, monkeypatch, caplog):
-    from ndvicube.read import remote_driver
+    from ndvicube.read import remote_window
 
-    def broken(url, window, roi):  # a bug in the reader: called with the wrong types
-        return np.empty(roi)
+    def broken(plan, pixels, box):  # a bug in the reader: called with the wrong types
+        return np.empty(plan)
 
-    monkeypatch.setattr(remote_driver, "_pixels", broken)
+    monkeypatch.setattr(remote_window, "settle_window", broken)
     with RangeHTTPServer(catalog.root) as server:
         items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
         with caplog.at_level(logging.WARNING), pytest.raises(TypeError):

@@ -10,7 +10,6 @@ copied (:mod:`ndvicube.cube.update`), the others read (:mod:`ndvicube.cube.load`
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -44,23 +43,21 @@ class CubeBuild:
     def write_skipping(self, items: list, skipped: list, policy: str, area: str) -> None:
         """Write the cube of ``items``, leaving out (into ``skipped``) scenes that cannot be read.
 
-        Under ``skip`` with the threaded scheduler, every unreadable scene of a pass is
-        collected in that pass (:func:`~ndvicube.read.retries.collecting_unreadable`); the store
-        it writes marks their days unfinished, and one more pass reads only those days again,
-        without them. Elsewhere the first unreadable scene stops the pass, which starts again
-        without it.
+        Under ``skip``, every unreadable scene of a pass is collected in that pass (each block
+        task returns those it met, whatever the scheduler); the store it writes marks their days
+        unfinished, and one more pass reads only those days again, without them. Under ``fail``
+        the first unreadable scene stops the job.
         """
         from ndvicube.cube.store import remove
         from ndvicube.read.missing import SKIP, no_readable_scene, skip_unreadable
-        from ndvicube.read.retries import UnreadableAsset, collecting_unreadable
+        from ndvicube.read.retries import UnreadableAsset
 
         if not items:
             raise no_readable_scene(area, skipped)
-        collect = policy == SKIP and self.compute.scheduler == "threads"
+        collect = policy == SKIP
         while True:
             try:
-                with collecting_unreadable(collect) as unreadable:
-                    self.write(items, skipped, unreadable)
+                unreadable = self.write(items, skipped, collect)
             except UnreadableAsset as error:
                 unreadable = [error]
             if not unreadable:
@@ -72,16 +69,17 @@ class CubeBuild:
                 remove(self.store)  # what the passes wrote holds no finished day
                 raise no_readable_scene(area, skipped)
 
-    def write(self, items: list, skipped: list, unreadable: list) -> None:
-        """One pass: the cube of exactly ``items`` in the store (days it holds are copied)."""
-        _write_items_cube(
+    def write(self, items: list, skipped: list, collect: bool) -> list[UnreadableAsset]:
+        """One pass: the cube of exactly ``items`` in the store (days it holds are copied);
+        with ``collect``, the assets it could not read."""
+        return _write_items_cube(
             items,
             self.spec,
             self.store,
             self.compute,
             attrs=provenance(items, self.config, self.spec.assets)
             | {"ndvicube:skipped": [asdict(s) for s in skipped]},
-            unreadable=unreadable,
+            collect=collect,
         )
 
 
@@ -92,34 +90,40 @@ def _write_items_cube(
     compute: Compute,
     *,
     attrs: Mapping[str, Any],
-    unreadable: Sequence[UnreadableAsset] = (),
-) -> None:
+    collect: bool = False,
+) -> list[UnreadableAsset]:
     """The cube of exactly ``items`` at ``out``: days the store already holds are copied.
 
-    ``unreadable`` is where reads that failed are collected (``collecting_unreadable``): once
-    every block is written, the days of their items are recorded as unfinished.
+    With ``collect``, reads that fail for good are returned (their days recorded as
+    unfinished in the store), not raised.
     """
-    import dask
-    import dask.local
-    import xarray as xr
-    from rasterio.errors import NotGeoreferencedWarning
-
     from ndvicube.compute import dask_scheduler
-    from ndvicube.cube.load import cube_longitude, group_scenes, load_cube
-    from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, recover_interrupted_swap, write_cube
+    from ndvicube.cube.engine import (
+        plan_build,
+        request_headers,
+        run_blocks,
+        template,
+        write_scenes,
+    )
+    from ndvicube.cube.load import cube_longitude, group_scenes
+    from ndvicube.cube.store import (
+        DAYS_ATTR,
+        GRID_ATTR,
+        recover_interrupted_swap,
+        write_store,
+    )
     from ndvicube.cube.update import (
         grid_signature,
         items_by_day,
         marked_unreadable,
-        old_days,
         reusable,
+        stored_index,
         unchanged,
     )
     from ndvicube.read.gdal import configure_cloud_reads
     from ndvicube.read.missing import asset_at
     from ndvicube.read.retries import COG_DEADLINE_S, read_deadlines
 
-    time_chunk, reader = spec.cube.time_chunk, compute.reader
     groups = group_scenes(items, cube_longitude(spec), spec.bands)
     wanted, signature = items_by_day(groups), grid_signature(spec)
     recover_interrupted_swap(out)
@@ -128,81 +132,99 @@ def _write_items_cube(
         log.info(
             "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
         )
-        return
+        return []
     to_read = [i for g in groups if g.day.isoformat() not in reused for i in g.item_ids]
-    log.info(
-        "cube: %d item(s) -> %d solar day(s); %d day(s) copied from the existing cube, %d "
-        "scene(s) to read (assets %s); grid in %s at %s m%s, io_threads=%d",
-        len(items),
-        len(wanted),
-        len(reused),
-        len(to_read),
-        ", ".join(spec.assets),
-        spec.crs,
-        spec.resolution,
-        f", tile {spec.tile.name}" if spec.tile else "",
-        compute.io_threads,
-    )
     configure_cloud_reads()
+    deadline_s = compute.read_deadline_s or COG_DEADLINE_S
+    cogs = len(to_read) * len(spec.assets)
+    with read_deadlines(deadline_s, cogs=cogs) as deadlines:
+        plan = plan_build(
+            items,
+            groups,
+            list(wanted),
+            stored_index(existing, reused),
+            spec,
+            compute,
+            store=str(out.with_name(out.name + ".partial")),
+            old_store=str(out) if reused else None,
+            collect=collect,
+            deadline_s=deadline_s,
+            job_s=deadlines.job_s,
+        )
+        log.info(
+            "cube: %d item(s) -> %d solar day(s); %d day(s) copied from the existing cube, %d "
+            "scene(s) to read (assets %s); grid in %s at %s m%s; blocks of %d day(s) x %d px, "
+            "%d at once",
+            len(items),
+            len(wanted),
+            len(reused),
+            len(to_read),
+            ", ".join(spec.assets),
+            spec.crs,
+            spec.resolution,
+            f", tile {spec.tile.name}" if spec.tile else "",
+            spec.cube.time_chunk,
+            plan.block_px,
+            compute.blocks_at_once,
+        )
+        scenes = [sum(len(g.group.item_ids) for g in d.groups) or _old_scenes(existing, d.day)
+                  for d in plan.days]  # fmt: skip
+        unreadable: list = []
 
-    def bad_ids() -> set[str]:  # asked once every block is written
-        return {asset_at(items, error.uri)[0].id for error in unreadable}
+        def fill(partial: Path, dataset) -> None:
+            write_scenes(partial, scenes)
+            progress = _Progress(plan, scenes)
+            if compute.scheduler == "threads":
+                request_headers(plan)
+            with dask_scheduler(
+                compute.scheduler, threads=compute.threads, io_threads=compute.blocks_at_once
+            ):
+                unreadable.extend(run_blocks(plan, progress.block_done))
 
-    by_id = {i.id: i for i in items}
-    unread = [g for g in groups if g.day.isoformat() not in reused]
-    # The reads start first: headers and pixels arrive while the graph and the store's
-    # metadata are made (about 1.4 s of CPU on the demo year). Before the scheduler is set up,
-    # rechunking is by tasks and the few small values computed are computed in this thread,
-    # as Dask would choose anyway here, but without importing distributed to find that out
-    # (0.4 s); the cube itself is computed on the chosen scheduler (dask_scheduler).
-    with (
-        _reads_ahead(unread, spec, by_id, sorted(wanted), compute) as ahead,
-        dask.config.set({"array.rechunk.method": "tasks", "scheduler": dask.local.get_sync}),
-    ):
-        parts = [old_days(existing, reused)] if reused else []
-        if to_read:
-            scenes = [by_id[i] for i in to_read]
-            parts.append(load_cube(scenes, spec, reader=reader).drop_vars("spatial_ref"))
-        cube = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
-        # odc-stac reprojects through an in-memory raster without geotransform when filling
-        # nodata; rasterio's warning about it says nothing about the user's data.
-        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-        with (
-            dask_scheduler(
-                compute.scheduler, threads=compute.threads, io_threads=compute.io_threads
-            ),
-            read_deadlines(
-                compute.read_deadline_s or COG_DEADLINE_S, cogs=len(to_read) * len(spec.assets)
-            ),
-        ):
-            write_cube(
-                cube,
-                out,
-                crs=spec.crs,
-                attrs=dict(attrs) | {DAYS_ATTR: wanted, GRID_ATTR: signature},
-                time_chunk=time_chunk,
-                spatial_chunk=spec.cube.spatial_chunk,
-                block_written=ahead.written if ahead is not None else None,
-                final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
-            )
+        def bad_ids() -> set[str]:  # asked once every block is written
+            return {asset_at(items, error.uri)[0].id for error in unreadable}
+
+        write_store(
+            template(plan, scenes),
+            out,
+            crs=spec.crs,
+            attrs=dict(attrs) | {DAYS_ATTR: wanted, GRID_ATTR: signature},
+            time_chunk=spec.cube.time_chunk,
+            spatial_chunk=spec.cube.spatial_chunk,
+            fill=fill,
+            final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
+        )
+    return unreadable
 
 
-def _reads_ahead(groups, spec: CubeSpec, items: dict, days: list[str], compute: Compute):
-    """The remote reader's pipeline for this build (:class:`ndvicube.read.pipeline.Pipeline`):
-    every header requested at once, the next blocks' windows fetched while a block is written.
+def _old_scenes(existing, day: str) -> int:
+    """The scenes count the existing store records for a copied day."""
+    import numpy as np
 
-    Only with the remote reader and the threaded scheduler: a distributed worker reads in its
-    own process, where windows fetched here would not be.
-    """
-    import contextlib
+    times = np.array([str(t)[:10] for t in existing["time"].values])
+    return int(existing["scenes"].values[times == day][0])
 
-    from ndvicube.cube.load import read_geobox
-    from ndvicube.read.pipeline import hrefs_by_block, pipelined
 
-    if compute.reader != "range" or compute.scheduler != "threads" or not groups:
-        return contextlib.nullcontext(None)
-    blocks = hrefs_by_block(groups, spec.assets, items, days, spec.cube.time_chunk)
-    return pipelined(blocks, read_geobox(spec)[0])
+class _Progress:
+    """Logs ``cube progress`` as time blocks finish, in order (blocks finish in any order)."""
+
+    def __init__(self, plan, scenes: list[int]) -> None:
+        import numpy as np
+
+        nt, ny, nx = plan.grid()
+        self.left = [ny * nx] * nt
+        self.logged = 0
+        self.time_chunk, self.days = plan.spec.cube.time_chunk, len(plan.days)
+        self.scenes = np.asarray(scenes)
+
+    def block_done(self, result) -> None:
+        from ndvicube.cube.store import log_progress
+
+        self.left[result.t] -= 1
+        while self.logged < len(self.left) and self.left[self.logged] == 0:
+            self.logged += 1
+            stop = min(self.logged * self.time_chunk, self.days)
+            log_progress(("cube", "solar days"), stop, self.days, self.scenes)
 
 
 def provenance(

@@ -54,15 +54,26 @@ def clear_mask(
     for dn, nodata in bands:
         if nodata is not None:
             valid = valid & (dn != nodata)
-    masked = scl == scl_classes[0] if scl_classes else scl != scl
-    for cls in scl_classes[1:]:
-        masked = masked | (scl == cls)
+    masked = _masked_classes(scl, scl_classes)
     if buffer_px > 0:
         masked = dilate(masked, buffer_px)
     valid = valid & ~masked
     if max_cloud_probability is not None and cloud is not None:
         valid = valid & ~(cloud > max_cloud_probability)
     return valid
+
+
+def _masked_classes(scl: ArrayT, scl_classes: Sequence[int]) -> ArrayT:
+    """True where ``scl`` is one of ``scl_classes``: one table lookup for a numpy array of
+    8-bit classes (the cube engine's blocks), comparisons otherwise."""
+    if isinstance(scl, np.ndarray) and scl.dtype == np.uint8:
+        table = np.zeros(256, dtype=bool)
+        table[[c for c in scl_classes if 0 <= c < 256]] = True
+        return table[scl]
+    masked = scl == scl_classes[0] if scl_classes else scl != scl
+    for cls in scl_classes[1:]:
+        masked = masked | (scl == cls)
+    return masked
 
 
 def disk(radius: int) -> np.ndarray:

@@ -7,9 +7,10 @@ attribute, so both ``xarray.open_zarr`` + rioxarray and GDAL's Zarr driver
 (``ZARR:"ndvi.zarr":/ndvi`` through rasterio) see the CRS and the geotransform. Format 2
 because GDAL 3.10 (rasterio's wheels) reads it fully; zarr-python 3 reads and writes it too.
 
-The store is written in blocks of ``time_chunk`` solar days - each block is one region write
-that Dask computes in parallel - into ``<path>.partial`` and renamed into place only when every
-block is written, so an interrupted job never leaves a store that looks complete.
+The cube job's store is written by the block engine (:mod:`ndvicube.cube.engine`), other
+stores (composites) in blocks of ``time_chunk`` steps, each one region write that Dask computes
+in parallel; either way into ``<path>.partial``, renamed into place only when every block is
+written, so an interrupted job never leaves a store that looks complete.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ def write_cube(
     attrs: Mapping[str, Any],
     time_chunk: int = 8,
     spatial_chunk: int = 256,
-    block_written: Callable[[int], None] | None = None,
     final_attrs: Callable[[], Mapping[str, Any]] | None = None,
     steps: tuple[str, str] = ("cube", "solar days"),
 ) -> Path:
@@ -56,19 +56,53 @@ def write_cube(
     name). ``attrs`` (JSON-serialisable provenance) are stored on the dataset, updated by
     ``final_attrs()`` once every block is written (what only the reads could tell). Progress
     is logged after each block as steps done / total (``steps``: what is written and its time
-    steps, e.g. a composite's periods), and ``block_written(n)`` is called after block ``n``
-    (the reads' pipeline drops its pixels then).
+    steps, e.g. a composite's periods).
+    """
+    dataset = as_dataset(cube)
+
+    def fill(partial: Path, written: xr.Dataset) -> None:
+        _write_blocks(written, partial, time_chunk, steps)
+
+    return write_store(
+        dataset,
+        path,
+        crs=crs,
+        attrs=attrs,
+        time_chunk=time_chunk,
+        spatial_chunk=spatial_chunk,
+        fill=fill,
+        final_attrs=final_attrs,
+    )
+
+
+def write_store(
+    dataset: xr.Dataset,
+    path: str | Path,
+    *,
+    crs: str,
+    attrs: Mapping[str, Any],
+    time_chunk: int,
+    spatial_chunk: int,
+    fill: Callable[[Path, xr.Dataset], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None = None,
+) -> Path:
+    """A cube store at ``path``: its metadata and coordinates from ``dataset`` (lazy index
+    variables: nothing of them is computed here), its chunks written by ``fill(partial,
+    dataset)``, then ``final_attrs()``, consolidated and swapped into place.
+
+    Everything is written into ``<path>.partial``, removed if anything fails, so ``path`` is
+    either the previous store or the finished new one (:func:`_swap_into_place`).
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     remove(partial)
-    dataset = _georeferenced(as_dataset(cube), crs, attrs)
+    dataset = _georeferenced(dataset, crs, attrs)
     chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
-        _write_blocks(dataset, partial, time_chunk, block_written, steps)
+        fill(partial, dataset)
         if final_attrs is not None:
             _update_attrs(partial, final_attrs())
         _consolidate(partial)
@@ -231,7 +265,6 @@ def _write_blocks(
     dataset: xr.Dataset,
     store: Path,
     time_chunk: int,
-    block_written: Callable[[int], None] | None = None,
     steps: tuple[str, str] = ("cube", "solar days"),
 ) -> None:
     """Region-write ``time_chunk`` steps at a time, logging steps (and scenes) done / total."""
@@ -243,10 +276,13 @@ def _write_blocks(
         block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
             store, region={"time": slice(start, stop)}, zarr_format=2
         )
-        done = "" if scenes is None else f" ({scenes[:stop].sum()}/{scenes.sum()} scenes)"
-        log.info("%s progress: %d/%d %s%s written", steps[0], stop, total, steps[1], done)
-        if block_written is not None:
-            block_written(start // time_chunk)
+        log_progress(steps, stop, total, scenes)
+
+
+def log_progress(steps: tuple[str, str], stop: int, total: int, scenes=None) -> None:
+    """``cube progress: 16/60 solar days (20/74 scenes) written``: the log's progress line."""
+    done = "" if scenes is None else f" ({scenes[:stop].sum()}/{scenes.sum()} scenes)"
+    log.info("%s progress: %d/%d %s%s written", steps[0], stop, total, steps[1], done)
 
 
 def _swap_into_place(partial: Path, path: Path) -> None:

@@ -111,6 +111,14 @@ def marked_unreadable(days: Mapping[str, list[str]], bad_items: set[str]) -> dic
     }
 
 
+def stored_index(existing: xr.Dataset | None, days: Sequence[str]) -> dict[str, int]:
+    """Where each of ``days`` lies along the existing store's time axis."""
+    if existing is None:
+        return {}
+    position = {str(t)[:10]: n for n, t in enumerate(existing["time"].values)}
+    return {day: position[day] for day in days}
+
+
 def old_days(cube: xr.Dataset, days: Sequence[str]) -> xr.Dataset:
     """The stored values of ``days``, lazily, without the store's encodings and CRS variable."""
 

@@ -4,11 +4,13 @@
   the default) through async-geotiff over obstore: one request for the header, one per run of
   adjacent tiles, decoded in Rust threads; pasted or warped as odc-stac does with GDAL's pixels
   (the same cube bytes).
-* :mod:`ndvicube.read.remote_driver` - the odc-stac driver of ``compute.reader: range``: each
-  chunk's pixels pasted or warped from the cube's window of a COG as odc-stac does with GDAL's
-  pixels; GDAL's reader for everything the remote reader does not read.
-* :mod:`ndvicube.read.pipeline` - the cube job's reads started ahead: every header of the job
-  at once, the next blocks' pixels while a block is written, within a memory budget.
+* :mod:`ndvicube.read.tiles` - decoded COG tiles, fetched and decoded once per process and
+  shared by neighbouring write blocks (a cache bounded in bytes); the counts of tiles fetched.
+* :mod:`ndvicube.read.remote_window` - how one remote COG lands on a write block's grid:
+  pasted, or nearest-neighbour in numpy, exactly as odc-stac's reader does with GDAL's pixels;
+  GDAL for anything else.
+* :mod:`ndvicube.read.remote_driver` - an odc-stac driver reading through the remote reader:
+  what :func:`ndvicube.cube.load.load_cube` (odc-stac's ``load``, lazily) uses.
 * :mod:`ndvicube.read.s3` - how ``s3://`` is reached: the environment GDAL reads (GDAL's and
   AWS's names), the standard credential files, unsigned when there are no credentials,
   requester-pays.

@@ -216,9 +216,10 @@ _HEADERS: dict[str, asyncio.Future] = {}
 
 
 async def cog_layout(url: str) -> CogLayout:
-    """The layout of the COG at ``url`` (one header request per process, however many ask)."""
+    """The layout of the COG at ``url`` (one header request per process, however many ask;
+    a retry calls :func:`forget` first)."""
     task = _HEADERS.get(url)
-    if task is None or _failed(task):
+    if task is None or task.cancelled():  # a failed header stays failed until forget(url)
         task = _HEADERS[url] = asyncio.ensure_future(_open(url))
     return await asyncio.shield(task)
 

@@ -133,6 +133,8 @@ class Deadlines:
     job_s: float = math.inf
     job_ends: float = math.inf
     """``time.monotonic()`` by which every read of the job must be done."""
+    own: bool = False
+    """Set by the job's own process (:func:`read_deadlines`), not adopted from a plan."""
 
 
 _DEADLINES = Deadlines()
@@ -146,11 +148,30 @@ def read_deadlines(cog_s: float, cogs: int) -> Iterator[Deadlines]:
     not with retries multiplied together)."""
     global _DEADLINES
     job_s = round(cog_s + JOB_SECONDS_PER_COG * cogs, 3)
-    previous, _DEADLINES = _DEADLINES, Deadlines(cog_s, job_s, time.monotonic() + job_s)
+    previous, _DEADLINES = _DEADLINES, Deadlines(cog_s, job_s, time.monotonic() + job_s, own=True)
     try:
         yield _DEADLINES
     finally:
         _DEADLINES = previous
+
+
+def adopt_deadlines(cog_s: float, job_ends_epoch: float) -> None:
+    """In a process that did not start the job (a Dask worker), the job's read deadlines: the
+    COG's, and the job's end as wall-clock time (``time.time()``), since monotonic clocks are
+    per process. The job's own process keeps those :func:`read_deadlines` set."""
+    global _DEADLINES
+    if _DEADLINES.own:
+        return
+    left = job_ends_epoch - time.time()
+    _DEADLINES = Deadlines(cog_s, round(left, 3), time.monotonic() + left)
+
+
+def capture_env() -> dict[str, Any]:
+    """odc-stac's GDAL settings of this process (:func:`ndvicube.read.gdal.configure_cloud_reads`),
+    to apply in the block tasks, wherever they run."""
+    from odc.loader._rio import capture_rio_env
+
+    return capture_rio_env()
 
 
 def seconds_left() -> float | None:

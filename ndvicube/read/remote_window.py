@@ -1,0 +1,134 @@
+"""How one remote COG lands on a block's grid: pasted, or resampled by nearest neighbour in
+numpy, from the tiles it needs (:mod:`ndvicube.read.tiles`) - exactly as odc-stac's reader does
+with what GDAL read.
+
+* **paste**: the COG's grid is the block's, shifted by whole pixels (odc-geo's
+  ``compute_reproject_roi`` with odc-loader's tolerance for nearest resampling): the window is
+  copied.
+* **take**: same CRS, no rotation, another pixel size (SCL at 20 m into a 10 m cube): each
+  block row and column takes the source row and column its pixel centre falls in, which is what
+  GDAL's nearest-neighbour warper computes for a linear transform. A centre within 1e-6 px of a
+  source pixel edge, where rounding could differ, goes to GDAL instead.
+* anything else (another UTM zone, a coarser cube reading overviews, an unusual TIFF) is read by
+  GDAL (:class:`UseGdal`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from odc.geo.geobox import GeoBox
+
+from ndvicube.read.remote import NEAREST_TTOL, CogLayout, UseGdal, remote_error
+
+#: Distance (in source pixels) from a pixel edge under which "take" defers to GDAL.
+EDGE_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What to fetch of one COG for one block, and how to place it."""
+
+    kind: str
+    """``empty`` (nothing of the block), ``nodata``, ``paste`` or ``take``."""
+    layout: CogLayout
+    roi_dst: tuple[slice, slice]
+    rows: slice
+    cols: slice
+    take: tuple[np.ndarray, np.ndarray] | None
+    src_nodata: float | None
+    dst_nodata: float | None
+    dtype: np.dtype
+
+    @property
+    def needs_pixels(self) -> bool:
+        return self.kind in ("paste", "take")
+
+    async def fetch(self, url: str) -> np.ndarray:
+        """The window's pixels, from decoded tiles."""
+        from ndvicube.read.remote import runtime
+        from ndvicube.read.tiles import read_window
+
+        async with runtime().limit:
+            try:
+                return await read_window(url, self.layout.tif, self.rows, self.cols)
+            except Exception as error:
+                raise remote_error(error, "tiles") from error
+
+
+def plan_window(layout: CogLayout, box: GeoBox, cfg: Any) -> WindowPlan:
+    """How the COG of ``layout`` fills ``box`` (odc-loader's ``_do_read`` decisions)."""
+    from odc.geo.overlap import compute_reproject_roi
+    from odc.geo.roi import roi_is_empty
+    from odc.loader._reader import resolve_dst_dtype, resolve_dst_nodata, resolve_src_nodata
+
+    rr = compute_reproject_roi(layout.geobox, box, ttol=NEAREST_TTOL if cfg.nearest else 0.05)
+    if rr.read_shrink > 1:
+        raise UseGdal("a coarser grid: GDAL reads overviews")
+    dtype = resolve_dst_dtype(layout.dtype.name, cfg)
+    src_nodata = resolve_src_nodata(layout.nodata, cfg)
+    dst_nodata = resolve_dst_nodata(dtype, cfg, src_nodata)
+    none = slice(0, 0)
+    base = dict(layout=layout, src_nodata=src_nodata, dst_nodata=dst_nodata, dtype=dtype)
+    if roi_is_empty(rr.roi_dst):
+        return WindowPlan("empty", roi_dst=rr.roi_dst, rows=none, cols=none, take=None, **base)
+    if roi_is_empty(rr.roi_src):
+        return WindowPlan("nodata", roi_dst=rr.roi_dst, rows=none, cols=none, take=None, **base)
+    if rr.paste_ok:
+        rows, cols = rr.roi_src
+        return WindowPlan("paste", roi_dst=rr.roi_dst, rows=rows, cols=cols, take=None, **base)
+    take = _nearest_indices(layout.geobox, box)
+    if take is None:
+        raise UseGdal("a reprojection: GDAL's warper")
+    rows_i, cols_i = take
+    inside_r = rows_i[(rows_i >= 0) & (rows_i < layout.geobox.shape.y)]
+    inside_c = cols_i[(cols_i >= 0) & (cols_i < layout.geobox.shape.x)]
+    if not inside_r.size or not inside_c.size:
+        full = (slice(0, box.shape.y), slice(0, box.shape.x))
+        return WindowPlan("nodata", roi_dst=full, rows=none, cols=none, take=None, **base)
+    rows = slice(int(inside_r.min()), int(inside_r.max()) + 1)
+    cols = slice(int(inside_c.min()), int(inside_c.max()) + 1)
+    full = (slice(0, box.shape.y), slice(0, box.shape.x))
+    return WindowPlan("take", roi_dst=full, rows=rows, cols=cols, take=take, **base)
+
+
+def _nearest_indices(src: GeoBox, dst: GeoBox) -> tuple[np.ndarray, np.ndarray] | None:
+    """Source row and column of each destination row and column, or None when the grids are
+    not both axis-aligned in one CRS, or a pixel centre lies on a source pixel edge."""
+    a, b = dst.affine, src.affine
+    if src.crs != dst.crs or a.b or a.d or b.b or b.d:
+        return None
+    u = (a.c + (np.arange(dst.shape.x) + 0.5) * a.a - b.c) / b.a
+    v = (a.f + (np.arange(dst.shape.y) + 0.5) * a.e - b.f) / b.e
+    for pos in (u, v):
+        if np.any(np.abs(pos - np.round(pos)) < EDGE_EPS):
+            return None
+    return np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
+
+
+def settle_window(plan: WindowPlan, pixels: np.ndarray | None, box: GeoBox) -> tuple:
+    """``(roi, pixels)`` of the block, as odc-loader's reader returns them."""
+    from odc.loader._reader import nodata_mask, same_nodata
+
+    roi = plan.roi_dst
+    shape = (roi[0].stop - roi[0].start, roi[1].stop - roi[1].start)
+    if plan.kind == "empty":
+        return roi, np.empty(shape, dtype=plan.dtype)
+    fill = plan.dst_nodata if plan.dst_nodata is not None else 0
+    if plan.kind == "nodata":
+        return roi, np.full(shape, fill, dtype=plan.dtype)
+    if plan.kind == "paste":
+        out = pixels.astype(plan.dtype, copy=False)
+    else:
+        rows_i, cols_i = plan.take
+        ok_r = (rows_i >= plan.rows.start) & (rows_i < plan.rows.stop)
+        ok_c = (cols_i >= plan.cols.start) & (cols_i < plan.cols.stop)
+        out = np.full(shape, fill, dtype=plan.dtype)
+        picked = pixels.take(rows_i[ok_r] - plan.rows.start, axis=0)
+        out[np.ix_(ok_r, ok_c)] = picked.take(cols_i[ok_c] - plan.cols.start, axis=1)
+    if plan.dst_nodata is not None and not same_nodata(plan.src_nodata, plan.dst_nodata):
+        out = out.copy() if out is pixels else out
+        np.copyto(out, plan.dst_nodata, where=nodata_mask(out, plan.src_nodata))
+    return roi, out

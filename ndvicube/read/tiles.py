@@ -1,0 +1,154 @@
+"""Decoded COG tiles, fetched and decoded once per process and shared by the cube's block tasks.
+
+The cube engine (:mod:`ndvicube.cube.engine`) asks for windows of COGs: the pixels one write
+block needs. A window is assembled from the COG's own internal tiles, and a tile is the unit
+that is fetched and decoded. Neighbouring blocks share the tiles on their common edge (COG
+tiles of two MGRS tiles never align with the cube's chunks, nor with each other), so decoded
+tiles are kept in a least-recently-used cache of at most :data:`CACHE_BYTES`: the block next door,
+which the engine runs next, finds them decoded. What a block needs and the cache lacks is
+fetched in one ``fetch_tiles`` call (adjacent tiles coalesced into one request by obstore) and
+decoded in async-tiff's Rust threads, outside the GIL.
+
+:data:`TILES` counts the tiles fetched and decoded (``bench/bench_engine.py`` compares them with
+the least a build needs: each tile once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Decoded tile bytes kept per process (a setting, not a function of the area or the period:
+#: at 20 km a time block's tiles of one block row fit; beyond it a tile may be decoded twice).
+CACHE_BYTES = 384 * 1024 * 1024
+
+
+@dataclass
+class TileCounts:
+    """Tiles this process fetched and decoded (every tile fetched is decoded once)."""
+
+    fetched: int = 0
+    decoded: int = 0
+
+
+class TileCache:
+    """Decoded tiles by (url, column, row), least recently used dropped past ``limit`` bytes.
+
+    Entries are asyncio futures on the reading loop, so blocks asking for one tile at once wait
+    for one fetch. Only the loop's thread touches the entries; the counts are read anywhere.
+    """
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        self.limit = limit
+        self.entries: OrderedDict[tuple[str, int, int], asyncio.Future] = OrderedDict()
+        self.held = 0
+        self.stats = TileCounts()
+        self.lock = threading.Lock()
+
+    def counts(self) -> dict[str, int]:
+        """``{"fetched": n, "decoded": n}`` since this process started (or :meth:`reset`)."""
+        return {"fetched": self.stats.fetched, "decoded": self.stats.decoded}
+
+    def reset(self) -> None:
+        """Forget every tile and zero the counts."""
+        with self.lock:
+            self.entries.clear()
+            self.held = 0
+            self.stats = TileCounts()
+
+    def forget(self, url: str) -> None:
+        """Drop the tiles of ``url`` (before a retry: the failure may come from them)."""
+        with self.lock:
+            for key in [k for k in self.entries if k[0] == url]:
+                self._drop(key)
+
+    def _drop(self, key: tuple[str, int, int]) -> None:
+        future = self.entries.pop(key)
+        if future.done() and not future.cancelled() and future.exception() is None:
+            self.held -= future.result().nbytes
+
+    async def tiles(self, url: str, tif, xy: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The decoded tiles ``xy`` of ``tif`` (first band, full resolution), fetching those
+        the cache lacks in one call."""
+        loop = asyncio.get_running_loop()
+        missing: list[tuple[int, int]] = []
+        futures = []
+        with self.lock:
+            for x, y in xy:
+                key = (url, x, y)
+                future = self.entries.get(key)
+                if future is None or _failed(future):
+                    future = self.entries[key] = loop.create_future()
+                    missing.append((x, y))
+                else:
+                    self.entries.move_to_end(key)
+                futures.append(future)
+        if missing:
+            await self._fetch(url, tif, missing)
+        return list(await asyncio.gather(*futures))
+
+    async def _fetch(self, url: str, tif, xy: list[tuple[int, int]]) -> None:
+        """Fetch and decode ``xy``, settling their futures (with the error, if it fails)."""
+        try:
+            fetched = await tif.fetch_tiles(xy)
+        except BaseException as error:
+            with self.lock:
+                for x, y in xy:
+                    future = self.entries.pop((url, x, y), None)
+                    if future is not None and not future.done():
+                        future.set_exception(error)
+                        future.exception()  # retrieved: the waiting blocks raise it
+            raise
+        with self.lock:
+            self.stats.fetched += len(xy)
+            self.stats.decoded += len(xy)
+            for tile in fetched:
+                data = np.asarray(tile.array.data)[0]
+                future = self.entries.get((url, tile.x, tile.y))
+                if future is not None and not future.done():
+                    future.set_result(data)
+                    self.held += data.nbytes
+            self._evict()
+
+    def _evict(self) -> None:
+        for key in list(self.entries):
+            if self.held <= self.limit:
+                break
+            if self.entries[key].done():
+                self._drop(key)
+
+
+def _failed(future: asyncio.Future) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
+TILES = TileCache()
+
+
+async def read_window(url: str, tif, rows: slice, cols: slice) -> np.ndarray:
+    """Full-resolution pixels ``[rows, cols]`` of the first band of ``tif``, from its tiles.
+
+    Pixels outside the image are 0 (they are never pasted: the engine asks only for what the
+    image covers, padded within it).
+    """
+    th, tw = tif.tile_height, tif.tile_width
+    ty = range(rows.start // th, (rows.stop - 1) // th + 1)
+    tx = range(cols.start // tw, (cols.stop - 1) // tw + 1)
+    xy = [(x, y) for y in ty for x in tx]
+    tiles = await TILES.tiles(url, tif, xy)
+    out = np.zeros((rows.stop - rows.start, cols.stop - cols.start), dtype=tiles[0].dtype)
+    for (x, y), tile in zip(xy, tiles, strict=True):
+        r0, c0 = y * th, x * tw
+        rs = slice(max(rows.start, r0), min(rows.stop, r0 + tile.shape[0]))
+        cs = slice(max(cols.start, c0), min(cols.stop, c0 + tile.shape[1]))
+        if rs.start < rs.stop and cs.start < cs.stop:
+            target = (
+                slice(rs.start - rows.start, rs.stop - rows.start),
+                slice(cs.start - cols.start, cs.stop - cols.start),
+            )
+            out[target] = tile[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
+    return out
