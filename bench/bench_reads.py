@@ -8,7 +8,7 @@ The cube build alone (``ndvicube.jobs.build_cube``, the cube job's function, imp
 before timing) of bench_speed's demo year (96 items, 288 COGs of red, nir, scl) from the
 loopback Range server adding a fixed latency per request, in a fresh process per trial (2
 cores), for ``BLOCKS_PER_CORE`` (write blocks computed at once per core,
-:mod:`ndvicube.cube.engine`) of 1, 2, 4 and 8, and ``IN_FLIGHT`` (COGs fetched at once per
+:mod:`ndvicube.compute`) of 1, 2, 4 and 8, and ``IN_FLIGHT`` (COGs fetched at once per
 process, :mod:`ndvicube.read.remote`) of 16, 32 and 64. The floor row is bench_speed's: the same
 windows read by async-geotiff alone (``bench/_floor.py``).
 """
@@ -34,11 +34,11 @@ import json, sys, time
 import async_geotiff, obstore, odc.stac, zarr
 from ndvicube import jobs
 from ndvicube.compute import Compute
-from ndvicube.cube import engine
+from ndvicube import compute
 from ndvicube.demo import cube_spec
 from ndvicube.read import remote
 blocks, in_flight, items, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-remote.IN_FLIGHT, engine.BLOCKS_PER_CORE = in_flight, blocks
+remote.IN_FLIGHT, compute.BLOCKS_PER_CORE = in_flight, blocks
 t = time.perf_counter()
 jobs.build_cube(cube_spec(), items_path=items, out=out, compute=Compute(threads=2))
 print(json.dumps({"wall": time.perf_counter() - t}))

@@ -132,6 +132,12 @@ def print_c_breakdown(path: Path) -> None:
     print(f"| from the first job's start to the last job's end | - | {times['span']:.2f} |")
     for rule, (count, seconds) in times["rules"].items():
         print(f"| rule {rule}: sum of its jobs' times (2 run at once) | {count} | {seconds:.2f} |")
+    print("\neach job's start-up (process start to its first line: Python, Snakemake's script")
+    print("preamble, imports), last trial:\n")
+    print("| job | jobs | longest start-up s |")
+    print("| --- | ---: | ---: |")
+    for job, ages in sorted(times.get("startup", {}).items()):
+        print(f"| {job} | {len(ages)} | {max(ages):.2f} |")
 
 
 def print_table(

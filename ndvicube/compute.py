@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 #: Concurrent COG reads of a cube job: reads wait on the network, so more than its cores. The
 #: cube rules declare it as their ``io_threads`` resource (override it with ``set-resources``).
 IO_THREADS = 16
+#: Write blocks of the cube engine computed at once per job core: a block's reads wait on the
+#: network while another block is decoded and masked (``bench/bench_reads.py`` chose it).
+BLOCKS_PER_CORE = 2
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,7 @@ class Compute:
     def blocks_at_once(self) -> int:
         """Write blocks computed at once in this job (or per local cluster worker): enough
         to read one while another is decoded and masked, few enough that memory is bounded by
-        the block size, not by ``io_threads`` (:data:`ndvicube.cube.engine.BLOCKS_PER_CORE`)."""
-        from ndvicube.cube.engine import BLOCKS_PER_CORE
-
+        the block size, not by ``io_threads`` (:data:`BLOCKS_PER_CORE`)."""
         return max(1, min(self.io_threads, BLOCKS_PER_CORE * max(1, self.threads)))
 
 

@@ -75,6 +75,10 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
             root.handlers.append(console)
         root.setLevel(logging.INFO)
         logger = logging.getLogger(f"ndvicube.{job}")
+        if os.environ.get(TIMING_VARIABLE):
+            logger.info(
+                "start-up: %.2f s from the job's process start to its first line", process_age_s()
+            )
         try:
             yield logger
         except NdviCubeError as exc:
@@ -84,6 +88,21 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
         finally:
             sys.stderr = terminal
             root.handlers[:] = []
+
+
+#: Set (to anything) to log each job's start-up (``bench/bench_speed.py`` does).
+TIMING_VARIABLE = "NDVICUBE_TIMING"
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux: ``/proc``; NaN elsewhere): what a job spends
+    before its first line - the interpreter, Snakemake's script preamble, the imports."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _same_file(stream, handle) -> bool:

@@ -4,6 +4,13 @@
   chunks and tile, the one value a cube job receives (the ``cloud_mask`` and ``cube`` sections).
 * :mod:`ndvicube.cube.build` - the cube job's passes: days to copy or read, unreadable scenes
   read around, provenance.
+* :mod:`ndvicube.cube.engine` - the cube job's engine: the build planned, one Dask task per
+  write block (``time_chunk`` days x a square of chunks sized from the COG tiles), run on the
+  configured scheduler; the store's template.
+* :mod:`ndvicube.cube.plan` - the engine's plan: per day the groups and sources to read, the
+  grids, the block size, the store.
+* :mod:`ndvicube.cube.blocks` - one write block: its sources read at once, fused, masked,
+  indices in numpy, its chunks written.
 * :mod:`ndvicube.cube.load` - the lazy cube through odc-stac: scenes grouped by solar day and
   scaling, masked, indices computed.
 * :mod:`ndvicube.cube.mask` - the cloud mask: SCL classes, their buffer, cloud probability,

@@ -99,6 +99,7 @@ def _write_items_cube(
     """
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube.engine import (
+        forget_reads,
         plan_build,
         request_headers,
         run_blocks,
@@ -176,10 +177,13 @@ def _write_items_cube(
             progress = _Progress(plan, scenes)
             if compute.scheduler == "threads":
                 request_headers(plan)
-            with dask_scheduler(
-                compute.scheduler, threads=compute.threads, io_threads=compute.blocks_at_once
-            ):
-                unreadable.extend(run_blocks(plan, progress.block_done))
+            try:
+                with dask_scheduler(
+                    compute.scheduler, threads=compute.threads, io_threads=compute.blocks_at_once
+                ):
+                    unreadable.extend(run_blocks(plan, progress.block_done))
+            finally:
+                forget_reads(plan)
 
         def bad_ids() -> set[str]:  # asked once every block is written
             return {asset_at(items, error.uri)[0].id for error in unreadable}

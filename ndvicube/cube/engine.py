@@ -2,7 +2,7 @@
 
 A write block is ``time_chunk`` solar days by a square of ``block_px`` pixels (a whole number
 of ``spatial_chunk`` chunks, sized from the COGs' internal tiles: :func:`block_size`). Its task
-(:func:`write_block`):
+(:func:`ndvicube.cube.blocks.write_block`):
 
 1. reads, for each day of the block, the pixels of every scene whose footprint touches it: all
    requests of the block in flight at once, each COG tile decoded once per process
@@ -26,12 +26,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ndvicube.cube.plan import DayPlan, EnginePlan, GroupPlan, Source
 from ndvicube.cube.spec import CubeSpec
 
 if TYPE_CHECKING:
@@ -40,86 +40,16 @@ if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
 
     from ndvicube.compute import Compute
+    from ndvicube.cube.blocks import BlockResult
     from ndvicube.cube.load import SceneGroup
 
 log = logging.getLogger(__name__)
 
-#: Write blocks computed at once per job core: a block's reads wait on the network while another
-#: block is decoded and masked (bench_engine: 2 per core was fastest; each holds about
-#: ``time_chunk`` x ``block_px``^2 x 20 bytes).
-BLOCKS_PER_CORE = 2
 #: Largest write block side (pixels): bounds a task's memory whatever the COG tiles are.
 MAX_BLOCK_PX = 2048
 #: The tile width assumed for COGs GDAL reads (local files, ``reader: gdal``): Sentinel-2's
 #: 10 m COGs on Earth Search are tiled 1024 px, GDAL's own default is 512.
 UNPROBED_TILE_PX = 512
-
-
-@dataclass(frozen=True)
-class Source:
-    """One asset of one item, as the block tasks read it."""
-
-    item_id: str
-    asset: str
-    href: str
-    raster: Any
-    """odc-loader's ``RasterSource`` (what GDAL's reader opens)."""
-    chunks: frozenset[tuple[int, int]]
-    """Chunks of the read grid the item's footprint touches (odc-stac reads no other)."""
-
-
-@dataclass(frozen=True)
-class GroupPlan:
-    """Items of one solar day sharing a scaling (:class:`~ndvicube.cube.load.SceneGroup`)."""
-
-    group: SceneGroup
-    items: tuple[tuple[Source, ...], ...]
-    """Per item (in fusing order), its sources in the order of ``spec.assets``."""
-
-
-@dataclass(frozen=True)
-class DayPlan:
-    """One solar day of the cube: the groups to read, or its index in the existing store."""
-
-    day: str
-    groups: tuple[GroupPlan, ...]
-    old_index: int | None = None
-
-
-@dataclass(frozen=True)
-class EnginePlan:
-    """Everything a block task needs (pickled once per graph under a distributed scheduler)."""
-
-    spec: CubeSpec
-    days: tuple[DayPlan, ...]
-    load_geobox: GeoBox
-    """The grid read (the cube's, or a tile's with its SCL buffer margin)."""
-    crop: tuple[slice, slice]
-    """The cube's grid inside :attr:`load_geobox`."""
-    block_px: int
-    cfgs: dict[str, Any]
-    """odc-loader's ``RasterLoadParams`` per asset (fill values, dtypes), as odc-stac sets them."""
-    reader: str
-    rio_env: dict[str, Any]
-    store: str
-    """The ``.partial`` store the blocks are written into."""
-    old_store: str | None
-    variables: tuple[str, ...]
-    collect: bool
-    """Return unreadable assets (``skip``) instead of raising the first."""
-    deadline_s: float
-    job_ends_epoch: float
-    """When every read of the job must be done (``time.time()``; workers have their own clocks'
-    monotonic time, not this process's)."""
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.crop[0].stop - self.crop[0].start, self.crop[1].stop - self.crop[1].start)
-
-    def grid(self) -> tuple[int, int, int]:
-        """Time blocks, block rows and block columns."""
-        tc, (h, w), b = self.spec.cube.time_chunk, self.shape, self.block_px
-        return -(-len(self.days) // tc), -(-h // b), -(-w // b)
 
 
 # --- planning (in the job's process) -----------------------------------------------------------
@@ -202,7 +132,7 @@ def plan_build(
         deadline_s=deadline_s,
         job_ends_epoch=time.time() + job_s,
     )
-    first = next((s for g in groups for s in sources.get(g.item_ids[0], ())), None)
+    first = next((s for d in day_plans for g in d.groups for item in g.items for s in item), None)
     return dataclasses.replace(plan, block_px=block_size(plan, first))
 
 
@@ -258,375 +188,6 @@ def _tile_px(href: str, reader: str, timeout_s: float) -> int:
         return UNPROBED_TILE_PX
 
 
-# --- one block ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Block:
-    """Where one write block lies: in the cube (rows, cols) and in the read grid (with halo)."""
-
-    t: int
-    rows: slice
-    cols: slice
-    read_rows: slice
-    read_cols: slice
-    inner: tuple[slice, slice]
-    """The block inside its read box."""
-
-
-def locate(plan: EnginePlan, t: int, by: int, bx: int) -> Block:
-    """Block (t, by, bx): its cube rows and columns, and its read box in the load grid (the SCL
-    buffer's margin added, within the load grid)."""
-    (h, w), b, r = plan.shape, plan.block_px, plan.spec.buffer_px
-    oy, ox = plan.crop[0].start, plan.crop[1].start
-    rows, cols = slice(by * b, min(h, (by + 1) * b)), slice(bx * b, min(w, (bx + 1) * b))
-    lh, lw = plan.load_geobox.shape.yx
-    read_rows = slice(max(0, oy + rows.start - r), min(lh, oy + rows.stop + r))
-    read_cols = slice(max(0, ox + cols.start - r), min(lw, ox + cols.stop + r))
-    y0, x0 = oy + rows.start - read_rows.start, ox + cols.start - read_cols.start
-    inner = (slice(y0, y0 + rows.stop - rows.start), slice(x0, x0 + cols.stop - cols.start))
-    return Block(t, rows, cols, read_rows, read_cols, inner)
-
-
-@dataclass
-class BlockResult:
-    """What a block task reports: the assets it could not read (with ``skip``) and its scenes."""
-
-    t: int
-    unreadable: list
-    scenes: int
-
-
-def write_block(plan: EnginePlan, t: int, by: int, bx: int) -> BlockResult:
-    """Compute and write block (t, by, bx) of every index variable; see the module docstring."""
-    from ndvicube.read import retries
-
-    retries.adopt_deadlines(plan.deadline_s, plan.job_ends_epoch)
-    block = locate(plan, t, by, bx)
-    tc = plan.spec.cube.time_chunk
-    days = plan.days[t * tc : (t + 1) * tc]
-    shape = (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start)
-    out = {v: np.full((len(days), *shape), np.nan, dtype="float32") for v in plan.variables}
-    reader = BlockReader(plan, block)
-    reader.read_all([g for day in days for g in day.groups])
-    for n, day in enumerate(days):
-        if day.old_index is not None:
-            _copy_old(plan, day.old_index, block, {v: a[n] for v, a in out.items()})
-            continue
-        merged = _day_indices(plan, day, reader)
-        for v in plan.variables:
-            if merged is not None:
-                out[v][n] = merged[v][block.inner]
-    _write(plan, block, t * tc, out)
-    return BlockResult(
-        t, reader.unreadable, sum(len(g.group.item_ids) for d in days for g in d.groups)
-    )
-
-
-def _day_indices(plan: EnginePlan, day: DayPlan, reader: BlockReader) -> dict | None:
-    """The indices of one solar day on the block's read box: groups merged, first clear wins."""
-    merged: dict[str, np.ndarray] | None = None
-    for group in day.groups:
-        indices = _group_indices(plan, group, reader.raw(group))
-        if merged is None:
-            merged = indices
-        else:
-            for v, value in indices.items():
-                np.copyto(merged[v], value, where=np.isnan(merged[v]))
-    return merged
-
-
-def _group_indices(plan: EnginePlan, group: GroupPlan, raw: dict) -> dict[str, np.ndarray]:
-    """Scale one group with its own metadata, mask, and compute every index (float32)."""
-    from ndvicube.cube.indices import column, evaluate
-    from ndvicube.cube.mask import clear_mask
-    from ndvicube.cube.radiometry import to_reflectance
-
-    spec, scaling = plan.spec, group.group.scaling
-    reflectance = {
-        b: to_reflectance(raw[b], scaling(b).scale, scaling(b).offset) for b in spec.bands
-    }
-    valid = clear_mask(
-        raw["scl"],
-        [(raw[b], scaling(b).nodata) for b in spec.bands],
-        scl_classes=spec.cloud_mask.scl_classes,
-        buffer_px=spec.buffer_px,
-        cloud=raw.get("cloud"),
-        max_cloud_probability=spec.cloud_mask.max_probability,
-    )
-    out = {}
-    invalid = ~valid
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for name in spec.indices:
-            value = np.asarray(evaluate(name, reflectance), dtype="float32")
-            if any(value is r for r in reflectance.values()):  # an index that is one band
-                value = value.copy()
-            value[~np.isfinite(value) | invalid] = np.nan  # in place: no copy of the block
-            out[column(name)] = value
-    return out
-
-
-def _copy_old(plan: EnginePlan, index: int, block: Block, out: dict[str, np.ndarray]) -> None:
-    """A day the existing store holds, identically made: its stored float32 values."""
-    import zarr
-
-    group = zarr.open_group(plan.old_store, mode="r", zarr_format=2)
-    for v, target in out.items():
-        target[...] = group[v][index, block.rows, block.cols]
-
-
-def _write(plan: EnginePlan, block: Block, t0: int, out: dict[str, np.ndarray]) -> None:
-    """Write the block's chunks of every variable (whole chunks: the block is chunk-aligned)."""
-    import zarr
-
-    group = zarr.open_group(plan.store, mode="r+", zarr_format=2)
-    for v, values in out.items():
-        group[v][t0 : t0 + values.shape[0], block.rows, block.cols] = values
-
-
-# --- reading one block's sources ---------------------------------------------------------------
-
-
-class BlockReader:
-    """The raw digital numbers of a block's groups, each source read once for the block."""
-
-    def __init__(self, plan: EnginePlan, block: Block) -> None:
-        self.plan, self.block = plan, block
-        self.box = plan.load_geobox[block.read_rows, block.read_cols]
-        chunk = plan.spec.cube.spatial_chunk
-        self.chunks = [
-            (cy, cx)
-            for cy in range(block.read_rows.start // chunk, (block.read_rows.stop - 1) // chunk + 1)
-            for cx in range(block.read_cols.start // chunk, (block.read_cols.stop - 1) // chunk + 1)
-        ]
-        self.unreadable: list = []
-        self.pixels: dict[tuple[str, str], tuple | None] = {}
-
-    def read_all(self, groups: Sequence[GroupPlan]) -> None:
-        """Read every source the block needs at once (one round trip, all in flight)."""
-        self._read([s for g in groups for item in g.items for s in item if self._allowed(s)])
-
-    def raw(self, group: GroupPlan) -> dict[str, np.ndarray]:
-        """The group's fused digital numbers per asset on the read box (odc-stac's fill
-        value where no scene has data)."""
-        from odc.loader._reader import resolve_dst_fill_value, resolve_src_nodata
-
-        wanted = [s for item in group.items for s in item if self._allowed(s)]
-        self._read([s for s in wanted if (s.item_id, s.asset) not in self.pixels])
-        raw = {}
-        for asset in self.plan.spec.assets:
-            cfg = self.plan.cfgs[asset]
-            dtype = np.dtype(cfg.dtype)
-            fill = resolve_dst_fill_value(dtype, cfg, resolve_src_nodata(cfg.fill_value, cfg))
-            dst = np.full(self.box.shape.yx, fill, dtype=dtype)
-            for source in (s for s in wanted if s.asset == asset):
-                read = self.pixels.pop((source.item_id, source.asset), None)
-                if read is not None:
-                    self._fuse(dst, read, source, fill)
-            raw[asset] = dst
-        return raw
-
-    def _allowed(self, source: Source) -> bool:
-        return any(c in source.chunks for c in self.chunks)
-
-    def _fuse(self, dst: np.ndarray, read: tuple, source: Source, fill) -> None:
-        """odc-stac's fuser (copy where ``dst`` is still nodata), within the chunks the item's
-        footprint touches."""
-        from odc.loader._reader import nodata_mask
-
-        roi, pix = read
-        if pix.size == 0:
-            return
-        regions = [(roi, pix)]
-        if not all(c in source.chunks for c in self.chunks):
-            regions = list(self._within_footprint(roi, pix, source))
-        for (rows, cols), values in regions:
-            target = dst[rows, cols]
-            np.copyto(target, values, where=nodata_mask(target, fill))
-
-    def _within_footprint(self, roi, pix, source: Source):
-        chunk, b = self.plan.spec.cube.spatial_chunk, self.block
-        for cy, cx in self.chunks:
-            if (cy, cx) not in source.chunks:
-                continue
-            rows = slice(max(roi[0].start, cy * chunk - b.read_rows.start),
-                         min(roi[0].stop, (cy + 1) * chunk - b.read_rows.start))  # fmt: skip
-            cols = slice(max(roi[1].start, cx * chunk - b.read_cols.start),
-                         min(roi[1].stop, (cx + 1) * chunk - b.read_cols.start))  # fmt: skip
-            if rows.start < rows.stop and cols.start < cols.stop:
-                yield (
-                    (rows, cols),
-                    pix[
-                        rows.start - roi[0].start : rows.stop - roi[0].start,
-                        cols.start - roi[1].start : cols.stop - roi[1].start,
-                    ],
-                )
-
-    def _read(self, sources: list[Source]) -> None:
-        """Read ``sources`` into :attr:`pixels`: the remote ones all at once, then GDAL's."""
-        from ndvicube.read import remote
-
-        remote_ones = [
-            s for s in sources if self.plan.reader == "range" and remote.is_remote(s.href)
-        ]
-        results = (
-            read_remote(remote_ones, self.box, self.plan.cfgs, self.plan.deadline_s)
-            if remote_ones
-            else []
-        )
-        first = dict(zip([(s.item_id, s.asset) for s in remote_ones], results, strict=True))
-        for source in sources:
-            key = (source.item_id, source.asset)
-            self.pixels[key] = self._settled(source, first.get(key))
-
-    def _settled(self, source: Source, result: Any) -> tuple | None:
-        """A source's pixels: the first attempt's, or retried, or read by GDAL; None when it
-        cannot be read and ``skip`` collects it."""
-        from ndvicube.read.remote import UseGdal
-        from ndvicube.read.retries import UnreadableAsset, with_retries
-
-        def attempt(number: int) -> tuple | None:
-            if number == 1:  # the first attempt was the block's, all sources at once
-                raise result
-            return self._retry_remote(source)
-
-        try:
-            if isinstance(result, tuple):
-                return result
-            if result is None or isinstance(result, UseGdal):
-                return self._gdal(source)
-            return with_retries(attempt, source.href) or self._gdal(source)
-        except UnreadableAsset as error:
-            if not self.plan.collect:
-                raise
-            if all(e.uri != error.uri for e in self.unreadable):
-                self.unreadable.append(error)
-            return None
-
-    def _retry_remote(self, source: Source) -> tuple | None:
-        """One more attempt at a remote source, its header and tiles forgotten first."""
-        from ndvicube.read import remote
-        from ndvicube.read.tiles import TILES
-
-        remote.forget(source.href)
-        TILES.forget(source.href)
-        (result,) = read_remote([source], self.box, self.plan.cfgs, self.plan.deadline_s)
-        if isinstance(result, remote.UseGdal):
-            return None
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _gdal(self, source: Source) -> tuple:
-        """The source read by GDAL (odc-loader's reader, retried): into the read box when its
-        CRS is the cube's, else chunk by chunk of the read grid, as odc-stac warps it."""
-        import warnings
-
-        from odc.loader._rio import rio_env
-        from rasterio.errors import NotGeoreferencedWarning
-
-        from ndvicube.read.retries import RetryingRioReader
-
-        # odc-loader warps through an in-memory raster without geotransform when filling
-        # nodata; rasterio's warning about it says nothing about the user's data.
-        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-        cfg, reader = self.plan.cfgs[source.asset], RetryingRioReader(source.raster, None)
-        with rio_env(**self.plan.rio_env):
-            if _same_crs(source, self.box):
-                return reader.read_retried(cfg, self.box)
-            out = np.full(self.box.shape.yx, _fill(cfg), dtype=np.dtype(cfg.dtype))
-            for rows, cols, chunk_box, inner in self._chunk_boxes():
-                roi, pix = reader.read_retried(cfg, chunk_box)
-                part = np.full(chunk_box.shape.yx, _fill(cfg), dtype=out.dtype)
-                part[roi] = pix
-                out[rows, cols] = part[inner]
-            return (slice(0, out.shape[0]), slice(0, out.shape[1])), out
-
-    def _chunk_boxes(self):
-        """Per chunk of the read grid that the read box touches: the box's rows and columns in
-        it, the chunk's grid, and the part of the chunk inside the box."""
-        yield from chunk_boxes(self.plan, self.block, self.chunks)
-
-
-def chunk_boxes(plan: EnginePlan, block: Block, chunks):
-    """See :meth:`BlockReader._chunk_boxes`."""
-    chunk = plan.spec.cube.spatial_chunk
-    lh, lw = plan.load_geobox.shape.yx
-    for cy, cx in chunks:
-        cr = slice(cy * chunk, min(lh, (cy + 1) * chunk))
-        cc = slice(cx * chunk, min(lw, (cx + 1) * chunk))
-        rows = slice(max(cr.start, block.read_rows.start), min(cr.stop, block.read_rows.stop))
-        cols = slice(max(cc.start, block.read_cols.start), min(cc.stop, block.read_cols.stop))
-        yield (
-            slice(rows.start - block.read_rows.start, rows.stop - block.read_rows.start),
-            slice(cols.start - block.read_cols.start, cols.stop - block.read_cols.start),
-            plan.load_geobox[cr, cc],
-            (slice(rows.start - cr.start, rows.stop - cr.start),
-             slice(cols.start - cc.start, cols.stop - cc.start)),
-        )  # fmt: skip
-
-
-def _same_crs(source: Source, box: GeoBox) -> bool:
-    crs = getattr(source.raster, "geobox", None)
-    return crs is None or crs.crs == box.crs
-
-
-def _fill(cfg) -> Any:
-    from odc.loader._reader import resolve_dst_fill_value, resolve_src_nodata
-
-    return resolve_dst_fill_value(np.dtype(cfg.dtype), cfg, resolve_src_nodata(cfg.fill_value, cfg))
-
-
-def read_remote(
-    sources: list[Source], box: GeoBox, cfgs: dict[str, Any], deadline_s: float
-) -> list[Any]:
-    """First attempt at remote sources: headers, then every window, all requests in flight at
-    once. Per source: ``(roi, pixels)``, or the exception (``UseGdal`` when GDAL must read it).
-    """
-    from ndvicube.read import remote
-    from ndvicube.read.remote_window import plan_window, settle_window
-
-    rt = remote.runtime()
-    layouts = rt.submit(_gather([remote.cog_layout(s.href) for s in sources], deadline_s)).result()
-    plans: list[Any] = []
-    for source, layout in zip(sources, layouts, strict=True):
-        if isinstance(layout, BaseException):
-            plans.append(layout)
-            continue
-        try:
-            plans.append(plan_window(layout, box, cfgs[source.asset]))
-        except remote.UseGdal as error:
-            plans.append(error)
-    fetches = [
-        p.fetch(s.href) if not isinstance(p, BaseException) and p.needs_pixels else _nothing()
-        for s, p in zip(sources, plans, strict=True)
-    ]
-    windows = rt.submit(_gather(fetches, deadline_s)).result()
-    return [
-        p if isinstance(p, BaseException) else w if isinstance(w, BaseException) else
-        settle_window(p, w, box)
-        for p, w in zip(plans, windows, strict=True)
-    ]  # fmt: skip
-
-
-async def _gather(coroutines: list, timeout_s: float) -> list:
-    """Every result or exception; a coroutine still running after ``timeout_s`` (the COG's
-    read deadline) is cancelled and gives ``TimeoutError``, the others go on."""
-    import asyncio
-
-    async def bounded(coroutine):
-        try:
-            return await asyncio.wait_for(coroutine, timeout_s)
-        except TimeoutError:
-            raise TimeoutError("no answer before the read's deadline") from None
-
-    return await asyncio.gather(*(bounded(c) for c in coroutines), return_exceptions=True)
-
-
-async def _nothing() -> None:
-    return None
-
-
 def request_headers(plan: EnginePlan) -> None:
     """Ask for the header of every remote COG the build reads, at once, without waiting: the
     block tasks of this process find them parsed (one round trip for all, not one per wave
@@ -648,6 +209,18 @@ def request_headers(plan: EnginePlan) -> None:
         rt.submit(_quietly(remote.cog_layout(href)))
 
 
+def forget_reads(plan: EnginePlan) -> None:
+    """Drop this process's headers and decoded tiles of the build's COGs once it is written:
+    a later pass (``skip``'s second) or job reads them afresh, and the memory is given back."""
+    from ndvicube.read import remote
+    from ndvicube.read.tiles import TILES
+
+    hrefs = {s.href for d in plan.days for g in d.groups for item in g.items for s in item}
+    TILES.forget(*hrefs)
+    for href in hrefs:
+        remote.forget(href)
+
+
 async def _quietly(coroutine) -> None:
     """Await ``coroutine``, leaving its error to the block that needs the result."""
     try:
@@ -663,6 +236,8 @@ def run_blocks(plan: EnginePlan, on_block: Callable[[BlockResult], None]) -> lis
     """Compute every block on the configured Dask scheduler; ``on_block`` sees each result as
     it arrives (in this process). Returns the unreadable assets of every block."""
     import dask
+
+    from ndvicube.cube.blocks import write_block
 
     nt, ny, nx = plan.grid()
     keys = [

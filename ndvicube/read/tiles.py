@@ -60,10 +60,11 @@ class TileCache:
             self.held = 0
             self.stats = TileCounts()
 
-    def forget(self, url: str) -> None:
-        """Drop the tiles of ``url`` (before a retry: the failure may come from them)."""
+    def forget(self, *urls: str) -> None:
+        """Drop the tiles of ``urls`` (before a retry: the failure may come from them)."""
+        wanted = set(urls)
         with self.lock:
-            for key in [k for k in self.entries if k[0] == url]:
+            for key in [k for k in self.entries if k[0] in wanted]:
                 self._drop(key)
 
     def _drop(self, key: tuple[str, int, int]) -> None:

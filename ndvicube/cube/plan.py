@@ -1,0 +1,81 @@
+"""The cube engine's plan: what every write block of a build reads, on which grids, and where
+it writes (pickled once per graph, so a distributed worker gets it whole)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ndvicube.cube.spec import CubeSpec
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
+
+    from ndvicube.cube.load import SceneGroup
+
+
+@dataclass(frozen=True)
+class Source:
+    """One asset of one item, as the block tasks read it."""
+
+    item_id: str
+    asset: str
+    href: str
+    raster: Any
+    """odc-loader's ``RasterSource`` (what GDAL's reader opens)."""
+    chunks: frozenset[tuple[int, int]]
+    """Chunks of the read grid the item's footprint touches (odc-stac reads no other)."""
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """Items of one solar day sharing a scaling (:class:`~ndvicube.cube.load.SceneGroup`)."""
+
+    group: SceneGroup
+    items: tuple[tuple[Source, ...], ...]
+    """Per item (in fusing order), its sources in the order of ``spec.assets``."""
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """One solar day of the cube: the groups to read, or its index in the existing store."""
+
+    day: str
+    groups: tuple[GroupPlan, ...]
+    old_index: int | None = None
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """Everything a block task needs (pickled once per graph under a distributed scheduler)."""
+
+    spec: CubeSpec
+    days: tuple[DayPlan, ...]
+    load_geobox: GeoBox
+    """The grid read (the cube's, or a tile's with its SCL buffer margin)."""
+    crop: tuple[slice, slice]
+    """The cube's grid inside :attr:`load_geobox`."""
+    block_px: int
+    cfgs: dict[str, Any]
+    """odc-loader's ``RasterLoadParams`` per asset (fill values, dtypes), as odc-stac sets them."""
+    reader: str
+    rio_env: dict[str, Any]
+    store: str
+    """The ``.partial`` store the blocks are written into."""
+    old_store: str | None
+    variables: tuple[str, ...]
+    collect: bool
+    """Return unreadable assets (``skip``) instead of raising the first."""
+    deadline_s: float
+    job_ends_epoch: float
+    """When every read of the job must be done (``time.time()``; workers have their own clocks'
+    monotonic time, not this process's)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.crop[0].stop - self.crop[0].start, self.crop[1].stop - self.crop[1].start)
+
+    def grid(self) -> tuple[int, int, int]:
+        """Time blocks, block rows and block columns."""
+        tc, (h, w), b = self.spec.cube.time_chunk, self.shape, self.block_px
+        return -(-len(self.days) // tc), -(-h // b), -(-w // b)
