@@ -3,9 +3,9 @@
 Usage: python bench/_engine_trial.py {ndvicube|floor|odc-stac} ITEMS_JSON OUT_ZARR
                                      --bbox LON0 LAT0 LON1 LAT1 [--spatial-chunk 256]
 
-Prints one JSON line: ``wall`` (seconds of the timed part), ``rss_mb`` (this process's peak
-RSS) and, for ndvicube, ``tiles`` (``ndvicube.read.tiles.TILES.counts()``, or null when that
-module is missing).
+Prints one JSON line: ``wall`` (seconds of the timed part), ``process_s`` (seconds from the
+process's start: interpreter, imports and work), ``rss_mb`` (this process's peak RSS) and, for
+ndvicube, ``tiles`` (``ndvicube.read.tiles.TILES.counts()``).
 
 * ndvicube - ``build_cube`` with ``Compute(threads=2)``, timed from after ``import ndvicube.jobs``;
 * floor - the same NDVI store with no Dask and nothing but async-geotiff, numpy and zarr
@@ -287,6 +287,14 @@ def odc_stac(items: Path, out: Path, bbox: tuple, chunk: int) -> dict:
     return {"wall": time.perf_counter() - started}
 
 
+def process_age_s() -> float:
+    """Seconds since this process started (Linux ``/proc``): the interpreter, every import and
+    the work - what a job or a plain script costs as a whole."""
+    with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+        started = int(stat.read().rsplit(")", 1)[1].split()[19])
+        return float(uptime.read().split()[0]) - started / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("method", choices=["ndvicube", "floor", "odc-stac"])
@@ -298,6 +306,7 @@ def main() -> None:
     run = {"ndvicube": ndvicube, "floor": floor, "odc-stac": odc_stac}[args.method]
     result = run(args.items, args.out, tuple(args.bbox), args.spatial_chunk)
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["process_s"] = process_age_s()
     print(json.dumps(result), flush=True)
     # async-tiff / obstore may crash the interpreter's finalisation after all work is done
     # (bench/_floor.py): leave without finalising, the store is written.

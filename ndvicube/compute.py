@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 #: Concurrent COG reads of a cube job: reads wait on the network, so more than its cores. The
 #: cube rules declare it as their ``io_threads`` resource (override it with ``set-resources``).
 IO_THREADS = 16
-#: Write blocks of the cube engine computed at once per job core: a block's reads wait on the
-#: network while another block is decoded and masked (``bench/bench_reads.py`` chose it).
-BLOCKS_PER_CORE = 2
+#: Write blocks of the cube engine computed at once per job core (at least 2 in all: one block's
+#: reads wait on the network while another is decoded and masked). 1 per core was as fast as 2
+#: on the 20 km benchmark and peaks 0.4 GB lower (docs/performance.md, "The cube engine").
+BLOCKS_PER_CORE = 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Compute:
         """Write blocks computed at once in this job (or per local cluster worker): enough
         to read one while another is decoded and masked, few enough that memory is bounded by
         the block size, not by ``io_threads`` (:data:`BLOCKS_PER_CORE`)."""
-        return max(1, min(self.io_threads, BLOCKS_PER_CORE * max(1, self.threads)))
+        return max(1, min(self.io_threads, max(2, BLOCKS_PER_CORE * max(1, self.threads))))
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import numpy as np
 
 #: Decoded tile bytes kept per process (a setting, not a function of the area or the period:
 #: at 20 km a time block's tiles of one block row fit; beyond it a tile may be decoded twice).
-CACHE_BYTES = 384 * 1024 * 1024
+CACHE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
