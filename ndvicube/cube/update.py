@@ -9,19 +9,17 @@ scenes are read. Copied values are the stored float32 values, so old dates stay 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from ndvicube.cube.load import SceneGroup
 from ndvicube.cube.spec import CubeSpec
-from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, drop_encodings, open_cube, read_attrs
+from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, open_cube, read_attrs
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +115,3 @@ def stored_index(existing: xr.Dataset | None, days: Sequence[str]) -> dict[str, 
         return {}
     position = {str(t)[:10]: n for n, t in enumerate(existing["time"].values)}
     return {day: position[day] for day in days}
-
-
-def old_days(cube: xr.Dataset, days: Sequence[str]) -> xr.Dataset:
-    """The stored values of ``days``, lazily, without the store's encodings and CRS variable."""
-
-    times = np.array([np.datetime64(dt.date.fromisoformat(d), "ns") for d in days])
-    part = cube.sel(time=times).drop_vars("spatial_ref", errors="ignore")
-    drop_encodings(part)
-    return part

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import numpy as np
 import rasterio
 import urllib3
 from odc.loader._rio import RioDriver, RioReader
@@ -251,52 +250,11 @@ def _unreadable(
     return UnreadableAsset(uri, reason)
 
 
-#: Where unreadable assets go while :func:`collecting_unreadable` is on (else: raised).
-_COLLECTED: list[UnreadableAsset] | None = None
-_COLLECTED_LOCK = threading.Lock()
-#: What a reader returns for an asset it could not read while collecting: no pixels, so the
-#: destination keeps its nodata fill (odc-loader pastes an empty region).
-NOTHING_READ = ((slice(0, 0), slice(0, 0)), np.empty((0, 0), dtype=np.uint8))
-
-
-@contextlib.contextmanager
-def collecting_unreadable(active: bool = True) -> Iterator[list[UnreadableAsset]]:
-    """Inside the block, a read that fails for good is recorded, not raised, and reads nothing.
-
-    So ``on_missing_asset: skip`` finds every unreadable scene of a build in that one build,
-    where raising the first one stopped the build and started it again without it, once per
-    bad scene. Only for reads in this process (Dask's threaded scheduler): a distributed
-    worker raises, as before.
-    """
-    global _COLLECTED
-    found: list[UnreadableAsset] = []
-    with _COLLECTED_LOCK:
-        _COLLECTED = found if active else None
-    try:
-        yield found
-    finally:
-        with _COLLECTED_LOCK:
-            _COLLECTED = None
-
-
-def _collected_or_raised(error: UnreadableAsset):
-    """:data:`NOTHING_READ` once ``error`` is recorded, or ``error`` when nothing collects."""
-    with _COLLECTED_LOCK:
-        if _COLLECTED is None:
-            raise error
-        if all(e.uri != error.uri for e in _COLLECTED):
-            _COLLECTED.append(error)
-    return NOTHING_READ
-
-
 class RetryingRioReader(RioReader):
     """odc-loader's rasterio reader, retrying each read."""
 
     def read(self, cfg, dst_geobox, *, dst=None, selection=None):
-        try:
-            return self.read_retried(cfg, dst_geobox, dst=dst, selection=selection)
-        except UnreadableAsset as error:
-            return _collected_or_raised(error)
+        return self.read_retried(cfg, dst_geobox, dst=dst, selection=selection)
 
     def read_retried(self, cfg, dst_geobox, *, dst=None, selection=None):
         """The read, retried by :func:`with_retries`."""
