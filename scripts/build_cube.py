@@ -2,13 +2,14 @@
 
 from ndvicube.compute import Compute
 from ndvicube.cube.spec import CubeSpec
-from ndvicube.cube.store import working_store
 from ndvicube.jobs import build_cube
 from ndvicube.logs import job_logging
 
 # Guarded: a local Dask cluster starts worker processes that re-import this file.
 if __name__ == "__main__":
     with job_logging(snakemake.log[0], job=snakemake.rule):
+        from ndvicube.cube.store import working_store  # xarray: imported as the job's work
+
         build_cube(
             CubeSpec.from_params(snakemake.params.spec),
             items_path=snakemake.input.scenes,

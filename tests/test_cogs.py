@@ -237,10 +237,11 @@ def test_every_header_is_requested_up_front_and_a_blocks_tiles_at_once(catalog, 
     assert len(written) >= 8 and len(headers) == len(tiles) >= 40  # 2 requests per COG
     # Every header was asked for before the first block was written, within a few round trips.
     assert max(headers) < written[0] and max(headers) - min(headers) < 1.0
-    # A block asks for the tiles of all its COGs at once: within one round trip (30 ms).
+    # A block asks for the tiles of all its COGs at once: one after another they would start
+    # a round trip (30 ms) apart, 90 ms or more for its 3 or more COGs.
     for block in {b for _, b in tiles}:
         starts = [t for t, b in tiles if b == block]
-        assert len(starts) >= 3 and max(starts) - min(starts) < 0.03, block
+        assert len(starts) >= 3 and max(starts) - min(starts) < 0.06, block
 
 
 def test_at_most_blocks_at_once_blocks_read_at_a_time(catalog, tmp_path, caplog):
