@@ -76,43 +76,56 @@ class TileCache:
         """The decoded tiles ``xy`` of ``tif`` (first band, full resolution), fetching those
         the cache lacks in one call."""
         loop = asyncio.get_running_loop()
-        missing: list[tuple[int, int]] = []
+        created: dict[tuple[int, int], asyncio.Future] = {}
         futures = []
         with self.lock:
             for x, y in xy:
                 key = (url, x, y)
                 future = self.entries.get(key)
                 if future is None or _failed(future):
-                    future = self.entries[key] = loop.create_future()
-                    missing.append((x, y))
+                    future = self.entries[key] = created[(x, y)] = loop.create_future()
                 else:
                     self.entries.move_to_end(key)
                 futures.append(future)
-        if missing:
-            await self._fetch(url, tif, missing)
+        if created:
+            await self._fetch(url, tif, created)
         return list(await asyncio.gather(*futures))
 
-    async def _fetch(self, url: str, tif, xy: list[tuple[int, int]]) -> None:
-        """Fetch and decode ``xy``, settling their futures (with the error, if it fails)."""
+    async def _fetch(self, url: str, tif, created: dict[tuple[int, int], asyncio.Future]) -> None:
+        """Fetch and decode the tiles of ``created``, settling those futures - which other blocks
+        may be waiting on even if :meth:`forget` dropped them from the cache meanwhile."""
         try:
-            fetched = await tif.fetch_tiles(xy)
+            fetched = await tif.fetch_tiles(list(created))
         except BaseException as error:
+            # Another block waiting on these tiles must retry, not be cancelled with this one
+            # (a read that passed its deadline): it gets a network error it may retry.
+            shared = (
+                TimeoutError("a read of this COG passed its deadline")
+                if isinstance(error, asyncio.CancelledError)
+                else error
+            )
             with self.lock:
-                for x, y in xy:
-                    future = self.entries.pop((url, x, y), None)
-                    if future is not None and not future.done():
-                        future.set_exception(error)
+                for (x, y), future in created.items():
+                    if self.entries.get((url, x, y)) is future:
+                        del self.entries[(url, x, y)]
+                    if not future.done():
+                        future.set_exception(shared)
                         future.exception()  # retrieved: the waiting blocks raise it
             raise
         with self.lock:
-            self.stats.fetched += len(xy)
-            self.stats.decoded += len(xy)
+            self.stats.fetched += len(created)
+            self.stats.decoded += len(created)
             for tile in fetched:
                 data = np.asarray(tile.array.data)[0]
-                future = self.entries.get((url, tile.x, tile.y))
+                future = created.get((tile.x, tile.y))
                 if future is not None and not future.done():
                     future.set_result(data)
-                    self.held += data.nbytes
+                    if self.entries.get((url, tile.x, tile.y)) is future:
+                        self.held += data.nbytes
+            for future in created.values():
+                if not future.done():  # a tile the answer lacked: no block waits forever
+                    future.set_exception(OSError("a COG tile was missing from the answer"))
+                    future.exception()
             self._evict()
 
     def _evict(self) -> None:
