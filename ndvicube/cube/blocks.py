@@ -79,9 +79,7 @@ def write_block(plan: EnginePlan, t: int, by: int, bx: int) -> BlockResult:
             if merged is not None:
                 out[v][n] = merged[v][block.inner]
     _write(plan, block, t * tc, out)
-    return BlockResult(
-        t, reader.unreadable, sum(len(g.group.item_ids) for d in days for g in d.groups)
-    )
+    return BlockResult(t, reader.unreadable, sum(d.scenes for d in days))
 
 
 def _day_indices(plan: EnginePlan, day: DayPlan, reader: BlockReader) -> dict | None:
@@ -170,15 +168,13 @@ class BlockReader:
     def raw(self, group: GroupPlan) -> dict[str, np.ndarray]:
         """The group's fused digital numbers per asset on the read box (odc-stac's fill
         value where no scene has data)."""
-        from odc.loader._reader import resolve_dst_fill_value, resolve_src_nodata
-
         wanted = [s for item in group.items for s in item if self._allowed(s)]
         self._read([s for s in wanted if (s.item_id, s.asset) not in self.pixels])
         raw = {}
         for asset in self.plan.spec.assets:
             cfg = self.plan.cfgs[asset]
             dtype = np.dtype(cfg.dtype)
-            fill = resolve_dst_fill_value(dtype, cfg, resolve_src_nodata(cfg.fill_value, cfg))
+            fill = _fill(cfg)
             dst = np.full(self.box.shape.yx, fill, dtype=dtype)
             for source in (s for s in wanted if s.asset == asset):
                 read = self.pixels.pop((source.item_id, source.asset), None)

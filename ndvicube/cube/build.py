@@ -168,8 +168,10 @@ def _write_items_cube(
             plan.block_px,
             compute.blocks_at_once,
         )
-        scenes = [sum(len(g.group.item_ids) for g in d.groups) or _old_scenes(existing, d.day)
-                  for d in plan.days]  # fmt: skip
+        stored = existing["scenes"].values if existing is not None else None
+        scenes = [
+            int(stored[d.old_index]) if d.old_index is not None else d.scenes for d in plan.days
+        ]
         unreadable: list = []
 
         def fill(partial: Path, dataset) -> None:
@@ -199,14 +201,6 @@ def _write_items_cube(
             final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
         )
     return unreadable
-
-
-def _old_scenes(existing, day: str) -> int:
-    """The scenes count the existing store records for a copied day."""
-    import numpy as np
-
-    times = np.array([str(t)[:10] for t in existing["time"].values])
-    return int(existing["scenes"].values[times == day][0])
 
 
 class _Progress:

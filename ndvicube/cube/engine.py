@@ -132,8 +132,7 @@ def plan_build(
         deadline_s=deadline_s,
         job_ends_epoch=time.time() + job_s,
     )
-    first = next((s for d in day_plans for g in d.groups for item in g.items for s in item), None)
-    return dataclasses.replace(plan, block_px=block_size(plan, first))
+    return dataclasses.replace(plan, block_px=block_size(plan, next(plan.sources(), None)))
 
 
 def _fusing_order(group: SceneGroup, items: dict) -> list[str]:
@@ -196,14 +195,7 @@ def request_headers(plan: EnginePlan) -> None:
 
     if plan.reader != "range":
         return
-    hrefs = dict.fromkeys(
-        s.href
-        for day in plan.days
-        for group in day.groups
-        for item in group.items
-        for s in item
-        if remote.is_remote(s.href)
-    )
+    hrefs = dict.fromkeys(s.href for s in plan.sources() if remote.is_remote(s.href))
     rt = remote.runtime()
     for href in hrefs:
         rt.submit(_quietly(remote.cog_layout(href)))
@@ -215,7 +207,7 @@ def forget_reads(plan: EnginePlan) -> None:
     from ndvicube.read import remote
     from ndvicube.read.tiles import TILES
 
-    hrefs = {s.href for d in plan.days for g in d.groups for item in g.items for s in item}
+    hrefs = {s.href for s in plan.sources()}
     TILES.forget(*hrefs)
     for href in hrefs:
         remote.forget(href)

@@ -44,6 +44,11 @@ class DayPlan:
     groups: tuple[GroupPlan, ...]
     old_index: int | None = None
 
+    @property
+    def scenes(self) -> int:
+        """Items read for this day (0 for a copied day)."""
+        return sum(len(g.group.item_ids) for g in self.groups)
+
 
 @dataclass(frozen=True)
 class EnginePlan:
@@ -74,6 +79,10 @@ class EnginePlan:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.crop[0].stop - self.crop[0].start, self.crop[1].stop - self.crop[1].start)
+
+    def sources(self):
+        """Every source the build reads, day by day, group by group, item by item."""
+        return (s for d in self.days for g in d.groups for item in g.items for s in item)
 
     def grid(self) -> tuple[int, int, int]:
         """Time blocks, block rows and block columns."""
