@@ -48,6 +48,11 @@ from odc.geo.geobox import GeoBox
 from odc.geo.roi import roi_is_empty, roi_pad
 
 log = logging.getLogger(__name__)
+# async-geotiff warns when it opens a striped TIFF; the reader finds those itself from the header
+# (unsupported_layout) and has GDAL read them, so the warning would only be noise in the logs.
+warnings.filterwarnings(
+    "ignore", message="Striped GeoTIFFs are not supported", category=UserWarning
+)
 
 #: Bytes of the first request to a COG: its header and tile index. A Sentinel-2 COG's header
 #: is 1-3 KB, the demo's 786 B; a larger one costs one more request (twice as long), not a
@@ -58,6 +63,11 @@ HEADER_BYTES = 4096
 HEADER_SKIP_LIMIT = 64 * 1024
 #: COGs whose header or window is being fetched at once (per process).
 IN_FLIGHT = 32
+#: TIFF compressions the remote reader decodes with async-tiff, each giving GDAL's pixels
+#: (checked on files GDAL wrote): none, LZW, Deflate (both codes), LERC, LZMA, ZSTD. Anything
+#: else is read by GDAL: PackBits and JPEG 2000 (async-tiff has no decoder), and lossy JPEG and
+#: WebP, whose decoders need not round as GDAL's do (measured: JPEG pixels differ).
+DECODED_COMPRESSIONS = frozenset({1, 5, 8, 0x80B2, 34887, 34925, 50000})
 #: Decoded windows kept per process beyond that (least recently used dropped first).
 CACHE_BYTES = 1024 * 1024 * 1024
 #: Pixels read around a window: resampling kernels and GDAL's warper may look that far beyond
@@ -236,20 +246,40 @@ async def _open(url: str) -> CogLayout:
     store, path = store_and_path(url)
     guarded = _HeaderGuard(store)
     async with runtime().limit:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                tif = await GeoTIFF.open(path, store=guarded, prefetch=HEADER_BYTES)
-            except ValueError as error:  # no GeoTIFF keys
-                raise UseGdal(str(error)) from error
-            except Exception as error:
-                if guarded.far:
-                    raise UseGdal("a TIFF directory far from the start") from error
-                raise remote_error(error, "header") from error
+        try:
+            tif = await GeoTIFF.open(path, store=guarded, prefetch=HEADER_BYTES)
+        except ValueError as error:  # no GeoTIFF keys
+            raise UseGdal(str(error)) from error
+        except Exception as error:
+            if guarded.far:
+                raise UseGdal("a TIFF directory far from the start") from error
+            raise remote_error(error, "header") from error
     guarded.opened = True
-    if any("Striped" in str(w.message) for w in caught):
-        raise UseGdal("a striped TIFF")
     return _layout(tif)
+
+
+def unsupported_layout(ifd) -> str | None:
+    """Why async-tiff cannot read the image of ``ifd`` (its TIFF directory), or None.
+
+    A striped (not tiled) TIFF or a compression async-tiff has no decoder for is a property of
+    the file: no retry changes it, so GDAL reads it from the start. Found in the header, not
+    from a failed tile fetch (which would be retried as a corrupt tile).
+    """
+    if ifd.tile_width is None or ifd.strip_offsets is not None:
+        return "a striped (not tiled) TIFF"
+    compression = int(ifd.compression)
+    if compression not in DECODED_COMPRESSIONS:
+        return f"TIFF compression {_compression_name(compression)}, which async-tiff cannot decode"
+    return None
+
+
+def _compression_name(code: int) -> str:
+    from async_tiff.enums import Compression
+
+    try:
+        return f"{Compression(code).name} ({code})"
+    except ValueError:
+        return f"code {code}"
 
 
 class _HeaderGuard:
@@ -278,6 +308,9 @@ def _layout(tif) -> CogLayout:
     """The full-resolution grid of ``tif``, or :class:`UseGdal` for what GDAL reads better."""
     if tif.count != 1 or tif._gkd.raster_type == 2 or tif.dtype is None:
         raise UseGdal("not a single-band, pixel-is-area TIFF")
+    unsupported = unsupported_layout(tif.ifd)
+    if unsupported:
+        raise UseGdal(unsupported)
     try:
         epsg = tif.crs.to_epsg()
     except Exception as error:  # no CRS this library can read
@@ -299,6 +332,32 @@ _NOISE = re.compile(r"\w+Error: Generic \w+ error: |Error performing \w+ \S+ in 
 #: Words of obstore's network failures (any other failure reading tiles is the decoder's).
 _NETWORK = re.compile(r"HTTP error|request|connect|timed? ?out|body|closed|reset", re.IGNORECASE)
 _STATUS = re.compile(r"status code: (\d{3})|(\d{3}) [A-Z][a-z]+")
+
+
+#: A decoder's words for a file it cannot read at all, as opposed to a corrupt or cut-short
+#: tile: GDAL reads that file, without a retry (the header check, unsupported_layout, catches
+#: the known cases first; this is the net for the others).
+_FORMAT = re.compile(
+    r"Not a tiled TIFF|does not support the image format|Unknown compression|is unsupported|"
+    r"Unsupported data type|predictor is not|unknown photometric",
+    re.IGNORECASE,
+)
+
+
+def tile_error(error: BaseException, url: str) -> Exception:
+    """``error`` of a tile fetch as :class:`UseGdal` when the decoder cannot read this file at
+    all (remembered as the COG's header, so no other block asks again), else as
+    :func:`remote_error` says (a network fault, a corrupt tile: worth a retry)."""
+    if isinstance(error, UseGdal):
+        return error
+    if not _FORMAT.search(str(error)):
+        return remote_error(error, "tiles")
+    reason = UseGdal(f"async-tiff cannot decode it: {remote_error(error, 'tiles')}")
+    settled = asyncio.get_running_loop().create_future()
+    settled.set_exception(reason)
+    settled.exception()  # retrieved: every later cog_layout raises it
+    _HEADERS[url] = settled
+    return reason
 
 
 #: How a redirect loop (or more than 10 redirects, reqwest's limit as GDAL's) is said.
@@ -386,7 +445,7 @@ async def read_cube_window(url: str, load_geobox: GeoBox, ttol: float) -> CogWin
         try:
             data = await _read_rows_cols(layout.tif, rows, cols)
         except Exception as error:
-            raise remote_error(error, "tiles") from error
+            raise tile_error(error, url) from error
     return CogWindow(layout, rows, cols, data)
 
 

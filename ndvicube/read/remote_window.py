@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from ndvicube.read.remote import NEAREST_TTOL, CogLayout, UseGdal, remote_error
+from ndvicube.read.remote import NEAREST_TTOL, CogLayout, UseGdal, tile_error
 
 #: Distance (in source pixels) from a pixel edge under which "take" defers to GDAL.
 EDGE_EPS = 1e-6
@@ -55,7 +55,7 @@ class WindowPlan:
             try:
                 return await read_window(url, self.layout.tif, self.rows, self.cols)
             except Exception as error:
-                raise remote_error(error, "tiles") from error
+                raise tile_error(error, url) from error
 
 
 def plan_window(layout: CogLayout, box: GeoBox, cfg: Any) -> WindowPlan:

@@ -82,6 +82,7 @@ PERMANENT = (
     "HTTP response code: 410",
     "HTTP response code: 401",
     "not recognized as a supported file format",
+    "missing codec",  # GDAL built without the file's compression ("... due to missing codec")
     "No such file or directory",
     "too many redirects",  # the remote reader's words for a redirect loop
     "redirects followed",  # GDAL's ("Maximum (10) redirects followed")
