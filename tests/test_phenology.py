@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ndvicube.timeseries.phenology import phenology
 
@@ -73,3 +75,37 @@ def test_seasons_of_the_demo_catalog_match_its_crop_calendar(tmp_path):
     assert worst.loc["sos", "max"] <= 7 and worst.loc["eos", "max"] <= 7
     assert worst.loc["pos", "max"] <= 10
     assert worst.loc["sos", "count"] >= 5 and worst.loc["eos", "count"] >= 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 0.55, 0.7, 0.9]), min_size=3, max_size=40
+    ),
+    prominence=st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.4]),
+)
+def test_find_peaks_is_scipys(values, prominence):
+    """The tables job's peak finder (no scipy.signal import) gives scipy's peaks: few distinct
+    values, so plateaus, ties and equal bases occur often."""
+    from scipy.signal import find_peaks as scipy_find_peaks
+
+    from ndvicube.timeseries.phenology import find_peaks
+
+    series = np.array(values)
+    expected = scipy_find_peaks(series, prominence=prominence)[0]
+    np.testing.assert_array_equal(find_peaks(series, min_prominence=prominence), expected)
+
+
+def test_find_peaks_on_a_smoothed_season_is_scipys():
+    """Real-valued series: two seasons with noise, at the default amplitude."""
+    from scipy.signal import find_peaks as scipy_find_peaks
+
+    from ndvicube.timeseries.phenology import find_peaks
+
+    rng = np.random.default_rng(7)
+    t = np.arange(146)
+    series = 0.2 + 0.5 * np.exp(-(((t - 40) / 12) ** 2)) + 0.4 * np.exp(-(((t - 110) / 10) ** 2))
+    series += rng.normal(0, 0.03, t.size)
+    expected = scipy_find_peaks(series, prominence=0.1)[0]
+    assert len(expected) == 2
+    np.testing.assert_array_equal(find_peaks(series, min_prominence=0.1), expected)

@@ -46,6 +46,7 @@ def overview_count(width: int, height: int, blocksize: int = BLOCKSIZE) -> int:
 def write_cog(image: xr.DataArray, path: str | Path) -> Path:
     """Write one (y, x) georeferenced array (rioxarray CRS and transform) as a COG at ``path``."""
     import rasterio
+    import rioxarray  # noqa: F401  (registers .rio; open_cube leaves it to its callers)
 
     path = Path(path)
     height, width = image.shape

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import xarray as xr
 
 if TYPE_CHECKING:
+    from pyproj import CRS
+
     from ndvicube.cube.tiles import Tile
 
 from ndvicube.errors import StorageFullError, is_disk_full
@@ -217,21 +219,36 @@ def _same_days_attrs(tiles: Mapping[Tile, Path]) -> dict[str, Any]:
     return next(iter(attrs.values()))
 
 
-def open_cube(path: str | Path) -> xr.Dataset:
-    """The index variables of a cube store, lazily, with their CRS set for rioxarray.
+def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
+    """The index variables of a cube store, lazily, with their CRS in ``spatial_ref``.
 
     Variables come in the order the config listed the indices (Zarr lists them sorted), so the
-    series' columns do too.
+    series' columns do too. With ``dask=False`` the variables are xarray's lazy arrays over
+    Zarr, not Dask arrays: a job that reads a few pixels (the point series) then does not import
+    Dask (0.9 s) or build a graph. ``.rio`` needs ``import rioxarray`` by the caller (1.2 s,
+    so only the jobs that use it pay it); :func:`cube_crs` reads the CRS without it.
     """
-    import rioxarray  # noqa: F401  (registers the .rio accessor)
-
     from ndvicube.cube.indices import column
 
-    dataset = xr.open_zarr(path, consolidated=True, decode_coords="all")
+    chunks = {} if dask else None
+    dataset = xr.open_zarr(path, consolidated=True, decode_coords="all", chunks=chunks)
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
     listed = [column(name) for name in grid.get("indices", [])]
     ordered = [n for n in listed if n in dataset.data_vars]
     return dataset[ordered + [n for n in dataset.data_vars if n not in ordered]]
+
+
+def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
+    """The CRS of a cube, from its CF grid mapping (``spatial_ref``'s ``crs_wkt``, which
+    rioxarray and GDAL write), or from rioxarray when the cube has none."""
+    from pyproj import CRS
+
+    ref = cube.coords.get("spatial_ref")
+    if ref is not None and "crs_wkt" in ref.attrs:
+        return CRS.from_wkt(ref.attrs["crs_wkt"])
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+    return CRS.from_user_input(cube.rio.crs)
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:

@@ -7,3 +7,9 @@ job draws many figures (an area's point figures on one reused figure, in forked 
 * :mod:`ndvicube.figures.maps` - the quick-look: maps of the monthly medians of the cube or of
   the composites' periods, with the area's points (``plot_quicklook``, ``monthly_medians``).
 """
+
+#: Point figures are drawn in several processes from this many on: below it a process's start
+#: (a fork and its pickled rows) costs more than the figures it would draw (about 90 ms each).
+#: The workflow asks for one core below it, so a small area's figures start without waiting
+#: for a second core (docs/performance.md, "The default job").
+PARALLEL_FROM_POINTS = 20

@@ -26,13 +26,14 @@ def plot_quicklook(
     """
     import numpy as np
 
+    from ndvicube.cube.store import cube_crs
     from ndvicube.geo import lonlat_to_crs
 
     n = maps.sizes["time"]
     cols = min(n, 4)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    xs, ys = lonlat_to_crs([p.lon for p in points], [p.lat for p in points], maps.rio.crs)
+    xs, ys = lonlat_to_crs([p.lon for p in points], [p.lat for p in points], cube_crs(maps))
     extent = [float(maps.x.min()), float(maps.x.max()), float(maps.y.min()), float(maps.y.max())]
     image = None
     for ax, start in zip(axes.ravel(), maps["time"].values, strict=False):

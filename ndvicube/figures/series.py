@@ -17,6 +17,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ndvicube.figures import PARALLEL_FROM_POINTS
 from ndvicube.timeseries.tables import index_columns
 
 
@@ -93,7 +94,11 @@ def plot_points(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shares = [points[k::processes] for k in range(processes)] if len(points) >= 20 else [points]
+    shares = (
+        [points[k::processes] for k in range(processes)]
+        if len(points) >= PARALLEL_FROM_POINTS
+        else [points]
+    )
     shares = [share for share in shares if share]
     if len(shares) <= 1:
         return _plot_share(raw, smoothed, points, folder)

@@ -3,6 +3,7 @@ cube's monthly medians."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +27,13 @@ def quicklook(
     """
     from ndvicube.composites.periods import SPEC_ATTR
     from ndvicube.cube.indices import column
-    from ndvicube.cube.store import open_cube, read_attrs
+    from ndvicube.cube.store import open_cube
     from ndvicube.figures.maps import monthly_medians, plot_quicklook
 
-    maps = open_cube(cube_path)[column(index)]
-    made = read_attrs(cube_path).get(SPEC_ATTR)
+    cube = open_cube(cube_path)
+    maps = cube[column(index)]
+    made = cube.attrs.get(SPEC_ATTR)  # the store's attributes, read with it: no second open
+    made = json.loads(made) if isinstance(made, str) else made
     if made is None:
         plot_quicklook(monthly_medians(maps), points, area, out)
     else:

@@ -56,6 +56,7 @@ def read_polygons(path: str | Path, crs: str):
 
 def label_grid(polygons, cube: xr.Dataset | xr.DataArray) -> np.ndarray:
     """int32 raster on the cube's grid: 1 + the polygon's row where a pixel centre is inside."""
+    import rioxarray  # noqa: F401  (registers .rio; open_cube leaves it to its callers)
     from rasterio.features import rasterize
 
     shapes = ((geom, n + 1) for n, geom in enumerate(polygons.geometry))

@@ -27,7 +27,7 @@ def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str |
     from ndvicube.timeseries.points import extract_points
     from ndvicube.timeseries.tables import write_series
 
-    series = extract_points(open_cube(cube_path), points)
+    series = extract_points(open_cube(cube_path, dask=False), points, store=cube_path)
     write_series(series, str(out))
     log.info("series: %d point(s) x %d date(s)", len(points), series["time"].nunique())
 

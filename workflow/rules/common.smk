@@ -19,6 +19,7 @@ from snakemake.common.configfile import load_configfile
 from ndvicube.config import validate_config
 from ndvicube.compute import IO_THREADS
 from ndvicube.cube.spec import CubeSpec
+from ndvicube.figures import PARALLEL_FROM_POINTS
 
 
 def areas_from_cli_configfiles():
@@ -131,6 +132,11 @@ def get_plotted_points(wildcards):
     return list(get_area(wildcards).plotted_points)
 
 
+def get_figure_threads(wildcards):
+    """Two processes for an area with many point figures, one for a few (they would not fork)."""
+    return 2 if len(get_plotted_points(wildcards)) >= PARALLEL_FROM_POINTS else 1
+
+
 def get_quicklook_maps(wildcards):
     """What the quick-look draws: the composites when they hold its index, else the cube."""
     return {"maps": f"results/{wildcards.area}/{QUICKLOOK_SOURCE}"}
@@ -226,3 +232,16 @@ DEMO_DIR = (
     if SETTINGS.demo is not None
     else None
 )
+
+
+# Exit as soon as the last job is done, not one idle second later (ndvicube/snakemake_exit.py).
+onsuccess:
+    from ndvicube.snakemake_exit import cancel_rescheduling_timers
+
+    logger.debug(f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)")
+
+
+onerror:
+    from ndvicube.snakemake_exit import cancel_rescheduling_timers
+
+    logger.debug(f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)")

@@ -24,8 +24,9 @@ rule figures:
         "results/{area}/logs/figures.log",
     conda:
         "../envs/ndvicube.yaml"
-    # Point figures are drawn by this many processes: 50 figures 4.37 s -> 2.25 s (docs/performance.md).
-    threads: 2
+    # Point figures are drawn by two processes from 20 on: 50 figures 4.37 s -> 2.25 s; one
+    # below, so a small area's figures need not wait for a second core (docs/performance.md).
+    threads: get_figure_threads
     params:
         points=get_plotted_points,
     script:
