@@ -33,8 +33,10 @@ from ndvicube.jobs import build_cube
 from ndvicube.read.missing import read_skipped
 from ndvicube.search.http import READ_TIMEOUT_S
 from ndvicube.search.stac import read_items, search, write_items
+from ndvicube.testing.faultproxy import FaultProxy, Refusal
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
+from ndvicube.testing.stacserver import StacApiServer
 from tests.fault_helpers import (
     CUBE,
     cog_path,
@@ -328,3 +330,70 @@ def test_a_static_catalog_whose_child_never_answers_fails_in_bounded_time(tmp_pa
         waited = time.monotonic() - started
     assert waited < 10 and "/stalled/item.json" in str(error.value)
     assert "sent no answer within 2 s, 2 times" in str(error.value)
+
+
+# --- issue 27: messages say what happened ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [
+        # A later page's paging token refused: the search starts, then page 2 is refused.
+        (
+            Refusal("skip"),
+            'refused the request (HTTP 400 Bad Request to POST {url}/search), saying: "invalid '
+            'token". This is the answer of the server, not a network fault, so it was not asked '
+            "again. Check stac.url, stac.collection",
+        ),
+        # The whole API refused, its reason in "message": no access, not no network.
+        (
+            Refusal("/", status=403, body=b'{"message": "token expired"}'),
+            'refused the request (HTTP 403 Forbidden to GET {url}/), saying: "token expired". '
+            "This is the answer of the server, not a network fault, so it was not asked again. "
+            "It wants credentials or a valid token",
+        ),
+    ],
+)
+def test_a_stac_servers_refusal_quotes_its_reason_and_does_not_blame_the_network(
+    catalog, refusal, said
+):
+    with (
+        StacApiServer(catalog.collection, catalog.items) as api,
+        FaultProxy(api.url, Faults(), refusal=refusal) as proxy,
+    ):
+        url = proxy.url
+        with pytest.raises(SourceUnreachableError) as error:
+            search(demo_request(url, "2023-01-31", page_size=4))  # 13 items: 4 pages
+        answers = [r.status for r in proxy.records]
+    message = str(error.value)
+    assert f"The STAC source {url} " + said.format(url=url) in message
+    assert "Cannot reach" not in message and "check the network" not in message.lower()
+    assert answers.count(refusal.status) == 1  # not asked again
+    assert answers[-1] == refusal.status and set(answers[:-1]) <= {200}
+
+
+def test_items_repeated_across_pages_are_counted_as_duplicates(catalog, tmp_path, caplog):
+    """Every item listed twice by the API (rustac serves a file loaded twice twice), plus one
+    genuine older processing of a scene: each drop is logged as what it is."""
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["datetime"] < "2023-02"]
+    kept = [f["id"] for f in doc["features"] if f["properties"]["eo:cloud_cover"] < 30]
+    older = json.loads(json.dumps(next(f for f in doc["features"] if f["id"] == kept[0])))
+    older["id"] = older["id"].replace("_L2A", "_OLD_L2A")
+    older["properties"]["s2:processing_baseline"] = "02.14"
+    doc["features"].append(older)
+    (tmp_path / "items.json").write_text(json.dumps(doc))
+    with (
+        StacApiServer(catalog.collection, tmp_path / "items.json", tmp_path / "items.json") as api,
+        caplog.at_level(logging.INFO, logger="ndvicube.search.stac"),
+    ):
+        found = search(demo_request(api.url, "2023-01-31", page_size=4))
+    logged = [r.getMessage() for r in caplog.records]
+    assert sorted(i.id for i in found) == sorted(kept) and len(kept) == 9
+    repeats = [m for m in logged if "repeated across pages" in m]
+    listed = sorted([*kept, older["id"]])
+    assert repeats == [f"10 item(s) repeated across pages were dropped as duplicates: {listed}"]
+    older_processings = [m for m in logged if "older processing" in m]
+    assert older_processings == [
+        f"dropped 1 older processing(s) of reprocessed scenes: ['{older['id']}']"
+    ]

@@ -9,12 +9,17 @@ a wrong URL, not throttling, and six retries with backoff kept a user without ne
 16 s for the message that says so (:class:`StacRetry`). Every request has connect and read
 timeouts that pystac-client cannot reset, a read timeout is retried once, and an HTML answer is
 an error saying so (:class:`StacAdapter`): a silent server fails the search within about a
-minute, naming its URL.
+minute, naming its URL. A 4xx answer (other than 429 and 408) is the server refusing the request
+for a reason it states: it is not retried, and the error carries that reason
+(:class:`RefusedRequestError`), so the message can quote it instead of blaming the network.
 """
 
 from __future__ import annotations
 
-from requests import Session
+import json
+from http import HTTPStatus
+
+from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
 from requests.exceptions import RequestException
 from urllib3.exceptions import MaxRetryError, NameResolutionError, ReadTimeoutError
@@ -34,6 +39,50 @@ READ_TIMEOUT_RETRIES = 1
 
 class HtmlAnswerError(RequestException):
     """A STAC request answered by an HTML page (a captive portal, a proxy's login, a web site)."""
+
+
+class RefusedRequestError(RequestException):
+    """A STAC request the server refused (a 4xx other than 429/408): its answer is final, so it
+    is not retried and is no network fault. :attr:`reason` is what the server said."""
+
+    def __init__(self, request: PreparedRequest, response: Response) -> None:
+        self.status = response.status_code
+        self.reason = server_reason(response)
+        super().__init__(
+            f"{request.method} {request.url} was refused with HTTP {self.status} "
+            f"{_phrase(self.status)}: {self.reason}",
+            request=request,
+            response=response,
+        )
+
+
+#: Fields of a JSON error body that hold its human-readable reason, in order of preference
+#: (OGC API and stac-fastapi: ``description``; others ``message``, ``detail``, ``error``).
+REASON_FIELDS = ("description", "message", "detail", "error", "title")
+
+
+def server_reason(response: Response, limit: int = 300) -> str:
+    """The reason a server gives in an error answer: a JSON body's ``description`` (or
+    ``message``, ``detail``...), else the body's text, else the status's phrase."""
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for field in REASON_FIELDS:
+            value = body.get(field)
+            if value:
+                text = value if isinstance(value, str) else json.dumps(value)
+                return text[:limit]
+    return " ".join(response.text.split())[:limit] or _phrase(response.status_code)
+
+
+def _phrase(status: int) -> str:
+    """``Bad Request`` for 400; empty for a status http.HTTPStatus does not know."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class StacRetry(Retry):
@@ -93,8 +142,8 @@ def retry_policy(total: int = 6, backoff_s: float = 0.25) -> StacRetry:
 
 
 class StacAdapter(HTTPAdapter):
-    """requests' adapter retrying per :func:`retry_policy`, with a timeout no caller can drop
-    and HTML answers refused.
+    """requests' adapter retrying per :func:`retry_policy`, with a timeout no caller can drop,
+    HTML answers refused and a server's refusal (4xx) raised with its reason.
 
     pystac-client 0.9 resets the timeout of a ``StacApiIO`` given to ``Client.open`` to None
     (no timeout: a server that accepts the connection and never answers hung the search for
@@ -114,6 +163,8 @@ class StacAdapter(HTTPAdapter):
                 "STAC JSON",
                 response=response,
             )
+        if 400 <= response.status_code < 500 and response.status_code not in RETRY_STATUSES:
+            raise RefusedRequestError(request, response)
         return response
 
 

@@ -112,10 +112,44 @@ def tile_code(item: pystac.Item) -> str:
     return match.group(1) if match else item.id
 
 
+#: Item properties that hold a time (STAC common metadata): rewritten in UTC where items are read.
+TIME_PROPERTIES = ("datetime", "start_datetime", "end_datetime")
+
+
 def acquired(item: pystac.Item) -> dt.datetime:
-    """Acquisition time (UTC, timezone-aware)."""
+    """Acquisition time as a UTC instant (timezone-aware).
+
+    STAC asks for UTC, but a catalog may write ``19:07:31+14:00`` or no zone at all. A naive time
+    is read as UTC; an aware one is converted, never taken at its own offset, which would move
+    its date and its solar day (``+14:00`` by one day forward, ``-12:00`` by one back).
+    """
     when = item.datetime or pystac.utils.str_to_datetime(item.properties["start_datetime"])
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return _in_utc(when)
+
+
+def _in_utc(when: dt.datetime) -> dt.datetime:
+    """``when`` as a UTC instant: converted if it has an offset, read as UTC if naive."""
+    return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def in_utc(items: Iterable[pystac.Item]) -> list[pystac.Item]:
+    """``items`` with ``datetime``, ``start_datetime`` and ``end_datetime`` rewritten in UTC
+    (``...Z``), in place: done once, where items are read (search, ``items.json``).
+
+    Every consumer after it - the search's date filter, sorting, solar days, odc-stac's
+    grouping and time labels, the stored ``items.json`` and the cube's provenance - then sees one
+    instant written one way, whatever offset the catalog used.
+    """
+    items = list(items)
+    for item in items:
+        if item.datetime is not None:
+            item.datetime = _in_utc(item.datetime)
+        for key in TIME_PROPERTIES:
+            text = item.properties.get(key)
+            if isinstance(text, str) and not text.endswith("Z"):
+                utc = _in_utc(pystac.utils.str_to_datetime(text))
+                item.properties[key] = pystac.utils.datetime_to_str(utc)
+    return items
 
 
 def solar_day(item: pystac.Item, lon: float) -> dt.date:
@@ -125,6 +159,25 @@ def solar_day(item: pystac.Item, lon: float) -> dt.date:
     even where the UTC date changes during the pass.
     """
     return (acquired(item) + dt.timedelta(hours=lon / 15.0)).date()
+
+
+def without_repeats(items: Iterable[pystac.Item]) -> tuple[list[pystac.Item], list[str]]:
+    """Each item id once; return (kept, the ids of the copies dropped, one per copy).
+
+    An API that pages by offset repeats items when its list shifts between two pages, and a
+    catalog may list an item twice. A repeat is the same item, not a reprocessed scene, so it is
+    dropped (and counted) here, before :func:`keep_newest_processing` compares processings. Of
+    two copies that differ, the higher processing (baseline, then ``updated``) is kept.
+    """
+    kept: dict[str, pystac.Item] = {}
+    repeated: list[str] = []
+    for item in items:
+        if item.id in kept:
+            repeated.append(item.id)
+            if _processing_rank(item) <= _processing_rank(kept[item.id]):
+                continue
+        kept[item.id] = item
+    return list(kept.values()), repeated
 
 
 def keep_newest_processing(items: Iterable[pystac.Item]) -> tuple[list[pystac.Item], list[str]]:

@@ -3,8 +3,10 @@
 A source is either a STAC API root (searched with bbox, datetime and, where the server conforms
 to the Query extension, ``eo:cloud_cover``; pagination followed) or a JSON document - an
 ItemCollection or a static catalog/collection - read from a path or URL and filtered here the
-same way. Either way the cloud filter is applied again client-side, reprocessed duplicates are
-dropped, and items are sorted by (acquisition time, id) so the stored result is deterministic.
+same way. Either way every time is rewritten in UTC as items are read (the date filter, sorting
+and solar days all work from that instant), the cloud filter is applied again client-side, items
+repeated across pages and older processings of reprocessed scenes are dropped, and items are
+sorted by (acquisition time, id) so the stored result is deterministic.
 """
 
 from __future__ import annotations
@@ -19,12 +21,22 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pystac
 
 from ndvicube.errors import NoScenesError, SourceUnreachableError, StorageFullError, is_disk_full
 from ndvicube.geo import BBox
-from ndvicube.search.items import acquired, keep_newest_processing, sort_items
+from ndvicube.search.items import (
+    acquired,
+    in_utc,
+    keep_newest_processing,
+    sort_items,
+    without_repeats,
+)
+
+if TYPE_CHECKING:
+    from ndvicube.search.http import RefusedRequestError
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +100,29 @@ def search(request: SearchRequest, *, allow_empty: bool = False) -> list[pystac.
 
     check_profile(request.profile)
     if _is_json_document(request.url):
-        found = _filter(_read_json_items(request.url), request)
+        found, where = _read_json_items(request.url), f"in {request.url}"
     else:
-        found = _search_api(request)
-    items = normalised(_without_older_processings(found), request.profile)
+        found, where = _search_api(request), "across pages"
+    found = _filter(in_utc(found), request)
+    items = normalised(_deduplicated(found, where), request.profile)
     if not items and not allow_empty:
         raise no_scenes(request)
     log.info("found %d item(s) for area %r", len(items), request.area)
     return items
 
 
-def _without_older_processings(items: Iterable[pystac.Item]) -> list[pystac.Item]:
-    """Keep the newest processing of every scene, logging what was dropped."""
-    kept, dropped = keep_newest_processing(items)
+def _deduplicated(items: Iterable[pystac.Item], where: str) -> list[pystac.Item]:
+    """Each item once, and the newest processing of every scene, logging each kind of drop
+    apart: a repeated item is not a reprocessed scene."""
+    unique, repeated = without_repeats(items)
+    if repeated:
+        log.info(
+            "%d item(s) repeated %s were dropped as duplicates: %s",
+            len(repeated),
+            where,
+            sorted(set(repeated)),
+        )
+    kept, dropped = keep_newest_processing(unique)
     if dropped:
         log.info("dropped %d older processing(s) of reprocessed scenes: %s", len(dropped), dropped)
     return kept
@@ -153,8 +175,9 @@ def _standalone(item: pystac.Item) -> pystac.Item:
 
 
 def read_items(path: str | Path) -> list[pystac.Item]:
-    """Items stored by :func:`write_items`, in their stored order."""
-    return list(pystac.ItemCollection.from_file(str(path)))
+    """Items stored by :func:`write_items`, in their stored order, their times in UTC (a file
+    written by hand or by an older ndvicube may carry offsets)."""
+    return in_utc(pystac.ItemCollection.from_file(str(path)))
 
 
 def _is_json_document(url: str) -> bool:
@@ -169,7 +192,7 @@ def _read_json_items(url: str) -> list[pystac.Item]:
     try:
         data = _load_json(url)
     except (OSError, urllib.error.URLError, ValueError) as exc:
-        raise _unreachable(url, exc) from None
+        raise _source_error(url, exc) from None
     if data.get("type") == "FeatureCollection":
         return list(pystac.ItemCollection.from_dict(data, preserve_dict=False))
     if data.get("type") == "Feature":
@@ -180,7 +203,7 @@ def _read_json_items(url: str) -> list[pystac.Item]:
             raise SourceUnreachableError(f"{url} is neither an ItemCollection nor a STAC catalog.")
         return list(catalog.get_items(recursive=True))
     except (OSError, urllib.error.URLError, ValueError, pystac.STACError) as exc:
-        raise _unreachable(url, exc) from None
+        raise _source_error(url, exc) from None
 
 
 class _BoundedStacIO(pystac.stac_io.DefaultStacIO):
@@ -266,9 +289,9 @@ def _search_api(request: SearchRequest) -> list[pystac.Item]:
         )
         items = list(found.items())
     except (APIError, OSError, urllib.error.URLError, ValueError) as exc:
-        raise _unreachable(request.url, exc) from None
+        raise _source_error(request.url, exc) from None
     log.info("STAC API returned %d item(s) before client-side filtering", len(items))
-    return _filter(items, request)
+    return items
 
 
 def _cloud_query(client, request: SearchRequest) -> dict | None:
@@ -286,8 +309,47 @@ def _cloud_query(client, request: SearchRequest) -> dict | None:
     return None
 
 
+def _source_error(url: str, exc: BaseException) -> SourceUnreachableError:
+    """The one-paragraph error for a source that could not be read: refused by its server
+    (a 4xx with a reason), or not reached."""
+    from ndvicube.search.http import RefusedRequestError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, RefusedRequestError):
+        cause = cause.__cause__ or cause.__context__
+    return _refused(url, cause) if cause is not None else _unreachable(url, exc)
+
+
+def _refused(url: str, refusal: RefusedRequestError) -> SourceUnreachableError:
+    """A server's refusal, quoted: the network worked, so the message never blames it."""
+    from ndvicube.logs import redact_urls
+
+    asked = redact_urls(f"{refusal.request.method} {refusal.request.url}")
+    status = f"HTTP {refusal.status} {refusal.response.reason or ''}".strip()
+    return SourceUnreachableError(
+        f"The STAC source {url} refused the request ({status} to {asked}), saying: "
+        f'"{refusal.reason}". This is the answer of the server, not a network fault, so it '
+        f"was not asked again. {_refusal_hint(refusal.status)}"
+    )
+
+
+def _refusal_hint(status: int) -> str:
+    """What to change for a refusal with ``status``."""
+    if status in (401, 403):
+        return (
+            "It wants credentials or a valid token: check that this archive is open to you and "
+            "that stac.url is its STAC API."
+        )
+    if status == 404:
+        return "Nothing is there: check stac.url and stac.collection."
+    return (
+        "Check stac.url, stac.collection and the area's box and dates; if a later page was "
+        "refused (its paging token expired or was rejected), run the search again."
+    )
+
+
 def _unreachable(url: str, exc: BaseException) -> SourceUnreachableError:
-    """The one-paragraph message shown when the source cannot be read."""
+    """The one-paragraph message shown when the source cannot be reached."""
     return SourceUnreachableError(
         f"Cannot reach the STAC source {url} ({_reason(exc)}). Check the network "
         f"connection and stac.url. To run the whole pipeline offline on the synthetic demo "

@@ -4,7 +4,9 @@
 public API. Each request is either forwarded to the upstream server (body and headers as sent,
 the answer's upstream address rewritten to the proxy's so pagination links come back through it)
 or replaced by a fault from :class:`~ndvicube.testing.faults.Faults`: an error status (429/5xx),
-a dropped connection, or a body cut short. Every request is logged with its fault.
+a dropped connection, or a body cut short. A :class:`Refusal` makes it refuse some requests for
+good, as a server refuses an invalid paging token: a 4xx with a JSON reason. Every request is
+logged with its fault.
 
 Example::
 
@@ -32,6 +34,28 @@ from ndvicube.testing.faults import Faults
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+#: The fault a :class:`Refusal` is logged as.
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Requests the proxy refuses for good, with ``status`` and a JSON ``body`` (not forwarded).
+
+    ``matching`` is looked for in the request's path and body: ``"skip"`` matches every page
+    after the first of ``rustac serve`` (its next links carry ``skip``, in the GET query or the
+    POST body), so the search starts and a later page is refused.
+    """
+
+    matching: str
+    status: int = 400
+    body: bytes = b'{"code": "BadRequest", "description": "invalid token"}'
+
+    def applies(self, path: str, body: bytes) -> bool:
+        """Whether the request for ``path`` with ``body`` is refused."""
+        return self.matching in path or self.matching.encode() in body
+
+
 @dataclass(frozen=True)
 class ProxyRecord:
     """One request the proxy saw."""
@@ -50,9 +74,17 @@ class ProxyRecord:
 class FaultProxy(ThreadedHTTPService):
     """Forward ``http://127.0.0.1:PORT/...`` to ``upstream``, injecting ``faults``."""
 
-    def __init__(self, upstream: str, faults: Faults, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        faults: Faults,
+        *,
+        refusal: Refusal | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults
+        self.refusal = refusal
         self.host = host
         self.records: list[ProxyRecord] = []
         self._lock = threading.Lock()
@@ -98,7 +130,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = self.proxy.faults.decide(urlsplit(self.path).path)
         status, headers, payload, cut = 0, {}, b"", None
-        if fault == fault_kinds.ERROR:
+        refusal = self.proxy.refusal
+        if refusal is not None and refusal.applies(self.path, body):
+            fault, status, payload = REFUSED, refusal.status, refusal.body
+            headers = {"Content-Type": "application/json"}
+        elif fault == fault_kinds.ERROR:
             status = self.proxy.faults.error_status()
             # Throttling says when to come back, as public APIs do; server errors do not.
             headers = {"Retry-After": "1"} if status == 429 else {}
