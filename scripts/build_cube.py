@@ -10,11 +10,14 @@ if __name__ == "__main__":
     with job_logging(snakemake.log[0], job=snakemake.rule):
         from ndvicube.cube.store import working_store  # xarray: imported as the job's work
 
+        # What readers open (results/{area}/ndvi.zarr, a link to the newest version); None
+        # for a tile, which only join_tiles reads.
+        published = snakemake.params.published
         build_cube(
             CubeSpec.from_params(snakemake.params.spec),
             items_path=snakemake.input.scenes,
             out=snakemake.output.cube,
-            work=working_store(snakemake.output.cube),
+            work=working_store(published or snakemake.output.cube),
             skipped_out=snakemake.output.skipped,
             area=snakemake.wildcards.area,
             on_missing_asset=snakemake.params.on_missing_asset,
@@ -27,4 +30,7 @@ if __name__ == "__main__":
             ),
             # Signing (tokens fetched when the job starts) changes no value either.
             profile=snakemake.config["stac"]["profile"],
+            published=published,
+            # Nor does how many published versions stay on disk.
+            versions_kept=snakemake.config["cube_versions_kept"],
         )

@@ -11,4 +11,6 @@ with job_logging(snakemake.log[0], job="join_tiles"):
         crs=snakemake.params.crs,
         skipped=snakemake.input.skipped,
         skipped_out=snakemake.output.skipped,
+        published=snakemake.params.published,
+        versions_kept=snakemake.config["cube_versions_kept"],
     )

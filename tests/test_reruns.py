@@ -275,10 +275,13 @@ def test_output_cache_lets_a_second_working_directory_reuse_the_cube(built, cogs
     result = snakemake(second, second / "config.yaml", "--cores", "2", "--cache", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    assert "Symlinking output file results/seed/ndvi.zarr" in text
+    # The rule's output comes from the cache; ndvi.zarr, the link readers open, is made by a
+    # cube job, and none ran here: it appears with this directory's next cube job (reruns.md).
+    assert "Symlinking output file results/seed/cube/workflow.zarr" in text
     assert [r for r in cogs.requests if r.path.endswith(".tif")] == []  # nothing read again
-    reused = open_cube(second / "results/seed/ndvi.zarr")["ndvi"].values
+    reused = open_cube(second / "results/seed/cube/workflow.zarr")["ndvi"].values
     assert reused.tobytes() == open_cube(built / "results/seed/ndvi.zarr")["ndvi"].values.tobytes()
+    assert not (second / "results/seed/ndvi.zarr").exists()
 
 
 def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):
@@ -336,6 +339,7 @@ def run_killed(work: Path, *, env: dict[str, str], when_log_says: str | None = N
         ("reading and writing", {}, "cube progress: 8/"),
         ("swapping the stores", {"NDVICUBE_CRASH_AT": "swap"}, None),
         ("publishing the output", {"NDVICUBE_CRASH_AT": "publish"}, None),
+        ("releasing the version", {"NDVICUBE_CRASH_AT": "release"}, None),
     ],
 )
 def test_killed_during_an_update_then_a_plain_run_recovers(
@@ -343,6 +347,7 @@ def test_killed_during_an_update_then_a_plain_run_recovers(
 ):
     work = copy_of(built, tmp_path)
     edit_config(work, stac__max_cloud_cover=40)
+    link, output = work / "results/seed/ndvi.zarr", work / "results/seed/cube/workflow.zarr"
     with RangeHTTPServer(catalog.root, latency_s=0.05) as slow:  # so the kill lands mid-read
         rewrite_hrefs(catalog.items, work / "catalog.json", slow.url, catalog.root)
         run_killed(work, env=env, when_log_says=when_log_says)
@@ -353,21 +358,33 @@ def test_killed_during_an_update_then_a_plain_run_recovers(
             assert read_attrs(kept.with_name("ndvi.zarr.old"))["ndvicube:days"] == days
         elif moment == "publishing the output":  # the store is updated, its links not in place
             assert read_attrs(kept)["ndvicube:days"] != days
-            assert not (work / "results/seed/ndvi.zarr").exists()
+            assert not output.exists()
+        elif moment == "releasing the version":  # the new version is made, the link not moved
+            assert read_attrs(kept)["ndvicube:days"] != days
+            assert read_attrs(link.parent / "cube/v2.zarr")["ndvicube:days"] != days
         else:  # the previous complete store is intact
             assert read_attrs(kept)["ndvicube:days"] == days
+        # Whatever the moment, readers still find the previous cube, whole.
+        assert os.readlink(link) == "cube/v1.zarr"
+        assert read_attrs(link)["ndvicube:days"] == days
         assert snakemake(work, work / "config.yaml", "--unlock").returncode == 0
         result = snakemake(work, work / "config.yaml", "--cores", "2")
         assert result.returncode == 0, result.stderr[-3000:]
-    store = work / "results/seed/ndvi.zarr"
     reference = updated / "results/seed/ndvi.zarr"
-    assert open_cube(store)["ndvi"].values.tobytes() == (
-        open_cube(reference)["ndvi"].values.tobytes()
-    )
-    assert read_attrs(store)["ndvicube:days"] == read_attrs(reference)["ndvicube:days"]
+    for store in (link, output):
+        assert open_cube(store)["ndvi"].values.tobytes() == (
+            open_cube(reference)["ndvi"].values.tobytes()
+        )
+        assert read_attrs(store)["ndvicube:days"] == read_attrs(reference)["ndvicube:days"]
     leftovers = [p.name for p in (work / "results/seed/.work").iterdir()]
     assert leftovers == ["ndvi.zarr"]  # no .partial, no .old
-    assert not store.with_name("ndvi.zarr.linking").exists()
+    # One new version (a version made before the kill is the one the link names now), no
+    # half-linked one, no link left beside ndvi.zarr.
+    assert sorted(p.name for p in link.parent.glob("cube/*")) == [
+        "v1.zarr", "v2.zarr", "workflow.zarr"
+    ]  # fmt: skip
+    assert os.readlink(link) == "cube/v2.zarr"
+    assert sorted(p.name for p in link.parent.glob("ndvi.zarr*")) == ["ndvi.zarr"]
     assert not (work / ".snakemake/backups").exists()  # nothing for Snakemake to restore
 
 
@@ -403,6 +420,7 @@ def test_a_full_disk_during_an_update_loses_nothing_and_a_plain_run_recovers(
             read_attrs(kept)["ndvicube:days"]
             == read_attrs(built / "results/seed/ndvi.zarr")["ndvicube:days"]
         )  # the previous store, complete
+        assert read_attrs(work / "results/seed/ndvi.zarr") == read_attrs(kept)  # still read
         assert not kept.with_name("ndvi.zarr.partial").exists()  # its space given back
         # Space is freed (here: the disk grows); a plain run completes, reading only new days.
         subprocess.run(["mount", "-o", f"remount,size={4 * size_kb}k", str(mount)], check=True)
@@ -420,3 +438,138 @@ def test_a_full_disk_during_an_update_loses_nothing_and_a_plain_run_recovers(
         assert (work / "results/seed/skipped.csv").is_file()
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+#: A reader in its own process, as a notebook or a dashboard polling the cube would be: it
+#: opens the version ``ndvi.zarr`` names (as the README says) and reads it all, in a loop, each
+#: read logged with its time span and a digest of the time axis and the pixels (or the error).
+READER = """
+import hashlib, json, os, sys, time
+import xarray as xr
+
+link, out, stop = sys.argv[1:]
+with open(out, "w") as log:
+    while not os.path.exists(stop):
+        started = time.time()
+        try:
+            cube = xr.open_zarr(os.path.realpath(link), consolidated=True)
+            data = cube["time"].values.tobytes() + cube["ndvi"].values.tobytes()
+            row = {"digest": hashlib.sha256(data).hexdigest()}
+        except Exception as error:
+            row = {"error": repr(error)}
+        log.write(json.dumps(row | {"started": started, "ended": time.time()}) + "\\n")
+        log.flush()
+"""
+
+
+def cube_digest(store: Path) -> str:
+    """The reader's digest of a cube store: its time axis and every pixel."""
+    cube = open_cube(store)
+    return hashlib.sha256(cube["time"].values.tobytes() + cube["ndvi"].values.tobytes()).hexdigest()
+
+
+def logged_span(log: Path) -> tuple[float, float]:
+    """Epoch seconds of the first and last record of a job log (local time, as logged)."""
+    import datetime as dt
+
+    stamps = [
+        dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for line in log.read_text().splitlines()
+        if line[:4].isdigit()
+    ]
+    return stamps[0], stamps[-1]
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The reader's log so far."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    """Poll ``condition()`` every 50 ms until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_reader_sees_the_old_or_the_new_cube_whole_during_a_rerun(built, updated, tmp_path):
+    work = copy_of(built, tmp_path)
+    link = work / "results/seed/ndvi.zarr"
+    old, new = (
+        cube_digest(built / "results/seed/ndvi.zarr"),
+        cube_digest(updated / "results/seed/ndvi.zarr"),
+    )
+    assert old != new
+    held = open_cube(link)["ndvi"]  # a notebook's handle, opened before the rerun, read after
+    edit_config(work, stac__max_cloud_cover=40)
+    reads, stop = tmp_path / "reads.jsonl", tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(link), str(reads), str(stop)])
+    try:
+        wait_until(lambda: len(read_rows(reads)) >= 2)
+        result = snakemake(work, work / "config.yaml", "--cores", "2")
+        assert result.returncode == 0, result.stderr[-3000:]
+        finished = time.time()
+        wait_until(lambda: sum(r["started"] > finished for r in read_rows(reads)) >= 2)
+    finally:
+        stop.touch()
+        reader.wait(timeout=60)
+    rows = read_rows(reads)
+    assert [r for r in rows if "error" in r] == []  # every open succeeded
+    digests = [r["digest"] for r in rows]
+    assert set(digests) == {old, new}  # every read was one cube or the other, whole
+    assert digests == sorted(digests, key=[old, new].index)  # old, then new for good
+    # Reads went on while the cube job ran (its output deleted, its store being rewritten),
+    # and saw the old cube.
+    job_started, job_logged_last = logged_span(work / "results/seed/logs/cube.log")
+    during = [r for r in rows if job_started < r["started"] and r["ended"] < job_logged_last]
+    assert during and {r["digest"] for r in during} == {old}
+    # The handle opened before the rerun pinned its version: the same values after it.
+    reference = open_cube(built / "results/seed/ndvi.zarr")["ndvi"]
+    assert held.values.tobytes() == reference.values.tobytes()
+    assert str(held["time"].values[-1]) == str(reference["time"].values[-1])
+    # That version is kept (cube_versions_kept: 2), read-only; the link names the new one.
+    versions = link.parent / "cube"
+    assert sorted(p.name for p in versions.iterdir()) == ["v1.zarr", "v2.zarr", "workflow.zarr"]
+    assert os.readlink(link) == "cube/v2.zarr"
+    files = [p for p in (versions / "v1.zarr").rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o222 == 0 for p in files)
+
+
+def fake_store(path: Path, tag: str) -> Path:
+    """A finished store as publishing sees it: consolidated metadata and a chunk file."""
+    (path / "ndvi").mkdir(parents=True)
+    (path / ".zmetadata").write_text(tag)
+    (path / "ndvi/0.0.0").write_text(tag)
+    return path
+
+
+def test_versions_beyond_the_kept_count_are_removed(tmp_path):
+    from ndvicube.cube.versions import pinned, release
+
+    link = tmp_path / "results/seed/ndvi.zarr"
+    folder = link.parent / "cube"
+    first = fake_store(tmp_path / "a.zarr", "a")
+    assert release(first, link, keep=2) == folder / "v1.zarr"
+    assert release(first, link, keep=2) == folder / "v1.zarr"  # the same store: no duplicate
+    assert os.path.samefile(first / "ndvi/0.0.0", link / "ndvi/0.0.0")  # links: no space taken
+    (folder / "v7.zarr.linking").mkdir()  # left by a job killed while linking
+    release(fake_store(tmp_path / "b.zarr", "b"), link, keep=2)
+    held = pinned(link)  # a reader pins v2 here
+    release(fake_store(tmp_path / "c.zarr", "c"), link, keep=2)
+    assert sorted(p.name for p in folder.iterdir()) == ["v2.zarr", "v3.zarr"]  # v1: 2 newer
+    assert (held / "ndvi/0.0.0").read_text() == "b" and (link / "ndvi/0.0.0").read_text() == "c"
+    release(fake_store(tmp_path / "d.zarr", "d"), link, keep=1)
+    assert sorted(p.name for p in folder.iterdir()) == ["v4.zarr"]
+    assert os.readlink(link) == "cube/v4.zarr" and (link / ".zmetadata").read_text() == "d"
+    assert sorted(p.name for p in link.parent.iterdir()) == ["cube", "ndvi.zarr"]
+
+
+def test_a_cube_published_before_versions_is_replaced_by_the_link(tmp_path):
+    """The layout before versions: ndvi.zarr was the rule's output, a real directory."""
+    from ndvicube.cube.versions import release
+
+    link = fake_store(tmp_path / "results/seed/ndvi.zarr", "old layout")
+    release(fake_store(tmp_path / "new.zarr", "new"), link, keep=2)
+    assert link.is_symlink() and (link / ".zmetadata").read_text() == "new"
+    assert sorted(p.name for p in link.parent.iterdir()) == ["cube", "ndvi.zarr"]

@@ -90,6 +90,8 @@ class Settings:
     indices: tuple[str, ...] = DEFAULT_INDICES
     """Catalogue names of the cube's indices (the first is the quick-look's)."""
     on_missing_asset: str = "fail"
+    cube_versions_kept: int = 2
+    """Published versions of each area's cube kept on disk (:mod:`ndvicube.cube.versions`)."""
     smoothing: Smoothing = field(default_factory=Smoothing)
     phenology: Phenology = field(default_factory=Phenology)
     """With ``index`` resolved: the configured one, or the first of :attr:`indices`."""
@@ -138,6 +140,7 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
         cloud_mask=CloudMask(**filled["cloud_mask"]),
         indices=indices,
         on_missing_asset=filled["on_missing_asset"],
+        cube_versions_kept=filled["cube_versions_kept"],
         smoothing=Smoothing.from_section(smoothing),
         phenology=Phenology(**phenology),
         polygon_series=PolygonSeries(**filled["polygon_series"]),

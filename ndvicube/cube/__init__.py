@@ -19,6 +19,8 @@
 * :mod:`ndvicube.cube.indices` - spectral indices by name (``spyndex``) and the bands they need.
 * :mod:`ndvicube.cube.store` - the Zarr store: written block by block, published by hard
   links, opened with its CRS; the attributes that record its days and grid.
+* :mod:`ndvicube.cube.versions` - the published versions readers open: read-only hard links,
+  the ``ndvi.zarr`` link moved to the newest in one rename, the oldest deleted.
 * :mod:`ndvicube.cube.update` - which days of an existing store can be copied, not read.
 * :mod:`ndvicube.cube.tiles` - an area split into tile jobs, and joined without a copy.
 """

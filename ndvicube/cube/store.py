@@ -226,12 +226,16 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     series' columns do too. With ``dask=False`` the variables are xarray's lazy arrays over
     Zarr, not Dask arrays: a job that reads a few pixels (the point series) then does not import
     Dask (0.9 s) or build a graph. ``.rio`` needs ``import rioxarray`` by the caller (1.2 s,
-    so only the jobs that use it pay it); :func:`cube_crs` reads the CRS without it.
+    so only the jobs that use it pay it); :func:`cube_crs` reads the CRS without it. A symbolic
+    link (``results/{area}/ndvi.zarr``) is resolved first: the handle reads the version it
+    named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`).
     """
     from ndvicube.cube.indices import column
 
     chunks = {} if dask else None
-    dataset = xr.open_zarr(path, consolidated=True, decode_coords="all", chunks=chunks)
+    dataset = xr.open_zarr(
+        os.path.realpath(path), consolidated=True, decode_coords="all", chunks=chunks
+    )
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
     listed = [column(name) for name in grid.get("indices", [])]
     ordered = [n for n in listed if n in dataset.data_vars]
@@ -252,8 +256,8 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
-    """Dataset attributes of a cube store, JSON values decoded."""
-    dataset = xr.open_zarr(path, consolidated=True)
+    """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
+    dataset = xr.open_zarr(os.path.realpath(path), consolidated=True)
     return {k: _maybe_json(v) for k, v in dataset.attrs.items()}
 
 
@@ -328,13 +332,15 @@ def working_store(out: str | Path) -> Path:
     return out.parent / ".work" / out.name
 
 
-def publish(store: str | Path, out: str | Path) -> Path:
+def publish(store: str | Path, out: str | Path, *, read_only: bool = False) -> Path:
     """Make ``out`` a hard-linked copy of the finished ``store``: no pixel is copied.
 
     The cube job keeps its store outside Snakemake's outputs (``results/{area}/.work/``), so
-    Snakemake never deletes or backs it up, and publishes it as the rule's output. The links
-    go to ``<out>.linking`` first and are renamed into place, so ``out`` is never half there;
-    on a failure (a full disk) the links are removed and ``store`` is untouched.
+    Snakemake never deletes or backs it up, and publishes it as the rule's output (and as a
+    version, :mod:`.versions`). The links go to ``<out>.linking`` first and are renamed into
+    place, so ``out`` is never half there; on a failure (a full disk) the links are removed and
+    ``store`` is untouched. With ``read_only`` the files lose their write bits before the
+    rename: they are the store's own files (hard links), which nothing writes in place.
     """
     from ndvicube.cube.tiles import link_or_copy
 
@@ -343,6 +349,8 @@ def publish(store: str | Path, out: str | Path) -> Path:
     remove(linking)
     try:
         shutil.copytree(store, linking, copy_function=link_or_copy)
+        if read_only:
+            make_read_only(linking)
         crash_point("publish")
     except BaseException as error:
         remove(linking)
@@ -358,12 +366,23 @@ def publish(store: str | Path, out: str | Path) -> Path:
     return out
 
 
+def make_read_only(tree: Path) -> None:
+    """Clear the write bits of every file under ``tree`` (directories stay writable, so
+    ``rm -r`` still works). A file another user owns (a shared cache's) is left as it is."""
+    for folder, _, files in os.walk(tree):
+        for name in files:
+            file = os.path.join(folder, name)
+            with contextlib.suppress(PermissionError):
+                os.chmod(file, os.stat(file).st_mode & ~0o222)
+
+
 def crash_point(name: str) -> None:
     """Kill this job's whole process group here when ``NDVICUBE_CRASH_AT`` names ``name``.
 
     The kill tests' way to stop a run at an exact moment of an update (``swap``: between the
-    swap's two renames; ``publish``: the links made, not yet renamed) with a real SIGKILL, as
-    a power loss would; it does nothing unless that variable is set.
+    swap's two renames; ``publish``: the links made, not yet renamed; ``release``: a new
+    version made, the link readers open not yet pointed at it) with a real SIGKILL, as a power
+    loss would; it does nothing unless that variable is set.
     """
     if os.environ.get("NDVICUBE_CRASH_AT") == name:
         import signal

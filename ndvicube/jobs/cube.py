@@ -25,21 +25,27 @@ def build_cube(
     on_missing_asset: str = "fail",
     config: Mapping[str, Any] | None = None,
     profile: str = "earth-search",
+    published: str | Path | None = None,
+    versions_kept: int = 2,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
     Days the store already holds with the same items and grid are copied, not read
     (:mod:`ndvicube.cube.build`). The store is ``out``, or with ``work`` the store kept there
     between runs, published as ``out`` by hard links (so Snakemake never deletes the store the
-    next run reuses). A scene whose assets are unusable or unreadable stops the job naming it,
-    or with ``on_missing_asset="skip"`` is left out and listed in ``skipped_out``
-    (:mod:`ndvicube.read.missing`). Under the ``planetary-computer`` ``profile`` hrefs are
-    signed in memory only. ``compute`` says how (default: threads in this process, the
-    range reader); ``config`` is recorded in the store's provenance.
+    next run reuses). With ``published`` (``results/{area}/ndvi.zarr``, what readers open) it
+    is also published as a read-only version that link then names, the ``versions_kept``
+    newest kept (:mod:`ndvicube.cube.versions`). A scene whose assets are unusable or
+    unreadable stops the job naming it, or with ``on_missing_asset="skip"`` is left out and
+    listed in ``skipped_out`` (:mod:`ndvicube.read.missing`). Under the
+    ``planetary-computer`` ``profile`` hrefs are signed in memory only. ``compute`` says how
+    (default: threads in this process, the range reader); ``config`` is recorded in the
+    store's provenance.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
     from ndvicube.cube.store import publish
+    from ndvicube.cube.versions import release
     from ndvicube.logs import redact_urls_in_logs
     from ndvicube.read.missing import check_policy, usable_items, write_skipped
     from ndvicube.search.profiles import signed
@@ -59,4 +65,6 @@ def build_cube(
         write_skipped(skipped, skipped_out)
     if work is not None:
         publish(store, out)
+    if published is not None:
+        release(store, published, keep=versions_kept)
     return Path(out)

@@ -92,6 +92,16 @@ def get_area_tile_skips(wildcards):
     return [path.replace(".zarr", ".skipped.csv") for path in get_area_tiles(wildcards)]
 
 
+def get_cube_link(wildcards):
+    """What readers open: results/{area}/ndvi.zarr, a link to the newest published version.
+
+    No rule's output (Snakemake would delete it when the job starts); None for a tile.
+    """
+    if "tile" in wildcards.keys():
+        return None
+    return f"results/{wildcards.area}/ndvi.zarr"
+
+
 def get_tile(wildcards):
     """The tile a cube job builds (None: the whole area)."""
     if "tile" not in wildcards.keys():
@@ -148,7 +158,7 @@ QUICKLOOK_SOURCE = (
     "composites.zarr"
     if SETTINGS.composites is not None
     and SETTINGS.indices[0] in SETTINGS.composites.indices
-    else "ndvi.zarr"
+    else "cube/workflow.zarr"
 )
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
@@ -208,7 +218,7 @@ def get_final_outputs(wildcards):
         outputs += [
             # A target itself: after a failed cube job (its output removed), the next run
             # rebuilds it, and what reads it, instead of calling the older tables up to date.
-            f"results/{area}/ndvi.zarr",
+            f"results/{area}/cube/workflow.zarr",
             f"results/{area}/series_raw.csv",
             f"results/{area}/series_smoothed.csv",
             f"results/{area}/phenology.csv",

@@ -5,7 +5,7 @@
 
 rule composites:
     input:
-        cube="results/{area}/ndvi.zarr",
+        cube="results/{area}/cube/workflow.zarr",
     output:
         # Hard links of what the job keeps in results/{area}/.work/ between runs (as the cube).
         store=directory("results/{area}/composites.zarr"),

@@ -2,6 +2,9 @@
 # and write the masked index cube to Zarr.
 # An area with `tiles: [rows, cols]` is built by one `cube_tile` job per tile and joined by
 # `join_tiles` (hard links, no copy); other areas by one `cube` job.
+# Readers open results/{area}/ndvi.zarr: no rule's output (Snakemake deletes an output when its
+# job starts), but a link the job points at the newest read-only version cube/v{N}.zarr, in one
+# rename; the later rules read the output cube/workflow.zarr (docs/reruns.md).
 
 
 rule cube:
@@ -10,7 +13,7 @@ rule cube:
     output:
         # Hard links of the store the job keeps in results/{area}/.work/ between runs: it copies
         # the days that store already holds and reads only new scenes (docs/reruns.md).
-        cube=directory("results/{area}/ndvi.zarr"),
+        cube=directory("results/{area}/cube/workflow.zarr"),
         # Scenes left out under `on_missing_asset: skip` (a header only when none was).
         skipped="results/{area}/skipped.csv",
     log:
@@ -33,6 +36,8 @@ rule cube:
         spec=get_cube_spec,
         on_missing_asset=SETTINGS.on_missing_asset,
         provenance=get_cube_config,
+        # The link readers open, published by the job (None for a tile).
+        published=get_cube_link,
     script:
         "../../scripts/build_cube.py"
 
@@ -56,7 +61,7 @@ rule join_tiles:
         # failed tile job (its output removed) is rebuilt by the next run, not left behind.
         scenes="results/{area}/items.json",
     output:
-        cube=directory("results/{area}/ndvi.zarr"),
+        cube=directory("results/{area}/cube/workflow.zarr"),
         skipped="results/{area}/skipped.csv",
     log:
         "results/{area}/logs/join_tiles.log",
@@ -68,5 +73,6 @@ rule join_tiles:
         split=get_area_split,
         crs=get_area_crs,
         provenance=get_cube_config,
+        published=get_cube_link,
     script:
         "../../scripts/join_tiles.py"

@@ -5,7 +5,7 @@
 
 rule tables:
     input:
-        cube="results/{area}/ndvi.zarr",
+        cube="results/{area}/cube/workflow.zarr",
         points=get_points_file,
     output:
         raw=report(
@@ -39,7 +39,7 @@ rule tables:
 # clear fraction as weight (whittaker), and their seasons.
 rule polygon_tables:
     input:
-        cube="results/{area}/ndvi.zarr",
+        cube="results/{area}/cube/workflow.zarr",
         polygons=get_polygons_file,
     output:
         raw=report(
