@@ -573,3 +573,19 @@ def test_a_cube_published_before_versions_is_replaced_by_the_link(tmp_path):
     release(fake_store(tmp_path / "new.zarr", "new"), link, keep=2)
     assert link.is_symlink() and (link / ".zmetadata").read_text() == "new"
     assert sorted(p.name for p in link.parent.iterdir()) == ["cube", "ndvi.zarr"]
+
+
+def test_a_working_directory_from_before_versions_is_published_without_reading(
+    built, cogs, tmp_path
+):
+    """Before versions, ndvi.zarr was the cube rule's output: a directory of hard links."""
+    work = copy_of(built, tmp_path)
+    link = work / "results/seed/ndvi.zarr"
+    link.unlink()
+    shutil.copytree(work / "results/seed/cube/v1.zarr", link, copy_function=os.link)
+    shutil.rmtree(work / "results/seed/cube")
+    planned, read = run(work, cogs)
+    assert planned == {"cube": 1, "tables": 1, "figures": 1, "quicklook": 1, "all": 1}
+    assert read == set()  # the kept store is current: published again, nothing read
+    assert os.readlink(link) == "cube/v1.zarr"
+    assert cube_digest(link) == cube_digest(built / "results/seed/ndvi.zarr")
