@@ -69,6 +69,7 @@ def stored_items(work: Path) -> dict[str, dict]:
 
 def test_nothing_changed_plans_nothing_and_returns_fast(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
+    edit_config(work, cube_versions_kept=5)  # how many versions stay changes no value
     planned, read = run(work, cogs)
     assert planned == {} and read == set()
     started = time.monotonic()
@@ -145,7 +146,7 @@ def test_start_moved_earlier_reads_only_the_new_month(built, cogs, tmp_path):
 def test_cloud_limit_changed_reads_only_affected_days(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
     before = stored_items(work)
-    edit_config(work, stac__max_cloud_cover=15)
+    edit_config(work, stac__max_cloud_cover=15, cube_versions_kept=1)
     planned, read = run(work, cogs)
     assert planned["search"] == 1 and planned["cube"] == 1  # one search for February to May
     after = stored_items(work)
@@ -162,6 +163,10 @@ def test_cloud_limit_changed_reads_only_affected_days(built, cogs, tmp_path):
     gone = set(days(before)) - set(days(after))
     cube_days = {str(t)[:10] for t in open_cube(work / "results/seed/ndvi.zarr")["time"].values}
     assert cube_days == set(days(after)) and not gone & cube_days
+    # cube_versions_kept: 1 - the first version went when the second was published.
+    assert sorted(p.name for p in (work / "results/seed/cube").iterdir()) == [
+        "v2.zarr", "workflow.zarr"
+    ]  # fmt: skip
 
 
 def test_cloud_mask_changed_rebuilds_every_day(built, cogs, tmp_path):
