@@ -447,22 +447,24 @@ def test_a_full_disk_during_an_update_loses_nothing_and_a_plain_run_recovers(
 
 #: A reader in its own process, as a notebook or a dashboard polling the cube would be: it
 #: opens the version ``ndvi.zarr`` names (as the README says) and reads it all, in a loop, each
-#: read logged with its time span and a digest of the time axis and the pixels (or the error).
+#: read logged with its time span and a digest of the time axis and the pixels (or the error),
+#: and whether the rule's output existed as it started (Snakemake deletes it for the cube job).
 READER = """
 import hashlib, json, os, sys, time
 import xarray as xr
 
-link, out, stop = sys.argv[1:]
+link, output, out, stop = sys.argv[1:]
 with open(out, "w") as log:
     while not os.path.exists(stop):
-        started = time.time()
+        started, output_there = time.time(), os.path.exists(output)
         try:
             cube = xr.open_zarr(os.path.realpath(link), consolidated=True)
             data = cube["time"].values.tobytes() + cube["ndvi"].values.tobytes()
             row = {"digest": hashlib.sha256(data).hexdigest()}
         except Exception as error:
             row = {"error": repr(error)}
-        log.write(json.dumps(row | {"started": started, "ended": time.time()}) + "\\n")
+        row |= {"started": started, "ended": time.time(), "output": output_there}
+        log.write(json.dumps(row) + "\\n")
         log.flush()
 """
 
@@ -498,7 +500,9 @@ def wait_until(condition, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_a_reader_sees_the_old_or_the_new_cube_whole_during_a_rerun(built, updated, tmp_path):
+def test_a_reader_sees_the_old_or_the_new_cube_whole_during_a_rerun(
+    built, updated, catalog, tmp_path
+):
     work = copy_of(built, tmp_path)
     link = work / "results/seed/ndvi.zarr"
     old, new = (
@@ -509,10 +513,16 @@ def test_a_reader_sees_the_old_or_the_new_cube_whole_during_a_rerun(built, updat
     held = open_cube(link)["ndvi"]  # a notebook's handle, opened before the rerun, read after
     edit_config(work, stac__max_cloud_cover=40)
     reads, stop = tmp_path / "reads.jsonl", tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(link), str(reads), str(stop)])
+    output = link.parent / "cube/workflow.zarr"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(link), str(output), str(reads), str(stop)]
+    )
     try:
         wait_until(lambda: len(read_rows(reads)) >= 2)
-        result = snakemake(work, work / "config.yaml", "--cores", "2")
+        # A slow object store, so the cube job (its output deleted meanwhile) lasts seconds.
+        with RangeHTTPServer(catalog.root, latency_s=0.05) as slow:
+            rewrite_hrefs(catalog.items, work / "catalog.json", slow.url, catalog.root)
+            result = snakemake(work, work / "config.yaml", "--cores", "2")
         assert result.returncode == 0, result.stderr[-3000:]
         finished = time.time()
         wait_until(lambda: sum(r["started"] > finished for r in read_rows(reads)) >= 2)
@@ -529,6 +539,8 @@ def test_a_reader_sees_the_old_or_the_new_cube_whole_during_a_rerun(built, updat
     job_started, job_logged_last = logged_span(work / "results/seed/logs/cube.log")
     during = [r for r in rows if job_started < r["started"] and r["ended"] < job_logged_last]
     assert during and {r["digest"] for r in during} == {old}
+    no_output = [r for r in rows if not r["output"]]
+    assert len(no_output) >= len(during) and {r["digest"] for r in no_output} == {old}
     # The handle opened before the rerun pinned its version: the same values after it.
     reference = open_cube(built / "results/seed/ndvi.zarr")["ndvi"]
     assert held.values.tobytes() == reference.values.tobytes()
