@@ -204,7 +204,7 @@ def test_phenology_finds_each_wheat_season_of_the_half_year(local_run, catalog):
 
 def test_snakemake_exits_when_its_last_job_ends(catalog, tmp_path):
     """Snakemake's scheduler leaves a 1 s timer behind after its last pass (non-daemon: the
-    interpreter waits for it); the workflow's hooks cancel it (ndvicube/snakemake_exit.py), so
+    interpreter waits for it); the workflow's hooks cancel it (ndvicube/jobs/snakemake_exit.py), so
     the process ends well within that second of its last job's end (before: 1.5 s later)."""
     (tmp_path / "pts.csv").write_text(catalog.points.read_text())
     cfg = write_config(tmp_path / "config.yaml", demo_config(str(catalog.items), "pts.csv"))

@@ -10,6 +10,8 @@ benchmarks run exactly what the rules run, in one process.
 * :mod:`~ndvicube.jobs.figures` - rule ``figures``: point figures and the overview.
 * :mod:`~ndvicube.jobs.quicklook` - rule ``quicklook``: the area's maps.
 * :mod:`~ndvicube.jobs.composites` - rule ``composites``: composites store and COGs.
+* :mod:`~ndvicube.jobs.snakemake_exit` - the workflow's ``onsuccess``/``onerror`` hooks: the
+  ``snakemake`` process exits when its last job ends, not a second later.
 
 The job modules import their stage's code inside each function, so importing this package
 costs a few milliseconds and a job pays only for its own imports. A job function has the name

@@ -244,14 +244,18 @@ DEMO_DIR = (
 )
 
 
-# Exit as soon as the last job is done, not one idle second later (ndvicube/snakemake_exit.py).
+# Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).
 onsuccess:
-    from ndvicube.snakemake_exit import cancel_rescheduling_timers
+    from ndvicube.jobs.snakemake_exit import cancel_rescheduling_timers
 
-    logger.debug(f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)")
+    logger.debug(
+        f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
+    )
 
 
 onerror:
-    from ndvicube.snakemake_exit import cancel_rescheduling_timers
+    from ndvicube.jobs.snakemake_exit import cancel_rescheduling_timers
 
-    logger.debug(f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)")
+    logger.debug(
+        f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
+    )
