@@ -12,21 +12,26 @@ built from the Earth-Search-shaped catalog.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from ndvicube.compute import Compute
+from ndvicube.cube.spec import Chunking
 from ndvicube.demo.pc import planetary_computer_copy
 from ndvicube.errors import ItemMetadataError
+from ndvicube.jobs import build_cube
 from ndvicube.search.items import band_scaling
 from ndvicube.search.profiles import PC_ASSET_KEYS, normalised
-from ndvicube.search.stac import read_items
+from ndvicube.search.stac import read_items, write_items
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.pgstacserver import PgstacServer
 from ndvicube.testing.rangeserver import RangeHTTPServer
@@ -251,3 +256,90 @@ def test_a_failing_signed_read_is_reported_without_the_token(
     for text in (log, result.stderr, result.stdout):
         assert SIGNATURE not in text and "sig=" not in text
     assert not (tmp_path / "results/seed/ndvi.zarr").exists()
+
+
+# --- SAS tokens that expire mid-job (issue 27) ------------------------------------------------
+
+TOKEN_S = 5  # the loopback endpoint's token lifetime; Planetary Computer's: about 45 minutes
+#: Per request: GDAL makes 3 to 4 requests per COG one after another, the range reader 2 at once.
+LATENCY_S = {"range": 1.6, "gdal": 0.5}
+
+
+@pytest.fixture(scope="module")
+def expiring(catalog, pc_catalog, tmp_path_factory):
+    """Six PC items normalised as the search job stores them, the cube of their Earth-Search
+    twins from local files (one solar day per block: a job of many round trips), and a private
+    container that takes a token only until its ``se=``."""
+    from tests.fault_helpers import CUBE, items_subset
+
+    work = tmp_path_factory.mktemp("expiring")
+    es = json.loads(items_subset(catalog, work / "es.json").read_text())
+    es["features"] = es["features"][:6]
+    (work / "es.json").write_text(json.dumps(es))
+    spec = dataclasses.replace(CUBE, cube=Chunking(time_chunk=1))
+    build_cube(spec, items_path=work / "es.json", out=work / "clean.zarr")
+    es_to_pc = {e: p for p, e in ids_pc_to_es(catalog, pc_catalog).items()}
+    wanted = {es_to_pc[f["id"]] for f in es["features"]}
+    items = normalised([i for i in read_items(pc_catalog.items) if i.id in wanted], PROFILE)
+    write_items(items, work / "pc.json")
+    account = work / "account"
+    shutil.copytree(catalog.root / "cogs", account / "sentinel2-l2/cogs", copy_function=os.link)
+    return {"spec": spec, "items": work / "pc.json", "clean": work / "clean.zarr",
+            "account": account}  # fmt: skip
+
+
+PROFILE = "planetary-computer"
+
+
+@pytest.mark.parametrize(
+    ("reader", "scheduler", "margin"),
+    [("range", "threads", None), ("range", "threads", -3.0), ("gdal", "threads", None),
+     ("range", "local", None)],
+)  # fmt: skip
+def test_tokens_are_renewed_before_they_expire_and_after_a_403(
+    expiring, tmp_path, monkeypatch, reader, scheduler, margin
+):
+    """Tokens of 5 s, a job of more: before, every read after the first token's expiry was
+    refused (403) and the job failed. Now hrefs are signed again within half the token's
+    lifetime of its expiry (no 403 at all), or - with a margin of -3 s, as a clock 3 s behind
+    the store's would use it - once a read is refused on an expired token; in every worker
+    process under a local cluster too."""
+    from ndvicube.read import remote
+    from ndvicube.search import profiles
+    from tests.fault_helpers import ndvi_chunks
+
+    if margin is not None:
+        monkeypatch.setattr(profiles, "TOKEN_MARGIN_S", margin)
+    monkeypatch.setattr(profiles, "_TOKENS", {})
+    latency = LATENCY_S[reader]
+    with (
+        SasTokenServer(valid_s=TOKEN_S, expiring=True) as sas,
+        RangeHTTPServer(expiring["account"], sas_token=sas.accepts, latency_s=latency) as blobs,
+    ):
+        for name, value in {"http_proxy": blobs.url, "no_proxy": "127.0.0.1,localhost",
+                            "PC_SDK_SAS_URL": sas.url}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        remote.reset()  # stores made afresh, through the proxy
+        started = time.monotonic()
+        build_cube(
+            expiring["spec"],
+            items_path=expiring["items"],
+            out=tmp_path / "ndvi.zarr",
+            compute=Compute(reader=reader, scheduler=scheduler, threads=2),
+            profile=PROFILE,
+        )
+        took = time.monotonic() - started
+        cogs = [r for r in blobs.requests if r.path.endswith(".tif")]
+        tokens = len(sas.requests)
+    remote.reset()
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(expiring["clean"])
+    assert took > TOKEN_S + 1  # the job outlived its first token
+    refused = [r for r in cogs if r.status == 403]
+    processes = 2 if scheduler == "local" else 1  # each worker asks for its own
+    renewals = took / (TOKEN_S - (TOKEN_S / 2 if margin is None else margin)) + 1
+    assert 2 <= tokens <= processes * (renewals + 1) + 1, (tokens, took)
+    if margin is None:
+        assert not refused  # renewed before expiry: no read was refused
+    else:
+        assert refused  # used up to expiry; each refused read signed again and asked again
+    assert {r.path for r in cogs if r.status in (200, 206)} == {r.path for r in cogs}

@@ -10,19 +10,33 @@ asks.
 from __future__ import annotations
 
 import collections
+import json
 import logging
+import math
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import rasterio
 
+from ndvicube.compute import Compute
+from ndvicube.errors import UnreadableAssetError
 from ndvicube.jobs import build_cube
 from ndvicube.read import remote
-from ndvicube.read.retries import with_retries
-from ndvicube.testing.rangeserver import RangeHTTPServer
-from tests.fault_helpers import CUBE, cog_path, items_subset, ndvi_chunks, served_features
+from ndvicube.read.retries import THROTTLE, retry_after_s, with_retries
+from ndvicube.search.stac import search
+from ndvicube.testing.rangeserver import THROTTLED, RangeHTTPServer, Throttle
+from tests.fault_helpers import (
+    CUBE,
+    cog_path,
+    demo_request,
+    items_subset,
+    ndvi_chunks,
+    served_features,
+)
 
 # --- formats no retry can fix ------------------------------------------------------------------
 
@@ -102,3 +116,111 @@ def test_a_codec_gdal_lacks_fails_at_once():
     with pytest.raises(Exception, match="missing codec"):
         with_retries(read, "http://host/B04.tif", sleep=lambda s: None)
     assert calls == [1]
+
+
+# --- throttling: 429/503 with Retry-After -------------------------------------------------------
+
+FEW = 4  # items (12 COGs): a quick build that still reads many COGs at once
+
+
+def few_items(catalog, out: Path, *, base_url: str | None = None) -> Path:
+    """The first FEW items of the fault tests' subset (hrefs on ``base_url`` if given)."""
+    doc = json.loads(items_subset(catalog, out, base_url=base_url).read_text())
+    doc["features"] = doc["features"][:FEW]
+    out.write_text(json.dumps(doc))
+    return out
+
+
+@pytest.fixture(scope="module")
+def few_clean(catalog, tmp_path_factory) -> Path:
+    """The cube of those items from local files, no fault anywhere."""
+    work = tmp_path_factory.mktemp("few")
+    build_cube(CUBE, items_path=few_items(catalog, work / "items.json"), out=work / "ndvi.zarr")
+    return work / "ndvi.zarr"
+
+
+def build_throttled(catalog, tmp_path, throttle: Throttle, reader: str, **compute) -> list:
+    """Build the few items' cube from a Range server that throttles; its COG requests."""
+    THROTTLE.clear()
+    remote.reset()
+    with RangeHTTPServer(catalog.root, throttle=throttle) as server:
+        items = few_items(catalog, tmp_path / "items.json", base_url=server.url)
+        try:
+            build_cube(
+                CUBE,
+                items_path=items,
+                out=tmp_path / "ndvi.zarr",
+                compute=Compute(reader=reader, **compute),
+            )
+        finally:
+            requests = [r for r in server.requests if r.path.endswith(".tif")]
+    return requests
+
+
+@pytest.mark.parametrize("reader", ["range", "gdal"])
+def test_a_throttling_host_is_asked_again_only_when_it_said(
+    catalog, few_clean, tmp_path, caplog, reader
+):
+    """The server throttles every COG request for 3 s once the job is under way. Before: 5
+    requests per COG within 1.2 s (obstore's retries), GDAL's own retries after 0.5 and 1.2 s.
+    Now each COG gets at most one 429, and no request leaves once the first 429 is in: the
+    whole host waits, the other COGs too."""
+    throttle = Throttle(retry_after_s=3, scope="host", after=3)
+    with caplog.at_level(logging.WARNING):
+        requests = build_throttled(catalog, tmp_path, throttle, reader)
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(few_clean)
+    throttled = [r for r in requests if r.fault == THROTTLED]
+    per_cog = collections.Counter(r.path for r in throttled)
+    assert throttled and max(per_cog.values()) == 1
+    first = min(throttled, key=lambda r: r.started)
+    # Only requests already on their way when the first 429 came were throttled (a second of
+    # slack for a loaded machine; the window is 3 s): nothing was sent during the window.
+    assert max(r.started for r in throttled) <= first.started + 1.0
+    served = [r for r in requests if r.started > first.started and r.fault is None]
+    assert served and min(r.started for r in served) >= first.started + 3 - 0.05
+    assert "retry 1/4" not in caplog.text  # waited within the request, not failed
+
+
+def test_retry_after_as_an_http_date_on_a_503_is_obeyed_per_cog(catalog, few_clean, tmp_path):
+    """Every COG's first request is answered 503 with an HTTP date 2 s ahead (on a whole
+    second), and so is any request for it before then."""
+    throttle = Throttle(retry_after_s=2, scope="path", status=503, http_date=True)
+    requests = build_throttled(catalog, tmp_path, throttle, "range")
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(few_clean)
+    per_cog = collections.Counter(r.path for r in requests if r.fault == THROTTLED)
+    assert set(per_cog.values()) == {1} and len(per_cog) == 3 * FEW
+    for path in per_cog:
+        seen = [r for r in requests if r.path == path]
+        date = math.ceil(seen[0].started + 2)  # the second the server named
+        assert seen[0].status == 503 and all(r.started >= date for r in seen[1:]), path
+
+
+@pytest.mark.parametrize("reader", ["range", "gdal"])
+def test_a_retry_after_past_the_read_deadline_fails_at_once_saying_so(catalog, tmp_path, reader):
+    throttle = Throttle(retry_after_s=600, scope="host")
+    started = time.monotonic()
+    with pytest.raises(UnreadableAssetError) as error:
+        build_throttled(catalog, tmp_path, throttle, reader, read_deadline_s=5)
+    message = str(error.value)
+    assert re.search(r"asked to wait (59\d|600) s more \(Retry-After\)", message)
+    assert "past the read deadline of 5 s" in message
+    assert "/cogs/" in message and time.monotonic() - started < 20  # not 600 s, nor 5 retries
+
+
+def test_the_stac_search_waits_as_retry_after_says(catalog):
+    """Already so (urllib3's Retry honours Retry-After): one 429 per page, then the items."""
+    throttle = Throttle(retry_after_s=2, scope="path", only=(".json",))
+    with RangeHTTPServer(catalog.root, throttle=throttle) as server:
+        found = search(demo_request(f"{server.url}/items.json", "2023-01-31"))
+        log = server.requests
+    assert found and [r.status for r in log] == [429, 200]
+    assert log[1].started >= log[0].started + 2
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("3", 3.0), ("0.5", 0.5), ("Thu, 01 Jan 2026 00:00:10 GMT", 10.0), ("soon", None), ("", None)],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(value, seconds):
+    now = 1767225600.0  # 2026-01-01T00:00:00Z
+    assert retry_after_s(value, now) == seconds

@@ -4,6 +4,9 @@
   the default) through async-geotiff over obstore: one request for the header, one per run of
   adjacent tiles, decoded in Rust threads; pasted or warped as odc-stac does with GDAL's pixels
   (the same cube bytes).
+* :mod:`ndvicube.read.http_store` - the remote reader's HTTP(S) client: byte ranges coalesced
+  as obstore does, retried, and waiting as a 429/503's ``Retry-After`` asks (obstore's client
+  never shows it), SAS tokens renewed before they expire.
 * :mod:`ndvicube.read.tiles` - decoded COG tiles, fetched and decoded once per process and
   shared by neighbouring write blocks (a cache bounded in bytes); the counts of tiles fetched.
 * :mod:`ndvicube.read.remote_window` - how one remote COG lands on a write block's grid:

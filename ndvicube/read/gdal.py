@@ -10,6 +10,14 @@ Each setting saves round trips or survives transient faults on remote COGs:
 * ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` - retry 429/5xx with backoff, values from
   :mod:`ndvicube.read.retries`, where every retry setting lives (faults GDAL does not retry,
   such as a dropped connection, are retried there too);
+* ``CPL_CURL_VERBOSE`` and ``CPL_DEBUG=CURL_INFO_HEADER_IN`` - GDAL (3.10) retries a 429/503
+  after its own delays, blind to the server's ``Retry-After``, and a window read re-requests a
+  failed range once per block. GDAL never shows an answer's headers to its caller, but curl's
+  trace of them reaches rasterio's logger, in the reading thread:
+  :func:`ndvicube.read.retries.watch_retry_after`
+  reads ``Retry-After`` there, holds the host for every read (``THROTTLE``) and keeps that
+  thread waiting until then, so GDAL's next request leaves when the server asked. Only that
+  debug category is on, and none of its lines reaches a log;
 * ``VSI_CACHE`` - keep fetched blocks of an open file in memory while a job runs.
 
 The values are applied to every read odc-stac makes (in this process and on Dask workers)
@@ -18,7 +26,7 @@ through :func:`odc.stac.configure_rio`.
 
 from __future__ import annotations
 
-from ndvicube.read.retries import GDAL_REQUEST_RETRIES, GDAL_RETRY_DELAY_S
+from ndvicube.read.retries import GDAL_REQUEST_RETRIES, GDAL_RETRY_DELAY_S, watch_retry_after
 
 CLOUD_READ_ENV: dict[str, str] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
@@ -37,3 +45,4 @@ def configure_cloud_reads() -> None:
     import odc.stac
 
     odc.stac.configure_rio(cloud_defaults=True, **CLOUD_READ_ENV)
+    watch_retry_after()

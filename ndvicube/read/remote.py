@@ -171,19 +171,19 @@ async def _clear_headers() -> None:
 
 
 def store_and_path(url: str) -> tuple[Any, str]:
-    """The obstore store serving ``url`` (one per host or bucket, shared) and the path in it.
+    """The store serving ``url`` (one per host or bucket, shared) and the path in it.
 
-    A URL with a query string (a signed URL) gets a store of its own whose base is the whole
-    URL (obstore would percent-encode a ``?`` in a path), kept only as long as its header.
+    ``http(s)://``: ndvicube's client (:class:`~ndvicube.read.http_store.HttpStore`, which
+    obeys a server's ``Retry-After``); the path keeps a signed URL's query string. ``s3://``:
+    obstore's S3 client (S3 throttles with 503 SlowDown and no ``Retry-After``).
     """
     parts = urlsplit(url)
     if parts.scheme == "s3":
         key: tuple = ("s3", parts.netloc)
         path = parts.path.lstrip("/")
-    elif parts.query:
-        return _make_store(url), ""
     else:
-        key, path = (parts.scheme, parts.netloc), parts.path.lstrip("/")
+        key = (parts.scheme, parts.netloc)
+        path = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
     rt = runtime()
     store = rt.stores.get(key)
     if store is None:
@@ -192,20 +192,40 @@ def store_and_path(url: str) -> tuple[Any, str]:
 
 
 def _make_store(url: str):
-    from obstore.store import HTTPStore, S3Store
+    from ndvicube.read.http_store import HttpStore
+
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        return HttpStore(url, connections=IN_FLIGHT)
+    from obstore.store import S3Store
 
     from ndvicube.read.retries import OBSTORE_CLIENT, OBSTORE_RETRY
     from ndvicube.read.s3 import s3_options
 
-    parts = urlsplit(url)
-    if parts.scheme == "s3":
-        options = s3_options()
-        client = OBSTORE_CLIENT | {"allow_http": options.get("endpoint", "").startswith("http:")}
-        return S3Store(parts.netloc, **options, client_options=client, retry_config=OBSTORE_RETRY)
-    base = url if parts.query else f"{parts.scheme}://{parts.netloc}/"
-    return HTTPStore.from_url(
-        base, client_options=OBSTORE_CLIENT | {"allow_http": True}, retry_config=OBSTORE_RETRY
+    options = s3_options()
+    client = OBSTORE_CLIENT | {"allow_http": options.get("endpoint", "").startswith("http:")}
+    return _Obstore(
+        S3Store(parts.netloc, **options, client_options=client, retry_config=OBSTORE_RETRY)
     )
+
+
+class _Obstore:
+    """An obstore store with obspec's range methods, as :class:`HttpStore` has them."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    async def get_range_async(self, path, *, start, end=None, length=None):
+        import obstore
+
+        return await obstore.get_range_async(self.store, path, start=start, end=end, length=length)
+
+    async def get_ranges_async(self, path, *, starts, ends=None, lengths=None):
+        import obstore
+
+        return await obstore.get_ranges_async(
+            self.store, path, starts=starts, ends=ends, lengths=lengths
+        )
 
 
 # --- headers ------------------------------------------------------------------------------------
@@ -287,10 +307,7 @@ class _HeaderGuard:
     :data:`HEADER_SKIP_LIMIT` (a directory at the end of a plain GeoTIFF)."""
 
     def __init__(self, store) -> None:
-        import obstore
-
         self.store, self.opened, self.far = store, False, False
-        self._get_range, self._get_ranges = obstore.get_range_async, obstore.get_ranges_async
 
     async def get_range_async(self, path, *, start, end=None, length=None):
         if not self.opened and (end if end is not None else start + (length or 0)) > (
@@ -298,10 +315,10 @@ class _HeaderGuard:
         ):
             self.far = True
             raise OSError(f"a TIFF directory past byte {HEADER_SKIP_LIMIT}")
-        return await self._get_range(self.store, path, start=start, end=end, length=length)
+        return await self.store.get_range_async(path, start=start, end=end, length=length)
 
     async def get_ranges_async(self, path, *, starts, ends=None, lengths=None):
-        return await self._get_ranges(self.store, path, starts=starts, ends=ends, lengths=lengths)
+        return await self.store.get_ranges_async(path, starts=starts, ends=ends, lengths=lengths)
 
 
 def _layout(tif) -> CogLayout:

@@ -21,14 +21,18 @@ once, unretried and never turned into a skipped scene; a missing module as
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import rasterio
 import urllib3
@@ -37,6 +41,7 @@ from rasterio._err import CPLE_BaseError
 
 from ndvicube.errors import MissingDependencyError, ReadDeadlineError
 from ndvicube.logs import redact_urls
+from ndvicube.search.profiles import fresh_href
 
 log = logging.getLogger(__name__)
 # odc-loader logs every failed read as an ERROR before re-raising it, including reads this
@@ -55,10 +60,12 @@ COG_DEADLINE_S = 120.0
 #: A job's reads may take one COG's deadline plus this many seconds per COG they read.
 JOB_SECONDS_PER_COG = 2.0
 
-#: obstore's retries of each request of the remote reader (:mod:`ndvicube.read.remote`):
-#: 429/5xx answers, dropped connections and timeouts, 4 more attempts with backoff doubling
-#: from 0.25 s (as GDAL's ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` in
-#: :mod:`ndvicube.read.gdal`); what still fails is retried as a whole read (:func:`with_retries`).
+#: Retries of each request of the remote reader (:mod:`ndvicube.read.remote`): obstore's for
+#: ``s3://``, :mod:`ndvicube.read.http_store`'s for ``http(s)://`` (which waits as a 429/503's
+#: ``Retry-After`` asks instead): 429/5xx answers, dropped connections and timeouts, 4 more
+#: attempts with backoff doubling from 0.25 s (as GDAL's ``GDAL_HTTP_MAX_RETRY``/
+#: ``GDAL_HTTP_RETRY_DELAY`` in :mod:`ndvicube.read.gdal`); what still fails is retried as a
+#: whole read (:func:`with_retries`).
 OBSTORE_RETRY: dict[str, Any] = {
     "max_retries": 4,
     "backoff": {"init_backoff": timedelta(seconds=0.25), "max_backoff": timedelta(seconds=8),
@@ -73,6 +80,7 @@ GDAL_RETRY_DELAY_S = 0.5
 GDAL_TIMEOUT_S = 60
 #: Timeouts of the remote reader's HTTP client: connecting, and each read of a body.
 OBSTORE_CLIENT: dict[str, Any] = {"connect_timeout": "10s", "read_timeout": "60s"}
+HTTP_TIMEOUTS_S = (10.0, 60.0)
 
 #: Error texts that no retry can fix: the file is not there, not allowed, not a raster, or
 #: behind a redirect loop.
@@ -112,6 +120,89 @@ TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
     CPLE_BaseError,
 )
+
+
+# --- throttling: a server's Retry-After ---------------------------------------------------------
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks a client to wait: a number of seconds, or an HTTP
+    date (RFC 9110 10.2.3) compared with ``now`` (``time.time()``); None if absent or unreadable.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class HostThrottle:
+    """Per host, the time before which no request may be sent to it, as a server's 429/503 with
+    ``Retry-After`` asked.
+
+    A server that throttles one COG throttles the client, not the file: every read of that host
+    waits, the remote reader's requests (:mod:`ndvicube.read.http_store`) and GDAL's reads
+    (:func:`with_retries`) alike. Per process: a Dask worker learns it from its own answers.
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, url: str, seconds: float) -> None:
+        """No request to ``url``'s host for ``seconds`` from now (a later time wins)."""
+        host, until = _host(url), time.monotonic() + seconds
+        with self._lock:
+            self._until[host] = max(until, self._until.get(host, 0.0))
+
+    def wait_s(self, url: str) -> float:
+        """Seconds before a request to ``url``'s host may be sent (0 when it may now)."""
+        with self._lock:
+            until = self._until.get(_host(url), 0.0)
+        return max(0.0, until - time.monotonic())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until.clear()
+
+
+THROTTLE = HostThrottle()
+#: Whether a ``Retry-After`` holds every request to the host (True) or only those for the file
+#: that was throttled (False: measured only, see docs/reliability.md).
+THROTTLE_WHOLE_HOST = True
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower() if THROTTLE_WHOLE_HOST else url
+
+
+class ThrottledTooLong(OSError):
+    """A server asked to wait past the read's deadline: no request-level retry may wait it out
+    (the read then fails saying so, :func:`with_retries`)."""
+
+
+def check_throttle_fits(url: str, wait_s: float) -> None:
+    """:class:`ThrottledTooLong` when a server asks to wait longer than a COG's read deadline."""
+    deadline = current_deadlines().cog_s
+    if wait_s >= deadline:
+        raise ThrottledTooLong(throttle_too_long(url, wait_s, deadline))
+
+
+def throttle_too_long(url: str, wait_s: float, deadline_s: float) -> str:
+    """What a read says when the server's ``Retry-After`` ends past its deadline."""
+    return (
+        f"the server throttles requests: it asked to wait {wait_s:.0f} s more (Retry-After) "
+        f"before {urlsplit(url).netloc} is asked again, past the read deadline of "
+        f"{deadline_s:g} s (compute.read_deadline_s); run again later, or raise "
+        "compute.read_deadline_s"
+    )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -174,6 +265,11 @@ def capture_env() -> dict[str, Any]:
     return capture_rio_env()
 
 
+def current_deadlines() -> Deadlines:
+    """This process's read deadlines."""
+    return _DEADLINES
+
+
 def seconds_left() -> float | None:
     """Seconds the read running in this thread may still wait (None: no deadline)."""
     ends = getattr(_CURRENT, "ends", math.inf)
@@ -196,9 +292,11 @@ def with_retries(
     delay = first_delay_s
     deadlines = _DEADLINES
     _CURRENT.ends = min(time.monotonic() + deadlines.cog_s, deadlines.job_ends)
+    _CURRENT.uri = uri
     try:
         for attempt in range(1, attempts + 1):
             _check_job_deadline(uri, deadlines)
+            _wait_for_host(uri, deadlines, sleep)
             try:
                 return read(attempt)
             except ImportError as error:
@@ -207,21 +305,37 @@ def with_retries(
                 _check_job_deadline(uri, deadlines, error)
                 if not is_transient(error) or attempt == attempts:
                     raise _unreadable(error, uri, attempt) from error
-                if time.monotonic() + delay >= _CURRENT.ends:  # no time for another attempt
+                held = THROTTLE.wait_s(uri)  # the server's Retry-After, if it sent one
+                if time.monotonic() + max(delay, held) >= _CURRENT.ends:  # no time for another
+                    if held > delay:
+                        reason = throttle_too_long(uri, held, deadlines.cog_s)
+                        raise UnreadableAsset(uri, reason) from error
                     raise _unreadable(error, uri, attempt, deadline_s=deadlines.cog_s) from error
                 log.warning(
-                    "reading %s failed (%s); retry %d/%d in %.1f s",
+                    "reading %s failed (%s); retry %d/%d in %.1f s%s",
                     redact_urls(uri),
                     _reason(error),
                     attempt,
                     attempts - 1,
-                    delay,
+                    max(delay, held),
+                    " (as the server asked: Retry-After)" if held > delay else "",
                 )
-                sleep(delay)
+                sleep(max(0.0, delay - held))  # the host's wait comes before the next attempt
                 delay *= 2
     finally:
-        _CURRENT.ends = math.inf
+        _CURRENT.ends, _CURRENT.uri = math.inf, None
     raise AssertionError("unreachable")
+
+
+def _wait_for_host(uri: str, deadlines: Deadlines, sleep: Callable[[float], Any]) -> None:
+    """Wait until ``uri``'s host may be asked again (a server's Retry-After), or fail the read
+    at once when that is past its deadline."""
+    held = THROTTLE.wait_s(uri)
+    if held <= 0:
+        return
+    if time.monotonic() + held >= _CURRENT.ends:
+        raise UnreadableAsset(uri, throttle_too_long(uri, held, deadlines.cog_s))
+    sleep(held)
 
 
 def _check_job_deadline(uri: str, deadlines: Deadlines, error: BaseException | None = None):
@@ -260,18 +374,33 @@ class RetryingRioReader(RioReader):
     def read_retried(self, cfg, dst_geobox, *, dst=None, selection=None):
         """The read, retried by :func:`with_retries`."""
 
+        watch_retry_after()  # in this process (a Dask worker's too)
+
         def attempt(number: int):
-            options = gdal_request_limits(seconds_left())
-            if number > 1:
-                # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-
-                # short block): read it again without GDAL's cache, or the retry repeats it.
-                options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(self._src.uri)
-            with rasterio.Env(**options):
-                return super(RetryingRioReader, self).read(
-                    cfg, dst_geobox, dst=dst, selection=selection
-                )
+            self._src = self._src.patch(uri=fresh_href(self._src.uri))  # a token near expiry
+            try:
+                return self._read_once(number, cfg, dst_geobox, dst=dst, selection=selection)
+            except TRANSIENT_TYPES:
+                # A SAS token that expired during the read: GDAL words the 403 in many ways
+                # ("not recognized as being in a supported file format" at the open), and no
+                # read with an expired token can work, so a new one is read with at once.
+                renewed = fresh_href(self._src.uri, refused=True)
+                if renewed == self._src.uri:
+                    raise
+                self._src = self._src.patch(uri=renewed)
+                return self._read_once(number, cfg, dst_geobox, dst=dst, selection=selection)
 
         return with_retries(attempt, self._src.uri)
+
+    def _read_once(self, number: int, cfg, dst_geobox, *, dst=None, selection=None):
+        """One read by odc-loader's reader, with GDAL's limits for the time left."""
+        options = gdal_request_limits(seconds_left())
+        if number > 1:
+            # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-short
+            # block): read it again without GDAL's cache, or the retry repeats it.
+            options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(self._src.uri)
+        with rasterio.Env(**options):
+            return super().read(cfg, dst_geobox, dst=dst, selection=selection)
 
 
 def gdal_request_limits(left: float | None) -> dict[str, str]:
@@ -311,3 +440,78 @@ def _reason(error: BaseException) -> str:
     if error.__cause__ is not None and "previous exception" in text:
         text = f"{text.split('.')[0]}: {error.__cause__}"
     return redact_urls(text)
+
+
+# --- GDAL and Retry-After: read from curl's trace of the answers' headers -----------------------
+
+#: rasterio's loggers of GDAL's messages, debug ones included (curl's header lines among them):
+#: the process-wide handler's, and the one rasterio installs while it reads pixels.
+GDAL_LOGGERS = ("rasterio._env", "rasterio._err")
+_STATUS_LINE = re.compile(r"CURL_INFO_HEADER_IN:\s*HTTP/[\d.]+ (\d{3})")
+#: A request's first line and Host header: which host the next answer in this thread is from.
+_REQUEST = re.compile(r"CURL_INFO_HEADER_OUT:\s*\w+ (\S+) HTTP.*?^Host: (\S+)", re.S | re.M)
+_RETRY_AFTER = re.compile(r"CURL_INFO_HEADER_IN:\s*retry-after:\s*([^\r\n]+)", re.IGNORECASE)
+
+
+class _RetryAfterFromCurl(logging.Filter):
+    """Reads the status and ``Retry-After`` of each answer GDAL gets from curl's header lines
+    (logged by rasterio in the reading thread); after a 429/503 that asks to wait, holds the
+    host of the read running in that thread (:data:`THROTTLE`). The
+    header lines themselves, and any other debug message, never reach a handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "CURL_INFO_HEADER_" not in message:
+            return record.levelno >= logging.getLogger("rasterio").getEffectiveLevel()
+        request, line = _REQUEST.search(message), _STATUS_LINE.search(message)
+        if request:  # GDAL's request threads need not be the read's: the host comes from here
+            target = request[1]
+            self.status.url = target if "://" in target else f"//{request[2]}{target}"
+        elif line:
+            self.status.code = int(line[1])
+        elif getattr(self.status, "code", None) in (429, 503):
+            self._note_retry_after(message)
+        return False
+
+    def _note_retry_after(self, message: str) -> None:
+        """Hold the host and keep GDAL's thread here until it may ask again (within the COG's
+        read deadline: past it, the read fails as :func:`with_retries`
+        says)."""
+        found = _RETRY_AFTER.search(message)
+        url = getattr(self.status, "url", None) or getattr(_CURRENT, "uri", None)
+        wait = retry_after_s(found[1]) if found else None
+        if wait is None or not url:
+            return
+        THROTTLE.hold(url, wait)
+        left = seconds_left()
+        if wait < (left if left is not None else current_deadlines().cog_s):
+            time.sleep(wait)
+
+
+_WATCH = _RetryAfterFromCurl()
+#: GDAL's settings for curl's trace of the headers, process-wide: GDAL's own threads (the
+#: prefetch of a window's tiles) do not see the settings of the reading thread.
+CURL_HEADER_TRACE = {
+    "CPL_CURL_VERBOSE": "YES",
+    # only curl's header lines (GDAL matches categories within the value): no other debug output
+    "CPL_DEBUG": "CURL_INFO_HEADER_IN,CURL_INFO_HEADER_OUT",
+}
+
+
+def watch_retry_after() -> None:
+    """Let GDAL's curl header lines reach :class:`_RetryAfterFromCurl` (idempotent, per
+    process: Dask workers call it through the reader too)."""
+    from rasterio.env import set_gdal_config
+
+    loggers = [logging.getLogger(name) for name in GDAL_LOGGERS]
+    if _WATCH in loggers[0].filters:
+        return
+    for key, value in CURL_HEADER_TRACE.items():
+        set_gdal_config(key, value)
+    for logger in loggers:
+        logger.addFilter(_WATCH)
+        logger.setLevel(logging.DEBUG)  # rasterio logs GDAL's debug messages only at DEBUG

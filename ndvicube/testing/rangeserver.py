@@ -18,6 +18,8 @@ would measure the wrong thing. This server answers what GDAL relies on:
 overlap as they would against a distant store. ``faults`` (a
 :class:`~ndvicube.testing.faults.Faults`) turns chosen answers into what a struggling store
 sends: 503/429, a dropped connection, a body cut short, a missing (404) or corrupt file.
+``throttle`` (a :class:`Throttle`) answers 429/503 with ``Retry-After``, as a rate-limited store
+does, and again to a client that asks before that time.
 
 Every answered request is logged as a :class:`RequestRecord` with the body bytes actually
 written and the fault it got, if any; :meth:`RangeHTTPServer.stats` sums them, e.g. to assert
@@ -41,6 +43,7 @@ import argparse
 import contextlib
 import email.utils
 import json
+import math
 import mimetypes
 import os
 import re
@@ -50,8 +53,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,6 +80,60 @@ _CHUNK = 256 * 1024
 #: Longest wait of :attr:`RangeHTTPServer.requests` for requests in progress to be logged.
 SETTLE_TIMEOUT_S = 5.0
 _RANGE_SPEC = re.compile(r"(\d*)-(\d*)", re.ASCII)
+
+
+#: The fault of a throttled answer in :attr:`RequestRecord.fault`.
+THROTTLED = "throttled"
+
+
+@dataclass
+class Throttle:
+    """429/503 answers with ``Retry-After``, and the times before which they hold.
+
+    ``scope="path"``: the first request for each path is throttled, asking the client to wait
+    ``retry_after_s``; every request for that path before then is throttled again (with the time
+    left), so each early retry shows in the log. ``scope="host"``: the first request starts a
+    window of ``retry_after_s`` in which every request, for any path, is throttled. Only paths
+    ending with one of ``only`` are throttled, and only after the first ``after`` of them were
+    served (a store that starts throttling mid-job). ``http_date`` sends the time as an HTTP date
+    (whole seconds: the window then ends on the second the date names) instead of seconds.
+    """
+
+    retry_after_s: float = 3.0
+    status: int = 429
+    scope: str = "path"
+    http_date: bool = False
+    only: tuple[str, ...] = (".tif",)
+    after: int = 0
+    _seen: int = field(default=0, repr=False)
+    _until: dict[str, float] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("path", "host"):
+            raise ValueError(f"Throttle scope must be 'path' or 'host', got {self.scope!r}")
+
+    def decide(self, path: str, now: float) -> str | None:
+        """The ``Retry-After`` value to answer a request for ``path`` with at ``now``
+        (``time.time()``), or None to serve it."""
+        if not path.endswith(self.only):
+            return None
+        key = path if self.scope == "path" else ""
+        with self._lock:
+            self._seen += 1
+            if self._seen <= self.after:
+                return None
+            until = self._until.get(key)
+            if until is None:
+                until = now + self.retry_after_s
+                if self.http_date:
+                    until = float(math.ceil(until))
+                self._until[key] = until
+            if now >= until:
+                return None
+        if self.http_date:
+            return email.utils.formatdate(until, usegmt=True)
+        return str(max(1, math.ceil(until - now)))
 
 
 @dataclass(frozen=True)
@@ -129,7 +186,8 @@ class RangeHTTPServer(LoopbackService):
         log_file: str | Path | None = None,
         verbose: bool = False,
         faults: Faults | None = None,
-        sas_token: str | None = None,
+        sas_token: str | Callable[[str], bool] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -144,9 +202,12 @@ class RangeHTTPServer(LoopbackService):
         self.log_file = Path(log_file) if log_file is not None else None
         self.verbose = verbose
         self.faults = faults
+        self.throttle = throttle
         self.sas_token = sas_token
         """When set, a request whose query string is not this token gets 403, as a private
-        Azure Blob container answers an unsigned or wrongly signed URL."""
+        Azure Blob container answers an unsigned, wrongly signed or expired URL; a callable
+        (e.g. :meth:`~ndvicube.testing.sasserver.SasTokenServer.accepts`) says which query
+        strings it accepts."""
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
@@ -274,6 +335,10 @@ class _Server(ThreadingHTTPServer):
     """ThreadingHTTPServer bound for one :class:`RangeHTTPServer` (daemon handler threads)."""
 
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a client opening dozens of connections at once
+    # (a reader fetching every COG header together) saw the rest wait for a SYN-ACK
+    # retransmission, about 1 s, as no object store makes it wait.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], owner: RangeHTTPServer) -> None:
         self.owner = owner
@@ -332,14 +397,15 @@ class _Handler(BaseHTTPRequestHandler):
         host, target = _split_target(self.path, self.headers.get("Host", ""))
         self.path = target
         self._fault = owner.faults.decide(_url_path(self.path)) if owner.faults else None
+        signed = self._signed_as_required()  # a token is checked as the request arrives
         try:
             if owner.latency_s:
                 time.sleep(owner.latency_s)
             if not allowed:
                 self._error(HTTPStatus.METHOD_NOT_ALLOWED, send_body, close=True)
-            elif not self._signed_as_required():
+            elif not signed:
                 self._error(HTTPStatus.FORBIDDEN, send_body)
-            elif not self._inject(send_body):
+            elif not self._throttled(started, send_body) and not self._inject(send_body):
                 self._answer(send_body)
         except (BrokenPipeError, ConnectionResetError, _CutShort):
             self.close_connection = True
@@ -363,7 +429,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _signed_as_required(self) -> bool:
         """Whether the request carries the SAS token the server asks for (if it asks)."""
         token = self.server.owner.sas_token
-        return token is None or self.path.partition("?")[2].partition("#")[0] == token
+        query = self.path.partition("?")[2].partition("#")[0]
+        return token is None or (token(query) if callable(token) else query == token)
+
+    def _throttled(self, now: float, send_body: bool) -> bool:
+        """Answer 429/503 with ``Retry-After`` if the server's :class:`Throttle` says so."""
+        throttle = self.server.owner.throttle
+        wait = throttle.decide(_url_path(self.path), now) if throttle else None
+        if wait is None:
+            return False
+        self._fault = THROTTLED
+        self._error(HTTPStatus(throttle.status), send_body, extra={"Retry-After": wait})
+        return True
 
     def _inject(self, send_body: bool) -> bool:
         """Answer with the request's fault, if it is one that replaces the answer."""

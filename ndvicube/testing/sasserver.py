@@ -11,6 +11,11 @@ the same ``sas_token`` refuses every unsigned read, as a private container would
 
 Every request is logged (:attr:`SasTokenServer.requests`: account, container and the
 ``Ocp-Apim-Subscription-Key`` header if one was sent).
+
+``expiring=True`` makes it issue tokens as the real endpoint does: each one new, its ``se=``
+(signed expiry) ``valid_s`` from now, and :meth:`SasTokenServer.accepts` - what a Range server
+given it as ``sas_token`` asks - refuses a token once its expiry has passed (403, as Azure
+refuses an expired SAS).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import threading
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, quote
 
 from ndvicube.testing._service import ThreadedHTTPService
 
@@ -51,13 +57,37 @@ class SasTokenServer(ThreadedHTTPService):
     """
 
     def __init__(
-        self, token: str = FAKE_SAS_TOKEN, *, valid_s: float = 3600.0, refuse: int | None = None
+        self,
+        token: str = FAKE_SAS_TOKEN,
+        *,
+        valid_s: float = 3600.0,
+        refuse: int | None = None,
+        expiring: bool = False,
     ) -> None:
         self.token = token
         self.valid_s = valid_s
         self.refuse = refuse
+        self.expiring = expiring
         self.requests: list[TokenRequest] = []
+        self.issued: dict[str, dt.datetime] = {}
+        """Signature -> expiry of every token issued (``expiring`` only)."""
         self._lock = threading.Lock()
+
+    def accepts(self, query: str) -> bool:
+        """Whether a request's query string carries a token this server issued that has not
+        expired (the fixed token, without ``expiring``)."""
+        if not self.expiring:
+            return query == self.token
+        signature = parse_qs(query).get("sig", [""])[0]
+        expiry = self.issued.get(signature)
+        return expiry is not None and dt.datetime.now(dt.UTC) < expiry
+
+    def _mint(self, expiry: dt.datetime) -> str:
+        """A new token expiring at ``expiry`` (a whole second, as Azure writes ``se``)."""
+        signature = f"FAKE-SAS-SIGNATURE-{len(self.issued) + 1:04d}"
+        self.issued[signature] = expiry
+        se = quote(expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), safe="")
+        return f"st=2026-12-01T16%3A00%3A00Z&se={se}&sp=rl&sv=2024-05-04&sr=c&sig={signature}"
 
     @property
     def url(self) -> str:
@@ -77,8 +107,13 @@ class SasTokenServer(ThreadedHTTPService):
         if self.refuse is not None:
             return HTTPStatus(self.refuse), {"detail": HTTPStatus(self.refuse).phrase}
         expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.valid_s)
+        token = self.token
+        if self.expiring:
+            expiry = expiry.replace(microsecond=0)
+            with self._lock:
+                token = self._mint(expiry)
         return HTTPStatus.OK, {"msft:expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                               "token": self.token}  # fmt: skip
+                               "token": token}  # fmt: skip
 
 
 def _handler(owner: SasTokenServer) -> type[BaseHTTPRequestHandler]:

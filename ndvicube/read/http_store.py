@@ -1,0 +1,215 @@
+"""The remote reader's HTTP(S) client: byte ranges of COGs on one host, retried as the server asks.
+
+async-tiff reads through any object with obspec's ``get_range_async``/``get_ranges_async``;
+:class:`HttpStore` is that object for ``http(s)://`` hrefs (``s3://`` keeps obstore's S3 client,
+:func:`ndvicube.read.remote.store_and_path`). It replaces obstore's HTTP client there because
+obstore retries 429/5xx answers itself, after its own backoff, and never shows the caller an
+answer's headers: a server answering 429 with ``Retry-After: 3`` was asked 5 times within 1.2 s
+per COG (issue 27). Here every answer is seen:
+
+* a 429 or 503 with ``Retry-After`` (seconds or an HTTP date) holds the whole host
+  (:data:`ndvicube.read.retries.THROTTLE`): no request to it, for any COG, leaves this process
+  before that time. A wait longer than a COG's read deadline fails the request at once, saying
+  so, instead of waiting for nothing;
+* other 5xx/429 answers, dropped connections, timeouts and cut bodies are retried with backoff
+  (:data:`ndvicube.read.retries.OBSTORE_RETRY`: 4 more attempts, 0.25 s doubling to 8 s);
+* ranges a few bytes apart are fetched as one request (obstore's coalescing: gaps under 1 MiB),
+  so a COG still costs 2 requests;
+* a Planetary Computer SAS token near its expiry is renewed before the request, and one that
+  expired meanwhile after the server refuses it with 403
+  (:func:`ndvicube.search.profiles.fresh_href`);
+* redirects are followed (at most 10, like obstore's and GDAL's; credentials are never sent:
+  the reader sends none over HTTP), proxies come from the environment (``http_proxy``,
+  ``https_proxy``, ``no_proxy``) as for obstore and GDAL.
+
+Requests are urllib3's (connection pool per host), each in a daemon thread, so a read cancelled at
+its deadline never holds the process at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import urllib.request
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+
+from ndvicube.logs import redact_urls
+from ndvicube.read import retries
+from ndvicube.search.profiles import BLOB_DOMAIN, fresh_href
+
+#: Ranges closer than this are fetched as one request (object_store's ``coalesce_ranges``).
+COALESCE_BYTES = 1024 * 1024
+#: Statuses worth another attempt (the rest, 404 or 403 above all, are final).
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Statuses whose ``Retry-After`` is a server's instruction to wait (RFC 9110 10.2.3).
+THROTTLE_STATUSES = frozenset({429, 503})
+#: Redirects followed per request (reqwest's and GDAL's limit).
+MAX_REDIRECTS = 10
+
+
+class HttpStatusError(OSError):
+    """A non-2xx answer, in obstore's words (``status code: 429 Too Many Requests``), so
+    :func:`ndvicube.read.remote.remote_error` reads its status as it reads obstore's."""
+
+    def __init__(self, status: int, reason: str, url: str, retry_after: float | None) -> None:
+        super().__init__(
+            f"Server returned non-2xx status code: {status} {reason} ({redact_urls(url)})"
+        )
+        self.status, self.retry_after = status, retry_after
+
+
+class HttpStore:
+    """obspec byte-range reads of ``http(s)://host/path`` for one host (one connection pool)."""
+
+    def __init__(self, base_url: str, *, connections: int = 32) -> None:
+        parts = urlsplit(base_url)
+        self.base = f"{parts.scheme}://{parts.netloc}/"
+        self.pool = _pool_for(self.base, connections)
+
+    async def get_range_async(
+        self, path: str, *, start: int, end: int | None = None, length: int | None = None
+    ) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of ``path``."""
+        return await self._get(path, start, end if end is not None else start + (length or 0))
+
+    async def get_ranges_async(
+        self,
+        path: str,
+        *,
+        starts: list[int],
+        ends: list[int] | None = None,
+        lengths: list[int] | None = None,
+    ) -> list[bytes]:
+        """Several ranges of ``path``; ranges less than :data:`COALESCE_BYTES` apart are
+        fetched as one request, all requests at once."""
+        if ends is None:
+            ends = [s + n for s, n in zip(starts, lengths or [], strict=True)]
+        merged = coalesce(list(zip(starts, ends, strict=True)))
+        fetched = await asyncio.gather(*(self._get(path, a, b) for a, b in merged))
+        out = []
+        for start, end in zip(starts, ends, strict=True):
+            i = next(i for i, (a, b) in enumerate(merged) if a <= start and end <= b)
+            offset = start - merged[i][0]
+            out.append(fetched[i][offset : offset + end - start])
+        return out
+
+    async def _get(self, path: str, start: int, end: int) -> bytes:
+        """One range, retried: after the host's ``Retry-After``, else with backoff."""
+        url = self.base + path.lstrip("/")
+        settings = retries.OBSTORE_RETRY
+        delay = settings["backoff"]["init_backoff"].total_seconds()
+        longest = settings["backoff"]["max_backoff"].total_seconds()
+        for attempt in range(settings["max_retries"] + 1):
+            await asyncio.sleep(retries.THROTTLE.wait_s(url))
+            if BLOB_DOMAIN in url:  # a SAS token near its expiry: signed again (may ask for one)
+                url = await _in_thread(fresh_href, url)
+            try:
+                return await _in_thread(self._fetch, url, start, end)
+            except retries.ThrottledTooLong:
+                raise
+            except HttpStatusError as error:
+                if error.status == 403:  # an expired SAS token: signed again, asked again
+                    renewed = await _in_thread(partial(fresh_href, url, refused=True))
+                    if renewed != url and attempt < settings["max_retries"]:
+                        url = renewed
+                        continue
+                if error.status not in RETRIED_STATUSES or attempt == settings["max_retries"]:
+                    raise
+                if error.retry_after is not None:
+                    continue  # the host is held until then (THROTTLE)
+            except OSError:
+                if attempt == settings["max_retries"]:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+        raise AssertionError("unreachable")
+
+    def _fetch(self, url: str, start: int, end: int) -> bytes:
+        """GET ``bytes=start-(end-1)`` of ``url`` (blocking; in a thread of its own)."""
+        try:
+            answer = self.pool.request(
+                "GET",
+                url,
+                headers={"Range": f"bytes={start}-{end - 1}", "User-Agent": "ndvicube"},
+                retries=urllib3.Retry(
+                    total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS
+                ),
+                timeout=urllib3.Timeout(connect=retries.HTTP_TIMEOUTS_S[0],
+                                        read=retries.HTTP_TIMEOUTS_S[1]),
+                decode_content=False,
+            )  # fmt: skip
+        except urllib3.exceptions.MaxRetryError as error:
+            if "redirect" in str(error.reason):
+                raise OSError(f"error following redirect: {error.reason}") from None
+            raise OSError(f"HTTP request failed: {error.reason}") from None
+        except urllib3.exceptions.HTTPError as error:  # a cut body, a reset mid-answer
+            raise OSError(f"HTTP request failed: {error}") from None
+        if answer.status == 206:
+            return answer.data
+        if answer.status == 200:  # a server without Range support: the whole file
+            return answer.data[start:end]
+        raise self._status_error(answer, url)
+
+    def _status_error(self, answer: Any, url: str) -> HttpStatusError:
+        """The answer's error; a throttling one first holds the host for its ``Retry-After``."""
+        wait = None
+        if answer.status in THROTTLE_STATUSES:
+            wait = retries.retry_after_s(answer.headers.get("Retry-After"))
+            if wait is not None:
+                retries.THROTTLE.hold(url, wait)
+                retries.check_throttle_fits(url, wait)
+        return HttpStatusError(answer.status, answer.reason or "", url, wait)
+
+
+def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges merged where they overlap or lie less than
+    :data:`COALESCE_BYTES` apart, sorted."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start - merged[-1][1] < COALESCE_BYTES:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _pool_for(base: str, connections: int) -> urllib3.PoolManager:
+    """A pool of ``connections`` kept for ``base``, through the environment's proxy if any."""
+    host = urlsplit(base).hostname or ""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(urlsplit(base).scheme)
+    if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
+        return urllib3.ProxyManager(proxy, maxsize=connections, block=False)
+    return urllib3.PoolManager(maxsize=connections, block=False)
+
+
+async def _in_thread(function, *args) -> Any:
+    """``function(*args)`` in a daemon thread, awaited; a cancelled wait leaves the thread to end
+    at its socket's timeout without holding the process."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run() -> None:
+        try:
+            outcome: tuple = (function(*args), None)
+        except BaseException as error:  # handed to the awaiting coroutine
+            outcome = (None, error)
+        with contextlib.suppress(RuntimeError):  # the loop closed at exit
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+
+    threading.Thread(target=run, name="ndvicube-http", daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
