@@ -1,9 +1,11 @@
-"""Remote COGs (``http(s)://``, ``s3://``) read by async-geotiff over obstore, pipelined.
+"""Remote COGs (``http(s)://``, ``s3://``) read by async-geotiff, pipelined.
 
 ``compute.reader: range`` (the default). `async-geotiff <https://pypi.org/project/async-geotiff/>`_
 (Development Seed; Rust core ``async-tiff``) parses the TIFF header and tile index, fetches
-tiles through `obstore <https://pypi.org/project/obstore/>`_ (Rust object-store client: HTTP,
-S3; adjacent tiles coalesced into one request) and decodes them in Rust threads, outside the GIL.
+tiles through a store - ndvicube's HTTP client for ``http(s)://``
+(:mod:`ndvicube.read.http_store`, which obeys a server's ``Retry-After``), `obstore
+<https://pypi.org/project/obstore/>`_'s S3 client for ``s3://``; adjacent tiles coalesced into
+one request - and decodes them in Rust threads, outside the GIL.
 For each COG that makes one GET of the first :data:`HEADER_BYTES` (no HEAD) and one GET per run
 of adjacent tiles the cube needs, nothing of the overviews.
 
@@ -21,11 +23,12 @@ What ndvicube adds:
   reading threads; at most :data:`IN_FLIGHT` COGs are fetched at once.
 
 GDAL still serves (:mod:`ndvicube.read.gdal`): local files, reads from overviews (a cube coarser
-than the data), multi-band, striped or pixel-is-point TIFFs, and everything with
-``compute.reader: gdal``. Retries: obstore retries each request (its settings and the client's
-timeouts are :data:`ndvicube.read.retries.OBSTORE_RETRY` and ``OBSTORE_CLIENT``), and the whole
-read is retried like GDAL's (:func:`ndvicube.read.retries.with_retries`); a 404/403 or a file
-that is not a TIFF is not.
+than the data), multi-band, striped or pixel-is-point TIFFs, compressions async-tiff does not
+decode as GDAL does (:data:`DECODED_COMPRESSIONS`), and everything with ``compute.reader:
+gdal``; the header says which, so those go to GDAL without a retry. Retries: the store retries
+each request (:data:`ndvicube.read.retries.OBSTORE_RETRY`; a 429/503's ``Retry-After`` holds
+the host), and the whole read is retried like GDAL's (:func:`ndvicube.read.retries.with_retries`);
+a 404/403 or a file that is not a TIFF is not.
 """
 
 from __future__ import annotations

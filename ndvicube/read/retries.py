@@ -11,6 +11,10 @@ that still fails - or fails in a way no retry can fix (404, 403, not a TIFF) - r
 :class:`UnreadableAsset` naming the asset's URL, which the cube job turns into a message naming
 the item and asset (or, with ``on_missing_asset: skip``, into a skipped scene).
 
+A server that throttles (429/503 with ``Retry-After``) is not asked again before the time it
+gives, by either reader, and neither is any other file on that host (:class:`HostThrottle`);
+a wait past the read deadline fails the read at once, saying so.
+
 Only network and server errors are retried (:func:`is_transient`: ``OSError`` - resets, timeouts,
 cut bodies, GDAL's I/O errors -, urllib3's errors and GDAL's ``CPLE_*`` errors). Anything else -
 a missing module, a ``TypeError``, any other bug - is no fault of the asset: it fails the read at
