@@ -343,3 +343,14 @@ def test_tokens_are_renewed_before_they_expire_and_after_a_403(
     else:
         assert refused  # used up to expiry; each refused read signed again and asked again
     assert {r.path for r in cogs if r.status in (200, 206)} == {r.path for r in cogs}
+
+
+def test_the_token_endpoint_can_issue_tokens_that_expire():
+    import requests
+
+    with SasTokenServer(valid_s=1, expiring=True) as sas:
+        first, second = (requests.get(f"{sas.url}/acct/cont", timeout=5).json() for _ in "12")
+    assert first["token"] != second["token"] and "se=" in first["token"]
+    assert sas.accepts(first["token"]) and not sas.accepts(FAKE_SAS_TOKEN)
+    time.sleep(2.1)  # past its whole-second expiry
+    assert not sas.accepts(first["token"])

@@ -224,3 +224,17 @@ def test_the_stac_search_waits_as_retry_after_says(catalog):
 def test_retry_after_is_read_as_seconds_or_an_http_date(value, seconds):
     now = 1767225600.0  # 2026-01-01T00:00:00Z
     assert retry_after_s(value, now) == seconds
+
+
+def test_the_range_servers_throttle_answers_as_a_rate_limited_store():
+    """The fault mode itself: per path, the first request and any before the time it named;
+    per host, a window for every path once ``after`` requests were served."""
+    per_path = Throttle(retry_after_s=3, scope="path")
+    assert per_path.decide("/a.tif", 100.0) == "3"
+    assert per_path.decide("/a.tif", 101.2) == "2"  # asked too early: throttled again
+    assert per_path.decide("/b.tif", 101.2) == "3"  # another file: its own first request
+    assert per_path.decide("/a.tif", 103.0) is None and per_path.decide("/x.json", 100) is None
+    window = Throttle(retry_after_s=3, scope="host", after=1, http_date=True)
+    assert window.decide("/a.tif", 100.5) is None  # the first request is served
+    assert window.decide("/b.tif", 100.5) == "Thu, 01 Jan 1970 00:01:44 GMT"  # ceil(103.5)
+    assert window.decide("/c.tif", 103.9) is not None and window.decide("/c.tif", 104.0) is None
