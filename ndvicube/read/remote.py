@@ -296,13 +296,14 @@ def unsupported_layout(ifd) -> str | None:
     return None
 
 
-def _compression_name(code: int) -> str:
-    from async_tiff.enums import Compression
+#: Names of TIFF compressions GDAL writes that the remote reader leaves to GDAL.
+_COMPRESSION_NAMES = {2: "CCITT RLE", 3: "CCITT Fax3", 4: "CCITT Fax4", 6: "JPEG (old)",
+                      7: "JPEG", 32773: "PackBits", 34712: "JPEG 2000", 50001: "WebP",
+                      50002: "JPEG XL"}  # fmt: skip
 
-    try:
-        return f"{Compression(code).name} ({code})"
-    except ValueError:
-        return f"code {code}"
+
+def _compression_name(code: int) -> str:
+    return f"{_COMPRESSION_NAMES.get(code, 'code')} ({code})"
 
 
 class _HeaderGuard:
