@@ -348,9 +348,9 @@ def test_tokens_are_renewed_before_they_expire_and_after_a_403(
 def test_the_token_endpoint_can_issue_tokens_that_expire():
     import requests
 
-    with SasTokenServer(valid_s=1, expiring=True) as sas:
+    with SasTokenServer(valid_s=2, expiring=True) as sas:
         first, second = (requests.get(f"{sas.url}/acct/cont", timeout=5).json() for _ in "12")
     assert first["token"] != second["token"] and "se=" in first["token"]
     assert sas.accepts(first["token"]) and not sas.accepts(FAKE_SAS_TOKEN)
-    time.sleep(2.1)  # past its whole-second expiry
+    time.sleep(2.1)  # past its expiry (2 s, its whole second rounded down: 1 to 2 s)
     assert not sas.accepts(first["token"])

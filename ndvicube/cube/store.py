@@ -120,6 +120,29 @@ def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
 
+def drain_zarr_writes(timeout_s: float = 60.0) -> None:
+    """Wait for the chunk writes Zarr still has in flight in this process.
+
+    Zarr writes the chunks of one assignment concurrently on its own event loop; when one of
+    them fails (a full disk), the assignment raises at once while the others go on writing.
+    Without this wait they recreated chunks in a ``.partial`` store just removed (seen in
+    ``tests/test_faults.py::test_disk_full_fails_and_keeps_the_previous_cube``, 2 runs of 3).
+    """
+    import asyncio
+
+    from zarr.core import sync as zarr_sync
+
+    loop = zarr_sync.loop[0]
+    if loop is None or not loop.is_running():
+        return
+
+    async def others_done() -> None:
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout_s)
+
+
 @contextlib.contextmanager
 def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
     """Delete a half-written ``.partial`` store when writing fails (the old store stays).
@@ -133,6 +156,7 @@ def _partial_removed_on_failure(partial: Path, path: Path) -> Iterator[None]:
         from ndvicube.compute import drain_running_tasks
 
         drain_running_tasks()  # a task still running could write into the partial store
+        drain_zarr_writes()  # and so could the other chunks of a task's failed write
         remove(partial)
         if is_disk_full(error):
             raise StorageFullError(

@@ -284,15 +284,18 @@ def with_retries(
     read: Callable[[int], T],
     uri: str,
     *,
-    attempts: int = READ_ATTEMPTS,
+    attempts: int | None = None,
     first_delay_s: float = FIRST_DELAY_S,
     sleep: Callable[[float], Any] = time.sleep,
 ) -> T:
     """``read(attempt)``, retried with doubling delays; :class:`UnreadableAsset` at the end.
 
+    ``attempts`` defaults to :data:`READ_ATTEMPTS`, read at each call.
+
     Retries stop at the COG's deadline too (``read`` bounds its own waits by
     :func:`seconds_left`); at the job's deadline, :class:`ReadDeadlineError` ends the job.
     """
+    attempts = READ_ATTEMPTS if attempts is None else attempts
     delay = first_delay_s
     deadlines = _DEADLINES
     _CURRENT.ends = min(time.monotonic() + deadlines.cog_s, deadlines.job_ends)
