@@ -281,8 +281,12 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    dataset = xr.open_zarr(os.path.realpath(path), consolidated=True)
-    return {k: _maybe_json(v) for k, v in dataset.attrs.items()}
+    return cube_attrs(xr.open_zarr(os.path.realpath(path), consolidated=True))
+
+
+def cube_attrs(cube: xr.Dataset) -> dict[str, Any]:
+    """An opened cube's attributes, JSON values decoded (no second open of its store)."""
+    return {k: _maybe_json(v) for k, v in cube.attrs.items()}
 
 
 def _georeferenced(cube: xr.Dataset, crs: str, attrs: Mapping[str, Any]) -> xr.Dataset:

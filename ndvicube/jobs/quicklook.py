@@ -3,7 +3,6 @@ cube's monthly medians."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,13 +26,12 @@ def quicklook(
     """
     from ndvicube.composites.periods import SPEC_ATTR
     from ndvicube.cube.indices import column
-    from ndvicube.cube.store import open_cube
+    from ndvicube.cube.store import cube_attrs, open_cube
     from ndvicube.figures.maps import monthly_medians, plot_quicklook
 
     cube = open_cube(cube_path)
     maps = cube[column(index)]
-    made = cube.attrs.get(SPEC_ATTR)  # the store's attributes, read with it: no second open
-    made = json.loads(made) if isinstance(made, str) else made
+    made = cube_attrs(cube).get(SPEC_ATTR)
     if made is None:
         plot_quicklook(monthly_medians(maps), points, area, out)
     else:
