@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 import yaml
 from pyproj import Transformer
 from rasterio.transform import from_origin

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 
 from ndvicube.config import validate_config
 from ndvicube.cube.indices import assets_needed, evaluate

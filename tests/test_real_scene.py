@@ -14,6 +14,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 import xarray as xr
 
 from ndvicube.cube.spec import CloudMask, CubeSpec

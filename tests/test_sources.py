@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pystac
 import pytest
+import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 
 from ndvicube.cube.load import load_ndvi
 from ndvicube.cube.spec import CubeSpec

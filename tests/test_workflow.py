@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 
 from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.demo import expected_series, read_truth
