@@ -69,9 +69,12 @@ def write_block(plan: EnginePlan, t: int, by: int, bx: int) -> BlockResult:
     shape = (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start)
     out = {v: np.full((len(days), *shape), np.nan, dtype="float32") for v in plan.variables}
     reader = BlockReader(plan, block)
-    reader.read_all([g for day in days for g in day.groups])
+    copied = [plan.copies(day, (by, bx)) for day in days]
+    reader.read_all(
+        [g for day, copy in zip(days, copied, strict=True) if not copy for g in day.groups]
+    )
     for n, day in enumerate(days):
-        if day.old_index is not None:
+        if copied[n]:
             _copy_old(plan, day.old_index, block, {v: a[n] for v, a in out.items()})
             continue
         merged = _day_indices(plan, day, reader)

@@ -108,8 +108,11 @@ def _write_items_cube(
     )
     from ndvicube.cube.load import cube_longitude, group_scenes
     from ndvicube.cube.store import (
+        CHUNKS_ATTR,
         DAYS_ATTR,
         GRID_ATTR,
+        cube_attrs,
+        present_chunks,
         recover_interrupted_swap,
         write_store,
     )
@@ -129,12 +132,17 @@ def _write_items_cube(
     wanted, signature = items_by_day(groups), grid_signature(spec)
     recover_interrupted_swap(out)
     existing, reused = reusable(out, wanted, signature)
-    if existing is not None and unchanged(existing, wanted, reused):
+    old_chunks = present_chunks(cube_attrs(existing)) if existing is not None else None
+    new_chunks = None if spec.chunks is None else frozenset(spec.chunks)
+    if existing is not None and unchanged(existing, wanted, reused) and old_chunks == new_chunks:
         log.info(
             "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
         )
         return []
-    to_read = [i for g in groups if g.day.isoformat() not in reused for i in g.item_ids]
+    reads_old_days = old_chunks is not None and (new_chunks is None or new_chunks - old_chunks)
+    to_read = [
+        i for g in groups if reads_old_days or g.day.isoformat() not in reused for i in g.item_ids
+    ]
     configure_cloud_reads()
     deadline_s = compute.read_deadline_s or COG_DEADLINE_S
     cogs = len(to_read) * len(spec.assets)
@@ -151,6 +159,7 @@ def _write_items_cube(
             collect=collect,
             deadline_s=deadline_s,
             job_s=deadlines.job_s,
+            old_chunks=old_chunks,
         )
         log.info(
             "cube: %d item(s) -> %d solar day(s); %d day(s) copied from the existing cube, %d "
@@ -163,7 +172,8 @@ def _write_items_cube(
             ", ".join(spec.assets),
             spec.crs,
             spec.resolution,
-            f", tile {spec.tile.name}" if spec.tile else "",
+            (f", tile {spec.tile.name}" if spec.tile else "")
+            + (f", {len(spec.chunks)} chunk(s) of a field set" if spec.chunks is not None else ""),
             spec.cube.time_chunk,
             plan.block_px,
             compute.blocks_at_once,
@@ -194,7 +204,9 @@ def _write_items_cube(
             template(plan, scenes),
             out,
             crs=spec.crs,
-            attrs=dict(attrs) | {DAYS_ATTR: wanted, GRID_ATTR: signature},
+            attrs=dict(attrs)
+            | {DAYS_ATTR: wanted, GRID_ATTR: signature}
+            | ({} if spec.chunks is None else {CHUNKS_ATTR: [list(c) for c in spec.chunks]}),
             time_chunk=spec.cube.time_chunk,
             spatial_chunk=spec.cube.spatial_chunk,
             fill=fill,
@@ -209,8 +221,8 @@ class _Progress:
     def __init__(self, plan, scenes: list[int]) -> None:
         import numpy as np
 
-        nt, ny, nx = plan.grid()
-        self.left = [ny * nx] * nt
+        nt = plan.grid()[0]
+        self.left = [len(plan.blocks())] * nt
         self.logged = 0
         self.time_chunk, self.days = plan.spec.cube.time_chunk, len(plan.days)
         self.scenes = np.asarray(scenes)

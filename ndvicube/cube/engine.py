@@ -68,8 +68,14 @@ def plan_build(
     collect: bool,
     deadline_s: float,
     job_s: float,
+    old_chunks: frozenset[tuple[int, int]] | None = None,
 ) -> EnginePlan:
-    """The plan of a build: which sources each day reads, the grids, the block size."""
+    """The plan of a build: which sources each day reads, the grids, the block size.
+
+    A sparse cube (``spec.chunks``) whose existing store lacks some of its chunks
+    (``old_chunks``) keeps the groups of its reused days too: those chunks are read for every
+    day, the others copied.
+    """
     from odc.loader import resolve_load_cfg
     from odc.stac._mdtools import parse_items
     from odc.stac._stac_load import _collection
@@ -110,8 +116,15 @@ def plan_build(
         by_day.setdefault(group.day.isoformat(), []).append(
             GroupPlan(group, tuple(sources[i] for i in _fusing_order(group, by_id)))
         )
+    new_chunks = old_chunks is not None and (
+        spec.chunks is None or bool(set(spec.chunks) - old_chunks)
+    )
     day_plans = tuple(
-        DayPlan(day, tuple(by_day.get(day, ())) if day not in reused else (), reused.get(day))
+        DayPlan(
+            day,
+            tuple(by_day.get(day, ())) if day not in reused or new_chunks else (),
+            reused.get(day),
+        )
         for day in days
     )
     from ndvicube.cube.indices import column
@@ -132,6 +145,8 @@ def plan_build(
         deadline_s=deadline_s,
         job_ends_epoch=time.time() + job_s,
     )
+    if spec.chunks is not None:  # a sparse cube: one block per present chunk, no more read
+        return dataclasses.replace(plan, chunks=frozenset(spec.chunks), old_chunks=old_chunks)
     return dataclasses.replace(plan, block_px=block_size(plan, next(plan.sources(), None)))
 
 
@@ -231,10 +246,8 @@ def run_blocks(plan: EnginePlan, on_block: Callable[[BlockResult], None]) -> lis
 
     from ndvicube.cube.blocks import write_block
 
-    nt, ny, nx = plan.grid()
-    keys = [
-        ("ndvicube-block", t, by, bx) for t in range(nt) for by in range(ny) for bx in range(nx)
-    ]
+    nt = plan.grid()[0]
+    keys = [("ndvicube-block", t, by, bx) for t in range(nt) for by, bx in plan.blocks()]
     graph: dict[Any, Any] = {"ndvicube-plan": plan}
     graph |= {key: (write_block, "ndvicube-plan", *key[1:]) for key in keys}
     unreadable: list = []

@@ -75,14 +75,46 @@ class EnginePlan:
     job_ends_epoch: float
     """When every read of the job must be done (``time.time()``; workers have their own clocks'
     monotonic time, not this process's)."""
+    chunks: frozenset[tuple[int, int]] | None = None
+    """A sparse cube's present chunks (then one block is one chunk); None: every block."""
+    old_chunks: frozenset[tuple[int, int]] | None = None
+    """The chunks the existing store holds (None: all): its days are copied only there."""
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.crop[0].stop - self.crop[0].start, self.crop[1].stop - self.crop[1].start)
 
     def sources(self):
-        """Every source the build reads, day by day, group by group, item by item."""
-        return (s for d in self.days for g in d.groups for item in g.items for s in item)
+        """Every source the build reads, day by day, group by group, item by item (of a sparse
+        cube, those whose footprint touches what its chunks read)."""
+        every = (s for d in self.days for g in d.groups for item in g.items for s in item)
+        if self.chunks is None:
+            return every
+        read = self.read_chunks()
+        return (s for s in every if not s.chunks.isdisjoint(read))
+
+    def read_chunks(self) -> frozenset[tuple[int, int]]:
+        """Chunks of the read grid a sparse cube's blocks read: its own, and the neighbours its
+        SCL buffer's margin reaches into."""
+        chunk = self.spec.cube.spatial_chunk
+        reach = -(-self.spec.buffer_px // chunk)
+        return frozenset(
+            (by + dy, bx + dx)
+            for by, bx in self.blocks()
+            for dy in range(-reach, reach + 1)
+            for dx in range(-reach, reach + 1)
+        )
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """The (row, column) write blocks computed: every block, or a sparse cube's chunks."""
+        _, ny, nx = self.grid()
+        if self.chunks is not None:
+            return sorted(self.chunks)
+        return [(by, bx) for by in range(ny) for bx in range(nx)]
+
+    def copies(self, day: DayPlan, block: tuple[int, int]) -> bool:
+        """Whether ``block`` of ``day`` is copied from the existing store (not read)."""
+        return day.old_index is not None and (self.old_chunks is None or block in self.old_chunks)
 
     def grid(self) -> tuple[int, int, int]:
         """Time blocks, block rows and block columns."""

@@ -67,6 +67,15 @@ class CubeSpec:
     cube: Chunking = field(default_factory=Chunking)
     tile: Tile | None = None
     """Only this tile of the area's grid (a tile job), or the whole grid."""
+    chunks: tuple[tuple[int, int], ...] | None = None
+    """A sparse cube (a field set): only these (row, column) chunks of the grid are read and
+    stored, the others are absent from the store (read as NaN). None: every chunk."""
+
+    def __post_init__(self) -> None:
+        if self.chunks is not None:
+            object.__setattr__(
+                self, "chunks", tuple(sorted({(int(r), int(c)) for r, c in self.chunks}))
+            )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> CubeSpec:
@@ -80,6 +89,7 @@ class CubeSpec:
             cloud_mask=CloudMask(**params.get("cloud_mask", {})),
             cube=Chunking(**params.get("cube", {})),
             tile=Tile(**tile) if isinstance(tile, Mapping) else tile,
+            chunks=params.get("chunks"),
         )
 
     def to_params(self) -> dict[str, Any]:
@@ -88,6 +98,8 @@ class CubeSpec:
         params["bbox"] = list(self.bbox)
         params["indices"] = list(self.indices)
         params["cloud_mask"]["scl_classes"] = list(self.cloud_mask.scl_classes)
+        if self.chunks is not None:
+            params["chunks"] = [list(c) for c in self.chunks]
         return params
 
     @property

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 DAYS_ATTR = "ndvicube:days"
 #: Store attribute: the grid and mask that shaped the pixels (:func:`.update.grid_signature`).
 GRID_ATTR = "ndvicube:grid"
+#: Store attribute of a sparse cube (a field set): the [row, column] chunks present, sorted; the
+#: others are absent from the store and read as NaN. Absent from a dense cube.
+CHUNKS_ATTR = "ndvicube:chunks"
 
 
 def write_cube(
@@ -209,6 +212,44 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     return path
 
 
+def join_sparse_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:
+    """Assemble a field set's cube from its tile stores, copying no pixel.
+
+    A field set's tiles each hold a share of its chunks on the whole grid
+    (:func:`ndvicube.fields.chunks.split_chunks`), so every chunk file is linked where it lies
+    and the present chunks are the union of the tiles'.
+    """
+    from ndvicube.cube.tiles import link_chunks
+
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    remove(partial)
+    attrs = _same_days_attrs(tiles)
+    shares = [present_chunks(read_attrs(store)) or frozenset() for store in tiles.values()]
+    attrs[CHUNKS_ATTR] = sorted([r, c] for share in shares for r, c in share)
+    cube = open_cube(next(iter(tiles.values()))).drop_vars("spatial_ref")
+    drop_encodings(cube)
+    chunks, encoding = _chunking(**attrs[GRID_ATTR]["cube"], variables=list(cube.data_vars))
+    dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
+    dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
+    with _partial_removed_on_failure(partial, path):
+        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        linked = sum(
+            link_chunks(store, partial, (0, 0), name)
+            for store in tiles.values()
+            for name in cube.data_vars
+        )
+        _consolidate(partial)
+    log.info(
+        "joined %d tile(s) of a field set: %d chunk(s), %d chunk file(s) linked, none copied",
+        len(tiles),
+        len(attrs[CHUNKS_ATTR]),
+        linked,
+    )
+    _swap_into_place(partial, path)
+    return path
+
+
 def _chunking(
     time_chunk: int, spatial_chunk: int, variables: list[str]
 ) -> tuple[dict[str, int], dict[str, dict]]:
@@ -282,6 +323,12 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
     return cube_attrs(xr.open_zarr(os.path.realpath(path), consolidated=True))
+
+
+def present_chunks(attrs: Mapping[str, Any]) -> frozenset[tuple[int, int]] | None:
+    """The chunks a sparse cube holds (decoded attributes), or None for a dense cube."""
+    chunks = attrs.get(CHUNKS_ATTR)
+    return None if chunks is None else frozenset((int(r), int(c)) for r, c in chunks)
 
 
 def cube_attrs(cube: xr.Dataset) -> dict[str, Any]:

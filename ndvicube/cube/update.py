@@ -38,8 +38,15 @@ _FLAT_KEYS = {
 
 
 def grid_signature(spec: CubeSpec) -> dict[str, Any]:
-    """Everything besides the items that decides a cube's pixel values and layout."""
-    return spec.to_params()
+    """Everything besides the items that decides a cube's pixel values and layout.
+
+    A sparse cube's chunk list is not part of it: a chunk holds the same pixels whichever
+    others are present, so a field set that gains fields copies the chunks it holds and reads
+    only the new ones (the list is its own attribute, :data:`~ndvicube.cube.store.CHUNKS_ATTR`).
+    """
+    params = spec.to_params()
+    params.pop("chunks", None)
+    return params
 
 
 def current_signature(grid: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ def build_cube(
     profile: str = "earth-search",
     published: str | Path | None = None,
     versions_kept: int = 2,
+    fields: str | Path | None = None,
+    field_points: Sequence[tuple[float, float]] | None = None,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
@@ -40,7 +42,9 @@ def build_cube(
     listed in ``skipped_out`` (:mod:`ndvicube.read.missing`). Under the
     ``planetary-computer`` ``profile`` hrefs are signed in memory only. ``compute`` says how
     (default: threads in this process, the range reader); ``config`` is recorded in the
-    store's provenance.
+    store's provenance. A field set (``field_points`` given: its points' lon, lat, and
+    ``fields``, the ``fields`` job's accepted polygons) gets a sparse cube of the chunks they
+    touch (:func:`ndvicube.fields.chunks.sparse_spec`).
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
@@ -53,6 +57,10 @@ def build_cube(
 
     check_policy(on_missing_asset)
     spec = dataclasses.replace(spec, indices=resolve_indices(spec.indices))  # as catalogued
+    if field_points is not None:
+        from ndvicube.fields.chunks import sparse_spec
+
+        spec = sparse_spec(spec, fields, field_points)
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     items = signed(items, profile)  # in memory only: provenance and logs never see a token

@@ -16,20 +16,24 @@ def join_tiles(
     skipped_out: str | Path | None = None,
     published: str | Path | None = None,
     versions_kept: int = 2,
+    field_set: bool = False,
 ) -> Path:
     """Assemble an area's cube from its ``rows x cols`` tile stores by hard-linking their chunks.
 
     The tiles' skipped-scene lists are merged into the area's (a scene skipped by several tiles
     is listed once). With ``published`` (``results/{area}/ndvi.zarr``) the joined store is also
     published as a read-only version that link names, as a whole area's cube job does
-    (:func:`ndvicube.cube.versions.release`).
+    (:func:`ndvicube.cube.versions.release`). A ``field_set``'s tiles are shares of its chunks
+    on the whole grid, linked where they lie (:func:`ndvicube.cube.store.join_sparse_tiles`).
     """
+    from ndvicube.cube.store import join_sparse_tiles
     from ndvicube.cube.store import join_tiles as join
     from ndvicube.cube.tiles import tiles_in_order
     from ndvicube.cube.versions import release
     from ndvicube.read.missing import read_skipped, write_skipped
 
-    path = join(tiles_in_order(tile_paths, *split), out, crs=crs)
+    joiner = join_sparse_tiles if field_set else join
+    path = joiner(tiles_in_order(tile_paths, *split), out, crs=crs)
     if skipped_out is not None:
         rows = [row for listing in skipped for row in read_skipped(listing)]
         write_skipped(list(dict.fromkeys(rows)), skipped_out)
