@@ -33,4 +33,7 @@ if __name__ == "__main__":
             published=published,
             # Nor does how many published versions stay on disk.
             versions_kept=snakemake.config["cube_versions_kept"],
+            # A field set: its accepted polygons and its points decide the chunks it holds.
+            fields=snakemake.input.fields or None,
+            field_points=snakemake.params.field_points,
         )

@@ -13,4 +13,5 @@ with job_logging(snakemake.log[0], job="join_tiles"):
         skipped_out=snakemake.output.skipped,
         published=snakemake.params.published,
         versions_kept=snakemake.config["cube_versions_kept"],
+        field_set=snakemake.params.field_set,
     )

@@ -122,8 +122,14 @@ def get_points_file(wildcards):
     return [str(path)] if path else []
 
 
+def get_area_has_points(wildcards):
+    """Whether the area has points (a field set of polygons alone may have none)."""
+    return bool(get_area(wildcards).points)
+
+
 def get_polygons_file(wildcards):
-    """The area's polygons file (an input: editing it reruns the polygon series)."""
+    """The area's polygons file (an input: editing it screens the fields again, and reruns
+    what reads them)."""
     return str(get_area(wildcards).polygons_file)
 
 
@@ -189,6 +195,25 @@ def get_cube_spec(wildcards):
     return spec.to_params()
 
 
+def get_cube_fields(wildcards):
+    """A field set's accepted polygons, whose chunks its sparse cube holds (none otherwise)."""
+    area = get_area(wildcards)
+    if area.field_set and area.polygons_file:
+        return [f"results/{wildcards.area}/fields.parquet"]
+    return []
+
+
+def get_field_points(wildcards):
+    """A field set's points as [lon, lat] (their chunks are in its cube); None for a box."""
+    area = get_area(wildcards)
+    return [[p.lon, p.lat] for p in area.points] if area.field_set else None
+
+
+def get_field_set(wildcards):
+    """Whether the area is a field set (its tiles share its chunks, joined where they lie)."""
+    return get_area(wildcards).field_set
+
+
 def get_cube_config(wildcards):
     """Config values that shape an area's cube, recorded in its provenance attributes."""
     area = get_area(wildcards)
@@ -211,28 +236,33 @@ def get_cube_config(wildcards):
 
 
 def get_final_outputs(wildcards):
-    """Everything `snakemake` builds by default: cube, series, smoothed series and figures per
-    area."""
+    """Everything `snakemake` builds by default, per area: cube, quick-look and composites;
+    the point series, smoothed series, seasons and figures when it has points; the polygon
+    tables and the rejected fields when it has polygons."""
     outputs = []
-    for area in SETTINGS.areas:
+    for name, area in SETTINGS.areas.items():
+        # The cube is a target itself: after a failed cube job (its output removed), the next
+        # run rebuilds it, and what reads it, instead of calling the older tables up to date.
         outputs += [
-            # A target itself: after a failed cube job (its output removed), the next run
-            # rebuilds it, and what reads it, instead of calling the older tables up to date.
-            f"results/{area}/cube/workflow.zarr",
-            f"results/{area}/series_raw.csv",
-            f"results/{area}/series_smoothed.csv",
-            f"results/{area}/phenology.csv",
-            f"results/{area}/plots",
-            f"results/{area}/overview.png",
-            f"results/{area}/quicklook.png",
+            f"results/{name}/cube/workflow.zarr",
+            f"results/{name}/quicklook.png",
         ]
-        if SETTINGS.composites is not None:
-            outputs += [f"results/{area}/composites.zarr", f"results/{area}/composites"]
-        if SETTINGS.areas[area].polygons_file:
+        if area.points:
             outputs += [
-                f"results/{area}/polygons_{table}.csv"
+                f"results/{name}/series_raw.csv",
+                f"results/{name}/series_smoothed.csv",
+                f"results/{name}/phenology.csv",
+                f"results/{name}/plots",
+                f"results/{name}/overview.png",
+            ]
+        if SETTINGS.composites is not None:
+            outputs += [f"results/{name}/composites.zarr", f"results/{name}/composites"]
+        if area.polygons_file:
+            outputs += [
+                f"results/{name}/polygons_{table}.csv"
                 for table in ("raw", "smoothed", "phenology")
             ]
+            outputs.append(f"results/{name}/fields_rejected.csv")
     return outputs
 
 

@@ -10,6 +10,8 @@
 rule cube:
     input:
         scenes="results/{area}/items.json",
+        # A field set's accepted polygons: its cube holds only the chunks they touch.
+        fields=get_cube_fields,
     output:
         # Hard links of the store the job keeps in results/{area}/.work/ between runs: it copies
         # the days that store already holds and reads only new scenes (docs/reruns.md).
@@ -38,6 +40,8 @@ rule cube:
         provenance=get_cube_config,
         # The link readers open, published by the job (None for a tile).
         published=get_cube_link,
+        # A field set's points (their chunks are in its sparse cube); None for a box.
+        field_points=get_field_points,
     script:
         "../../scripts/build_cube.py"
 
@@ -74,5 +78,6 @@ rule join_tiles:
         crs=get_area_crs,
         provenance=get_cube_config,
         published=get_cube_link,
+        field_set=get_field_set,
     script:
         "../../scripts/join_tiles.py"
