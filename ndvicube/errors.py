@@ -29,6 +29,10 @@ class NoScenesError(NdviCubeError):
     """The search found no scene for an area, period and cloud limit."""
 
 
+class NoFieldsError(NdviCubeError):
+    """Screening left no field of an area that has no points either: nothing to make series of."""
+
+
 class UnreadableAssetError(NdviCubeError):
     """An asset of a scene cannot be read (missing, corrupt, or failing after every retry)."""
 

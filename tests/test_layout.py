@@ -1,14 +1,14 @@
 """The package is layered in the order the data flows, and ships what it reads at run time.
 
 Stages, lowest first: foundation modules at the root (errors, logs, geo, compute), search, read,
-cube, timeseries, composites, figures, config, jobs, demo. A stage may import its own and lower
-stages only, so each can be read, tested and changed without the ones above it. The import graph
-is read statically (``ast``) from every file found by walking ``ndvicube/`` - no module list to
-keep up to date while modules move - counting every import statement: at module level, inside
+cube, fields, timeseries, composites, figures, config, jobs, demo. A stage may import its own and
+lower stages only, so each can be read, tested and changed without the ones above it. The import
+graph is read statically (``ast``) from every file found by walking ``ndvicube/`` - no module list
+to keep up to date while modules move - counting every import statement: at module level, inside
 functions and under ``if TYPE_CHECKING:``. ``ndvicube.testing`` (loopback servers) may import
-anything and nothing layered may import it; the root ``__init__`` is exempt from the ranks but
-not from the cycle check. The last test installs a built wheel, as a user would get it, and reads
-the configuration schema from it: a file the package reads must be package data.
+anything and nothing layered may import it; the root ``__init__`` is exempt from the ranks but not
+from the cycle check. The last test installs a built wheel, as a user would get it, and reads the
+configuration schema from it: a file the package reads must be package data.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ STAGES = (
     ("search",),
     ("read",),
     ("cube",),
+    ("fields",),
     ("timeseries",),
     ("composites",),
     ("figures",),
@@ -40,7 +41,7 @@ STAGES = (
     ("demo",),
 )
 RANKS = {f"ndvicube.{name}": rank for rank, names in enumerate(STAGES) for name in names}
-DESCRIBED = ("search", "read", "cube", "timeseries", "figures", "composites")
+DESCRIBED = ("search", "read", "cube", "fields", "timeseries", "figures", "composites")
 MAX_LINES = 600
 
 

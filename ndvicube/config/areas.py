@@ -1,8 +1,13 @@
-"""The ``areas`` section: boxes, points (inline or from a CSV) and polygons, checked.
+"""The ``areas`` section: boxes, field sets, points (inline or from a CSV) and polygons, checked.
+
+An area is a box (``bbox``, or ``center`` and ``buffer_km``) or a *field set*: ``polygons``
+and/or ``points`` without a box, whose box is the lon/lat bounds of its fields
+(:func:`ndvicube.fields.field_set_bbox`, which reads the polygons file: only a field set's file
+is read here, so a config of boxes does not import geopandas).
 
 What a schema cannot say is checked here: latitude and longitude ranges (with a hint when they
 look swapped), empty boxes, points outside their area, duplicate or unusable point ids, points
-CSVs that are not UTF-8, tile splits smaller than a chunk.
+CSVs that are not UTF-8, polygons files of an unknown format, tile splits smaller than a chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ndvicube.errors import ConfigError
+from ndvicube.fields import check_fields_suffix, field_set_bbox
 from ndvicube.geo import BBox, Point, bbox_around, utm_crs_for
 
 
@@ -32,11 +38,14 @@ class Area:
     points_file: Path | None
     """The CSV the points came from, if any (an input of the series job)."""
     polygons_file: Path | None = None
-    """GeoJSON/GeoPackage of polygons whose series are extracted, if any."""
+    """Fields file (GeoPackage, GeoJSON, GeoParquet, Shapefile) of polygons whose series are
+    extracted, if any; screened by the ``fields`` rule into ``fields.parquet``."""
     tiles: tuple[int, int] = (1, 1)
     """Rows and columns of tile jobs the cube is split into (1, 1: one cube job)."""
     plotted_points: tuple[str, ...] = ()
     """Ids of the points drawn in a figure of their own (``figures``), in drawing order."""
+    field_set: bool = False
+    """Given by its fields (no ``bbox``/``center``): :attr:`bbox` is their lon/lat bounds."""
 
     @property
     def split(self) -> bool:
@@ -45,14 +54,18 @@ class Area:
 
 
 def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
-    """Build an :class:`Area` from its config entry, checking box and points."""
+    """Build an :class:`Area` from its config entry, checking box, points and polygons."""
+    points_file, points = _read_points(name, spec.get("points"), base_dir)
+    polygons_file = _polygons_file(name, spec.get("polygons"), base_dir)
+    field_set = "bbox" not in spec and "center" not in spec
     if "bbox" in spec:
         bbox = _check_bbox(f"areas.{name}.bbox", tuple(spec["bbox"]))
-    else:
+    elif "center" in spec:
         lon, lat = spec["center"]
         _check_lonlat(f"areas.{name}.center", lon, lat)
         bbox = bbox_around(lon, lat, spec["buffer_km"] * 1000.0)
-    points_file, points = _read_points(name, spec["points"], base_dir)
+    else:
+        bbox = _field_set_bbox(name, polygons_file, points)
     _check_points(name, bbox, points)
     center_lon, center_lat = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     return Area(
@@ -62,20 +75,24 @@ def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
         points=tuple(points),
         points_file=points_file,
         tiles=tuple(spec["tiles"]),
-        polygons_file=_polygons_file(name, spec.get("polygons"), base_dir),
+        polygons_file=polygons_file,
+        field_set=field_set,
     )
 
 
+def _field_set_bbox(name: str, polygons_file: Path | None, points: list[Point]) -> BBox:
+    """The box of a field set: its points checked first (a swapped point would stretch it)."""
+    for p in points:
+        _check_lonlat(f"areas.{name}.points[{p.id}]", p.lon, p.lat)
+    return field_set_bbox(polygons_file, points, where=f"areas.{name}.polygons")
+
+
 def _polygons_file(area: str, spec: str | None, base_dir: Path) -> Path | None:
-    """The area's polygons file, which must exist and be GeoJSON or GeoPackage."""
+    """The area's polygons file, which must exist and be in a format ndvicube reads."""
     if spec is None:
         return None
     path = Path(spec) if base_dir.resolve() == Path.cwd().resolve() else base_dir / spec
-    if path.suffix.lower() not in (".geojson", ".json", ".gpkg"):
-        raise ConfigError(
-            f"Invalid config at areas.{area}.polygons: {spec!r} is not a .geojson, .json or "
-            ".gpkg file. Convert it, e.g. with ogr2ogr or geopandas."
-        )
+    check_fields_suffix(path, where=f"config at areas.{area}.polygons")
     if not path.is_file():
         raise ConfigError(
             f"Invalid config at areas.{area}.polygons: file {str(path)!r} not found. Paths "
@@ -179,9 +196,12 @@ def check_point_id(pid: str, where: str) -> None:
 
 
 def _read_points(
-    area: str, spec: str | list[Mapping[str, Any]], base_dir: Path
+    area: str, spec: str | list[Mapping[str, Any]] | None, base_dir: Path
 ) -> tuple[Path | None, list[Point]]:
-    """Points come inline or from a CSV with columns id,lon,lat."""
+    """Points come inline or from a CSV with columns id,lon,lat (an area of polygons may have
+    none)."""
+    if spec is None:
+        return None, []
     if isinstance(spec, str):
         path = Path(spec) if base_dir.resolve() == Path.cwd().resolve() else base_dir / spec
         return path, list(_points_from_csv(f"areas.{area}.points", path))

@@ -81,9 +81,15 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> str:
         )
     if error.validator == "oneOf" and key.startswith("areas."):
         return (
-            f"Invalid config at {key}: value {error.instance!r}. An area needs `points` and "
-            "exactly one of `bbox: [lon_min, lat_min, lon_max, lat_max]` or "
-            "`center: [lon, lat]` together with `buffer_km`."
+            f"Invalid config at {key}: value {error.instance!r}. An area has exactly one of "
+            "`bbox: [lon_min, lat_min, lon_max, lat_max]` or `center: [lon, lat]` together with "
+            "`buffer_km`, or none of these three (a field set: its box is the bounds of its "
+            "`polygons` and `points`)."
+        )
+    if error.validator == "anyOf" and key.startswith("areas.") and key.count(".") == 1:
+        return (
+            f"Invalid config at {key}: value {error.instance!r}. An area needs `points` (a CSV "
+            "or a list of id, lon, lat), `polygons` (a fields file with an `id` column), or both."
         )
     if error.validator == "required":
         return f"Invalid config: {error.message} (at {key}). Add it to the config file."

@@ -1,0 +1,43 @@
+"""The fields stage: the polygons an area's series are made for, read, screened and bounded.
+
+* :mod:`ndvicube.fields.read` - a fields file (GeoPackage, GeoJSON, GeoParquet, Shapefile, any
+  CRS, an ``id`` column) as ``id`` and ``geometry``.
+* :mod:`ndvicube.fields.checks` - each field accepted (self-intersections repaired) or rejected
+  as ``invalid``, ``empty``, ``duplicated`` or ``outside every scene``.
+* :mod:`ndvicube.fields.bounds` - the lon/lat box of a field set: its usable polygons and its
+  points.
+* :mod:`ndvicube.fields.chunks` - the cube chunks the fields touch (a field set's sparse cube).
+
+Above the cube stage (``chunks`` places fields on a cube's grid) and below the series: the
+config sizes a field set with it, the cube job finds the chunks to build with it, the polygon
+series read the screened fields with it. Importing it costs nothing: geopandas and shapely are
+imported by the functions that use them.
+"""
+
+from ndvicube.fields.bounds import field_set_bbox
+from ndvicube.fields.checks import (
+    DUPLICATED,
+    EMPTY,
+    INVALID,
+    OUTSIDE,
+    REASONS,
+    Screening,
+    item_footprints,
+    screen_fields,
+)
+from ndvicube.fields.read import FORMATS, check_fields_suffix, read_fields
+
+__all__ = [
+    "DUPLICATED",
+    "EMPTY",
+    "FORMATS",
+    "INVALID",
+    "OUTSIDE",
+    "REASONS",
+    "Screening",
+    "check_fields_suffix",
+    "field_set_bbox",
+    "item_footprints",
+    "read_fields",
+    "screen_fields",
+]
