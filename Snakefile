@@ -21,6 +21,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/fields.smk"
 include: "workflow/rules/cube.smk"
 include: "workflow/rules/series.smk"
 include: "workflow/rules/plots.smk"
@@ -32,6 +33,7 @@ include: "workflow/rules/composites.smk"
 localrules:
     all,
     search,
+    fields,
     tables,
     polygon_tables,
     figures,

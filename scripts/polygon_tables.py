@@ -6,7 +6,7 @@ from ndvicube.logs import job_logging
 with job_logging(snakemake.log[0], job="polygon_tables"):
     polygon_tables(
         cube_path=snakemake.input.cube,
-        polygons_path=snakemake.input.polygons,
+        fields_path=snakemake.input.fields,
         crs=snakemake.params.crs,
         min_clear_fraction=snakemake.params.min_clear_fraction,
         raw_out=snakemake.output.raw,

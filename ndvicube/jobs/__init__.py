@@ -3,6 +3,8 @@ writes. ``scripts/*.py`` call these with the ``snakemake`` object's values, so t
 benchmarks run exactly what the rules run, in one process.
 
 * :mod:`~ndvicube.jobs.search` - rule ``search``: the area's items (``items.json``).
+* :mod:`~ndvicube.jobs.fields` - rule ``fields``: the area's polygons screened
+  (``fields.parquet``, ``fields_rejected.csv``).
 * :mod:`~ndvicube.jobs.cube` - rules ``cube`` and ``cube_tile``: the index cube (Zarr).
 * :mod:`~ndvicube.jobs.join_tiles` - rule ``join_tiles``: an area's cube from its tiles.
 * :mod:`~ndvicube.jobs.tables` - rule ``tables``: point series, smoothed, seasons.
@@ -21,6 +23,7 @@ of its rule where it can (``figures``, ``quicklook``...), so it is bound here af
 
 from ndvicube.jobs.composites import build_composites
 from ndvicube.jobs.cube import build_cube
+from ndvicube.jobs.fields import fields
 from ndvicube.jobs.figures import figures
 from ndvicube.jobs.join_tiles import join_tiles
 from ndvicube.jobs.polygon_tables import polygon_tables
@@ -34,6 +37,7 @@ __all__ = [
     "build_cube",
     "extract_polygon_series",
     "extract_series",
+    "fields",
     "figures",
     "join_tiles",
     "point_tables",

@@ -1,4 +1,8 @@
-"""Rule ``polygon_tables``: the cube's statistics in each polygon, smoothed, and their seasons."""
+"""Rule ``polygon_tables``: the cube's statistics in each polygon, smoothed, and their seasons.
+
+The polygons are the ``fields`` job's ``fields.parquet``: the area's fields screened (invalid,
+empty, repeated and out-of-scene ones left out), in the cube's CRS.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 def polygon_tables(
     *,
     cube_path: str | Path,
-    polygons_path: str | Path,
+    fields_path: str | Path,
     crs: str,
     min_clear_fraction: float,
     raw_out: str | Path,
@@ -25,7 +29,7 @@ def polygon_tables(
     from ndvicube.timeseries.smoothing import Smoothing
     from ndvicube.timeseries.steps import extract_polygon_series, smooth_and_find_seasons
 
-    extract_polygon_series(cube_path=cube_path, polygons_path=polygons_path, crs=crs,
+    extract_polygon_series(cube_path=cube_path, polygons_path=fields_path, crs=crs,
                            out=raw_out, min_clear_fraction=min_clear_fraction)  # fmt: skip
     smooth_and_find_seasons(raw_out, smoothed_out, phenology_out,
                             Smoothing(**smoothing), Phenology(**phenology))  # fmt: skip

@@ -1,12 +1,14 @@
 """Series of polygons (fields, plots, districts): statistics of the valid pixels inside each.
 
-Polygons come from a GeoJSON or GeoPackage file (read with geopandas, any CRS it declares) with
-an ``id`` column. Per polygon and solar day the series holds, for each index, the mean and median
-of valid (clear) pixels whose centres lie inside the polygon (``ndvi_mean``, ``ndvi_median``...),
-their ``count`` and ``clear_fraction`` = count / pixels in the polygon (the indices share one
-mask; both are counted on the first). Dates where less than ``min_clear_fraction`` of a
-polygon was clear keep their row (count and fraction) with means and medians empty: a mostly
-cloudy field's few clear pixels are usually its edges or cloud shadows missed by SCL.
+Polygons come from the ``fields`` job's ``fields.parquet`` (or any fields file
+:mod:`ndvicube.fields.read` reads: any CRS, an ``id`` column), screened by
+:mod:`ndvicube.fields.checks` (invalid, empty and repeated fields left out). Per polygon and solar
+day the series holds, for each index, the mean and median of valid (clear) pixels whose centres lie
+inside the polygon (``ndvi_mean``, ``ndvi_median``...), their ``count`` and ``clear_fraction`` =
+count / pixels in the polygon (the indices share one mask; both are counted on the first). Dates
+where less than ``min_clear_fraction`` of a polygon was clear keep their row (count and fraction)
+with means and medians empty: a mostly cloudy field's few clear pixels are usually its edges or
+cloud shadows missed by SCL.
 
 Vectorised: the polygons are burnt once into a label raster on the cube's grid
 (``rasterio.features.rasterize``), then each block of time steps is read once and reduced for all
@@ -22,8 +24,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ndvicube.errors import ConfigError
-
 
 def polygon_columns(indices: list[str]) -> list[str]:
     """Columns of ``polygons_raw.csv`` for a cube with these index variables."""
@@ -32,26 +32,11 @@ def polygon_columns(indices: list[str]) -> list[str]:
 
 
 def read_polygons(path: str | Path, crs: str):
-    """The polygons of ``path`` (``id`` and geometry) in ``crs``; a clear error if unusable."""
-    import geopandas as gpd
+    """The fields of ``path`` that make series (``id`` and geometry) in ``crs``: those
+    :func:`ndvicube.fields.screen_fields` accepts (a ``fields.parquet`` is already screened)."""
+    from ndvicube.fields import read_fields, screen_fields
 
-    frame = gpd.read_file(path)
-    if "id" not in frame.columns:
-        raise ConfigError(
-            f"Polygons file {path} has no `id` column (its columns: "
-            f"{', '.join(c for c in frame.columns if c != 'geometry')}). Add one naming each "
-            "polygon; it becomes the `polygon` column of the series."
-        )
-    if frame.crs is None:
-        raise ConfigError(f"Polygons file {path} declares no CRS; write it with one.")
-    frame["id"] = frame["id"].astype(str)
-    duplicated = sorted(set(frame.loc[frame["id"].duplicated(), "id"]))
-    if duplicated:
-        raise ConfigError(f"Polygons file {path} repeats the ids {duplicated}; make them unique.")
-    kinds = set(frame.geometry.geom_type) - {"Polygon", "MultiPolygon"}
-    if kinds:
-        raise ConfigError(f"Polygons file {path} holds {sorted(kinds)}; only polygons are used.")
-    return frame[["id", "geometry"]].to_crs(crs)
+    return screen_fields(read_fields(path)).accepted.to_crs(crs)
 
 
 def label_grid(polygons, cube: xr.Dataset | xr.DataArray) -> np.ndarray:

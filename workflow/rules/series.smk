@@ -35,12 +35,12 @@ rule tables:
         "../../scripts/tables.py"
 
 
-# Polygons (areas with `polygons:`): per-date statistics inside each polygon, smoothed with the
-# clear fraction as weight (whittaker), and their seasons.
+# Polygons (areas with `polygons:`): per-date statistics inside each field the `fields` job
+# accepted, smoothed with the clear fraction as weight (whittaker), and their seasons.
 rule polygon_tables:
     input:
         cube="results/{area}/cube/workflow.zarr",
-        polygons=get_polygons_file,
+        fields="results/{area}/fields.parquet",
     output:
         raw=report(
             "results/{area}/polygons_raw.csv",

@@ -1,0 +1,26 @@
+# Stage 1b (areas with `polygons:`): the fields screened once per area, after the search - each
+# accepted (a self-intersection repaired) or rejected as invalid, empty, duplicated or outside
+# every scene of items.json - so one bad field never sinks the run. What the polygon series (and
+# a field set's cube) read is fields.parquet, in the cube's CRS, not the user's file.
+
+
+rule fields:
+    input:
+        scenes="results/{area}/items.json",
+        polygons=get_polygons_file,
+    output:
+        fields="results/{area}/fields.parquet",
+        rejected=report(
+            "results/{area}/fields_rejected.csv",
+            category="Tables",
+            labels={"area": "{area}", "table": "rejected fields"},
+        ),
+    log:
+        "results/{area}/logs/fields.log",
+    conda:
+        "../envs/ndvicube.yaml"
+    params:
+        crs=get_area_crs,
+        has_points=get_area_has_points,
+    script:
+        "../../scripts/fields.py"
