@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import box
+from shapely.geometry import Point, box
 
 from ndvicube.cube.spec import CloudMask, CubeSpec
 from ndvicube.cube.store import open_cube
@@ -98,17 +98,23 @@ def test_mostly_cloudy_dates_are_dropped_by_the_threshold(parcels):
     pd.testing.assert_series_equal(kept["count"], full["count"])
 
 
-def test_polygon_file_without_ids_or_with_points_is_refused(tmp_path):
+def test_polygon_file_without_ids_is_refused_and_unusable_rows_are_left_out(tmp_path):
+    """No `id` column: the file cannot be used. Points and repeated ids: those rows are left out
+    (screened as invalid and duplicated, tests/test_fields.py), the rest is kept."""
     frame = gpd.GeoDataFrame({"name": ["a"]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326")
     frame.to_file(tmp_path / "noid.geojson")
     with pytest.raises(ConfigError, match=r"has no `id` column \(its columns: name\)"):
         read_polygons(tmp_path / "noid.geojson", CRS)
-    points = gpd.GeoDataFrame(
-        {"id": ["a", "a"]}, geometry=gpd.points_from_xy([0, 1], [0, 1]), crs="EPSG:4326"
-    )
-    points.to_file(tmp_path / "dup.geojson")
-    with pytest.raises(ConfigError, match=r"repeats the ids \['a'\]"):
-        read_polygons(tmp_path / "dup.geojson", CRS)
+    mixed = gpd.GeoDataFrame(
+        {"id": ["a", "a", "b"]},
+        geometry=[box(82.6, 27.16, 82.601, 27.161), box(82.61, 27.16, 82.611, 27.161),
+                  Point(82.605, 27.16)],
+        crs="EPSG:4326",
+    )  # fmt: skip
+    mixed.to_file(tmp_path / "mixed.geojson")
+    kept = read_polygons(tmp_path / "mixed.geojson", CRS)
+    assert list(kept["id"]) == ["a"] and kept.crs == CRS
+    assert kept.to_crs("EPSG:4326").geometry[0].equals_exact(mixed.geometry[0], 1e-9)
 
 
 def test_workflow_writes_polygon_series_smoothed_with_clear_weights(parcels, catalog, tmp_path):
