@@ -36,4 +36,5 @@ if __name__ == "__main__":
             # A field set: its accepted polygons and its points decide the chunks it holds.
             fields=snakemake.input.fields or None,
             field_points=snakemake.params.field_points,
+            reuse_from=snakemake.params.reuse_from,
         )

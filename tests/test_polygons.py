@@ -1,4 +1,8 @@
-"""Polygon series: statistics of the valid pixels inside each polygon, against the cube itself."""
+"""Polygon series: statistics of the valid pixels inside each polygon, against the cube itself.
+
+The demo's parcels are boxes on the 20 m grid, so every pixel is wholly in or out of them and
+the exact (coverage-weighted) statistics are those of the pixels sliced by hand; partly covered
+pixels, overlaps and sub-pixel fields are tests/test_zonal.py's."""
 
 from __future__ import annotations
 
@@ -82,8 +86,12 @@ def test_geojson_in_degrees_gives_the_same_series(parcels):
     cube = parcels["cube"]
     gpkg = polygon_series(cube, read_polygons(parcels["work"] / "parcels.gpkg", CRS))
     geojson = polygon_series(cube, read_polygons(parcels["work"] / "parcels.geojson", CRS))
-    # Reprojected to degrees and back, an edge may move by millimetres: the same pixel centres.
-    pd.testing.assert_frame_equal(geojson, gpkg)
+    # Reprojected to degrees and back, an edge may move by millimetres: a neighbouring cell
+    # enters with a coverage of about 1e-5, which moves a count by as much, a mean by much
+    # less, and a weighted median by up to 1e-5 of its value (exactextract's median depends
+    # on how many cells there are, whatever their weight).
+    pd.testing.assert_frame_equal(geojson, gpkg, check_exact=False, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(geojson["ndvi_mean"], gpkg["ndvi_mean"], rtol=1e-6)
 
 
 def test_mostly_cloudy_dates_are_dropped_by_the_threshold(parcels):

@@ -102,8 +102,9 @@ def _polygons_file(area: str, spec: str | None, base_dir: Path) -> Path | None:
 
 
 def check_tiles(area: Area, resolution: float, chunk: int) -> None:
-    """A split needs at least one whole chunk per tile row and column."""
-    if not area.split:
+    """A split needs at least one whole chunk per tile row and column (a field set's tiles
+    share its touched chunks instead, :func:`ndvicube.fields.chunks.split_chunks`: any split)."""
+    if not area.split or area.field_set:
         return
     from ndvicube.cube.tiles import check_split
     from ndvicube.geo import area_geobox

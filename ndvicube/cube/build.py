@@ -39,6 +39,9 @@ class CubeBuild:
     compute: Compute
     config: Mapping[str, Any]
     """The config values recorded in the store's provenance."""
+    reuse_from: Path | None = None
+    """Another store of the same grid to copy from when it holds more than :attr:`store` (a
+    field set's tile job: its area's published cube, whichever tile held a chunk before)."""
 
     def write_skipping(self, items: list, skipped: list, policy: str, area: str) -> None:
         """Write the cube of ``items``, leaving out (into ``skipped``) scenes that cannot be read.
@@ -80,6 +83,7 @@ class CubeBuild:
             attrs=provenance(items, self.config, self.spec.assets)
             | {"ndvicube:skipped": [asdict(s) for s in skipped]},
             collect=collect,
+            reuse_from=self.reuse_from,
         )
 
 
@@ -91,11 +95,13 @@ def _write_items_cube(
     *,
     attrs: Mapping[str, Any],
     collect: bool = False,
+    reuse_from: Path | None = None,
 ) -> list[UnreadableAsset]:
     """The cube of exactly ``items`` at ``out``: days the store already holds are copied.
 
     With ``collect``, reads that fail for good are returned (their days recorded as
-    unfinished in the store), not raised.
+    unfinished in the store), not raised. With ``reuse_from``, days and chunks are copied from
+    that store instead when it holds more of them (:func:`_richest_store`).
     """
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube.engine import (
@@ -111,8 +117,6 @@ def _write_items_cube(
         CHUNKS_ATTR,
         DAYS_ATTR,
         GRID_ATTR,
-        cube_attrs,
-        present_chunks,
         recover_interrupted_swap,
         write_store,
     )
@@ -120,7 +124,6 @@ def _write_items_cube(
         grid_signature,
         items_by_day,
         marked_unreadable,
-        reusable,
         stored_index,
         unchanged,
     )
@@ -131,10 +134,16 @@ def _write_items_cube(
     groups = group_scenes(items, cube_longitude(spec), spec.bands)
     wanted, signature = items_by_day(groups), grid_signature(spec)
     recover_interrupted_swap(out)
-    existing, reused = reusable(out, wanted, signature)
-    old_chunks = present_chunks(cube_attrs(existing)) if existing is not None else None
     new_chunks = None if spec.chunks is None else frozenset(spec.chunks)
-    if existing is not None and unchanged(existing, wanted, reused) and old_chunks == new_chunks:
+    source, existing, reused, old_chunks = _richest_store(
+        [out, *([reuse_from] if reuse_from is not None else [])], wanted, signature, new_chunks
+    )
+    if (
+        source == out
+        and existing is not None
+        and unchanged(existing, wanted, reused)
+        and old_chunks == new_chunks
+    ):
         log.info(
             "cube: the existing store already holds these %d day(s); nothing to read", len(wanted)
         )
@@ -155,7 +164,7 @@ def _write_items_cube(
             spec,
             compute,
             store=str(out.with_name(out.name + ".partial")),
-            old_store=str(out) if reused else None,
+            old_store=str(source) if reused else None,
             collect=collect,
             deadline_s=deadline_s,
             job_s=deadlines.job_s,
@@ -213,6 +222,41 @@ def _write_items_cube(
             final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
         )
     return unreadable
+
+
+def _richest_store(
+    candidates: Sequence[Path],
+    wanted: Mapping[str, list[str]],
+    signature: Mapping[str, Any],
+    chunks: frozenset[tuple[int, int]] | None,
+) -> tuple[Path, Any, list[str], frozenset[tuple[int, int]] | None]:
+    """Of the existing stores ``candidates`` (the job's own first), the one that saves the most
+    reads: the most reusable days x wanted chunks it holds. Returns it, its lazy cube (None
+    when none is reusable), its reusable days and its present chunks (None: all)."""
+    from ndvicube.cube.store import cube_attrs, present_chunks
+    from ndvicube.cube.update import reusable
+
+    best = (candidates[0], None, [], None)
+    best_saved = -1
+    for path in candidates:
+        existing, reused = reusable(Path(path), wanted, signature)
+        if existing is None:
+            continue
+        held = present_chunks(cube_attrs(existing))
+        saved = len(reused) * _chunks_held(chunks, held)
+        if saved > best_saved:
+            best, best_saved = (Path(path), existing, reused, held), saved
+    return best
+
+
+def _chunks_held(
+    wanted: frozenset[tuple[int, int]] | None, held: frozenset[tuple[int, int]] | None
+) -> int:
+    """How many of a sparse cube's ``wanted`` chunks a store holds (None: every chunk); 1 for
+    a dense cube (any reusable store of its grid holds all of it)."""
+    if not wanted:
+        return 1
+    return len(wanted) if held is None else len(wanted & held)
 
 
 class _Progress:

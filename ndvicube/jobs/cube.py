@@ -29,6 +29,7 @@ def build_cube(
     versions_kept: int = 2,
     fields: str | Path | None = None,
     field_points: Sequence[tuple[float, float]] | None = None,
+    reuse_from: str | Path | None = None,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
@@ -44,7 +45,9 @@ def build_cube(
     (default: threads in this process, the range reader); ``config`` is recorded in the
     store's provenance. A field set (``field_points`` given: its points' lon, lat, and
     ``fields``, the ``fields`` job's accepted polygons) gets a sparse cube of the chunks they
-    touch (:func:`ndvicube.fields.chunks.sparse_spec`).
+    touch (:func:`ndvicube.fields.chunks.sparse_spec`). A field set's tile job copies from
+    ``reuse_from`` (its area's published cube) when that holds more than its own store: after
+    fields are added, the even shares move chunks between tiles, and none is read again.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
@@ -66,7 +69,8 @@ def build_cube(
     items = signed(items, profile)  # in memory only: provenance and logs never see a token
     store = Path(work) if work is not None else Path(out)
     store.parent.mkdir(parents=True, exist_ok=True)
-    CubeBuild(spec, store, compute or Compute(), config or {}).write_skipping(
+    reuse = Path(reuse_from) if reuse_from is not None and Path(reuse_from).exists() else None
+    CubeBuild(spec, store, compute or Compute(), config or {}, reuse).write_skipping(
         items, skipped, on_missing_asset, area
     )
     if skipped_out is not None:

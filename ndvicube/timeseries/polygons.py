@@ -3,26 +3,34 @@
 Polygons come from the ``fields`` job's ``fields.parquet`` (or any fields file
 :mod:`ndvicube.fields.read` reads: any CRS, an ``id`` column), screened by
 :mod:`ndvicube.fields.checks` (invalid, empty and repeated fields left out). Per polygon and solar
-day the series holds, for each index, the mean and median of valid (clear) pixels whose centres lie
-inside the polygon (``ndvi_mean``, ``ndvi_median``...), their ``count`` and ``clear_fraction`` =
-count / pixels in the polygon (the indices share one mask; both are counted on the first). Dates
-where less than ``min_clear_fraction`` of a polygon was clear keep their row (count and fraction)
-with means and medians empty: a mostly cloudy field's few clear pixels are usually its edges or
-cloud shadows missed by SCL.
+day the series holds, for each index, the mean and median of the valid (clear) pixels in the
+polygon, each weighted by the share of its area inside the polygon (``ndvi_mean``,
+``ndvi_median``...: exact zonal statistics, :mod:`ndvicube.timeseries.zonal`), their ``count`` -
+the clear pixels' summed coverage, a float: a pixel half inside counts 0.5 - and
+``clear_fraction`` = count / the polygon's area in pixels (the indices share one mask; both are
+counted on the first). Dates where less than ``min_clear_fraction`` of a polygon was clear keep
+their row (count and fraction) with means and medians empty: a mostly cloudy field's few clear
+pixels are usually its edges or cloud shadows missed by SCL.
 
-Vectorised: the polygons are burnt once into a label raster on the cube's grid
-(``rasterio.features.rasterize``), then each block of time steps is read once and reduced for all
-polygons together by a pandas groupby on the labels - one pass over the cube whatever the number
-of polygons. A pixel belongs to one polygon: where polygons overlap, the one listed later wins.
+Every polygon keeps all the pixels it touches, those it shares with an overlapping polygon
+included, and one smaller than a pixel gets the pixels it lies on. The polygons' cells and
+coverage are computed once (exactextract); then each block of dates is read once - from the
+Zarr store, only the chunks the polygons touch - and reduced for all polygons together in numpy,
+so the cost is one pass over those chunks whatever the number of polygons (docs/polygons.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+if TYPE_CHECKING:
+    from ndvicube.timeseries.zonal import CoverageWeights
 
 
 def polygon_columns(indices: list[str]) -> list[str]:
@@ -39,67 +47,144 @@ def read_polygons(path: str | Path, crs: str):
     return screen_fields(read_fields(path)).accepted.to_crs(crs)
 
 
-def label_grid(polygons, cube: xr.Dataset | xr.DataArray) -> np.ndarray:
-    """int32 raster on the cube's grid: 1 + the polygon's row where a pixel centre is inside."""
-    import rioxarray  # noqa: F401  (registers .rio; open_cube leaves it to its callers)
-    from rasterio.features import rasterize
-
-    shapes = ((geom, n + 1) for n, geom in enumerate(polygons.geometry))
-    return rasterize(
-        shapes,
-        out_shape=(cube.sizes["y"], cube.sizes["x"]),
-        transform=cube.rio.transform(),
-        fill=0,
-        dtype="int32",
-    )
-
-
 def polygon_series(
     cube: xr.Dataset | xr.DataArray,
     polygons,
     *,
     min_clear_fraction: float = 0.0,
     time_block: int = 8,
+    store: str | Path | None = None,
+    weights: CoverageWeights | None = None,
 ) -> pd.DataFrame:
-    """Each index's mean and median, the count and clear fraction per polygon and date."""
+    """Each index's weighted mean and median, the count and clear fraction per polygon and
+    date (:mod:`.zonal`); rows date by date, polygons in their order within each date.
+
+    ``polygons``: ``id`` and geometry in the cube's CRS. ``store``: the Zarr store ``cube`` was
+    opened from; the cells are then read from it chunk by chunk, only the chunks the polygons
+    touch (:func:`read_cells`), a block of the store's time chunks at a time. Without it, they
+    are read through xarray, ``time_block`` dates at a time. ``weights``: the polygons'
+    :func:`grid_weights` if already made.
+    """
     from ndvicube.cube.store import as_dataset
+    from ndvicube.timeseries.zonal import zonal_statistics
 
     cube = as_dataset(cube)
     names = list(cube.data_vars)
-    labels = label_grid(polygons, cube)
-    inside = labels > 0
-    owner = labels[inside] - 1
-    pixels = np.bincount(owner, minlength=len(polygons))
-    ys, xs = np.nonzero(inside)
-    parts = []
-    for start in range(0, cube.sizes["time"], time_block):
-        block = cube.isel(time=slice(start, start + time_block)).compute()
-        values = {name: block[name].values[:, ys, xs] for name in names}  # (time, pixels)
-        parts.append(_reduce(values, owner, block["time"].values, len(polygons)))
-    table = pd.concat(parts, ignore_index=True)
-    table["clear_fraction"] = table["count"] / pixels[table["label"]].clip(min=1)
-    cloudy = table["clear_fraction"] < min_clear_fraction
-    stats = [c for c in table.columns if c.endswith(("_mean", "_median"))]
-    table.loc[cloudy, stats] = np.nan
-    table["polygon"] = polygons["id"].to_numpy()[table["label"]]
+    weights = grid_weights(cube, polygons) if weights is None else weights
+    parts: dict[str, list[np.ndarray]] = {}
+    for values in read_cells(cube, names, weights, store=store, time_block=time_block):
+        for name, v in values.items():
+            stats = zonal_statistics(v, weights)
+            parts.setdefault(f"{name}_mean", []).append(stats["mean"])
+            parts.setdefault(f"{name}_median", []).append(stats["median"])
+            if name == names[0]:
+                parts.setdefault("count", []).append(stats["count"])
+    return _table(cube, polygons, weights, parts, names, min_clear_fraction)
+
+
+def _table(cube, polygons, weights, parts, names, min_clear_fraction) -> pd.DataFrame:
+    """The long table of the (dates, polygons) statistics in ``parts``."""
+    dates, count = cube.sizes["time"], len(polygons)
+    columns = {key: np.concatenate(arrays).ravel() for key, arrays in parts.items()}
+    total = np.tile(weights.total(), dates)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        columns["clear_fraction"] = np.where(total > 0, columns["count"] / total, 0.0)
+    cloudy = columns["clear_fraction"] < min_clear_fraction
+    for key in columns:
+        if key.endswith(("_mean", "_median")):
+            columns[key][cloudy] = np.nan
+    table = pd.DataFrame(
+        {
+            "polygon": np.tile(polygons["id"].to_numpy(), dates),
+            "time": np.repeat(cube["time"].values, count),
+        }
+        | columns
+    )
     return table[polygon_columns(names)]
 
 
-def _reduce(
-    values: dict[str, np.ndarray], owner: np.ndarray, times: np.ndarray, count: int
-) -> pd.DataFrame:
-    """Statistics of one block of time steps for every polygon (all dates x polygons kept)."""
-    first = next(iter(values))
-    steps = np.repeat(np.arange(len(times)), values[first].shape[1])
-    long = pd.DataFrame({"step": steps, "label": np.tile(owner, len(times))})
-    full = pd.MultiIndex.from_product([range(len(times)), range(count)], names=["step", "label"])
-    columns = {}
-    for name, v in values.items():
-        stats = long.assign(v=v.ravel()).dropna().groupby(["step", "label"])["v"]
-        stats = stats.agg(["mean", "median", "count"]).reindex(full)
-        columns |= {f"{name}_mean": stats["mean"], f"{name}_median": stats["median"]}
-        if name == first:
-            columns["count"] = stats["count"].fillna(0).astype(int)
-    table = pd.DataFrame(columns).reset_index()
-    table["time"] = times[table["step"]]
-    return table
+def grid_weights(cube: xr.Dataset | xr.DataArray, polygons) -> CoverageWeights:
+    """Each polygon's cells and coverage fractions on the cube's grid (:mod:`.zonal`)."""
+    from ndvicube.cube.store import cube_crs
+    from ndvicube.timeseries.zonal import coverage_weights
+
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    return coverage_weights(
+        polygons.geometry, transform=grid_transform(cube), shape=shape, crs=cube_crs(cube)
+    )
+
+
+def grid_transform(cube: xr.Dataset | xr.DataArray):
+    """The cube's affine transform from its pixel-centre coordinates (no rioxarray import)."""
+    from affine import Affine
+
+    x, y = cube.indexes["x"], cube.indexes["y"]
+    if len(x) < 2 or len(y) < 2:
+        import rioxarray  # noqa: F401  (registers .rio: a one-pixel-wide cube has no spacing)
+
+        return cube.rio.transform()
+    dx, dy = float(x[1] - x[0]), float(y[1] - y[0])
+    return Affine(dx, 0.0, float(x[0]) - dx / 2, 0.0, dy, float(y[0]) - dy / 2)
+
+
+def read_cells(
+    cube: xr.Dataset,
+    names: list[str],
+    weights: CoverageWeights,
+    *,
+    store: str | Path | None = None,
+    time_block: int = 8,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Each variable's values at the cells of ``weights``, as (dates, cells) float32 arrays,
+    one block of dates after another.
+
+    From ``store``: per time chunk of the store, each spatial chunk that holds a cell is read
+    whole (one Zarr read, which is how Zarr decodes it anyway) and the cells picked out; a
+    chunk absent from a sparse store reads as NaN, and no other chunk is read. Zarr's own
+    pointwise ``vindex`` does the same reads but costs 7 times more for a million cells
+    (bench/bench_fields_tables.py).
+    """
+    from ndvicube.timeseries.points import _stored_as_read
+
+    if store is not None and all(_stored_as_read(cube[name]) for name in names):
+        yield from _store_cells(store, names, weights)
+        return
+    rows = xr.DataArray(weights.rows, dims="cell")
+    cols = xr.DataArray(weights.cols, dims="cell")
+    for start in range(0, cube.sizes["time"], time_block):
+        block = cube[names].isel(time=slice(start, start + time_block), y=rows, x=cols)
+        yield {name: v.transpose("time", "cell").values for name, v in block.compute().items()}
+
+
+def _store_cells(
+    store: str | Path, names: list[str], weights: CoverageWeights
+) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`read_cells` from the Zarr store (variables (time, y, x), as ndvicube writes)."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r")
+    arrays = {name: group[name] for name in names}
+    steps, height, width = arrays[names[0]].chunks
+    chunks = _cells_by_chunk(weights.rows, weights.cols, height, width)
+    for start in range(0, arrays[names[0]].shape[0], steps):
+        stop = min(start + steps, arrays[names[0]].shape[0])
+        values = {}
+        for name, array in arrays.items():
+            out = np.empty((stop - start, len(weights.rows)), dtype=array.dtype)
+            for (row, col), cells in chunks:
+                window = array[start:stop, row : row + height, col : col + width]
+                out[:, cells] = window[:, weights.rows[cells] - row, weights.cols[cells] - col]
+            values[name] = out
+        yield values
+
+
+def _cells_by_chunk(
+    rows: np.ndarray, cols: np.ndarray, height: int, width: int
+) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """The cells in each spatial chunk: ((first row, first column), cell indices) per chunk."""
+    key = (rows // height) * (cols.max(initial=0) // width + 1) + cols // width
+    order = np.argsort(key, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if len(order) else []
+    return [
+        ((int(rows[g[0]] // height * height), int(cols[g[0]] // width * width)), g) for g in groups
+    ]

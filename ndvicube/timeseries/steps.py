@@ -46,7 +46,8 @@ def extract_polygon_series(
     from ndvicube.timeseries.tables import write_polygon_series
 
     polygons = read_polygons(polygons_path, crs)
-    table = polygon_series(open_cube(cube_path), polygons, min_clear_fraction=min_clear_fraction)
+    cube = open_cube(cube_path, dask=False)  # the cells are read from the store itself
+    table = polygon_series(cube, polygons, min_clear_fraction=min_clear_fraction, store=cube_path)
     write_polygon_series(table, out)
     log.info("polygon series: %d polygon(s) x %d date(s)", len(polygons), table["time"].nunique())
 

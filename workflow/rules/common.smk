@@ -209,6 +209,14 @@ def get_field_points(wildcards):
     return [[p.lon, p.lat] for p in area.points] if area.field_set else None
 
 
+def get_tile_reuse(wildcards):
+    """What a field set's tile job copies from besides its own store: its area's published
+    cube (adding fields moves chunks between tiles' even shares); None otherwise."""
+    if "tile" in wildcards.keys() and get_area(wildcards).field_set:
+        return f"results/{wildcards.area}/ndvi.zarr"
+    return None
+
+
 def get_field_set(wildcards):
     """Whether the area is a field set (its tiles share its chunks, joined where they lie)."""
     return get_area(wildcards).field_set

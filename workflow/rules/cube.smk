@@ -42,6 +42,8 @@ rule cube:
         published=get_cube_link,
         # A field set's points (their chunks are in its sparse cube); None for a box.
         field_points=get_field_points,
+        # A field set's tile copies chunks from its area's cube too (None otherwise).
+        reuse_from=get_tile_reuse,
     script:
         "../../scripts/build_cube.py"
 
