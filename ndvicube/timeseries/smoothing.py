@@ -108,8 +108,7 @@ def _smoothed(
     if method == "notebook":
         return _rolling_mean(binned, window)
     if method == "savgol":
-        interpolated = _interpolated(binned)
-        return np.stack([savgol(row, window, polyorder) for row in interpolated.values])
+        return savgol_rows(_interpolated(binned).values, window, polyorder)
     weights = clear * binned.notnull().values
     return np.stack([whittaker(v, w, lam) for v, w in zip(binned.values, weights, strict=True)])
 
@@ -157,6 +156,31 @@ def savgol(series: xr.DataArray | np.ndarray, window: int, polyorder: int) -> np
     if run.stop - run.start >= window:
         values[run] = savgol_filter(values[run], window, polyorder, mode="interp")
     return values
+
+
+def savgol_rows(values: np.ndarray, window: int, polyorder: int) -> np.ndarray:
+    """:func:`savgol` of every row of a (point, time) array, one scipy call per finite run.
+
+    Rows whose finite runs span the same dates (after interpolation, nearly all of them) are
+    filtered together along ``time``: one call per row cost 0.7 ms, 6.9 s for 10,000 fields
+    (bench/bench_fields_tables.py).
+    """
+    from scipy.signal import savgol_filter
+
+    out = np.array(values, dtype="float64")
+    finite = np.isfinite(out)
+    found = finite.any(axis=1)
+    first = finite.argmax(axis=1)
+    last = out.shape[1] - 1 - finite[:, ::-1].argmax(axis=1)
+    runs = np.stack([first, last + 1], axis=1)[found]
+    for start, stop in np.unique(runs, axis=0):
+        if stop - start < window:
+            continue  # no polynomial fit to make: left unfiltered, as by savgol
+        rows = np.flatnonzero(found)[(runs[:, 0] == start) & (runs[:, 1] == stop)]
+        out[rows, start:stop] = savgol_filter(
+            out[rows, start:stop], window, polyorder, mode="interp", axis=1
+        )
+    return out
 
 
 def whittaker(values: np.ndarray, weights: np.ndarray, lam: float) -> np.ndarray:
