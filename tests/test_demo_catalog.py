@@ -16,6 +16,7 @@ import pandas as pd
 import pystac
 import pytest
 import rasterio
+import yaml
 from pyproj import Transformer
 
 import ndvicube.demo.catalog as demo_catalog
@@ -371,7 +372,8 @@ def test_full_year_has_kept_and_dropped_items_and_a_real_calendar(year):
 
 def test_same_seed_gives_identical_files(tmp_path):
     a = generate_demo_catalog(tmp_path / "a", TINY)
-    first = {name: (a.root / name).read_bytes() for name in ("items.json", "truth.csv")}
+    names = ("items.json", "truth.csv", "fields.geojson", "fields_truth.csv")
+    first = {name: (a.root / name).read_bytes() for name in names}
     calendar = a.calendar.read_bytes()
     a = generate_demo_catalog(tmp_path / "a", TINY)
     assert {name: (a.root / name).read_bytes() for name in first} == first
@@ -457,10 +459,172 @@ def test_cli(tmp_path):
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     printed = dict(line.split(": ", 1) for line in done.stdout.splitlines())
-    assert set(printed) == {"root", "items", "collection", "truth", "points", "calendar"}
+    assert set(printed) == {
+        "root", "items", "collection", "truth", "points", "calendar", "fields", "fields_truth"
+    }  # fmt: skip
     assert all(Path(p).exists() for p in printed.values())
     features = json.loads(Path(printed["items"]).read_text())["features"]
     assert len(features) == 3 and features[0]["properties"]["proj:code"] == "EPSG:32644"
     collection = json.loads(Path(printed["collection"]).read_text())
     assert collection["id"] == "sentinel-2-c1-l2a"
     assert set(collection["item_assets"]) == set(features[0]["assets"])
+
+
+#: The demo's kept fields, in file order; all but `rotated` and `bowtie` are rectangles or
+#: unions/differences of rectangles, whose pixel weights are products of 1-D overlaps.
+KEPT_FIELDS = [
+    "west_rice", "overlap_rice", "east_orchard", "wedge_rice", "inset", "cross_edges", "rotated",
+    "tiny", "overlap_a", "overlap_b", "pond", "swath_edge", "ring", "two_plots", "bowtie",
+]  # fmt: skip
+ALIGNED = ["west_rice", "overlap_rice", "east_orchard", "wedge_rice"]
+
+
+@pytest.fixture(scope="module")
+def fields(catalog):
+    from ndvicube.fields import read_fields
+
+    return read_fields(catalog.fields)
+
+
+def test_fields_file_is_the_demo_configs_and_holds_what_the_docs_say(catalog, fields):
+    from ndvicube.fields.checks import item_footprints, screen_fields
+
+    assert catalog.fields.read_bytes() == (ROOT / "config/demo_fields.geojson").read_bytes()
+    assert fields.crs.to_epsg() == 32644
+    rejected = {"empty": "empty", "west_rice": "duplicated", "sliver": "invalid"}
+    rejected |= {"far_away": "outside every scene"}
+    assert list(fields["id"]) == KEPT_FIELDS + list(rejected)
+    screened = screen_fields(fields, footprints=item_footprints(catalog.items))
+    assert list(screened.accepted["id"]) == KEPT_FIELDS
+    assert screened.rejected.values.tolist() == [list(r) for r in rejected.items()]
+    assert screened.repaired == ("bowtie",)
+    w, s, e, n = SHORT.bbox
+    lon_lat = fields.to_crs("EPSG:4326").geometry
+    for fid, geometry in zip(fields["id"], lon_lat, strict=True):
+        if fid == "far_away":
+            assert geometry.bounds[0] > e + 0.04  # ~5 km east of the tiles
+        elif fid != "empty":
+            x0, y0, x1, y1 = geometry.bounds
+            assert w < x0 and x1 < e and s < y0 and y1 < n, fid
+
+
+def test_fields_play_their_roles_over_the_parcels(catalog, fields):
+    from shapely.geometry import box
+
+    parcels = json.loads(catalog.calendar.read_text())["parcels"]
+    kept = dict(zip(fields["id"][:15], fields.geometry[:15], strict=True))
+    bounds = {tuple(p["bounds_utm"]): p for p in parcels}
+    assert all(kept[fid].bounds in bounds for fid in ALIGNED)  # exactly one parcel each
+    assert bounds[kept["east_orchard"].bounds]["cover"] == "orchard"
+
+    def parcels_under(fid):
+        return [p for p in parcels if box(*p["bounds_utm"]).intersection(kept[fid]).area > 0]
+
+    assert len(parcels_under("inset")) == 1
+    pond = [p for p in parcels if box(*p["bounds_utm"]).contains(kept["pond"])]
+    assert [p["cover"] for p in pond] == ["water"]  # (drawn over the parcels it replaced)
+    assert len(parcels_under("cross_edges")) == 3 and len(parcels_under("rotated")) == 2
+    assert len(parcels_under("two_plots")) == 2
+    assert kept["tiny"].area < 100 and kept["ring"].interiors
+    shared = {
+        (a, b)
+        for a, b in itertools.combinations(KEPT_FIELDS, 2)
+        if kept[a].intersection(kept[b]).area > 0
+    }
+    assert shared == {("overlap_a", "overlap_b")}
+
+
+def _rectangles(geometry) -> list[tuple[tuple[float, ...], int]]:
+    """An axis-aligned field as signed rectangles: +1 its parts, -1 their holes."""
+    parts = getattr(geometry, "geoms", [geometry])
+    return [(p.exterior.bounds, 1) for p in parts] + [
+        (hole.bounds, -1) for p in parts for hole in p.interiors
+    ]
+
+
+def _rectangles_cover(geometry, x0: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """Share of each 10 m pixel (west edge x0, north edge y1) inside an axis-aligned field."""
+    cover = np.zeros(len(x0))
+    for (a, b, c, d), sign in _rectangles(geometry):
+        dx = np.clip(np.minimum(x0 + 10, c) - np.maximum(x0, a), 0, None)
+        dy = np.clip(np.minimum(y1, d) - np.maximum(y1 - 10, b), 0, None)
+        cover += sign * dx * dy / 100
+    return cover
+
+
+def test_field_weights_are_exact_coverage_on_the_field_sets_grid():
+    from ndvicube.config import validate_config
+    from ndvicube.demo.field_truth import field_weights, kept_fields
+    from ndvicube.demo.fields import demo_fields
+    from ndvicube.demo.world import _layout
+    from ndvicube.geo import area_geobox
+
+    lay = _layout(SHORT)
+    fields = demo_fields(lay)
+    weights = field_weights(fields, lay)
+    assert weights.ids == tuple(KEPT_FIELDS)
+    geometry = dict(kept_fields(fields))  # the bow tie repaired: two triangles
+    assert geometry["bowtie"].area == 2 * 55 * 110 / 2
+    for k, fid in enumerate(weights.ids):
+        part = slice(weights.starts[k], weights.starts[k + 1])
+        w = weights.weights[part]
+        assert ((w > 0) & (w <= 1)).all()
+        assert w.sum() == pytest.approx(geometry[fid].area / 100, rel=1e-12), fid
+        if fid not in ("rotated", "bowtie"):  # rectangles: products of 1-D overlaps
+            x0 = lay.x0 + 10 * weights.cols[weights.cells[part]]
+            y1 = lay.y1 - 10 * weights.rows[weights.cells[part]]
+            want = _rectangles_cover(geometry[fid], x0, y1)
+            np.testing.assert_allclose(w, want, rtol=0, atol=1e-12)
+    tiny = weights.weights[weights.starts[7] : weights.starts[8]]
+    assert sorted(tiny.round(12)) == [0.05, 0.25]  # 6 m x 5 m across a pixel edge
+    cells = [set(weights.cells[weights.starts[k] : weights.starts[k + 1]]) for k in (8, 9)]
+    assert cells[0] & cells[1]  # overlapping fields each keep the pixels they share
+    # The demo config's field set is on this very grid: same CRS, pixel edges on the tiles' grid.
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    area = validate_config(config, base_dir=ROOT).areas["fields"]
+    grid = area_geobox(area.bbox, area.crs, 10.0)
+    assert area.field_set and area.crs == "EPSG:32644"
+    assert (grid.affine.c - lay.x0) % 10 == 0 and (lay.y1 - grid.affine.f) % 10 == 0
+
+
+def test_fields_truth_is_the_weighted_mean_of_the_cogs_pixels(catalog, fields, features):
+    """Every rectangular field's truth, again from the COGs (odc-stac, one solar day per time)
+    and weights from 1-D overlaps: the generator's pixels, fusion, mask and weights agree."""
+    odc_stac = pytest.importorskip("odc.stac")
+    from ndvicube.demo import read_fields_truth
+
+    truth = read_fields_truth(catalog.fields_truth)
+    assert list(truth.columns) == ["field", "time", "ndvi_mean", "count", "clear_fraction"]
+    assert truth["time"].dtype == "datetime64[ns]"
+    kept = [pystac.Item.from_dict(f) for f in features if f["properties"]["eo:cloud_cover"] < 30]
+    ds = odc_stac.load(
+        kept, bands=["red", "nir", "scl"], bbox=SHORT.bbox, crs="EPSG:32644", resolution=10,
+        groupby="solar_day", resampling="nearest",
+    )  # fmt: skip
+    days = pd.DatetimeIndex(ds["time"].values).normalize()
+    assert sorted(set(truth["time"])) == list(days)
+    red, nir = (ds[b].astype("float64").where(ds[b] != 0) * 1e-4 - 0.1 for b in ("red", "nir"))
+    ndvi = ((nir - red) / (nir + red)).where(~ds["scl"].isin([0, 3, 8, 9, 10])).values
+    x0, y1 = ds["x"].values - 5, ds["y"].values + 5
+    by_field = truth.set_index(["field", "time"])
+    for fid, geometry in zip(fields["id"][:15], fields.geometry[:15], strict=True):
+        if fid in ("rotated", "bowtie"):
+            continue
+        cover = _rectangles_cover(geometry, *(g.ravel() for g in np.meshgrid(x0, y1)))
+        inside = cover > 0
+        w = cover[inside]
+        for t, day in enumerate(days):
+            v = ndvi[t].ravel()[inside]
+            clear = np.isfinite(v)
+            want = by_field.loc[(fid, day)]
+            assert want["count"] == pytest.approx(w[clear].sum(), abs=1e-9), (fid, day)
+            assert want["clear_fraction"] == pytest.approx(w[clear].sum() / w.sum(), abs=1e-12)
+            if clear.any():
+                mean = (v[clear] * w[clear]).sum() / w[clear].sum()
+                assert want["ndvi_mean"] == pytest.approx(mean, abs=1e-12), (fid, day)
+            else:
+                assert math.isnan(want["ndvi_mean"]), (fid, day)
+    seen = truth.groupby("field")["clear_fraction"].agg(["min", "max"])
+    assert seen.loc["swath_edge", "max"] < 0.6  # part of it is never observed
+    assert seen.loc["east_orchard", "min"] == 0  # a pass without the east tile
+    assert (truth.loc[truth["field"] == "pond", "ndvi_mean"].dropna() < 0).all()

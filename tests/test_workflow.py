@@ -7,6 +7,7 @@ the working directory, not the checkout). Values are checked against the catalog
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -164,7 +165,10 @@ def test_invalid_config_fails_before_any_job(tmp_path, catalog):
 
 def test_readme_demo_command_reproduces_the_full_year_truth(tmp_path):
     # The README's offline demo, as a user runs it (the default profile included), but from
-    # another working directory: generate the catalog, then the whole pipeline.
+    # another working directory: generate the catalog, then the whole pipeline. The field set's
+    # polygons are a file of the repository (config/demo_fields.geojson), relative to it.
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "demo_fields.geojson", tmp_path / "config")
     result = snakemake(tmp_path, ROOT / "config" / "demo.yaml", "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     catalog = tmp_path / "results" / "_demo_catalog"

@@ -9,7 +9,10 @@ crop calendar that produced them.
 - :mod:`ndvicube.demo.world`: the spec, tile layout, points, parcels, crop calendars, passes.
 - :mod:`ndvicube.demo.scene`: one pass's pixels: sun, clouds, surface reflectance, tile arrays.
 - :mod:`ndvicube.demo.stac`: item and collection JSON in Earth Search's shape.
-- :mod:`ndvicube.demo.catalog`: writes COGs, JSON, truth, points, calendar; rewrites hrefs.
+- :mod:`ndvicube.demo.fields`: the field set (good fields and one of each rejected kind).
+- :mod:`ndvicube.demo.field_truth`: the fields' true means, with exact coverage weights.
+- :mod:`ndvicube.demo.catalog`: writes COGs, JSON, truth, points, fields, calendar; rewrites
+  hrefs.
 - :mod:`ndvicube.demo.truth`: reads the truth back: expected series, seasons, phenology errors.
 - :mod:`ndvicube.demo.pc`: the same catalog in Planetary Computer's shape.
 - :mod:`ndvicube.demo.__main__`: the command line, ``python -m ndvicube.demo OUT_DIR``.
@@ -22,6 +25,7 @@ from ndvicube.demo.truth import (
     demo_series,
     expected_series,
     phenology_errors,
+    read_fields_truth,
     read_truth,
     true_seasons,
 )
@@ -36,6 +40,7 @@ __all__ = [
     "expected_series",
     "generate_demo_catalog",
     "phenology_errors",
+    "read_fields_truth",
     "read_truth",
     "rewrite_hrefs",
     "true_seasons",

@@ -7,6 +7,7 @@ Planetary Computer copy (:mod:`ndvicube.demo.pc`) is imported only when asked fo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 
 import ndvicube.demo
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         pc = planetary_computer_copy(cat, args.planetary_computer, blob_url=args.blob_url)
         print(f"planetary-computer items: {pc.items}")
-    for name in ("root", "items", "collection", "truth", "points", "calendar"):
+    for name in (f.name for f in dataclasses.fields(cat)):
         print(f"{name}: {getattr(cat, name)}")
 
 

@@ -1,9 +1,10 @@
-"""The demo catalog on disk: COGs, STAC JSON, truth, points and calendar, and href rewriting.
+"""The demo catalog on disk: COGs, STAC JSON, truth, points, fields and calendar; href rewriting.
 
 Why: tests and benchmarks need the catalog as files, written so that readers never see a half
 catalog (``items.json`` last, every JSON via a temporary file), with the exact answer beside it.
 :func:`generate_demo_catalog` builds the world (:mod:`ndvicube.demo.world`), one scene per pass
-(:mod:`ndvicube.demo.scene`) and the STAC documents (:mod:`ndvicube.demo.stac`), and writes them.
+(:mod:`ndvicube.demo.scene`) and the STAC documents (:mod:`ndvicube.demo.stac`), and writes them,
+with the field set (:mod:`ndvicube.demo.fields`) and its truth (:mod:`ndvicube.demo.field_truth`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pandas as pd
 import rasterio
 from rasterio.transform import from_origin
 
+from ndvicube.demo.field_truth import FieldTruth, field_set_bbox, field_weights
+from ndvicube.demo.fields import demo_fields, write_fields
 from ndvicube.demo.scene import _res, _scene, _sun, _tile_arrays
 from ndvicube.demo.stac import (
     _ASSETS,
@@ -68,6 +71,10 @@ class DemoCatalog:
     truth: Path
     points: Path
     calendar: Path
+    fields: Path
+    """The field set (GeoJSON, EPSG:32644; :mod:`ndvicube.demo.fields`)."""
+    fields_truth: Path
+    """Each kept field's true mean per solar day (:mod:`ndvicube.demo.field_truth`)."""
 
 
 def _write_cog(path: Path, arr: np.ndarray, tile: _Tile, res: int, blocksize: int) -> dict:
@@ -184,7 +191,7 @@ def generate_demo_catalog(
     out_dir: str | Path,
     spec: DemoCatalogSpec = DemoCatalogSpec(),  # noqa: B008 (a frozen dataclass)
 ) -> DemoCatalog:
-    """Write the synthetic catalog, COGs, truth, points and calendar under ``out_dir``.
+    """Write the synthetic catalog, COGs, truth, points, fields and calendar under ``out_dir``.
 
     ``items.json`` is removed first and written last, so its presence means the catalog is
     complete; an existing ``cogs/`` folder under ``out_dir`` is replaced. Example::
@@ -196,12 +203,16 @@ def generate_demo_catalog(
     root.mkdir(parents=True, exist_ok=True)
     cat = DemoCatalog(
         root, root / "items.json", root / "collection.json", root / "truth.csv",
-        root / "points.csv", root / "calendar.json",
+        root / "points.csv", root / "calendar.json", root / "fields.geojson",
+        root / "fields_truth.csv",
     )  # fmt: skip
     cat.items.unlink(missing_ok=True)
     shutil.rmtree(root / "cogs", ignore_errors=True)
     lay = _layout(spec)
     land = _make_land(spec, lay)
+    fields = demo_fields(lay)
+    west, _, east, _ = field_set_bbox(fields)
+    field_truth = FieldTruth(lay, field_weights(fields, lay), (west + east) / 2)
     items, truth = [], []
     for p in _passes(spec, lay):
         sun_az, _ = _sun(_times(p, spec.seed)["sense"][0], FIELD1[0], FIELD1[1])
@@ -210,7 +221,10 @@ def generate_demo_catalog(
             arrays = _tile_arrays(scene, lay, tile)
             items.append(_make_item(spec, lay, root, p, tile, arrays))
             truth += _truth_rows(lay, items[-1], tile, arrays)
+            field_truth.add(items[-1], tile, arrays)
     items.sort(key=lambda it: (it["properties"]["datetime"], it["id"]))
+    write_fields(cat.fields, fields)
+    pd.DataFrame(field_truth.rows()).to_csv(cat.fields_truth, index=False)
     _write_outputs(cat, spec, lay, land, items, truth)
     return cat
 

@@ -1,7 +1,8 @@
 """The demo's ground truth, read back and turned into what the workflow must produce.
 
 Why: tests and benchmarks compare the workflow's output with the exact answer: the index series
-per point (:func:`expected_series`, from ``truth.csv``) and the crop seasons (from
+per point (:func:`expected_series`, from ``truth.csv``), the fields' means
+(:func:`read_fields_truth`, from ``fields_truth.csv``) and the crop seasons (from
 ``calendar.json``). :func:`demo_series` and :func:`demo_phenology` run a generated catalog
 through the workflow's functions in this process, for the steps after the series.
 """
@@ -34,6 +35,18 @@ def read_truth(path: str | Path) -> pd.DataFrame:
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True).astype("datetime64[ns, UTC]")
     df["solar_day"] = pd.to_datetime(df["solar_day"]).astype("datetime64[ns]")
     return df
+
+
+def read_fields_truth(path: str | Path) -> pd.DataFrame:
+    """Read fields_truth.csv: ``field`` (str), ``time`` (midnight of the solar day, as the
+    polygon series' ``time``), ``ndvi_mean``, ``count`` and ``clear_fraction`` (float64).
+
+    The exact answer of ``polygons_raw.csv`` for the demo's kept fields on every day of the
+    cube, under config/demo.yaml's settings (:mod:`ndvicube.demo.field_truth`).
+    """
+    df = pd.read_csv(path, dtype={"field": str}, parse_dates=["solar_day"])
+    df = df.rename(columns={"solar_day": "time"})
+    return df.astype({"time": "datetime64[ns]", "count": "float64"})
 
 
 def expected_series(
