@@ -50,8 +50,19 @@ def test_overview_draws_median_and_band_of_every_point(points, tmp_path):
     assert labels == ["10%-90% of points", "median of points"]
     clear = raw[raw["ndvi"].notna()].groupby("time").size()
     assert [p.get_height() for p in bottom.patches] == clear.tolist()
-    assert f"{points} point(s)" in top.get_title()
+    assert f"{points:,} point(s)" in top.get_title()
     assert (tmp_path / "overview.png").stat().st_size > 20_000
+
+
+def test_overview_of_fields_names_them_fields(tmp_path):
+    """The polygon tables' overview (10,000 fields of bench/bench_fields_tables.py: one band
+    and one line, drawn in 0.7 s) says fields where the points' says points."""
+    raw = series(30)
+    fig = plot_overview(raw, smooth_series(raw), "set", tmp_path / "o.png", what="field")
+    top, bottom = fig.axes
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert labels == ["10%-90% of fields", "median of fields"]
+    assert "30 field(s)" in top.get_title() and bottom.get_ylabel() == "fields clear"
 
 
 def test_point_figures_are_drawn_for_the_selected_points_only(tmp_path):

@@ -143,12 +143,17 @@ def _plot_share(
 BAND = (0.1, 0.9)
 
 
-def plot_overview(raw: pd.DataFrame, smoothed: pd.DataFrame, area: str, path: str | Path):
+def plot_overview(
+    raw: pd.DataFrame, smoothed: pd.DataFrame, area: str, path: str | Path, *, what: str = "point"
+):
     """The area at a glance, readable for 1 point or 10,000: per index, the median of all
     points' smoothed series and the band from their 10th to 90th percentile; below, how many
     points had a clear observation on each solar day.
 
-    Returns the (closed) figure, so tests can inspect what was drawn.
+    ``what`` names the series' places in the labels: ``point``, or ``field`` for the polygon
+    tables (a field is clear on a day when its mean is, i.e. some of it was). 10,000 fields
+    draw in 0.7 s (bench/bench_fields_tables.py). Returns the (closed) figure, so tests can
+    inspect what was drawn.
     """
     names = index_columns(smoothed)
     count = smoothed["point"].nunique()
@@ -170,20 +175,21 @@ def plot_overview(raw: pd.DataFrame, smoothed: pd.DataFrame, area: str, path: st
             color="tab:blue",
             alpha=0.25,
             lw=0,
-            label=f"{BAND[0]:.0%}-{BAND[1]:.0%} of points",
+            label=f"{BAND[0]:.0%}-{BAND[1]:.0%} of {what}s",
         )
-        ax.plot(mid.index, mid.values, "-", lw=2, color="tab:blue", label="median of points")
-        title = f"Smoothed {name.upper()}, area {area}: {count} point(s)"
+        ax.plot(mid.index, mid.values, "-", lw=2, color="tab:blue", label=f"median of {what}s")
+        title = f"Smoothed {name.upper()}, area {area}: {count:,} {what}(s)"
         _decorate(ax, title, name.upper(), _limits(low, high))
     clear = raw[raw[names[0]].notna()].groupby("time").size()
     bottom = axes[-1]
     bottom.bar(clear.index, clear.values, width=2.0, color="tab:green")
-    bottom.set_ylabel("points clear")
+    bottom.set_ylabel(f"{what}s clear")
     bottom.set_xlabel("Date")
     bottom.set_ylim(0, max(count, 1))
     bottom.grid(True, alpha=0.3)
     bottom.set_title(
-        f"Points with a clear {names[0].upper()} observation, per solar day", fontsize="small"
+        f"{what.capitalize()}s with a clear {names[0].upper()} observation, per solar day",
+        fontsize="small",
     )
     for ax in axes[:-1]:
         ax.set_xlabel("")
