@@ -39,8 +39,13 @@ FIELDS = {
     ),
     "away": shapely.box(82.6400, 27.1630, 82.6406, 27.1635),
 }
-#: Added by the rerun: a chunk no earlier field touches.
-ADDED = {"sw": shapely.box(82.6010, 27.1550, 82.6016, 27.1555)}
+#: Added by the rerun: two fields in chunks of the first chunk row that no earlier field
+#: touches. They sort before the others, so the even shares move a chunk from tile 0-0 to 0-1:
+#: that tile copies it from the area's cube, it does not read it again.
+ADDED = {
+    "n1": shapely.box(82.6080, 27.1705, 82.6086, 27.1710),
+    "n2": shapely.box(82.6150, 27.1705, 82.6156, 27.1710),
+}
 
 
 def write_fields(path, fields) -> None:
@@ -137,7 +142,9 @@ def test_adding_a_field_reads_only_its_chunks(first_run, served, catalog, tmp_pa
     rerun = Counter((r.path, r.range) for r in served.requests if r.path.endswith(".tif"))
     after = {tuple(c) for c in read_attrs(work / "results/parcels/ndvi.zarr")[CHUNKS_ATTR]}
     new = after - before
-    assert new and before < after
+    assert new == {(0, 1), (0, 2)} and before < after
+    shares = [read_attrs(work / f"results/parcels/tiles/0-{c}.zarr")[CHUNKS_ATTR] for c in (0, 1)]
+    assert [1, 1] in before_shares(first_run[0])[0] and [1, 1] in shares[1]  # it moved
     # What the cube of the new chunks alone reads, in one process: the same requests.
     attrs = read_attrs(work / "results/parcels/ndvi.zarr")
     area = attrs["ndvicube:config"]["area"]
@@ -151,4 +158,9 @@ def test_adding_a_field_reads_only_its_chunks(first_run, served, catalog, tmp_pa
     alone = Counter((r.path, r.range) for r in served.requests if r.path.endswith(".tif"))
     assert rerun and rerun == alone
     raw = pd.read_csv(work / "results/parcels/polygons_raw.csv")
-    assert "sw" in set(raw["polygon"])
+    assert {"n1", "n2"} <= set(raw["polygon"])
+
+
+def before_shares(work) -> list[list]:
+    """The tiles' chunk shares of the first run."""
+    return [read_attrs(work / f"results/parcels/tiles/0-{c}.zarr")[CHUNKS_ATTR] for c in (0, 1)]
