@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,8 @@ import xarray as xr
 
 if TYPE_CHECKING:
     from ndvicube.timeseries.zonal import CoverageWeights
+
+T = TypeVar("T")
 
 
 def polygon_columns(indices: list[str]) -> list[str]:
@@ -72,7 +74,8 @@ def polygon_series(
     names = list(cube.data_vars)
     weights = grid_weights(cube, polygons) if weights is None else weights
     parts: dict[str, list[np.ndarray]] = {}
-    for values in read_cells(cube, names, weights, store=store, time_block=time_block):
+    blocks = read_cells(cube, names, weights, store=store, time_block=time_block)
+    for values in prefetched(blocks):
         for name, v in values.items():
             stats = zonal_statistics(v, weights)
             parts.setdefault(f"{name}_mean", []).append(stats["mean"])
@@ -125,6 +128,23 @@ def grid_transform(cube: xr.Dataset | xr.DataArray):
         return cube.rio.transform()
     dx, dy = float(x[1] - x[0]), float(y[1] - y[0])
     return Affine(dx, 0.0, float(x[0]) - dx / 2, 0.0, dy, float(y[0]) - dy / 2)
+
+
+def prefetched(blocks: Iterator[T]) -> Iterator[T]:
+    """``blocks``, the next one read in a thread while the caller reduces this one.
+
+    Reading a block (Zarr decoding its chunks) and reducing it (numpy's sorts and sums) both
+    leave the GIL, so with a second core free the reads (a third of the statistics step of
+    bench/bench_fields_tables.py) run beside the reductions instead of before them.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="ndvicube-cells") as pool:
+        ahead = pool.submit(next, blocks, done)
+        while (block := ahead.result()) is not done:
+            ahead = pool.submit(next, blocks, done)
+            yield block
 
 
 def read_cells(
