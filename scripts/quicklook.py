@@ -12,4 +12,5 @@ with job_logging(snakemake.log[0], job="quicklook"):
         area=snakemake.wildcards.area,
         out=snakemake.output.figure,
         index=snakemake.params.index,
+        fields=snakemake.input.get("fields"),
     )

@@ -132,3 +132,32 @@ def test_unknown_figure_points_and_bad_limits_are_refused():
         validate_config(config_with(3, points=["p1", "nope"]))
     with pytest.raises(ConfigError, match=r"figures\.max_points"):
         validate_config(config_with(3, max_points="most"))
+
+
+def test_quicklook_draws_every_fields_outline_in_one_collection(tmp_path):
+    """10,000 field outlines (two-part fields included) on each map, as one line collection."""
+    import geopandas as gpd
+    import rioxarray  # noqa: F401  (.rio)
+    import shapely
+    import xarray as xr
+    from matplotlib.collections import LineCollection
+
+    from ndvicube.figures.maps import plot_quicklook
+
+    x = 500_000 + 10 * np.arange(400)
+    y = 3_000_000 - 10 * np.arange(300)
+    maps = xr.DataArray(
+        np.full((2, 300, 400), 0.5, dtype="float32"),
+        dims=("time", "y", "x"),
+        coords={"time": pd.date_range("2023-01-01", periods=2, freq="MS"), "y": y, "x": x},
+        name="ndvi",
+    ).rio.write_crs("EPSG:32644")
+    rng = np.random.default_rng(0)
+    corners = rng.uniform((x[0], y[-1]), (x[-1] - 30, y[0] - 30), (10_000, 2))
+    boxes = shapely.box(corners[:, 0], corners[:, 1], corners[:, 0] + 20, corners[:, 1] + 20)
+    boxes[0] = shapely.MultiPolygon([boxes[0], boxes[1]])
+    outlines = gpd.GeoSeries(boxes, crs="EPSG:32644").boundary
+    fig = plot_quicklook(maps, [], "fields", tmp_path / "q.png", fields=outlines)
+    drawn = [c for ax in fig.axes[:2] for c in ax.collections if isinstance(c, LineCollection)]
+    assert [len(c.get_segments()) for c in drawn] == [10_001, 10_001]
+    assert "lines: fields" in fig._suptitle.get_text() and (tmp_path / "q.png").stat().st_size

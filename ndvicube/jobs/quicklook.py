@@ -18,22 +18,33 @@ def quicklook(
     area: str,
     out: str | Path,
     index: str = "NDVI",
+    fields: str | Path | None = None,
 ) -> None:
-    """Draw the area's quick-look: maps of ``index`` with its points.
+    """Draw the area's quick-look: maps of ``index`` with its points, and the outlines of its
+    accepted ``fields`` (``fields.parquet``) when it has polygons.
 
     ``cube_path`` is the cube (its monthly medians are drawn) or a composites store (its
-    periods are drawn as they are: one source of truth for the maps).
+    periods are drawn as they are: one source of truth for the maps). A field set's maps are
+    blank where its sparse cube holds no chunk.
     """
     from ndvicube.composites.periods import SPEC_ATTR
     from ndvicube.cube.indices import column
-    from ndvicube.cube.store import cube_attrs, open_cube
+    from ndvicube.cube.store import cube_attrs, cube_crs, open_cube
     from ndvicube.figures.maps import monthly_medians, plot_quicklook
 
     cube = open_cube(cube_path)
     maps = cube[column(index)]
     made = cube_attrs(cube).get(SPEC_ATTR)
+    outlines = _outlines(fields, cube_crs(cube)) if fields else None
     if made is None:
-        plot_quicklook(monthly_medians(maps), points, area, out)
+        plot_quicklook(monthly_medians(maps), points, area, out, fields=outlines)
     else:
         what = f"{made['statistic'].capitalize()} per period ({made['period']}) of"
-        plot_quicklook(maps, points, area, out, what=what)
+        plot_quicklook(maps, points, area, out, what=what, fields=outlines)
+
+
+def _outlines(path: str | Path, crs: str):
+    """The accepted fields' boundaries in the maps' CRS."""
+    import geopandas as gpd
+
+    return gpd.read_parquet(path).to_crs(crs).boundary

@@ -154,8 +154,12 @@ def get_figure_threads(wildcards):
 
 
 def get_quicklook_maps(wildcards):
-    """What the quick-look draws: the composites when they hold its index, else the cube."""
-    return {"maps": f"results/{wildcards.area}/{QUICKLOOK_SOURCE}"}
+    """What the quick-look draws: the composites when they hold its index, else the cube; and
+    the accepted fields' outlines of an area with polygons."""
+    maps = {"maps": f"results/{wildcards.area}/{QUICKLOOK_SOURCE}"}
+    if get_area(wildcards).polygons_file:
+        maps["fields"] = f"results/{wildcards.area}/fields.parquet"
+    return maps
 
 
 #: The quick-look's maps: the composites (one source of truth for the maps), or the cube's
