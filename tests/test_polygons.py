@@ -87,9 +87,9 @@ def test_geojson_in_degrees_gives_the_same_series(parcels):
     gpkg = polygon_series(cube, read_polygons(parcels["work"] / "parcels.gpkg", CRS))
     geojson = polygon_series(cube, read_polygons(parcels["work"] / "parcels.geojson", CRS))
     # Reprojected to degrees and back, an edge may move by millimetres: a neighbouring cell
-    # enters with a coverage of about 1e-5, which moves a count by as much, a mean by much
-    # less, and a weighted median by up to 1e-5 of its value (exactextract's median depends
-    # on how many cells there are, whatever their weight).
+    # may enter with a coverage of about 1e-5, which moves a count by as much, a mean by much
+    # less, and a weighted median by more (exactextract's median depends on how many cells
+    # there are, whatever their weight; docs/polygons.md).
     pd.testing.assert_frame_equal(geojson, gpkg, check_exact=False, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(geojson["ndvi_mean"], gpkg["ndvi_mean"], rtol=1e-6)
 

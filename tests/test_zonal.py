@@ -276,6 +276,17 @@ def test_a_sparse_store_reads_only_the_touched_chunks_and_gives_the_dense_series
     pd.testing.assert_frame_equal(sparse, series(cubes["stores"]["range"], cubes["fields"]))
 
 
+def test_fields_in_another_crs_are_reprojected_to_the_cube(cubes):
+    utm = series(cubes["stores"]["range"], cubes["fields"])
+    degrees = series(cubes["stores"]["range"], cubes["fields"].to_crs("EPSG:4326"))
+    # Reprojected there and back, an edge moves by millimetres: means and counts move by
+    # 1e-11 and 1e-8, but a sliver of a pixel that comes or goes moves a weighted median by up
+    # to 5e-4 (exactextract's median depends on the number of cells, whatever their weight).
+    np.testing.assert_allclose(degrees["ndvi_mean"], utm["ndvi_mean"], rtol=1e-5)
+    np.testing.assert_allclose(degrees["ndvi_median"], utm["ndvi_median"], atol=1e-3)
+    np.testing.assert_allclose(degrees["count"], utm["count"], atol=1e-3)
+
+
 def test_store_and_xarray_reads_give_the_same_series(cubes):
     store = cubes["stores"]["range"]
     by_store = series(store, cubes["fields"])

@@ -107,14 +107,16 @@ def _table(cube, polygons, weights, parts, names, min_clear_fraction) -> pd.Data
 
 
 def grid_weights(cube: xr.Dataset | xr.DataArray, polygons) -> CoverageWeights:
-    """Each polygon's cells and coverage fractions on the cube's grid (:mod:`.zonal`)."""
+    """Each polygon's cells and coverage fractions on the cube's grid (:mod:`.zonal`);
+    polygons in another CRS than the cube's (declared on the frame) are reprojected first."""
     from ndvicube.cube.store import cube_crs
     from ndvicube.timeseries.zonal import coverage_weights
 
+    crs, geometries = cube_crs(cube), polygons.geometry
+    if geometries.crs is not None and not crs.equals(geometries.crs):
+        geometries = geometries.to_crs(crs)
     shape = (cube.sizes["y"], cube.sizes["x"])
-    return coverage_weights(
-        polygons.geometry, transform=grid_transform(cube), shape=shape, crs=cube_crs(cube)
-    )
+    return coverage_weights(geometries, transform=grid_transform(cube), shape=shape, crs=crs)
 
 
 def grid_transform(cube: xr.Dataset | xr.DataArray):
