@@ -9,7 +9,7 @@ grid at 10 m (EPSG:32644), 73 solar days (every 5 days of 2023), written as the 
 a field set's store (:func:`ndvicube.cube.store.write_store`: (time, y, x) float32 chunks of
 8 x 256 x 256, blosc-lz4, NaN fill) with only the chunks some field touches present. Fields are
 rotated rectangles of 5 m to 250 m a side (log-uniform, so some are smaller than a pixel), in
-clusters on 40 % of the chunks, covering about 5 % of the region. Each pixel's NDVI follows one
+clusters on 40 % of the chunks, covering about 6 % of the region. Each pixel's NDVI follows one
 season (its peak day varies smoothly over the region) with noise; clouds (NaN) come in
 320 m blobs, 0 to 80 % of the region per day.
 
@@ -17,13 +17,16 @@ Steps, as the job runs them (``ndvicube.timeseries.steps``), each timed on its o
 
 * weights - read ``fields.parquet``, each field's cells and coverage (exactextract);
 * statistics - read the cells' values per time block from Zarr, weighted means and medians;
-* raw CSV - write ``polygons_raw.csv`` (and the Parquet copy);
+* raw CSV - write ``polygons_raw.csv``;
 * smoothing - read the raw table, smooth every series, write ``polygons_smoothed.csv``;
 * phenology - read the smoothed table, find the seasons, write ``polygons_phenology.csv``.
 
-The floor row does the same reads, arithmetic and writes in plain numpy, in one process: the
-touched chunks decoded with numcodecs, coverage-weighted means by ``np.bincount``, a centred
-rolling mean, each series' peak, and the same three CSVs by pandas.
+The floor does the same reads, arithmetic and writes in plain numpy, in one process: the
+touched chunks decoded with numcodecs, coverage-weighted means by ``np.bincount`` and one
+argsort per date (what a median needs), a centred rolling mean, each series' peak, and the
+same three CSVs by pyarrow. Then: a Parquet copy of the raw table (written and read), the other
+smoothing methods, the overview figure, and the whole job in a fresh process as the rule runs
+it (``ndvicube.jobs.polygon_tables``: wall seconds and peak memory).
 """
 
 from __future__ import annotations
