@@ -17,7 +17,8 @@ noise is per 10 m pixel), so on a clear date the exact mean *is* the field's tru
 difference is the centre rule's error. Field sets: the demo's parcels (boxes on the pixel grid,
 where both rules agree), the same turned 15 degrees or shifted 3 m x 4 m off the grid, 300 small
 fields (20 m to 50 m squares at random angles), 300 sub-pixel fields (3 m to 9 m squares), and
-the demo field set (config/demo_fields.geojson, screened) when it is there.
+the demo field set (config/demo_fields.geojson, screened, those on the cube's grid) when it is
+there.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def field_sets(catalog, cube) -> dict:
     if demo.exists():
         from ndvicube.timeseries.polygons import read_polygons
 
-        sets["demo field set (config/demo_fields.geojson)"] = read_polygons(demo, CRS)
+        kept = read_polygons(demo, CRS)  # screened as the fields job does, bar the footprints
+        sets["demo field set (config/demo_fields.geojson)"] = kept[kept.intersects(grid)]
     return sets
 
 
