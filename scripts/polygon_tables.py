@@ -14,4 +14,6 @@ with job_logging(snakemake.log[0], job="polygon_tables"):
         phenology_out=snakemake.output.phenology,
         smoothing=snakemake.params.smoothing,
         phenology=snakemake.params.phenology,
+        overview=snakemake.output.overview,
+        area=snakemake.wildcards.area,
     )

@@ -117,6 +117,7 @@ def test_its_cube_is_the_dense_cube_of_its_box_where_fields_are(first_run, catal
     assert abs(len(shares[0]) - len(shares[1])) <= 1
     raw = pd.read_csv(work / "results/parcels/polygons_raw.csv")
     assert sorted(raw["polygon"].unique()) == ["bowtie", "mid", "nw", "se"]
+    assert (work / "results/parcels/fields_overview.png").stat().st_size > 10_000
 
 
 def test_adding_a_field_reads_only_its_chunks(first_run, served, catalog, tmp_path):

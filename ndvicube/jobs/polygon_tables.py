@@ -22,9 +22,15 @@ def polygon_tables(
     phenology_out: str | Path,
     smoothing: Mapping[str, Any],
     phenology: Mapping[str, Any],
+    overview: str | Path | None = None,
+    area: str = "",
 ) -> None:
     """The polygon tables of an area in one job (as :func:`ndvicube.jobs.tables.point_tables`);
-    the smoothing is weighted by each date's clear fraction where the method takes weights."""
+    the smoothing is weighted by each date's clear fraction where the method takes weights.
+
+    With ``overview``, the fields' overview figure too (median and 10-90 % band of every
+    field's smoothed series, readable for 10,000 fields): drawn here from the tables just
+    written, not by a job of its own that would read them again."""
     from ndvicube.timeseries.phenology import Phenology
     from ndvicube.timeseries.smoothing import Smoothing
     from ndvicube.timeseries.steps import extract_polygon_series, smooth_and_find_seasons
@@ -33,3 +39,9 @@ def polygon_tables(
                            out=raw_out, min_clear_fraction=min_clear_fraction)  # fmt: skip
     smooth_and_find_seasons(raw_out, smoothed_out, phenology_out,
                             Smoothing(**smoothing), Phenology(**phenology))  # fmt: skip
+    if overview is not None:
+        from ndvicube.figures.series import plot_overview
+        from ndvicube.timeseries.tables import read_series
+
+        raw, smoothed = read_series(str(raw_out)), read_series(str(smoothed_out))
+        plot_overview(raw, smoothed, area, overview, what="field")

@@ -274,7 +274,10 @@ def get_final_outputs(wildcards):
                 f"results/{name}/polygons_{table}.csv"
                 for table in ("raw", "smoothed", "phenology")
             ]
-            outputs.append(f"results/{name}/fields_rejected.csv")
+            outputs += [
+                f"results/{name}/fields_rejected.csv",
+                f"results/{name}/fields_overview.png",
+            ]
     return outputs
 
 

@@ -57,6 +57,12 @@ rule polygon_tables:
             category="Tables",
             labels={"area": "{area}", "table": "phenology (polygons)"},
         ),
+        # Every field at a glance (median and 10-90 % band), drawn from the tables above.
+        overview=report(
+            "results/{area}/fields_overview.png",
+            category="Areas",
+            labels={"area": "{area}", "figure": "fields overview"},
+        ),
     log:
         "results/{area}/logs/polygon_tables.log",
     conda:
