@@ -161,3 +161,18 @@ def test_quicklook_draws_every_fields_outline_in_one_collection(tmp_path):
     drawn = [c for ax in fig.axes[:2] for c in ax.collections if isinstance(c, LineCollection)]
     assert [len(c.get_segments()) for c in drawn] == [10_001, 10_001]
     assert "lines: fields" in fig._suptitle.get_text() and (tmp_path / "q.png").stat().st_size
+
+
+def test_quicklook_maps_are_thinned_to_the_cubes_own_pixels():
+    """A 40 km area's maps are drawn from every 8th pixel (no side above 512); a 1 km area's
+    from all of them."""
+    import xarray as xr
+
+    from ndvicube.jobs.quicklook import DISPLAY_PX, for_display
+
+    big = xr.DataArray(np.arange(4000 * 3000.0).reshape(1, 4000, 3000), dims=("time", "y", "x"))
+    thin = for_display(big)
+    assert thin.shape == (1, 500, 375) and max(thin.shape) <= DISPLAY_PX
+    assert thin.values[0, 7, 5] == big.values[0, 56, 40]  # the cube's pixel, not a mean
+    small = big.isel(y=slice(0, 100), x=slice(0, 100))
+    assert for_display(small) is small

@@ -99,6 +99,8 @@ def reduce_period(values: np.ndarray, statistic: str) -> np.ndarray:
     slow (``nanmedian``: 6x slower than a sort on a 31-day, 256 x 256 px period).
     """
     count = np.isfinite(values).sum(axis=0)
+    if not count.any():  # a chunk a field set's cube does not hold, or never clear: no sort
+        return np.full((1, *values.shape[1:]), np.nan, dtype=np.float32)
     if statistic == "median":
         reduced = _median(values, count)
     elif statistic == "mean":
