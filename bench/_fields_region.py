@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _items import scene_item
 
 EPSG = 32644
 CRS = f"EPSG:{EPSG}"
@@ -332,41 +333,9 @@ def _item(n: int, scene: Scene, paths: dict[str, Path], to_ll) -> dict:
     varying by day so every day's values differ)."""
     when = dt.datetime(2023, 1, 2, 5, 10) + dt.timedelta(days=5 * n)
     when += dt.timedelta(seconds=list(TILE_CODE).index(scene.name))
-    offset = -0.1 - 0.0001 * (n % 50)
-    x1, y0 = scene.x0 + 10 * scene.width, scene.y1 - 10 * scene.height
-    lons, lats = to_ll.transform([scene.x0, x1, x1, scene.x0], [y0, y0, scene.y1, scene.y1])
-    ring = [[round(lo, 7), round(la, 7)] for lo, la in zip(lons, lats, strict=True)]
-
-    def asset(key: str) -> dict:
-        res = 20 if key == "scl" else 10
-        band = {"nodata": 0, "data_type": "uint8" if key == "scl" else "uint16"}
-        if key != "scl":
-            band |= {"scale": 0.0001, "offset": offset}
-        return {
-            "href": str(paths[key]),
-            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "proj:shape": [scene.height * 10 // res, scene.width * 10 // res],
-            "proj:transform": [res, 0, scene.x0, 0, -res, scene.y1],
-            "raster:bands": [band],
-            "roles": ["data"],
-        }
-
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "stac_extensions": [
-            "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-            "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
-        ],
-        "id": f"BENCH_{TILE_CODE[scene.name]}_{when:%Y%m%dT%H%M%S}_L2A",
-        "collection": "sentinel-2-c1-l2a",
-        "bbox": [min(lons), min(lats), max(lons), max(lats)],
-        "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
-        "properties": {"datetime": when.isoformat() + "Z", "proj:epsg": EPSG, "eo:cloud_cover": 9},
-        "links": [],
-        "assets": {k: asset(k) for k in BANDS},
-    }
+    item_id = f"BENCH_{TILE_CODE[scene.name]}_{when:%Y%m%dT%H%M%S}_L2A"
+    return scene_item(item_id, when, scene, paths, to_ll, epsg=EPSG,
+                      offset=-0.1 - 0.0001 * (n % 50), cloud_cover=9, bands=BANDS)  # fmt: skip
 
 
 def disk_mb(folder: Path) -> tuple[float, float]:

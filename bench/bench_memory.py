@@ -29,15 +29,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _items import band_asset  # noqa: E402
+
 EPSG = 32644
 X0, Y1 = 600_000.0, 3_020_000.0  # upper-left corner of the tile (multiples of 60 m)
 SIZE = 2_100  # pixels per side at 10 m: the 20 km box plus a margin
+#: The tile's 10 m grid, as the items' assets describe it.
+GRID = SimpleNamespace(x0=X0, y1=Y1, width=SIZE, height=SIZE)
 BOX_M = 20_000.0
 
 
@@ -103,20 +108,6 @@ def _item(n: int, paths: dict[str, Path], fp: list[float]) -> dict:
     day = dt.datetime(2023, 1, 1, 5, 10) + dt.timedelta(days=n)
     offset = -0.1 - 0.0001 * (n % 50)
 
-    def asset(key: str) -> dict:
-        res = 20 if key == "scl" else 10
-        band = {"nodata": 0, "data_type": "uint8" if key == "scl" else "uint16"}
-        if key != "scl":
-            band |= {"scale": 0.0001, "offset": offset}
-        return {
-            "href": str(paths[key]),
-            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "proj:shape": [SIZE * 10 // res] * 2,
-            "proj:transform": [res, 0, X0, 0, -res, Y1],
-            "raster:bands": [band],
-            "roles": ["data"],
-        }
-
     return {
         "type": "Feature",
         "stac_version": "1.0.0",
@@ -135,7 +126,7 @@ def _item(n: int, paths: dict[str, Path], fp: list[float]) -> dict:
         },
         "properties": {"datetime": day.isoformat() + "Z", "proj:epsg": EPSG, "eo:cloud_cover": 1},
         "links": [],
-        "assets": {k: asset(k) for k in ("red", "nir", "scl")},
+        "assets": {k: band_asset(k, paths[k], GRID, offset) for k in ("red", "nir", "scl")},
     }
 
 
