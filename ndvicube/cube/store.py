@@ -331,6 +331,14 @@ def present_chunks(attrs: Mapping[str, Any]) -> frozenset[tuple[int, int]] | Non
     return None if chunks is None else frozenset((int(r), int(c)) for r, c in chunks)
 
 
+def stored_as_read(variable: xr.DataArray) -> bool:
+    """Whether the store holds ``variable``'s values as they are read: (time, y, x) floats
+    with no CF scaling to decode (what ndvicube writes), so a job may read its chunks with
+    Zarr directly (the point and polygon series do)."""
+    scaled = {"scale_factor", "add_offset"} & set(variable.encoding)
+    return variable.dims == ("time", "y", "x") and variable.dtype.kind == "f" and not scaled
+
+
 def cube_attrs(cube: xr.Dataset) -> dict[str, Any]:
     """An opened cube's attributes, JSON values decoded (no second open of its store)."""
     return {k: _maybe_json(v) for k, v in cube.attrs.items()}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ndvicube.cube.store import as_dataset, cube_crs
+from ndvicube.cube.store import as_dataset, cube_crs, stored_as_read
 from ndvicube.errors import NdviCubeError
 from ndvicube.geo import Point, lonlat_to_crs
 
@@ -54,7 +54,7 @@ def extract_points(
     inside = (ny >= 0) & (ny < cube.sizes["y"]) & (nx >= 0) & (nx < cube.sizes["x"])
     ny, nx = np.clip(ny, 0, cube.sizes["y"] - 1), np.clip(nx, 0, cube.sizes["x"] - 1)
     names = list(cube.data_vars)
-    if store is not None and all(_stored_as_read(cube[name]) for name in names):
+    if store is not None and all(stored_as_read(cube[name]) for name in names):
         values = _sample_store(store, names, ny, nx)
     else:
         values = _sample_cube(cube, names, ny, nx)
@@ -79,13 +79,6 @@ def _sample_cube(
         y=xr.DataArray(ny, dims=("point", "k")), x=xr.DataArray(nx, dims=("point", "k"))
     )
     return {name: v.transpose("point", "time", "k").values for name, v in window.compute().items()}
-
-
-def _stored_as_read(variable: xr.DataArray) -> bool:
-    """Whether the store holds ``variable``'s values as they are read: (time, y, x) floats
-    with no CF scaling to decode (what ndvicube writes)."""
-    scaled = {"scale_factor", "add_offset"} & set(variable.encoding)
-    return variable.dims == ("time", "y", "x") and variable.dtype.kind == "f" and not scaled
 
 
 def _sample_store(

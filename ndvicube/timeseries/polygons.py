@@ -166,9 +166,9 @@ def read_cells(
     pointwise ``vindex`` does the same reads but costs 7 times more for a million cells
     (bench/bench_fields_tables.py).
     """
-    from ndvicube.timeseries.points import _stored_as_read
+    from ndvicube.cube.store import stored_as_read
 
-    if store is not None and all(_stored_as_read(cube[name]) for name in names):
+    if store is not None and all(stored_as_read(cube[name]) for name in names):
         yield from _store_cells(store, names, weights)
         return
     rows = xr.DataArray(weights.rows, dims="cell")
