@@ -295,6 +295,29 @@ def process_age_s() -> float:
         return float(uptime.read().split()[0]) - started / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb() -> float:
+    """This program's peak RSS: ``VmHWM``, the high-water mark of its own memory map from
+    ``exec`` on (``ru_maxrss`` keeps the parent's RSS at ``fork`` across ``exec`` on Linux,
+    which overstates a small child of a large benchmark process)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def report(result: dict) -> None:
+    """Print a trial's JSON line, with its peak RSS, CPU time and process age, and leave.
+
+    async-tiff / obstore may crash the interpreter's finalisation after all work is done
+    (bench/_floor.py): leave without finalising, the store is written.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result |= {"rss_mb": peak_rss_mb(), "cpu_s": usage.ru_utime + usage.ru_stime}
+    result["process_s"] = process_age_s()
+    print(json.dumps(result), flush=True)
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("method", choices=["ndvicube", "floor", "odc-stac"])
@@ -304,14 +327,7 @@ def main() -> None:
     parser.add_argument("--spatial-chunk", type=int, default=256)
     args = parser.parse_args()
     run = {"ndvicube": ndvicube, "floor": floor, "odc-stac": odc_stac}[args.method]
-    result = run(args.items, args.out, tuple(args.bbox), args.spatial_chunk)
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["process_s"] = process_age_s()
-    print(json.dumps(result), flush=True)
-    # async-tiff / obstore may crash the interpreter's finalisation after all work is done
-    # (bench/_floor.py): leave without finalising, the store is written.
-    sys.stderr.flush()
-    os._exit(0)
+    report(run(args.items, args.out, tuple(args.bbox), args.spatial_chunk))
 
 
 if __name__ == "__main__":

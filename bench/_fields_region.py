@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _items import scene_item
+from _items import Scene, scene_item
 
 EPSG = 32644
 CRS = f"EPSG:{EPSG}"
@@ -50,17 +50,6 @@ FILES = {"red": "B04.tif", "nir": "B08.tif", "scl": "SCL.tif"}
 #: Cloud patterns of SCL per footprint (cloud fraction of each), reused over the days.
 SCL_VARIANTS = (0.02, 0.10, 0.25, 0.45)
 TILE_CODE = {"west": "T44RPR", "east": "T44RQR"}
-
-
-@dataclass(frozen=True)
-class Scene:
-    """One footprint's 10 m grid: upper-left corner and size (even, so SCL is exactly half)."""
-
-    name: str
-    x0: float
-    y1: float
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)

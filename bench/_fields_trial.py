@@ -20,9 +20,6 @@ less sensitive than wall time to other processes on the machine) and for ndvicub
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -32,7 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import _engine_trial  # noqa: E402
-from _engine_trial import CRS, RESOLUTION, SCL_CLASSES, TIME_CHUNK, process_age_s  # noqa: E402
+from _engine_trial import CRS, RESOLUTION, SCL_CLASSES, TIME_CHUNK  # noqa: E402
 
 
 def ndvicube(items: Path, out: Path, bbox: tuple, fields: Path | None) -> dict:
@@ -55,13 +52,6 @@ def ndvicube(items: Path, out: Path, bbox: tuple, fields: Path | None) -> dict:
     return {"wall": wall, "tiles": TILES.counts()}
 
 
-def peak_rss_mb() -> float:
-    """This program's peak RSS (the high-water mark of its own memory map, from ``exec`` on)."""
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("method", choices=["dense", "sparse", "floor", "odc-stac"])
@@ -77,15 +67,7 @@ def main() -> None:
     else:
         run = _engine_trial.floor if args.method == "floor" else _engine_trial.odc_stac
         result = run(args.items, args.out, bbox, 256)
-    result["rss_mb"] = peak_rss_mb()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["cpu_s"] = usage.ru_utime + usage.ru_stime
-    result["process_s"] = process_age_s()
-    print(json.dumps(result), flush=True)
-    # async-tiff / obstore may crash the interpreter's finalisation after all work is done
-    # (bench/_floor.py): leave without finalising, the store is written.
-    sys.stderr.flush()
-    os._exit(0)
+    _engine_trial.report(result)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 STAC_EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
@@ -14,9 +15,12 @@ STAC_EXTENSIONS = [
 ]
 
 
-class SceneGrid(Protocol):
-    """A scene's 10 m grid: north-west corner (UTM metres) and size in 10 m pixels."""
+@dataclass(frozen=True)
+class Scene:
+    """One scene's 10 m grid: name, upper-left corner (UTM metres) and size in 10 m pixels
+    (even, so its 20 m scl is exactly half)."""
 
+    name: str
     x0: float
     y1: float
     width: int
@@ -26,7 +30,7 @@ class SceneGrid(Protocol):
 def scene_item(
     item_id: str,
     when: dt.datetime,
-    scene: SceneGrid,
+    scene: Scene,
     paths: dict[str, Path],
     to_ll: Any,
     *,
@@ -60,7 +64,7 @@ def scene_item(
     }
 
 
-def band_asset(key: str, path: Path, scene: SceneGrid, offset: float) -> dict:
+def band_asset(key: str, path: Path, scene: Scene, offset: float) -> dict:
     """One band's asset: scl at 20 m (no scaling), the others at 10 m, scale 1e-4 and
     ``offset``, on ``scene``'s grid."""
     res = 20 if key == "scl" else 10

@@ -66,7 +66,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _items import scene_item  # noqa: E402
+from _items import Scene, scene_item  # noqa: E402
 
 EPSG = 32644
 CRS = f"EPSG:{EPSG}"
@@ -80,17 +80,6 @@ METHODS = ("ndvicube", "floor", "odc-stac")
 CACHE_VERSION = "v1"
 #: Seconds spent making catalogs (COGs, links, items) in this run.
 CATALOG_S = [0.0]
-
-
-@dataclass(frozen=True)
-class Scene:
-    """One scene's 10 m grid: upper-left corner and size (even, so scl is exactly half)."""
-
-    name: str
-    x0: float
-    y1: float
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)
@@ -275,10 +264,17 @@ def run_trial(method: str, items: Path, catalog: Catalog, out: Path, server, chu
         sys.executable, str(HERE / "_engine_trial.py"), method, str(items), str(out),
         "--bbox", *map(str, catalog.bbox), "--spatial-chunk", str(chunk),
     ]  # fmt: skip
+    return trial(cmd, server)
+
+
+def trial(cmd: list[str], server) -> dict:
+    """Run a trial script ``cmd`` in a fresh process: its JSON line plus the COG requests and
+    bytes ``server`` (a Range server, its log reset here) answered meanwhile."""
+    server.reset_log()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"{method} trial failed (exit {done.returncode})")
+        raise SystemExit(f"trial failed (exit {done.returncode}): {' '.join(cmd[:3])}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     cogs = [r for r in server.requests if r.path.endswith(".tif")]
     return result | {"requests": len(cogs), "bytes": sum(r.bytes_sent for r in cogs)}

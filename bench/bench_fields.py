@@ -45,7 +45,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +58,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import _fields_region as region  # noqa: E402
+from bench_engine import trial  # noqa: E402
 
 #: The catalog cache's version: bump it when ``_fields_region`` changes what it makes.
 CACHE_VERSION = "v1"
@@ -101,24 +101,12 @@ def make_region(cache: Path) -> Region:
 # --- builds ----------------------------------------------------------------------------------
 
 
-def run(cmd: list[str], server) -> dict:
-    """One build in a fresh process: its JSON line plus the server's COG requests and bytes."""
-    server.reset_log()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"trial failed (exit {done.returncode}): {' '.join(cmd[:3])}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    cogs = [r for r in server.requests if r.path.endswith(".tif")]
-    return result | {"requests": len(cogs), "bytes": sum(r.bytes_sent for r in cogs)}
-
-
 def build(kind: str, items: Path, out: Path, reg: Region, server) -> dict:
     """``kind``: ``dense`` or ``sparse`` (ndvicube), ``floor`` or ``odc-stac`` (dense box)."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, str(HERE / "_fields_trial.py"), kind, str(items), str(out)]
     cmd += ["--bbox", *map(str, reg.bbox), "--fields", str(reg.fields_path)]
-    return run(cmd, server) | {"store_mb": store_mb(out)}
+    return trial(cmd, server) | {"store_mb": store_mb(out)}
 
 
 def store_mb(path: Path) -> float:

@@ -29,20 +29,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _items import band_asset  # noqa: E402
+from _items import Scene, band_asset  # noqa: E402
 
 EPSG = 32644
 X0, Y1 = 600_000.0, 3_020_000.0  # upper-left corner of the tile (multiples of 60 m)
 SIZE = 2_100  # pixels per side at 10 m: the 20 km box plus a margin
 #: The tile's 10 m grid, as the items' assets describe it.
-GRID = SimpleNamespace(x0=X0, y1=Y1, width=SIZE, height=SIZE)
+GRID = Scene("tile", X0, Y1, SIZE, SIZE)
 BOX_M = 20_000.0
 
 
