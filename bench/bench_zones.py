@@ -33,57 +33,23 @@ sys.path.insert(0, str(HERE.parent))
 from ndvicube.compute import Compute  # noqa: E402
 from ndvicube.cube.spec import CubeSpec  # noqa: E402
 from ndvicube.jobs import build_cube  # noqa: E402
+from ndvicube.testing.zones import zone_item  # noqa: E402
 
 LAT = 27.16
 
 
 def scene(root: Path, epsg: int, day: str, box: tuple[float, float, float, float]) -> dict:
     """An item whose red/nir/scl COGs (10 m, noisy, 1024 px tiles) cover ``box`` in ``epsg``."""
-    import rasterio
-    from pyproj import Transformer
-    from rasterio.transform import from_origin
-
-    to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-    xs, ys = to_utm.transform([box[0], box[2]] * 2, [box[1]] * 2 + [box[3]] * 2)
-    x0, y1 = np.floor(min(xs) / 60) * 60, np.ceil(max(ys) / 60) * 60
-    width, height = int((max(xs) - x0) // 10) + 1, int((y1 - min(ys)) // 10) + 1
     rng = np.random.default_rng(epsg)
-    bands = {
-        "red": rng.integers(1000, 3000, (height, width)),
-        "nir": rng.integers(3000, 6000, (height, width)),
-        "scl": np.full((height, width), 4),
-    }
-    item_id = f"S2A_T{epsg - 32600}RZZ_{day.replace('-', '')}T050000_L2A"
-    assets = {}
-    for key, data in bands.items():
-        path = root / item_id / f"{key}.tif"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        profile = {"driver": "COG", "dtype": "uint16", "nodata": 0, "crs": f"EPSG:{epsg}"}
-        profile |= {"transform": from_origin(x0, y1, 10, 10), "width": width, "height": height}
-        with rasterio.open(path, "w", count=1, blocksize=1024, **profile) as dst:
-            dst.write(data.astype("uint16"), 1)
-        band = {"nodata": 0, "data_type": "uint16", "spatial_resolution": 10}
-        if key != "scl":
-            band |= {"scale": 0.0001, "offset": -0.1}
-        assets[key] = {"href": str(path), "type": "image/tiff", "raster:bands": [band]}
-    w, s, e, n = box
-    ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": item_id,
-        "collection": "sentinel-2-c1-l2a",
-        "bbox": list(box),
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {
-            "datetime": f"{day}T05:00:00Z",
-            "eo:cloud_cover": 1.0,
-            "proj:epsg": epsg,
-            "s2:processing_baseline": "05.10",
-        },
-        "assets": assets,
-        "links": [],
-    }
+
+    def bands(lon: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "red": rng.integers(1000, 3000, lon.shape),
+            "nir": rng.integers(3000, 6000, lon.shape),
+            "scl": np.full(lon.shape, 4),
+        }
+
+    return zone_item(root, epsg, day, box, bands, blocksize=1024)
 
 
 def timed_build(spec: CubeSpec, items: Path, out: Path, repeats: int) -> float:

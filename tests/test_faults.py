@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import rasterio
 import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 import yaml
 from pyproj import Transformer
-from rasterio.transform import from_origin
 
 from ndvicube.compute import Compute
 from ndvicube.cube.spec import Chunking
@@ -42,6 +40,7 @@ from ndvicube.testing.faultproxy import FaultProxy
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.stacserver import StacApiServer
+from ndvicube.testing.zones import zone_item
 from tests.fault_helpers import (
     CUBE,
     cog_path,
@@ -386,65 +385,17 @@ def truth_ndvi(lon: np.ndarray) -> np.ndarray:
 
 def _zone_item(root: Path, epsg: int, day: str) -> dict:
     """An Earth Search-shaped item whose red/nir/scl COGs cover STRADDLE in UTM zone ``epsg``."""
-    to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-    xs, ys = to_utm.transform(
-        [STRADDLE[0] - 0.01, STRADDLE[2] + 0.01] * 2,
-        [STRADDLE[1] - 0.01] * 2 + [STRADDLE[3] + 0.01] * 2,
-    )
-    x0, y1 = np.floor(min(xs) / 60) * 60, np.ceil(max(ys) / 60) * 60
-    width, height = int((max(xs) - x0) // 10) + 1, int((y1 - min(ys)) // 10) + 1
-    cx = x0 + 5 + 10 * np.arange(width)
-    cy = y1 - 5 - 10 * np.arange(height)
-    gx, gy = np.meshgrid(cx, cy)
-    lon, _ = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True).transform(gx, gy)
-    ndvi = truth_ndvi(lon)
-    bands = {
-        "red": np.where(ndvi == 0.8, DN[0.8][0], DN[0.2][0]),
-        "nir": np.where(ndvi == 0.8, DN[0.8][1], DN[0.2][1]),
-        "scl": np.full(ndvi.shape, 4),
-    }
-    item_id = f"S2A_T{epsg - 32600}RZZ_{day.replace('-', '')}T050000_L2A"
-    assets = {}
-    for key, data in bands.items():
-        path = root / item_id / f"{key}.tif"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        profile = {"driver": "COG", "dtype": "uint16", "nodata": 0, "crs": f"EPSG:{epsg}"}
-        profile |= {"transform": from_origin(x0, y1, 10, 10), "width": width, "height": height}
-        with rasterio.open(path, "w", count=1, **profile) as dst:
-            dst.write(data.astype("uint16"), 1)
-        band = {"nodata": 0, "data_type": "uint16", "spatial_resolution": 10}
-        if key != "scl":
-            band |= {"scale": 0.0001, "offset": -0.1}
-        assets[key] = {"href": str(path), "type": "image/tiff", "raster:bands": [band]}
-    lon_min, lat_min, lon_max, lat_max = (
-        STRADDLE[0] - 0.01,
-        STRADDLE[1] - 0.01,
-        STRADDLE[2] + 0.01,
-        STRADDLE[3] + 0.01,
-    )
-    ring = [
-        [lon_min, lat_min],
-        [lon_max, lat_min],
-        [lon_max, lat_max],
-        [lon_min, lat_max],
-        [lon_min, lat_min],
-    ]
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": item_id,
-        "collection": "sentinel-2-c1-l2a",
-        "bbox": [lon_min, lat_min, lon_max, lat_max],
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {
-            "datetime": f"{day}T05:00:00Z",
-            "eo:cloud_cover": 1.0,
-            "proj:epsg": epsg,
-            "s2:processing_baseline": "05.10",
-        },
-        "assets": assets,
-        "links": [],
-    }
+    margin = (STRADDLE[0] - 0.01, STRADDLE[1] - 0.01, STRADDLE[2] + 0.01, STRADDLE[3] + 0.01)
+
+    def bands(lon: np.ndarray) -> dict[str, np.ndarray]:
+        ndvi = truth_ndvi(lon)
+        return {
+            "red": np.where(ndvi == 0.8, DN[0.8][0], DN[0.2][0]),
+            "nir": np.where(ndvi == 0.8, DN[0.8][1], DN[0.2][1]),
+            "scl": np.full(ndvi.shape, 4),
+        }
+
+    return zone_item(root, epsg, day, margin, bands)
 
 
 def test_box_straddling_two_utm_zones_gives_one_cube_with_true_values(tmp_path):
