@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from ndvicube.cube.tiles import Tile
 
+from ndvicube.cube.links import local_store
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,9 @@ def write_store(
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
-        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        dataset.to_zarr(
+            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
+        )
         fill(partial, dataset)
         if final_attrs is not None:
             _update_attrs(partial, final_attrs())
@@ -119,7 +122,7 @@ def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
     import zarr
 
-    group = zarr.open_group(str(store), mode="r+", zarr_format=2)
+    group = zarr.open_group(local_store(store), mode="r+", zarr_format=2)
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
 
@@ -198,7 +201,9 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
     shape = (cube.sizes["y"], cube.sizes["x"])
     with _partial_removed_on_failure(partial, path):
-        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        dataset.to_zarr(
+            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
+        )
         linked = sum(
             link_chunks(
                 store, partial, chunk_offsets(tile, shape, grid["cube"]["spatial_chunk"]), name
@@ -233,7 +238,9 @@ def join_sparse_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str)
     dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
     with _partial_removed_on_failure(partial, path):
-        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        dataset.to_zarr(
+            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
+        )
         linked = sum(
             link_chunks(store, partial, (0, 0), name)
             for store in tiles.values()
@@ -378,7 +385,7 @@ def _write_blocks(
         stop = min(start + time_chunk, total)
         block = dataset[list(dataset.data_vars)].isel(time=slice(start, stop))
         block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
-            store, region={"time": slice(start, stop)}, zarr_format=2
+            local_store(store), region={"time": slice(start, stop)}, zarr_format=2
         )
         log_progress(steps, stop, total, scenes)
 
@@ -425,7 +432,7 @@ def publish(store: str | Path, out: str | Path, *, read_only: bool = False) -> P
     ``store`` is untouched. With ``read_only`` the files lose their write bits before the
     rename: they are the store's own files (hard links), which nothing writes in place.
     """
-    from ndvicube.cube.tiles import link_or_copy
+    from ndvicube.cube.links import link_or_copy
 
     store, out = Path(store), Path(out)
     linking = out.with_name(out.name + ".linking")
@@ -486,12 +493,14 @@ def _consolidate(store: Path) -> None:
     """Write consolidated metadata last: its presence marks a store whose metadata is final."""
     import zarr
 
-    zarr.consolidate_metadata(str(store))
+    zarr.consolidate_metadata(local_store(store))
 
 
 def remove(path: Path) -> None:
-    """Delete a store (directory) or file if it exists."""
-    if path.is_dir():
+    """Delete a store (directory) or file if it exists (a symbolic link: the link only)."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()

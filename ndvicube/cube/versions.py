@@ -12,6 +12,12 @@ all hard links of the same files (no pixel copied, no extra space for the store 
   rename(2) of a new link (:func:`point`): whoever resolves it, at any moment of a rerun,
   finds the previous version or the new one, each complete.
 
+On a filesystem without links (vfat, exFAT, some SMB mounts) the same steps copy
+(:mod:`.links`): a version is a copy of the store, and where symbolic links are refused the
+published path is a copy of the newest version, a real directory holding a small file
+(:data:`MARKER`) that names that version, replaced by two renames (the published path is
+missing between them, for microseconds; the version it names never is).
+
 A reader that resolves the link once (:func:`pinned`; ``open_cube`` does) reads one version
 for as long as it is kept. A path that goes through the link is resolved again at every file
 read: xarray reads a store's metadata when it opens it and its chunks when it computes, so
@@ -20,6 +26,7 @@ such a handle kept across a rerun would read the new chunks under the old metada
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import re
@@ -31,11 +38,16 @@ log = logging.getLogger(__name__)
 VERSION = re.compile(r"v(\d+)\.zarr")
 #: Versions kept by default: the newest one and the one before it.
 DEFAULT_KEPT = 2
+#: In a published path that is a copy (symbolic links refused): the version it is, relative
+#: to the path's folder (``cube/v2.zarr``). Zarr and GDAL ignore a file of this name.
+MARKER = ".ndvicube-version"
 
 
 def versions_dir(link: str | Path) -> Path:
-    """The folder of an area's versions: ``results/{area}/cube`` for its ``ndvi.zarr``."""
-    return Path(link).parent / "cube"
+    """The folder of a published path's versions: ``results/{area}/cube`` for the cube's
+    ``ndvi.zarr``, ``results/{area}/composites.versions`` for ``composites.zarr``."""
+    link = Path(link)
+    return link.parent / ("cube" if link.name == "ndvi.zarr" else f"{link.stem}.versions")
 
 
 def versions(folder: str | Path) -> dict[int, Path]:
@@ -50,22 +62,34 @@ def versions(folder: str | Path) -> dict[int, Path]:
 
 
 def pinned(link: str | Path) -> Path:
-    """The version ``link`` names now: open this path to read one version whatever follows."""
+    """The version ``link`` names now: open this path to read one version whatever follows.
+
+    A symbolic link is resolved; a published copy (a filesystem without symbolic links) names
+    its version in :data:`MARKER`, used while that version is kept. Any other path is itself.
+    """
+    link = Path(link)
+    if not link.is_symlink() and (link / MARKER).is_file():
+        version = link.parent / (link / MARKER).read_text().strip()
+        if VERSION.fullmatch(version.name) and (version / ".zmetadata").is_file():
+            return version
     return Path(os.path.realpath(link))
 
 
-def release(store: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT) -> Path:
+def release(
+    store: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT, folder: Path | None = None
+) -> Path:
     """Publish the finished ``store`` as the newest version and point ``link`` at it.
 
     The version is made of read-only hard links of ``store``'s files; it is the newest one
     when that is already ``store`` (a job run again on an unchanged store, or one killed
     before the link moved), so no duplicate is made. Versions beyond the ``keep`` newest are
-    deleted (never the one ``link`` names). Returns the version's path.
+    deleted (never the one ``link`` names). The versions live in ``folder`` (default
+    :func:`versions_dir`). Returns the version's path.
     """
     from ndvicube.cube.store import crash_point
 
     store, link = Path(store), Path(link)
-    folder = versions_dir(link)
+    folder = folder or versions_dir(link)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(folder)
     version = _newest_if_same(store, folder) or _new_version(store, folder)
@@ -76,14 +100,23 @@ def release(store: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT) ->
 
 
 def _newest_if_same(store: Path, folder: Path) -> Path | None:
-    """The newest version when its files are ``store``'s (same inodes), else None."""
+    """The newest version when it is ``store``: the same inodes or, where it had to be copied
+    (no links), the same bytes and modification time of the file written last. Else None."""
     found = versions(folder)
     if not found:
         return None
     newest = found[max(found)]
-    marker = ".zmetadata"  # written last: one file identifies a finished store
-    same = (newest / marker).exists() and os.path.samefile(store / marker, newest / marker)
-    return newest if same else None
+    return newest if _same_file(store / ".zmetadata", newest / ".zmetadata") else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """``b`` is ``a``: a hard link of it, or a copy (``copy2`` keeps the mtime) of its bytes."""
+    if not (a.is_file() and b.is_file()):
+        return False
+    if os.path.samefile(a, b):
+        return True
+    same_time = a.stat().st_mtime_ns == b.stat().st_mtime_ns
+    return same_time and filecmp.cmp(a, b, shallow=False)
 
 
 def _new_version(store: Path, folder: Path) -> Path:
@@ -101,22 +134,36 @@ def point(link: Path, version: Path) -> None:
 
     The new link is made beside it and renamed over it: rename(2) replaces the old link in
     one step. A real directory there (the layout before versions, where ``ndvi.zarr`` was the
-    rule's output) is moved aside first and deleted after: the only moment ``link`` is
-    missing, once, at the first publish after an upgrade.
+    rule's output, or a copy published where symbolic links are refused) is moved aside first
+    and deleted after: the only moment ``link`` is missing. Where the filesystem refuses
+    symbolic links, ``link`` becomes a copy of ``version`` naming it (:data:`MARKER`).
     """
+    from ndvicube.cube.links import note_refused
     from ndvicube.cube.store import remove
 
     following = link.with_name(link.name + ".next")
     if following.is_symlink():
         following.unlink()
     remove(following)
-    os.symlink(os.path.relpath(version, link.parent), following)
+    try:
+        os.symlink(os.path.relpath(version, link.parent), following)
+    except OSError as error:  # EPERM (vfat), ENOSYS (exFAT over FUSE), EOPNOTSUPP (SMB)
+        note_refused("symlink()", error)
+        _copy_naming(version, following, link.parent)
     older = link.with_name(link.name + ".before-versions")
     if link.is_dir() and not link.is_symlink():
         remove(older)
         os.replace(link, older)
     os.replace(following, link)
     remove(older)
+
+
+def _copy_naming(version: Path, copy: Path, parent: Path) -> None:
+    """``copy``: ``version``'s files (hard links where allowed) and a :data:`MARKER` naming it."""
+    from ndvicube.cube.store import publish
+
+    publish(version, copy, read_only=True)
+    (copy / MARKER).write_text(os.path.relpath(version, parent) + "\n")
 
 
 def prune(folder: Path, *, keep: int, current: Path) -> list[Path]:

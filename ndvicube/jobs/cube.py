@@ -51,6 +51,7 @@ def build_cube(
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
+    from ndvicube.cube.links import copies_reported
     from ndvicube.cube.store import publish
     from ndvicube.cube.versions import release
     from ndvicube.logs import redact_urls_in_logs
@@ -70,13 +71,14 @@ def build_cube(
     store = Path(work) if work is not None else Path(out)
     store.parent.mkdir(parents=True, exist_ok=True)
     reuse = Path(reuse_from) if reuse_from is not None and Path(reuse_from).exists() else None
-    CubeBuild(spec, store, compute or Compute(), config or {}, reuse).write_skipping(
-        items, skipped, on_missing_asset, area
-    )
-    if skipped_out is not None:
-        write_skipped(skipped, skipped_out)
-    if work is not None:
-        publish(store, out)
-    if published is not None:
-        release(store, published, keep=versions_kept)
+    with copies_reported(store.parent):  # where the filesystem has no links (vfat, exFAT)
+        CubeBuild(spec, store, compute or Compute(), config or {}, reuse).write_skipping(
+            items, skipped, on_missing_asset, area
+        )
+        if skipped_out is not None:
+            write_skipped(skipped, skipped_out)
+        if work is not None:
+            publish(store, out)
+        if published is not None:
+            release(store, published, keep=versions_kept)
     return Path(out)

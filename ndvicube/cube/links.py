@@ -1,0 +1,133 @@
+"""Hard links where the filesystem makes them, copies where it refuses (vfat, exFAT, some SMB
+and network mounts), with the cost of the copies said once per job.
+
+Publishing a store (:func:`ndvicube.cube.store.publish`), making a version of it
+(:mod:`.versions`) and joining tiles (:mod:`.tiles`) hard-link files: no byte is copied and
+no space taken. A filesystem without links answers ``link()`` with EPERM (exFAT, vfat) or
+ENOSYS/EOPNOTSUPP, and another device with EXDEV; then the file is copied instead and the
+copy is tallied. A job wraps its work in :func:`copies_reported`, which logs one warning with
+what the copies cost (files, bytes, seconds), so a user sees once why publishing takes
+seconds and space. Zarr's own local store makes a group's metadata with ``link()`` too
+(an exclusive create); :func:`local_store` gives it a way that needs no link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from zarr.storage import LocalStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Copies:
+    """The copies made where a link was refused, since the job's tally was reset."""
+
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    #: The first refusal, as the OS said it (``[Errno 1] Operation not permitted: ...``).
+    reason: str = ""
+
+
+_copies = Copies()
+
+
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """``os.link`` ``source`` as ``target``; a copy (tallied) where the filesystem refuses.
+
+    A full disk fails the copy too, as it should. Used as ``shutil.copytree``'s
+    ``copy_function``, so a whole store is linked, or copied file by file, by one call.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        started = time.perf_counter()
+        shutil.copy2(source, target)
+        _copies.files += 1
+        _copies.bytes += os.path.getsize(target)
+        _copies.seconds += time.perf_counter() - started
+        _copies.reason = _copies.reason or str(error)
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """``source`` copied file by file as ``target`` (tallied as copies made for want of links)."""
+    started = time.perf_counter()
+    shutil.copytree(source, target)
+    sizes = [p.stat().st_size for p in target.rglob("*") if p.is_file()]
+    _copies.files += len(sizes)
+    _copies.bytes += sum(sizes)
+    _copies.seconds += time.perf_counter() - started
+
+
+def note_refused(what: str, error: OSError) -> None:
+    """Record a link of another kind (a symbolic link) the filesystem refused."""
+    _copies.reason = _copies.reason or f"{what}: {error}"
+
+
+def copies_made() -> Copies:
+    """The copies tallied so far in this process (since the last :func:`copies_reported`)."""
+    return dataclasses.replace(_copies)
+
+
+@contextlib.contextmanager
+def copies_reported(where: str | Path) -> Iterator[None]:
+    """Tally the copies made for want of links inside the block; log them once at its end.
+
+    ``where`` names the folder whose filesystem refused, for the message.
+    """
+    global _copies
+    _copies = Copies()
+    try:
+        yield
+    finally:
+        if _copies.files or _copies.reason:
+            log.warning(
+                "The filesystem of %s refuses links (%s): %d file(s) were copied instead, "
+                "%.1f MB in %.2f s, and they take that space on disk. On a filesystem with "
+                "hard and symbolic links (ext4, xfs, NFS...) publishing copies nothing "
+                "(docs/reruns.md, 'Filesystems without links').",
+                where,
+                _copies.reason or "copies",
+                _copies.files,
+                _copies.bytes / 1e6,
+                _copies.seconds,
+            )
+        _copies = Copies()
+
+
+class NoLinkLocalStore(LocalStore):
+    """Zarr's ``LocalStore``, whose create-if-absent also works without ``link()``.
+
+    ``LocalStore.set_if_not_exists`` (used for a group's ``.zgroup`` whenever an array is
+    created in it) writes a temporary file and ``link()``s it into place, which fails with
+    EPERM on a filesystem without links. Here a refused link falls back to writing the key
+    when it is absent: not exclusive against a concurrent writer, but the only such key
+    ndvicube writes is a group's metadata, the same bytes from every writer.
+    """
+
+    async def set_if_not_exists(self, key: str, value) -> None:
+        """Write ``value`` at ``key`` unless the key exists (see the class docstring)."""
+        try:
+            await super().set_if_not_exists(key, value)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            note_refused("link()", error)
+            if not await self.exists(key):
+                await self.set(key, value)
+
+
+def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
+    """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
+    return NoLinkLocalStore(Path(path), read_only=read_only)
