@@ -165,7 +165,7 @@ def get_quicklook_maps(wildcards):
 #: The quick-look's maps: the composites (one source of truth for the maps), or the cube's
 #: monthly medians when there are no composites of its index.
 QUICKLOOK_SOURCE = (
-    "composites.zarr"
+    "composites.versions/workflow.zarr"
     if SETTINGS.composites is not None
     and SETTINGS.indices[0] in SETTINGS.composites.indices
     else "cube/workflow.zarr"
@@ -173,7 +173,7 @@ QUICKLOOK_SOURCE = (
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
     f"{SETTINGS.composites.statistic} {SETTINGS.indices[0]} per {SETTINGS.composites.period}"
-    if QUICKLOOK_SOURCE == "composites.zarr"
+    if QUICKLOOK_SOURCE == "composites.versions/workflow.zarr"
     else f"monthly {SETTINGS.indices[0]} maps"
 )
 
@@ -268,7 +268,10 @@ def get_final_outputs(wildcards):
                 f"results/{name}/overview.png",
             ]
         if SETTINGS.composites is not None:
-            outputs += [f"results/{name}/composites.zarr", f"results/{name}/composites"]
+            outputs += [
+                f"results/{name}/composites.versions/workflow.zarr",
+                f"results/{name}/composites",
+            ]
         if area.polygons_file:
             outputs += [
                 f"results/{name}/polygons_{table}.csv"
