@@ -606,3 +606,38 @@ def test_a_working_directory_from_before_versions_is_published_without_reading(
     assert read == set()  # the kept store is current: published again, nothing read
     assert os.readlink(link) == "cube/v1.zarr"
     assert cube_digest(link) == cube_digest(built / "results/seed/ndvi.zarr")
+
+
+def test_the_series_jobs_read_one_version_when_the_link_moves_mid_job(
+    catalog, clean, tmp_path, monkeypatch
+):
+    """The point series job opens the cube, then reads its chunks: both from one version, even
+    when a rerun moves the link in between (here: at once after the open)."""
+    import pandas as pd
+    import zarr
+
+    import ndvicube.cube.store
+    from ndvicube.cube.versions import point
+    from ndvicube.timeseries.points import Point
+    from ndvicube.timeseries.steps import extract_series
+
+    folder = tmp_path / "results/seed/cube"
+    first, second = folder / "v1.zarr", folder / "v2.zarr"
+    shutil.copytree(clean, first)
+    shutil.copytree(clean, second)
+    zarr.open_group(str(second), mode="r+")["ndvi"][:] = 0.5  # the rerun's cube: other values
+    link = tmp_path / "results/seed/ndvi.zarr"
+    point(link, first)
+    opened = ndvicube.cube.store.open_cube
+
+    def open_then_rerun(path, **kwargs):
+        cube = opened(path, **kwargs)
+        point(link, second)
+        return cube
+
+    monkeypatch.setattr(ndvicube.cube.store, "open_cube", open_then_rerun)
+    points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
+    extract_series(cube_path=link, points=points, out=tmp_path / "series.csv")
+    assert os.readlink(link) == "cube/v2.zarr"  # the link moved during the job
+    values = pd.read_csv(tmp_path / "series.csv")["ndvi"].dropna()
+    assert len(values) > 10 and (values != 0.5).all()  # every value from v1, the one opened

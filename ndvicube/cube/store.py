@@ -303,11 +303,10 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`).
     """
     from ndvicube.cube.indices import column
+    from ndvicube.cube.versions import pinned
 
     chunks = {} if dask else None
-    dataset = xr.open_zarr(
-        os.path.realpath(path), consolidated=True, decode_coords="all", chunks=chunks
-    )
+    dataset = xr.open_zarr(pinned(path), consolidated=True, decode_coords="all", chunks=chunks)
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
     listed = [column(name) for name in grid.get("indices", [])]
     ordered = [n for n in listed if n in dataset.data_vars]
@@ -329,7 +328,9 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    return cube_attrs(xr.open_zarr(os.path.realpath(path), consolidated=True))
+    from ndvicube.cube.versions import pinned
+
+    return cube_attrs(xr.open_zarr(pinned(path), consolidated=True))
 
 
 def present_chunks(attrs: Mapping[str, Any]) -> frozenset[tuple[int, int]] | None:
