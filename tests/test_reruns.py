@@ -280,13 +280,33 @@ def test_output_cache_lets_a_second_working_directory_reuse_the_cube(built, cogs
     result = snakemake(second, second / "config.yaml", "--cores", "2", "--cache", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    # The rule's output comes from the cache; ndvi.zarr, the link readers open, is made by a
-    # cube job, and none ran here: it appears with this directory's next cube job (reruns.md).
     assert "Symlinking output file results/seed/cube/workflow.zarr" in text
     assert [r for r in cogs.requests if r.path.endswith(".tif")] == []  # nothing read again
     reused = open_cube(second / "results/seed/cube/workflow.zarr")["ndvi"].values
     assert reused.tobytes() == open_cube(built / "results/seed/ndvi.zarr")["ndvi"].values.tobytes()
-    assert not (second / "results/seed/ndvi.zarr").exists()
+    # No cube job ran in the second directory, yet its ndvi.zarr is there: a read-only copy.
+    link = second / "results/seed/ndvi.zarr"
+    assert os.readlink(link) == "cube/v1.zarr"
+    assert open_cube(link)["ndvi"].values.tobytes() == reused.tobytes()
+    # The cache entry (Snakemake makes its files writable by all) shares no file with either
+    # directory's store or versions, and the versions stay read-only.
+    cached = inodes_of(cache)
+    assert cached and all(mode & 0o222 for mode in cached.values())
+    for work in (first, second):
+        ours = inodes_of(work / "results/seed/cube", work / "results/seed/.work")
+        assert ours and not set(ours) & set(cached)
+        versions = inodes_of(work / "results/seed/cube/v1.zarr")
+        assert versions and all(mode & 0o222 == 0 for mode in versions.values())
+
+
+def inodes_of(*folders: Path) -> dict[tuple[int, int], int]:
+    """(device, inode) -> mode of every file under ``folders`` (symbolic links not followed)."""
+    return {
+        (p.lstat().st_dev, p.lstat().st_ino): p.lstat().st_mode
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):

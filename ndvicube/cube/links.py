@@ -60,14 +60,14 @@ def link_or_copy(source: str | Path, target: str | Path) -> None:
         _copies.reason = _copies.reason or str(error)
 
 
-def copy_tree(source: Path, target: Path) -> None:
-    """``source`` copied file by file as ``target`` (tallied as copies made for want of links)."""
+def copy_tree(source: Path, target: Path) -> str:
+    """``source`` copied file by file as ``target`` (symbolic links followed), when a copy is
+    wanted, not for want of links; returns its cost, ``"412 file(s), 31.2 MB in 0.42 s"``."""
     started = time.perf_counter()
     shutil.copytree(source, target)
     sizes = [p.stat().st_size for p in target.rglob("*") if p.is_file()]
-    _copies.files += len(sizes)
-    _copies.bytes += sum(sizes)
-    _copies.seconds += time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return f"{len(sizes)} file(s), {sum(sizes) / 1e6:.1f} MB in {seconds:.2f} s"
 
 
 def note_refused(what: str, error: OSError) -> None:

@@ -423,7 +423,9 @@ def working_store(out: str | Path) -> Path:
     return out.parent / ".work" / out.name
 
 
-def publish(store: str | Path, out: str | Path, *, read_only: bool = False) -> Path:
+def publish(
+    store: str | Path, out: str | Path, *, read_only: bool = False, copy: bool = False
+) -> Path:
     """Make ``out`` a hard-linked copy of the finished ``store``: no pixel is copied.
 
     The cube job keeps its store outside Snakemake's outputs (``results/{area}/.work/``), so
@@ -432,14 +434,21 @@ def publish(store: str | Path, out: str | Path, *, read_only: bool = False) -> P
     place, so ``out`` is never half there; on a failure (a full disk) the links are removed and
     ``store`` is untouched. With ``read_only`` the files lose their write bits before the
     rename: they are the store's own files (hard links), which nothing writes in place.
+    With ``copy``, or when ``store`` is from Snakemake's output cache (whose files are writable
+    by all), ``out`` is a true copy sharing no file with ``store``, its cost logged.
     """
-    from ndvicube.cube.links import link_or_copy
+    from ndvicube.cube.links import copy_tree, link_or_copy
+    from ndvicube.cube.versions import from_cache
 
     store, out = Path(store), Path(out)
     linking = out.with_name(out.name + ".linking")
     remove(linking)
     try:
-        shutil.copytree(store, linking, copy_function=link_or_copy)
+        if copy or from_cache(store):
+            cost = copy_tree(store, linking)
+            log.info("copied %s as %s (not linked): %s", store, out, cost)
+        else:
+            shutil.copytree(store, linking, copy_function=link_or_copy)
         if read_only:
             make_read_only(linking)
         crash_point("publish")

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,10 +102,14 @@ def link_chunks(
 
     Returns how many files were linked. Where the filesystem cannot link (no links at all, or
     the two stores on different devices) they are copied, and the job says so once with the
-    cost (:mod:`.links`).
+    cost (:mod:`.links`); a tile from Snakemake's output cache is copied too.
     """
+    from ndvicube.cube.versions import from_cache
+
     _check_same_encoding(tile_store / variable, area_store / variable)
     separator = _separator(area_store / variable)
+    # A tile from Snakemake's output cache: its files are the cache's (mode 666), copied.
+    place = shutil.copy2 if from_cache(tile_store) else link_or_copy
     linked = 0
     for source in sorted((tile_store / variable).iterdir()):
         if source.name.startswith("."):
@@ -113,7 +118,7 @@ def link_chunks(
         target = (
             area_store / variable / separator.join(map(str, (t, y + offsets[0], x + offsets[1])))
         )
-        link_or_copy(source, target)
+        place(source, target)
         linked += 1
     return linked
 

@@ -76,7 +76,12 @@ def pinned(link: str | Path) -> Path:
 
 
 def release(
-    store: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT, folder: Path | None = None
+    store: str | Path,
+    link: str | Path,
+    *,
+    keep: int = DEFAULT_KEPT,
+    folder: Path | None = None,
+    copy: bool = False,
 ) -> Path:
     """Publish the finished ``store`` as the newest version and point ``link`` at it.
 
@@ -84,7 +89,8 @@ def release(
     when that is already ``store`` (a job run again on an unchanged store, or one killed
     before the link moved), so no duplicate is made. Versions beyond the ``keep`` newest are
     deleted (never the one ``link`` names). The versions live in ``folder`` (default
-    :func:`versions_dir`). Returns the version's path.
+    :func:`versions_dir`). With ``copy`` (or a ``store`` from Snakemake's output cache) the
+    version is a copy: it shares no file with ``store``. Returns the version's path.
     """
     from ndvicube.cube.store import crash_point
 
@@ -92,7 +98,7 @@ def release(
     folder = folder or versions_dir(link)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(folder)
-    version = _newest_if_same(store, folder) or _new_version(store, folder)
+    version = _newest_if_same(store, folder) or _new_version(store, folder, copy=copy)
     crash_point("release")
     point(link, version)
     prune(folder, keep=keep, current=version)
@@ -119,12 +125,12 @@ def _same_file(a: Path, b: Path) -> bool:
     return same_time and filecmp.cmp(a, b, shallow=False)
 
 
-def _new_version(store: Path, folder: Path) -> Path:
-    """``store`` hard-linked, read-only, as the next ``v{N}.zarr`` of ``folder``."""
+def _new_version(store: Path, folder: Path, *, copy: bool = False) -> Path:
+    """``store`` hard-linked (or copied), read-only, as the next ``v{N}.zarr`` of ``folder``."""
     from ndvicube.cube.store import publish
 
     number = max(versions(folder), default=0) + 1
-    version = publish(store, folder / f"v{number}.zarr", read_only=True)
+    version = publish(store, folder / f"v{number}.zarr", read_only=True, copy=copy)
     log.info("published %s as version %s", store, version)
     return version
 
@@ -182,6 +188,37 @@ def prune(folder: Path, *, keep: int, current: Path) -> list[Path]:
         remove(version)
         log.info("removed %s (%d newer version(s) kept)", version, keep)
     return doomed
+
+
+def from_cache(store: str | Path) -> bool:
+    """Whether Snakemake's output cache put ``store`` there: a symbolic link into the cache
+    (the working directory that filled it) or a folder of such links (one that reused it).
+
+    Its files are the cache entry's, which Snakemake makes writable by all (mode 666), so
+    they are copied, never hard-linked, into a version or an area store.
+    """
+    store = Path(store)
+    if store.is_symlink():
+        return True
+    return store.is_dir() and any(entry.is_symlink() for entry in store.iterdir())
+
+
+def publish_cached(
+    output: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT
+) -> Path | None:
+    """Publish a cube Snakemake's output cache gave this working directory, where no cube job
+    ran to publish it: ``link`` then names a read-only copy of it (no file shared with the
+    cache). Nothing happens when ``output`` is not from the cache or ``link`` already names
+    it. Returns the version made, or None.
+    """
+    output, link = Path(output), Path(link)
+    if not (output.exists() and from_cache(output)):
+        return None
+    if link.exists() and _newest_if_same(output, versions_dir(link)) == pinned(link):
+        return None
+    version = release(output, link, keep=keep, copy=True)
+    log.info("published %s, from the output cache, as %s", output, version)
+    return version
 
 
 def _remove_leftovers(folder: Path) -> None:

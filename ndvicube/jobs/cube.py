@@ -30,6 +30,7 @@ def build_cube(
     fields: str | Path | None = None,
     field_points: Sequence[tuple[float, float]] | None = None,
     reuse_from: str | Path | None = None,
+    copy_output: bool = False,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
@@ -48,6 +49,8 @@ def build_cube(
     touch (:func:`ndvicube.fields.chunks.sparse_spec`). A field set's tile job copies from
     ``reuse_from`` (its area's published cube) when that holds more than its own store: after
     fields are added, the even shares move chunks between tiles, and none is read again.
+    With ``copy_output`` (Snakemake's output cache in use: it moves ``out`` into the cache and
+    makes its files writable by all) ``out`` is a copy of the store, not hard links of it.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
@@ -78,7 +81,7 @@ def build_cube(
         if skipped_out is not None:
             write_skipped(skipped, skipped_out)
         if work is not None:
-            publish(store, out)
+            publish(store, out, copy=copy_output)
         if published is not None:
             release(store, published, keep=versions_kept)
     return Path(out)

@@ -102,6 +102,20 @@ def get_cube_link(wildcards):
     return f"results/{wildcards.area}/ndvi.zarr"
 
 
+def publish_cached_cubes():
+    """Each area's ndvi.zarr, where its cube came from Snakemake's output cache (`--cache`) and
+    so no cube job ran here to publish it: a read-only copy of the cached cube, sharing no
+    file with the cache (ndvicube.cube.versions.publish_cached; docs/reruns.md)."""
+    from ndvicube.cube.versions import publish_cached
+
+    for name in SETTINGS.areas:
+        publish_cached(
+            f"results/{name}/cube/workflow.zarr",
+            f"results/{name}/ndvi.zarr",
+            keep=SETTINGS.cube_versions_kept,
+        )
+
+
 def get_tile(wildcards):
     """The tile a cube job builds (None: the whole area)."""
     if "tile" not in wildcards.keys():
@@ -293,9 +307,11 @@ DEMO_DIR = (
 
 
 # Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).
+# A cube from the output cache is published as the area's ndvi.zarr first.
 onsuccess:
     from ndvicube.jobs.snakemake_exit import cancel_rescheduling_timers
 
+    publish_cached_cubes()
     logger.debug(
         f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
     )
