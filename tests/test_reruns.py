@@ -629,7 +629,7 @@ def test_a_working_directory_from_before_versions_is_published_without_reading(
 
 
 def test_the_series_jobs_read_one_version_when_the_link_moves_mid_job(
-    catalog, clean, tmp_path, monkeypatch
+    built, catalog, tmp_path, monkeypatch
 ):
     """The point series job opens the cube, then reads its chunks: both from one version, even
     when a rerun moves the link in between (here: at once after the open)."""
@@ -643,8 +643,13 @@ def test_the_series_jobs_read_one_version_when_the_link_moves_mid_job(
 
     folder = tmp_path / "results/seed/cube"
     first, second = folder / "v1.zarr", folder / "v2.zarr"
-    shutil.copytree(clean, first)
-    shutil.copytree(clean, second)
+    cube = built / "results/seed/ndvi.zarr"
+    shutil.copytree(cube, first)
+    shutil.copytree(cube, second)
+    for path in (first, second):
+        os.chmod(path / "ndvi", 0o755)  # a version's files are read-only; these two are ours
+        for chunk in (path / "ndvi").iterdir():
+            os.chmod(chunk, 0o644)
     zarr.open_group(str(second), mode="r+")["ndvi"][:] = 0.5  # the rerun's cube: other values
     link = tmp_path / "results/seed/ndvi.zarr"
     point(link, first)

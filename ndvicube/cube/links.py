@@ -34,7 +34,7 @@ class Copies:
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    #: The first refusal, as the OS said it (``[Errno 1] Operation not permitted: ...``).
+    #: What was refused and why, as the OS said it (``link(): Operation not permitted``).
     reason: str = ""
 
 
@@ -57,7 +57,7 @@ def link_or_copy(source: str | Path, target: str | Path) -> None:
         _copies.files += 1
         _copies.bytes += os.path.getsize(target)
         _copies.seconds += time.perf_counter() - started
-        _copies.reason = _copies.reason or str(error)
+        _copies.reason = _copies.reason or f"link(): {error.strerror}"
 
 
 def copy_tree(source: Path, target: Path) -> str:
@@ -72,7 +72,9 @@ def copy_tree(source: Path, target: Path) -> str:
 
 def note_refused(what: str, error: OSError) -> None:
     """Record a link of another kind (a symbolic link) the filesystem refused."""
-    _copies.reason = _copies.reason or f"{what}: {error}"
+    refusal = f"{what}: {error.strerror}"
+    if refusal not in _copies.reason:
+        _copies.reason = f"{_copies.reason}; {refusal}" if _copies.reason else refusal
 
 
 def copies_made() -> Copies:
