@@ -201,8 +201,9 @@ def test_nothing_changed_recomputes_nothing(built, cogs, tmp_path):
 
 
 class Reader(threading.Thread):
-    """Opens ``path`` afresh and reads it whole, in a loop, until stopped: what each read got
-    (a digest of its time axis and values, or the error) and when."""
+    """Opens ``path`` afresh, resolved as the README tells readers to, and reads it whole, in a
+    loop, until stopped: what each read got (a digest of its time axis and values, or the
+    error) and when."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
@@ -212,7 +213,7 @@ class Reader(threading.Thread):
         while not self.stop.is_set():
             started = time.time()
             try:
-                store = xr.open_zarr(self.path).load()
+                store = xr.open_zarr(os.path.realpath(self.path)).load()
                 got = store["time"].values.tobytes() + store["ndvi"].values.tobytes()
                 self.rows.append((started, time.time(), hashlib.sha256(got).hexdigest()))
             except Exception as error:  # any failure of a read is the finding
