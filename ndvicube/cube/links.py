@@ -9,6 +9,11 @@ copy is tallied. A job wraps its work in :func:`copies_reported`, which logs one
 what the copies cost (files, bytes, seconds), so a user sees once why publishing takes
 seconds and space. Zarr's own local store makes a group's metadata with ``link()`` too
 (an exclusive create); :func:`local_store` gives it a way that needs no link.
+
+And what a published path links to: :func:`pinned` resolves a symbolic link, or the copy made
+where symbolic links are refused (it names its version in :data:`MARKER`), so a reader opens
+one version; :func:`from_cache` tells a store Snakemake's output cache put in place (its files
+are the cache's, writable by all: copied, never linked).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from pathlib import Path
 from zarr.storage import LocalStore
 
 log = logging.getLogger(__name__)
+
+#: In a published path that is a copy (symbolic links refused): the version it is, relative
+#: to the path's folder (``cube/v2.zarr``). Zarr and GDAL ignore a file of this name.
+MARKER = ".ndvicube-version"
 
 
 @dataclasses.dataclass
@@ -133,3 +142,30 @@ class NoLinkLocalStore(LocalStore):
 def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
     """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
     return NoLinkLocalStore(Path(path), read_only=read_only)
+
+
+def pinned(link: str | Path) -> Path:
+    """The version ``link`` names now: open this path to read one version whatever follows.
+
+    A symbolic link is resolved; a published copy (a filesystem without symbolic links) names
+    its version in :data:`MARKER`, used while that version is kept. Any other path is itself.
+    """
+    link = Path(link)
+    if not link.is_symlink() and (link / MARKER).is_file():
+        version = link.parent / (link / MARKER).read_text().strip()
+        if version.name.endswith(".zarr") and (version / ".zmetadata").is_file():
+            return version
+    return Path(os.path.realpath(link))
+
+
+def from_cache(store: str | Path) -> bool:
+    """Whether Snakemake's output cache put ``store`` there: a symbolic link into the cache
+    (the working directory that filled it) or a folder of such links (one that reused it).
+
+    Its files are the cache entry's, which Snakemake makes writable by all (mode 666), so
+    they are copied, never hard-linked, into a version or an area store.
+    """
+    store = Path(store)
+    if store.is_symlink():
+        return True
+    return store.is_dir() and any(entry.is_symlink() for entry in store.iterdir())

@@ -303,7 +303,7 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`).
     """
     from ndvicube.cube.indices import column
-    from ndvicube.cube.versions import pinned
+    from ndvicube.cube.links import pinned
 
     chunks = {} if dask else None
     dataset = xr.open_zarr(pinned(path), consolidated=True, decode_coords="all", chunks=chunks)
@@ -328,7 +328,7 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    from ndvicube.cube.versions import pinned
+    from ndvicube.cube.links import pinned
 
     return cube_attrs(xr.open_zarr(pinned(path), consolidated=True))
 
@@ -437,8 +437,7 @@ def publish(
     With ``copy``, or when ``store`` is from Snakemake's output cache (whose files are writable
     by all), ``out`` is a true copy sharing no file with ``store``, its cost logged.
     """
-    from ndvicube.cube.links import copy_tree, link_or_copy
-    from ndvicube.cube.versions import from_cache
+    from ndvicube.cube.links import copy_tree, from_cache, link_or_copy
 
     store, out = Path(store), Path(out)
     linking = out.with_name(out.name + ".linking")

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ndvicube.cube.links import link_or_copy
+from ndvicube.cube.links import from_cache, link_or_copy
 from ndvicube.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,6 @@ def link_chunks(
     the two stores on different devices) they are copied, and the job says so once with the
     cost (:mod:`.links`); a tile from Snakemake's output cache is copied too.
     """
-    from ndvicube.cube.versions import from_cache
-
     _check_same_encoding(tile_store / variable, area_store / variable)
     separator = _separator(area_store / variable)
     # A tile from Snakemake's output cache: its files are the cache's (mode 666), copied.

@@ -32,15 +32,16 @@ import os
 import re
 from pathlib import Path
 
+from ndvicube.cube.links import MARKER, from_cache, pinned
+
+__all__ = ["MARKER", "from_cache", "pinned", "point", "prune", "publish_cached", "release"]
+
 log = logging.getLogger(__name__)
 
 #: A version's folder name in the versions folder: ``v1.zarr``, ``v2.zarr``...
 VERSION = re.compile(r"v(\d+)\.zarr")
 #: Versions kept by default: the newest one and the one before it.
 DEFAULT_KEPT = 2
-#: In a published path that is a copy (symbolic links refused): the version it is, relative
-#: to the path's folder (``cube/v2.zarr``). Zarr and GDAL ignore a file of this name.
-MARKER = ".ndvicube-version"
 
 
 def versions_dir(link: str | Path) -> Path:
@@ -59,20 +60,6 @@ def versions(folder: str | Path) -> dict[int, Path]:
             if match:
                 found[int(match.group(1))] = entry
     return dict(sorted(found.items()))
-
-
-def pinned(link: str | Path) -> Path:
-    """The version ``link`` names now: open this path to read one version whatever follows.
-
-    A symbolic link is resolved; a published copy (a filesystem without symbolic links) names
-    its version in :data:`MARKER`, used while that version is kept. Any other path is itself.
-    """
-    link = Path(link)
-    if not link.is_symlink() and (link / MARKER).is_file():
-        version = link.parent / (link / MARKER).read_text().strip()
-        if VERSION.fullmatch(version.name) and (version / ".zmetadata").is_file():
-            return version
-    return Path(os.path.realpath(link))
 
 
 def release(
@@ -188,19 +175,6 @@ def prune(folder: Path, *, keep: int, current: Path) -> list[Path]:
         remove(version)
         log.info("removed %s (%d newer version(s) kept)", version, keep)
     return doomed
-
-
-def from_cache(store: str | Path) -> bool:
-    """Whether Snakemake's output cache put ``store`` there: a symbolic link into the cache
-    (the working directory that filled it) or a folder of such links (one that reused it).
-
-    Its files are the cache entry's, which Snakemake makes writable by all (mode 666), so
-    they are copied, never hard-linked, into a version or an area store.
-    """
-    store = Path(store)
-    if store.is_symlink():
-        return True
-    return store.is_dir() and any(entry.is_symlink() for entry in store.iterdir())
 
 
 def publish_cached(
