@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import shutil
@@ -30,6 +31,14 @@ from pathlib import Path
 from zarr.storage import LocalStore
 
 log = logging.getLogger(__name__)
+
+#: What ``link()`` or ``symlink()`` answers where the filesystem has no such links (vfat and
+#: exFAT: EPERM; exFAT over FUSE: ENOSYS for symlink; SMB: EOPNOTSUPP), or where the two paths
+#: are on different devices (EXDEV) or a file has too many links (EMLINK). Any other error (a
+#: full disk) is raised as it is.
+REFUSED = frozenset(
+    {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+)
 
 #: In a published path that is a copy (symbolic links refused): the version it is, relative
 #: to the path's folder (``cube/v2.zarr``). Zarr and GDAL ignore a file of this name.
@@ -58,9 +67,9 @@ def link_or_copy(source: str | Path, target: str | Path) -> None:
     """
     try:
         os.link(source, target)
-    except FileExistsError:
-        raise
     except OSError as error:
+        if error.errno not in REFUSED:
+            raise
         started = time.perf_counter()
         shutil.copy2(source, target)
         _copies.files += 1
@@ -134,6 +143,8 @@ class NoLinkLocalStore(LocalStore):
         except FileExistsError:
             pass
         except OSError as error:
+            if error.errno not in REFUSED:
+                raise
             note_refused("link()", error)
             if not await self.exists(key):
                 await self.set(key, value)

@@ -67,7 +67,6 @@ def release(
     link: str | Path,
     *,
     keep: int = DEFAULT_KEPT,
-    folder: Path | None = None,
     copy: bool = False,
 ) -> Path:
     """Publish the finished ``store`` as the newest version and point ``link`` at it.
@@ -75,14 +74,14 @@ def release(
     The version is made of read-only hard links of ``store``'s files; it is the newest one
     when that is already ``store`` (a job run again on an unchanged store, or one killed
     before the link moved), so no duplicate is made. Versions beyond the ``keep`` newest are
-    deleted (never the one ``link`` names). The versions live in ``folder`` (default
-    :func:`versions_dir`). With ``copy`` (or a ``store`` from Snakemake's output cache) the
-    version is a copy: it shares no file with ``store``. Returns the version's path.
+    deleted (never the one ``link`` names). The versions live in :func:`versions_dir`. With
+    ``copy`` (or a ``store`` from Snakemake's output cache) the version is a copy: it shares
+    no file with ``store``. Returns the version's path.
     """
     from ndvicube.cube.store import crash_point
 
     store, link = Path(store), Path(link)
-    folder = folder or versions_dir(link)
+    folder = versions_dir(link)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(folder)
     version = _newest_if_same(store, folder) or _new_version(store, folder, copy=copy)
@@ -131,7 +130,7 @@ def point(link: Path, version: Path) -> None:
     and deleted after: the only moment ``link`` is missing. Where the filesystem refuses
     symbolic links, ``link`` becomes a copy of ``version`` naming it (:data:`MARKER`).
     """
-    from ndvicube.cube.links import note_refused
+    from ndvicube.cube.links import REFUSED, note_refused
     from ndvicube.cube.store import remove
 
     following = link.with_name(link.name + ".next")
@@ -141,6 +140,8 @@ def point(link: Path, version: Path) -> None:
     try:
         os.symlink(os.path.relpath(version, link.parent), following)
     except OSError as error:  # EPERM (vfat), ENOSYS (exFAT over FUSE), EOPNOTSUPP (SMB)
+        if error.errno not in REFUSED:
+            raise
         note_refused("symlink()", error)
         _copy_naming(version, following, link.parent)
     older = link.with_name(link.name + ".before-versions")
