@@ -96,7 +96,7 @@ def test_zarr_makes_a_group_where_links_are_refused(linkless_dir):
     the group (exclusive create): refused on exFAT, done by ndvicube's store without it."""
     import xarray as xr
 
-    from ndvicube.cube.links import local_store
+    from ndvicube.cube.store import local_store
 
     data = xr.Dataset({"ndvi": ("x", [0.5, 0.25])})
     with pytest.raises(PermissionError):

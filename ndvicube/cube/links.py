@@ -7,8 +7,8 @@ no space taken. A filesystem without links answers ``link()`` with EPERM (exFAT,
 ENOSYS/EOPNOTSUPP, and another device with EXDEV; then the file is copied instead and the
 copy is tallied. A job wraps its work in :func:`copies_reported`, which logs one warning with
 what the copies cost (files, bytes, seconds), so a user sees once why publishing takes
-seconds and space. Zarr's own local store makes a group's metadata with ``link()`` too
-(an exclusive create); :func:`local_store` gives it a way that needs no link.
+seconds and space. (Zarr's own local store makes a group's metadata with ``link()`` too:
+:func:`ndvicube.cube.store.local_store` gives it a way that needs no link.)
 
 And what a published path links to: :func:`pinned` resolves a symbolic link, or the copy made
 where symbolic links are refused (it names its version in :data:`MARKER`), so a reader opens
@@ -27,8 +27,6 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-from zarr.storage import LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -124,35 +122,6 @@ def copies_reported(where: str | Path) -> Iterator[None]:
                 _copies.seconds,
             )
         _copies = Copies()
-
-
-class NoLinkLocalStore(LocalStore):
-    """Zarr's ``LocalStore``, whose create-if-absent also works without ``link()``.
-
-    ``LocalStore.set_if_not_exists`` (used for a group's ``.zgroup`` whenever an array is
-    created in it) writes a temporary file and ``link()``s it into place, which fails with
-    EPERM on a filesystem without links. Here a refused link falls back to writing the key
-    when it is absent: not exclusive against a concurrent writer, but the only such key
-    ndvicube writes is a group's metadata, the same bytes from every writer.
-    """
-
-    async def set_if_not_exists(self, key: str, value) -> None:
-        """Write ``value`` at ``key`` unless the key exists (see the class docstring)."""
-        try:
-            await super().set_if_not_exists(key, value)
-        except FileExistsError:
-            pass
-        except OSError as error:
-            if error.errno not in REFUSED:
-                raise
-            note_refused("link()", error)
-            if not await self.exists(key):
-                await self.set(key, value)
-
-
-def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
-    """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
-    return NoLinkLocalStore(Path(path), read_only=read_only)
 
 
 def pinned(link: str | Path) -> Path:

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     from ndvicube.cube.tiles import Tile
 
-from ndvicube.cube.links import local_store
+from zarr.storage import LocalStore
+
+from ndvicube.cube.links import REFUSED, note_refused
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,35 @@ GRID_ATTR = "ndvicube:grid"
 #: Store attribute of a sparse cube (a field set): the [row, column] chunks present, sorted; the
 #: others are absent from the store and read as NaN. Absent from a dense cube.
 CHUNKS_ATTR = "ndvicube:chunks"
+
+
+class NoLinkLocalStore(LocalStore):
+    """Zarr's ``LocalStore``, whose create-if-absent also works without ``link()``.
+
+    ``LocalStore.set_if_not_exists`` (used for a group's ``.zgroup`` whenever an array is
+    created in it) writes a temporary file and ``link()``s it into place, which fails with
+    EPERM on a filesystem without links. Here a refused link falls back to writing the key
+    when it is absent: not exclusive against a concurrent writer, but the only such key
+    ndvicube writes is a group's metadata, the same bytes from every writer.
+    """
+
+    async def set_if_not_exists(self, key: str, value) -> None:
+        """Write ``value`` at ``key`` unless the key exists (see the class docstring)."""
+        try:
+            await super().set_if_not_exists(key, value)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            if error.errno not in REFUSED:
+                raise
+            note_refused("link()", error)
+            if not await self.exists(key):
+                await self.set(key, value)
+
+
+def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
+    """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
+    return NoLinkLocalStore(Path(path), read_only=read_only)
 
 
 def write_cube(
