@@ -86,7 +86,8 @@ def release(
     _remove_leftovers(folder)
     version = _newest_if_same(store, folder) or _new_version(store, folder, copy=copy)
     crash_point("release")
-    point(link, version)
+    if pinned(link).resolve() != version.resolve():  # (a copy, without symbolic links, costs)
+        point(link, version)
     prune(folder, keep=keep, current=version)
     return version
 
