@@ -284,6 +284,27 @@ def test_one_rule_for_point_ids_inline_and_in_csv(tmp_path, pid):
     assert "bbox" not in str(inline.value)  # not the area-level message of before
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("seed\n", "has '\\n' at position 4"),  # passed the schema's pattern ('$' before a \n)
+        ("a b", "has ' ' at position 1"),
+        ("_x", "has '_' at position 0"),
+        (2023, "is not text (YAML read the unquoted key as int): quote it"),
+    ],
+)
+def test_an_area_name_that_cannot_be_a_folder_is_named_with_the_rule(name, why):
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    config["areas"] = {name: config["areas"]["seed"]}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value) == (
+        f"Invalid config at areas: area name {name!r} {why}. An area name must start with a "
+        "letter or digit and use only letters, digits, '_' and '-' (ASCII; it becomes the folder "
+        "results/<name>/ and a Snakemake wildcard). Rename the area."
+    )
+
+
 def test_an_impossible_unquoted_date_is_named_with_its_key(tmp_path):
     config = yaml.safe_dump(demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}]))
     (tmp_path / "config.yaml").write_text(

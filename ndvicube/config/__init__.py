@@ -13,7 +13,7 @@ Config sections a stage receives are defined in that stage (``cloud_mask`` and `
 ``compute`` in :mod:`ndvicube.compute`); this package sits above every stage.
 """
 
-from ndvicube.config.areas import POINTS_ENCODING, Area, check_point_id
+from ndvicube.config.areas import POINTS_ENCODING, Area, check_area_name, check_point_id
 from ndvicube.config.schema import apply_schema, check_yaml_dates, load_schema
 from ndvicube.config.settings import (
     Composites,
@@ -35,6 +35,7 @@ __all__ = [
     "Settings",
     "Stac",
     "apply_schema",
+    "check_area_name",
     "check_point_id",
     "check_yaml_dates",
     "load_schema",
