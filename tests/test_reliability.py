@@ -396,6 +396,22 @@ def test_tags_snakemake_would_construct_are_refused(tmp_path, value, said):
         check_config_file(tmp_path / "c.yaml")
 
 
+def test_the_published_cube_as_a_target_names_the_target_to_ask_for(tmp_path):
+    """`results/{area}/ndvi.zarr` was the cube rule's output; it is now a link no job makes."""
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path, "results/seed/ndvi.zarr")
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "MissingRuleException" not in said
+    assert (
+        "results/seed/ndvi.zarr is not a target: it is the link the cube job publishes for "
+        "readers (no rule's output, so Snakemake never deletes it while a job runs). Ask for the "
+        "cube itself: snakemake results/seed/cube/workflow.zarr (or plain snakemake for "
+        "everything); that job updates results/seed/ndvi.zarr when it is done."
+    ) in " ".join(said.split())
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_full_disk_while_storing_search_results_leaves_nothing_half_written(catalog, tiny_disk):
     items = read_items(catalog.items) * 2  # twice half a year: 2 MB of JSON on a 1 MB disk
     with pytest.raises(StorageFullError, match=r"No space left .* while writing the search"):
