@@ -405,7 +405,7 @@ def test_the_published_cube_as_a_target_names_the_target_to_ask_for(tmp_path):
     assert result.returncode != 0 and "MissingRuleException" not in said
     assert (
         "results/seed/ndvi.zarr is not a target: it is the link the cube job publishes for "
-        "readers (no rule's output, so Snakemake never deletes it while a job runs). Ask for the "
+        "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for the "
         "cube itself: snakemake results/seed/cube/workflow.zarr (or plain snakemake for "
         "everything); that job updates results/seed/ndvi.zarr when it is done."
     ) in " ".join(said.split())

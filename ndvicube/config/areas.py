@@ -198,6 +198,7 @@ def check_area_name(name: object) -> None:
     elif not name:
         why = "is empty"
     else:
+        # Each character checked where it stands: first, or after an allowed one ("a").
         at = next(i for i, c in enumerate(name) if not AREA_NAME.fullmatch("a" * (i > 0) + c))
         why = f"has {name[at]!r} at position {at}"
     raise ConfigError(

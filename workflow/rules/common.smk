@@ -111,7 +111,7 @@ def refuse_published_cube(wildcards):
     area = wildcards.area
     raise WorkflowError(
         f"results/{area}/ndvi.zarr is not a target: it is the link the cube job publishes for "
-        "readers (no rule's output, so Snakemake never deletes it while a job runs). Ask for "
+        "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for "
         f"the cube itself: snakemake results/{area}/cube/workflow.zarr (or plain snakemake for "
         f"everything); that job updates results/{area}/ndvi.zarr when it is done."
     )
