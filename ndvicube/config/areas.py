@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,32 @@ def _check_bbox(key: str, bbox: tuple[float, ...]) -> BBox:
 #: Encodings a points CSV may be in: UTF-8, with or without the byte-order mark Excel writes
 #: ("CSV UTF-8"), which ``utf-8-sig`` drops.
 POINTS_ENCODING = "utf-8-sig"
+
+
+#: Area names: ASCII letters, digits, '_' and '-', a letter or digit first (as the schema says;
+#: its pattern's ``$`` lets a trailing line break through, as Python's ``re`` matches it there).
+AREA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_area_name(name: object) -> None:
+    """An area name becomes the folder ``results/{name}/`` and a Snakemake wildcard value, so it
+    is refused before anything is made (``"seed\\n"`` made ``results/seed\\n/`` and the cube
+    job then died with a traceback)."""
+    if isinstance(name, str) and AREA_NAME.fullmatch(name):
+        return
+    if not isinstance(name, str):
+        why = f"is not text (YAML read the unquoted key as {type(name).__name__}): quote it"
+    elif not name:
+        why = "is empty"
+    else:
+        # Each character checked where it stands: first, or after an allowed one ("a").
+        at = next(i for i, c in enumerate(name) if not AREA_NAME.fullmatch("a" * (i > 0) + c))
+        why = f"has {name[at]!r} at position {at}"
+    raise ConfigError(
+        f"Invalid config at areas: area name {name!r} {why}. An area name must start with a "
+        "letter or digit and use only letters, digits, '_' and '-' (ASCII; it becomes the folder "
+        "results/<name>/ and a Snakemake wildcard). Rename the area."
+    )
 
 
 def check_point_id(pid: str, where: str) -> None:

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ndvicube.compute import Compute
-from ndvicube.config.areas import Area, check_tiles, parse_area, with_plotted_points
+from ndvicube.config.areas import (
+    Area,
+    check_area_name,
+    check_tiles,
+    parse_area,
+    with_plotted_points,
+)
 from ndvicube.config.schema import apply_schema
 from ndvicube.cube.indices import DEFAULT_INDICES, resolve_indices
 from ndvicube.cube.spec import Chunking, CloudMask
@@ -113,6 +119,9 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
     against: Snakemake's working directory, so ``--directory`` works.
     """
     base_dir = Path.cwd() if base_dir is None else base_dir
+    areas_section = config.get("areas")
+    for name in areas_section if isinstance(areas_section, Mapping) else ():
+        check_area_name(name)  # before the schema, whose message for a name is its regex
     filled = apply_schema(config)
     start, end = _parse_dates(filled["start"], filled["end"])
     resolution, cube = float(filled["resolution"]), Chunking(**filled["cube"])
