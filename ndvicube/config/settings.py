@@ -24,6 +24,7 @@ from ndvicube.config.schema import apply_schema
 from ndvicube.cube.indices import DEFAULT_INDICES, resolve_indices
 from ndvicube.cube.spec import Chunking, CloudMask
 from ndvicube.errors import ConfigError
+from ndvicube.fields.bounds import FieldLimits
 from ndvicube.timeseries.phenology import Phenology
 from ndvicube.timeseries.smoothing import Smoothing
 
@@ -96,6 +97,7 @@ class Settings:
     phenology: Phenology = field(default_factory=Phenology)
     """With ``index`` resolved: the configured one, or the first of :attr:`indices`."""
     polygon_series: PolygonSeries = field(default_factory=PolygonSeries)
+    fields: FieldLimits = field(default_factory=FieldLimits)
     figures: Figures = field(default_factory=Figures)
     compute: Compute = field(default_factory=Compute)
     composites: Composites | None = None
@@ -116,8 +118,10 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
     filled = apply_schema(config)
     start, end = _parse_dates(filled["start"], filled["end"])
     resolution, cube = float(filled["resolution"]), Chunking(**filled["cube"])
+    limits = FieldLimits(**filled["fields"])
     areas = {
-        name: parse_area(name, spec, base_dir=base_dir) for name, spec in filled["areas"].items()
+        name: parse_area(name, spec, base_dir=base_dir, limits=limits, resolution=resolution)
+        for name, spec in filled["areas"].items()
     }
     for area in areas.values():
         check_tiles(area, resolution, cube.spatial_chunk)
@@ -144,6 +148,7 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
         smoothing=Smoothing.from_section(smoothing),
         phenology=Phenology(**phenology),
         polygon_series=PolygonSeries(**filled["polygon_series"]),
+        fields=limits,
         figures=Figures(**filled["figures"]),
         compute=Compute(**filled["compute"]),
         composites=_composites(filled.get("composites"), indices),
