@@ -48,6 +48,8 @@ class PolygonSeries:
 
     min_clear_fraction: float = 0.0
     """Dates whose polygon is less clear than this get no statistics."""
+    batch_cells: int = 2_000_000
+    """Cells whose weights and values the polygon tables hold at once (memory, not values)."""
 
 
 @dataclass(frozen=True)

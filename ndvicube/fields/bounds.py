@@ -39,7 +39,7 @@ class FieldLimits:
 
     max_field_km2: float = 100.0
     """A field larger than this (km², on the ellipsoid) is rejected as ``too large``."""
-    max_grid_pixels: float = 4e9
+    max_grid_pixels: float = 1.5e8
     """A field set whose grid has more pixels than this is refused before any read."""
 
 
