@@ -41,7 +41,13 @@ def fields(
     false: the area would have nothing to make series of.
     """
     from ndvicube.errors import NoFieldsError
-    from ndvicube.fields import field_label, item_footprints, read_fields, screen_fields
+    from ndvicube.fields import (
+        TOO_LARGE,
+        field_label,
+        item_footprints,
+        read_fields,
+        screen_fields,
+    )
 
     screened = screen_fields(
         read_fields(polygons_path),
@@ -51,6 +57,15 @@ def fields(
     log.info("fields of %s: %s", polygons_path, screened.summary())
     for row in screened.rejected.head(LOGGED_REJECTIONS).itertuples():
         log.info("field %s rejected: %s", field_label(row.id, row.row), row.reason)
+    large = int((screened.rejected["reason"] == TOO_LARGE).sum())
+    if large:
+        log.warning(
+            "%d field(s) larger than fields.max_field_km2 (%g km²) rejected as too large; raise "
+            "the setting to keep them (the polygon tables hold about 1.8 MB per km² of the "
+            "largest field at 10 m)",
+            large,
+            max_field_km2,
+        )
     if len(screened.rejected) > LOGGED_REJECTIONS:
         log.info("... and %d more in %s", len(screened.rejected) - LOGGED_REJECTIONS, rejected_out)
     if screened.accepted.empty and not has_points:
