@@ -119,7 +119,7 @@ def sparse_spec(
     With ``fit_grid`` (the workflow's field sets), the grid is that of the box of the accepted
     fields and the points (:func:`fitted_bbox`), not ``spec.bbox``: the config's box counts
     every field usable before the search, so a field rejected as ``outside every scene`` would
-    otherwise widen the grid (the demo's ``far_away``: 776 x 2,288 px instead of 755 x 773).
+    otherwise widen the grid (the demo's ``far_away``: 303 x 158 px instead of 165 x 156).
     """
     from pyproj import Transformer
 
