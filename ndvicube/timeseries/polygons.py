@@ -17,6 +17,9 @@ included, and one smaller than a pixel gets the pixels it lies on. The polygons'
 coverage are computed once (exactextract); then each block of dates is read once - from the
 Zarr store, only the chunks the polygons touch - and reduced for all polygons together in numpy,
 so the cost is one pass over those chunks whatever the number of polygons (docs/polygons.md).
+The polygons are taken in batches of about ``batch_cells`` cells (:func:`cell_batches`), each a
+pass of its own, so the memory follows that setting and not the fields' total size; the usual
+field set (10,000 parcels of a hectare: 1.2 million cells) is one batch.
 """
 
 from __future__ import annotations
