@@ -4,7 +4,8 @@ The one reader of polygons in ndvicube: the config reads a field set's file with
 area, the ``fields`` job to screen the fields, the polygon series to read ``fields.parquet``.
 Nothing is dropped or reprojected here (that is :mod:`ndvicube.fields.checks`' and the caller's
 business); a file that cannot be used at all - unknown format, unreadable, no ``id`` column, no
-CRS - raises a :class:`~ndvicube.errors.ConfigError` saying how to fix it.
+CRS, coordinates that cannot be the degrees its CRS says (metres in a GeoJSON without a CRS) -
+raises a :class:`~ndvicube.errors.ConfigError` saying how to fix it.
 """
 
 from __future__ import annotations
