@@ -237,8 +237,8 @@ def test_each_section_is_a_dataclass_whose_fields_are_its_yaml_keys(base):
         if dataclasses.is_dataclass(getattr(settings, f.name))
     }
     assert set(sections) == {
-        "stac", "cube", "cloud_mask", "smoothing", "phenology", "polygon_series", "figures",
-        "compute", "composites", "demo",
+        "stac", "cube", "cloud_mask", "smoothing", "phenology", "polygon_series", "fields",
+        "figures", "compute", "composites", "demo",
     }  # fmt: skip
     runtime_only = {"compute": {"threads", "io_threads"}}  # the rule's, not the config's
     for name, section in sections.items():

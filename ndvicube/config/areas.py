@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ndvicube.errors import ConfigError
-from ndvicube.fields import check_fields_suffix, field_set_bbox
+from ndvicube.fields import FieldLimits, check_fields_suffix, field_set_bbox
 from ndvicube.geo import BBox, Point, bbox_around, utm_crs_for
 
 
@@ -54,8 +54,16 @@ class Area:
         return self.tiles != (1, 1)
 
 
-def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
-    """Build an :class:`Area` from its config entry, checking box, points and polygons."""
+def parse_area(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    limits: FieldLimits | None = None,
+    resolution: float = 10.0,
+) -> Area:
+    """Build an :class:`Area` from its config entry, checking box, points and polygons (a field
+    set's extent against ``limits``, its grid at ``resolution``)."""
     points_file, points = _read_points(name, spec.get("points"), base_dir)
     polygons_file = _polygons_file(name, spec.get("polygons"), base_dir)
     field_set = "bbox" not in spec and "center" not in spec
@@ -66,7 +74,7 @@ def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
         _check_lonlat(f"areas.{name}.center", lon, lat)
         bbox = bbox_around(lon, lat, spec["buffer_km"] * 1000.0)
     else:
-        bbox = _field_set_bbox(name, polygons_file, points)
+        bbox = _field_set_bbox(name, polygons_file, points, limits, resolution)
     _check_points(name, bbox, points)
     center_lon, center_lat = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     return Area(
@@ -81,11 +89,18 @@ def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
     )
 
 
-def _field_set_bbox(name: str, polygons_file: Path | None, points: list[Point]) -> BBox:
+def _field_set_bbox(
+    name: str,
+    polygons_file: Path | None,
+    points: list[Point],
+    limits: FieldLimits | None,
+    resolution: float,
+) -> BBox:
     """The box of a field set: its points checked first (a swapped point would stretch it)."""
     for p in points:
         _check_lonlat(f"areas.{name}.points[{p.id}]", p.lon, p.lat)
-    return field_set_bbox(polygons_file, points, where=f"areas.{name}.polygons")
+    where = f"areas.{name}.polygons" if polygons_file is not None else f"areas.{name}.points"
+    return field_set_bbox(polygons_file, points, where=where, limits=limits, resolution=resolution)
 
 
 def _polygons_file(area: str, spec: str | None, base_dir: Path) -> Path | None:

@@ -30,6 +30,7 @@ def build_cube(
     fields: str | Path | None = None,
     field_points: Sequence[tuple[float, float]] | None = None,
     reuse_from: str | Path | None = None,
+    fit_grid: bool = False,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
@@ -48,6 +49,8 @@ def build_cube(
     touch (:func:`ndvicube.fields.chunks.sparse_spec`). A field set's tile job copies from
     ``reuse_from`` (its area's published cube) when that holds more than its own store: after
     fields are added, the even shares move chunks between tiles, and none is read again.
+    With ``fit_grid`` (the workflow's field sets) a field set's grid is the box of its accepted
+    fields and points, not ``spec.bbox``: a field rejected after the search does not widen it.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
@@ -63,7 +66,7 @@ def build_cube(
     if field_points is not None:
         from ndvicube.fields.chunks import sparse_spec
 
-        spec = sparse_spec(spec, fields, field_points)
+        spec = sparse_spec(spec, fields, field_points, fit_grid=fit_grid)
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     items = signed(items, profile)  # in memory only: provenance and logs never see a token
