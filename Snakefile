@@ -5,11 +5,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-try:  # an impossible unquoted date named with its key, before Snakemake's loader fails on it
-    from ndvicube.config import check_yaml_dates
+try:  # the config is data: config.yaml checked before Snakemake's loader reads it (impossible
+    # dates, !!python tags, YTE templates); --configfile files, which Snakemake's command line
+    # has read already, before any job (ndvicube/config/configfile.py)
+    from ndvicube.config import check_config_files
 except ImportError:  # not installed: common.smk says how to install it
-    check_yaml_dates = lambda path: None
-check_yaml_dates("config.yaml")
+    check_config_files = lambda paths: None
+check_config_files(["config.yaml", *workflow.overwrite_configfiles])
 
 
 configfile: "config.yaml"

@@ -32,13 +32,36 @@ class Point:
     """Latitude in degrees (EPSG:4326)."""
 
 
+#: Svalbard (72-84 N, 0-42 E): the UTM exceptions' zones, by the longitude each one ends at.
+#: Zones 32, 34 and 36 are not used there; 31, 33, 35 and 37 are widened to 9 or 12 degrees.
+SVALBARD_ZONES = ((9.0, 31), (21.0, 33), (33.0, 35), (42.0, 37))
+
+
+def utm_zone(lon: float, lat: float) -> int:
+    """The UTM zone number (1-60) of (lon, lat), with the standard exceptions.
+
+    Western Norway (56-64 N, 3-12 E) is zone 32, not 31, and Svalbard (72-84 N, 0-42 E) uses
+    zones 31, 33, 35 and 37 only. Sentinel-2's tiles follow them (Bergen, 5.3 E 60.4 N, is tile
+    32VKN), so a cube gridded by the plain 6-degree formula would warp every scene there.
+    """
+    if 56 <= lat < 64 and 3 <= lon < 12:
+        return 32
+    if 72 <= lat <= 84 and 0 <= lon < SVALBARD_ZONES[-1][0]:
+        return next(zone for east, zone in SVALBARD_ZONES if lon < east)
+    return min(int((lon + 180) // 6) + 1, 60)
+
+
 def utm_crs_for(lon: float, lat: float) -> str:
     """The WGS 84 / UTM zone CRS containing (lon, lat), as ``EPSG:326zz`` or ``EPSG:327zz``.
 
     Sentinel-2 tiles are stored in UTM, so a cube in the zone of its centre reads its pixels
-    without resampling whenever the tiles are in that zone too (the usual case).
+    without resampling whenever the tiles are in that zone too (the usual case; the Norway and
+    Svalbard exceptions included, :func:`utm_zone`). Every grid of ndvicube is chosen here.
+
+    >>> utm_crs_for(5.3, 60.4), utm_crs_for(82.6, 27.2), utm_crs_for(-70.6, -33.4)
+    ('EPSG:32632', 'EPSG:32644', 'EPSG:32719')
     """
-    zone = min(int((lon + 180) // 6) + 1, 60)
+    zone = utm_zone(lon, lat)
     return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
 
 

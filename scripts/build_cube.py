@@ -38,6 +38,8 @@ if __name__ == "__main__":
             # A field set: its accepted polygons and its points decide the chunks it holds.
             fields=snakemake.input.fields or None,
             field_points=snakemake.params.field_points,
+            # Its grid is its accepted fields' (a field rejected after the search is not in it).
+            fit_grid=snakemake.params.field_points is not None,
             reuse_from=snakemake.params.reuse_from,
             # Snakemake's output cache (--cache needs this variable) moves the output into the
             # cache and makes it writable by all: then it must share no file with the store.

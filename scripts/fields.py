@@ -11,4 +11,5 @@ with job_logging(snakemake.log[0], job="fields"):
         has_points=snakemake.params.has_points,
         fields_out=snakemake.output.fields,
         rejected_out=snakemake.output.rejected,
+        max_field_km2=snakemake.params.max_field_km2,
     )

@@ -9,6 +9,8 @@ with job_logging(snakemake.log[0], job="polygon_tables"):
         fields_path=snakemake.input.fields,
         crs=snakemake.params.crs,
         min_clear_fraction=snakemake.params.min_clear_fraction,
+        # How many cells are held at once changes no value: read at run time, not a parameter.
+        batch_cells=snakemake.config["polygon_series"]["batch_cells"],
         raw_out=snakemake.output.raw,
         smoothed_out=snakemake.output.smoothed,
         phenology_out=snakemake.output.phenology,

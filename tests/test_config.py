@@ -65,6 +65,36 @@ def test_center_and_buffer_make_a_box_of_that_size_on_the_ground(base):
     assert (box[0] + box[2]) / 2 == pytest.approx(82.608, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("lon", "lat", "crs"),
+    [
+        (5.3, 60.4, "EPSG:32632"),  # western Norway: zone 32 widened west to 3 E
+        (2.999, 60.4, "EPSG:32631"),
+        (3.0, 56.0, "EPSG:32632"),
+        (3.0, 55.999, "EPSG:32631"),  # south of 56 N the plain formula
+        (3.0, 64.0, "EPSG:32631"),  # 64 N and north of it too
+        (11.999, 63.9, "EPSG:32632"),
+        (12.0, 60.0, "EPSG:32633"),
+        (8.999, 78.0, "EPSG:32631"),  # Svalbard: 31 (0-9 E), 33, 35, 37; no 32, 34, 36
+        (9.0, 72.0, "EPSG:32633"),
+        (20.999, 84.0, "EPSG:32633"),
+        (21.0, 78.0, "EPSG:32635"),
+        (33.0, 78.0, "EPSG:32637"),
+        (41.999, 78.0, "EPSG:32637"),
+        (42.0, 78.0, "EPSG:32638"),
+        (9.0, 71.999, "EPSG:32632"),
+        (-0.001, 78.0, "EPSG:32630"),
+        (82.6, 27.2, "EPSG:32644"),
+        (-70.6, -33.4, "EPSG:32719"),
+        (180.0, 0.0, "EPSG:32660"),
+    ],
+)
+def test_utm_zone_follows_the_norway_and_svalbard_exceptions(lon, lat, crs):
+    from ndvicube.geo import utm_crs_for
+
+    assert utm_crs_for(lon, lat) == crs
+
+
 def test_yaml_dates_are_accepted(base):
     cfg = yaml.safe_load("start: 2023-01-01\nend: 2023-02-01\n")
     s = validate_config({**base, **cfg}, base_dir=ROOT)
@@ -207,8 +237,8 @@ def test_each_section_is_a_dataclass_whose_fields_are_its_yaml_keys(base):
         if dataclasses.is_dataclass(getattr(settings, f.name))
     }
     assert set(sections) == {
-        "stac", "cube", "cloud_mask", "smoothing", "phenology", "polygon_series", "figures",
-        "compute", "composites", "demo",
+        "stac", "cube", "cloud_mask", "smoothing", "phenology", "polygon_series", "fields",
+        "figures", "compute", "composites", "demo",
     }  # fmt: skip
     runtime_only = {"compute": {"threads", "io_threads"}}  # the rule's, not the config's
     for name, section in sections.items():

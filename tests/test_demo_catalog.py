@@ -496,7 +496,10 @@ def test_fields_file_is_the_demo_configs_and_holds_what_the_docs_say(catalog, fi
     assert list(fields["id"]) == KEPT_FIELDS + list(rejected)
     screened = screen_fields(fields, footprints=item_footprints(catalog.items))
     assert list(screened.accepted["id"]) == KEPT_FIELDS
-    assert screened.rejected.values.tolist() == [list(r) for r in rejected.items()]
+    assert screened.rejected[["id", "reason"]].values.tolist() == [
+        list(r) for r in rejected.items()
+    ]
+    assert list(screened.rejected["row"]) == [16, 17, 18, 19]  # after the 15 kept
     assert screened.repaired == ("bowtie",)
     w, s, e, n = SHORT.bbox
     lon_lat = fields.to_crs("EPSG:4326").geometry

@@ -26,10 +26,10 @@ JOBS = {
     "polygon_tables": 1, "composites": 1, "quicklook": 1, "all": 1,
 }  # fmt: skip
 REJECTED = [
-    ["empty", "empty"],
-    ["west_rice", "duplicated"],
-    ["sliver", "invalid"],
-    ["far_away", "outside every scene"],
+    ["empty", 16, "empty"],
+    ["west_rice", 17, "duplicated"],
+    ["sliver", 18, "invalid"],
+    ["far_away", 19, "outside every scene"],
 ]
 
 
@@ -65,7 +65,7 @@ def test_the_demo_field_set_runs_one_job_per_stage(demo_run):
 def test_the_bad_fields_are_rejected_with_their_reasons(demo_run):
     work, *_ = demo_run
     rejected = pd.read_csv(work / "results/fields/fields_rejected.csv")
-    assert list(rejected.columns) == ["id", "reason"]
+    assert list(rejected.columns) == ["id", "row", "reason"]
     assert rejected.values.tolist() == REJECTED
     log = (work / "results/fields/logs/fields.log").read_text()
     assert "'bowtie'" in log and "make_valid" in log  # the repair is logged, with the field

@@ -23,6 +23,7 @@ import yaml
 from pyproj import Transformer
 
 from ndvicube.compute import Compute
+from ndvicube.config import validate_config
 from ndvicube.cube.spec import Chunking
 from ndvicube.cube.store import open_cube
 from ndvicube.errors import (
@@ -422,6 +423,43 @@ def test_box_straddling_two_utm_zones_gives_one_cube_with_true_values(tmp_path):
         np.testing.assert_allclose(got[clear_of_edges], want[clear_of_edges], atol=1e-5)
         assert np.mean(np.isclose(got, want, atol=1e-5)) > 0.9
     assert clear_of_edges.mean() > 0.8
+
+
+BERGEN = (5.292, 60.396, 5.308, 60.404)  # western Norway: UTM zone 32 by the exception
+
+
+def test_a_box_in_western_norway_is_gridded_in_zone_32_as_its_scenes_are(tmp_path):
+    """Sentinel-2 grids 56-64 N, 3-12 E in zone 32 (tile 32VKN here); the plain formula said
+    31, so every scene was warped. Random digital numbers per pixel: any warp would show."""
+    bergen = {"bbox": list(BERGEN), "points": [{"id": "p", "lon": 5.3, "lat": 60.4}]}
+    config = {"start": "2023-06-01", "end": "2023-06-30", "areas": {"bergen": bergen}}
+    area = validate_config(config).areas["bergen"]
+    assert area.crs == "EPSG:32632"
+    rng = np.random.default_rng(32)
+
+    def bands(lon: np.ndarray) -> dict[str, np.ndarray]:
+        red, nir = rng.integers(1200, 3000, lon.shape), rng.integers(2000, 6000, lon.shape)
+        return {"red": red, "nir": nir, "scl": np.full(lon.shape, 4)}
+
+    margin = (BERGEN[0] - 0.01, BERGEN[1] - 0.01, BERGEN[2] + 0.01, BERGEN[3] + 0.01)
+    item = zone_item(tmp_path, 32632, "2023-06-02", margin, bands)
+    items = {"type": "FeatureCollection", "features": [item]}
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    spec = dataclasses.replace(CUBE, bbox=area.bbox, crs=area.crs)
+    build_cube(spec, items_path=tmp_path / "items.json", out=tmp_path / "ndvi.zarr")
+    cube = open_cube(tmp_path / "ndvi.zarr")["ndvi"].isel(time=0)
+    assert cube.rio.crs.to_epsg() == 32632
+    import rasterio
+
+    scene = {}
+    for key in ("red", "nir"):
+        with rasterio.open(item["assets"][key]["href"]) as src:
+            cols, rows = ~src.transform * np.meshgrid(cube["x"].values, cube["y"].values)
+            scene[key] = src.read(1)[rows.astype(int), cols.astype(int)] * 1e-4 - 0.1
+    want = (scene["nir"] - scene["red"]) / (scene["nir"] + scene["red"])
+    assert cube.shape == (95, 94) and np.all((cube["x"].values - 5) % 10 == 0)  # on its grid
+    # Each pixel the scene's own (float32 rounding apart).
+    np.testing.assert_allclose(cube.values, want, rtol=1e-6, atol=1e-6)
 
 
 # --- disk full while writing the cube --------------------------------------------------------

@@ -44,6 +44,8 @@ ROWS = [
     ("good", square(200), "duplicated"),  # the first "good" is kept
     ("far", box(700_000, Y0, 700_100, Y0 + 100), "outside every scene"),  # 40 km east
     ("second", square(0, 200), None),
+    ("huge", square(0, 400, side=2000), "too large"),  # 4 km² against max_field_km2=3
+    ("", square(0, 600), "invalid"),  # no id: named by its row (11)
 ]
 
 
@@ -65,10 +67,12 @@ def test_each_rejection_reason_and_the_logged_repair(catalog, mixed, tmp_path):
             has_points=False,
             fields_out=tmp_path / "fields.parquet",
             rejected_out=tmp_path / "fields_rejected.csv",
+            max_field_km2=3,
         )
     rejected = pd.read_csv(tmp_path / "fields_rejected.csv", keep_default_na=False)
     assert rejected.to_dict("list") == {
         "id": [r[0] for r in ROWS if r[2]],
+        "row": [k for k, r in enumerate(ROWS, start=1) if r[2]],
         "reason": [r[2] for r in ROWS if r[2]],
     }
     kept = gpd.read_parquet(tmp_path / "fields.parquet")
@@ -78,10 +82,12 @@ def test_each_rejection_reason_and_the_logged_repair(catalog, mixed, tmp_path):
     bowtie = kept.geometry[1]  # repaired: both triangles, the whole bow tie's area
     assert bowtie.is_valid and bowtie.geom_type == "MultiPolygon" and bowtie.area == 5000
     text = log.read_text()
-    assert "3 field(s) accepted (1 repaired), 6 rejected (2 invalid, 2 empty, 1 duplicated, " \
-        "1 outside every scene)" in text  # fmt: skip
+    assert "3 field(s) accepted (1 repaired), 8 rejected (3 invalid, 2 empty, 1 duplicated, " \
+        "1 too large, 1 outside every scene)" in text  # fmt: skip
     assert "field 'bowtie': invalid (Self-intersection" in text and "repaired by make_valid" in text
-    assert "field 'far' rejected: outside every scene" in text
+    assert "field 'far' (row 8) rejected: outside every scene" in text
+    assert "field 'huge' (row 10) rejected: too large" in text
+    assert "field row 11 (no id) rejected: invalid" in text
 
 
 def test_the_job_fails_only_when_no_field_is_left_and_there_are_no_points(catalog, tmp_path):
@@ -119,7 +125,7 @@ def test_rejected_file_has_its_header_when_nothing_is_rejected(catalog, tmp_path
         fields_out=tmp_path / "fields.parquet",
         rejected_out=tmp_path / "fields_rejected.csv",
     )
-    assert (tmp_path / "fields_rejected.csv").read_text() == "id,reason\n"
+    assert (tmp_path / "fields_rejected.csv").read_text() == "id,row,reason\n"
     kept = gpd.read_parquet(tmp_path / "fields.parquet")
     assert list(kept["id"]) == ["1", "2"] and kept.crs == "EPSG:4326"
 
@@ -262,8 +268,8 @@ def test_a_field_set_of_polygons_alone_runs_end_to_end(catalog, parcels, tmp_pat
     assert raw["count"].max() > 0
     rejected = pd.read_csv(results / "fields_rejected.csv")
     assert rejected.values.tolist() == [
-        ["empty", "empty"],
-        [parcels["usable"]["id"][0], "duplicated"],
+        ["empty", 4, "empty"],
+        [parcels["usable"]["id"][0], 5, "duplicated"],
     ]
     assert (
         "3 field(s) accepted (0 repaired), 2 rejected (1 empty, 1 duplicated)"

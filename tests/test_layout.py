@@ -23,6 +23,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ndvicube"
 
@@ -235,29 +237,54 @@ MINIMAL_CONFIG = {
 }
 
 
-def test_schema_is_package_data_found_from_an_installed_wheel(tmp_path):
-    """``ndvicube.config`` reads its schema from the installed package, not from the checkout.
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory) -> tuple[Path, str]:
+    """ndvicube's wheel, built as pip builds it, and the build's verbose log (the backend's
+    warnings included).
 
     The wheel is built from a copy of the project files: setuptools builds in the source tree,
     and its ``build/lib`` keeps files of earlier builds (a moved module would ship twice) besides
     littering the checkout. ``--no-build-isolation`` is tried first; where it fails (here the
-    venv's setuptools 65 has no ``bdist_wheel`` without the ``wheel`` package), pip builds in
-    isolation with setuptools from its configured index (a local mirror here: offline).
-    The installed copy wins over the editable install because setuptools' editable finder is
-    appended to ``sys.meta_path`` after ``PathFinder``, which searches ``sys.path[0]`` first
-    (checked: ``ndvicube.config.__file__`` must lie in the target).
+    venv's setuptools 65 has no ``bdist_wheel`` without the ``wheel`` package, nor PEP 639's
+    ``license`` string), pip builds in isolation with setuptools from its configured index (a
+    local mirror here: offline).
     """
-    source, dist, target = tmp_path / "source", tmp_path / "dist", tmp_path / "target"
+    tmp_path = tmp_path_factory.mktemp("wheel")
+    source, dist = tmp_path / "source", tmp_path / "dist"
     shutil.copytree(PACKAGE, source / "ndvicube", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "MANIFEST.in", "setup.py", "setup.cfg"):
         if (ROOT / name).is_file():
             shutil.copy(ROOT / name, source / name)
-    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)]
+    build = [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(dist), str(source)]
     run = dict(capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    if subprocess.run([*build, "--no-build-isolation"], **run).returncode != 0:
+    built = subprocess.run([*build, "--no-build-isolation"], **run)
+    if built.returncode != 0:
         built = subprocess.run(build, **run)
         assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = dist.glob("*.whl")
+    return wheel, built.stdout + built.stderr
+
+
+def test_the_wheel_declares_its_licence_as_spdx_without_a_warning(built_wheel):
+    """``license = "MIT"`` (PEP 639): setuptools warned on every install that the TOML-table form
+    (``{ text = "MIT" }``) stops building after 2027-02-18 (issue 33)."""
+    wheel, log = built_wheel
+    (metadata,) = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("/METADATA")]
+    fields = zipfile.ZipFile(wheel).read(metadata).decode().split("\n\n")[0].splitlines()
+    assert "License-Expression: MIT" in fields
+    assert "SetuptoolsDeprecationWarning" not in log, log[-3000:]
+
+
+def test_schema_is_package_data_found_from_an_installed_wheel(built_wheel, tmp_path):
+    """``ndvicube.config`` reads its schema from the installed package, not from the checkout.
+
+    The installed copy wins over the editable install because setuptools' editable finder is
+    appended to ``sys.meta_path`` after ``PathFinder``, which searches ``sys.path[0]`` first
+    (checked: ``ndvicube.config.__file__`` must lie in the target).
+    """
+    wheel, _ = built_wheel
+    target = tmp_path / "target"
+    run = dict(capture_output=True, text=True, timeout=180, cwd=tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert "ndvicube/config/config.schema.yaml" in names, [n for n in names if n[-3:] != ".py"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -284,6 +285,27 @@ def test_one_rule_for_point_ids_inline_and_in_csv(tmp_path, pid):
     assert "bbox" not in str(inline.value)  # not the area-level message of before
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("seed\n", "has '\\n' at position 4"),  # passed the schema's pattern ('$' before a \n)
+        ("a b", "has ' ' at position 1"),
+        ("_x", "has '_' at position 0"),
+        (2023, "is not text (YAML read the unquoted key as int): quote it"),
+    ],
+)
+def test_an_area_name_that_cannot_be_a_folder_is_named_with_the_rule(name, why):
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    config["areas"] = {name: config["areas"]["seed"]}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value) == (
+        f"Invalid config at areas: area name {name!r} {why}. An area name must start with a "
+        "letter or digit and use only letters, digits, '_' and '-' (ASCII; it becomes the folder "
+        "results/<name>/ and a Snakemake wildcard). Rename the area."
+    )
+
+
 def test_an_impossible_unquoted_date_is_named_with_its_key(tmp_path):
     config = yaml.safe_dump(demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}]))
     (tmp_path / "config.yaml").write_text(
@@ -305,6 +327,108 @@ def test_an_impossible_unquoted_date_is_named_with_its_key(tmp_path):
         '(day is out of range for month). Write a real date, in quotes: end: "YYYY-MM-DD".'
     ) in said
     assert len(said.splitlines()) < 10  # not a 62-line traceback
+
+
+def _dry_run(workdir, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+         "--dry-run", *args], cwd="/", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_yte_template_in_config_yaml_is_refused_before_its_code_runs(tmp_path):
+    """The docs say the config is data: Snakemake's loader runs a YTE template's Python (a
+    marker file appeared); ndvicube reads config.yaml first and refuses it."""
+    config = yaml.safe_dump(demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}]))
+    marker = tmp_path / "ran"
+    template = f"__use_yte__: true\n__definitions__:\n  - open({str(marker)!r}, 'w').close()\n"
+    (tmp_path / "config.yaml").write_text(template + config)
+    result = _dry_run(tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and not marker.exists()
+    assert (
+        "Invalid config in config.yaml: it sets __use_yte__: true, which makes Snakemake's "
+        "loader treat it as a YTE template and run its expressions as Python. The config is "
+        "data, never code: ndvicube refuses templated config files. Remove __use_yte__"
+    ) in said
+    # A --configfile is Snakemake's to load, before any workflow code (docs/reliability.md):
+    # its code has run once; the run is refused before any job would run it again.
+    (tmp_path / "config.yaml").write_text(config)
+    (tmp_path / "mine.yaml").write_text(template + config)
+    result = _dry_run(tmp_path, "--configfile", str(tmp_path / "mine.yaml"))
+    assert result.returncode != 0 and marker.exists()
+    assert f"Invalid config in {tmp_path / 'mine.yaml'}: it sets __use_yte__: true" in (
+        result.stdout + result.stderr
+    )
+    assert "Building DAG" not in result.stdout + result.stderr
+
+
+def test_a_python_tag_in_config_yaml_is_named_with_its_line(tmp_path):
+    config = yaml.safe_dump(demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}]))
+    tagged = config.replace("max_cloud_cover: 30", "max_cloud_cover: !!python/object:int {}")
+    (tmp_path / "config.yaml").write_text(tagged)
+    result = _dry_run(tmp_path)
+    line = 1 + next(i for i, x in enumerate(tagged.splitlines()) if "!!python" in x)
+    assert result.returncode != 0
+    assert (
+        f"Invalid config in config.yaml, line {line} (max_cloud_cover: ...): the tag "
+        "!!python/object:int constructs a Python object, and YAML tags that construct Python "
+        "objects are refused: the config is data, never code. Remove the tag and write the "
+        "value itself"
+    ) in result.stdout + result.stderr
+    assert "tab indentation" not in result.stdout + result.stderr  # Snakemake's message before
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("!!python/name:os.system", "the tag !!python/name:os.system constructs a Python object"),
+        ("!!python/tuple [1, 2]", "the tag !!python/tuple constructs a Python object"),
+        ("!vault secret", "the tag !vault is not a YAML type ndvicube reads"),
+    ],
+)
+def test_tags_snakemake_would_construct_are_refused(tmp_path, value, said):
+    """PyYAML's FullLoader (Snakemake's, through YTE) builds os.system and tuples from these."""
+    from ndvicube.config import check_config_file
+
+    (tmp_path / "c.yaml").write_text(f"start: '2023-01-01'\nstac:\n  url: {value}\n")
+    with pytest.raises(ConfigError, match="line 3 \\(url: ...\\): " + re.escape(said)):
+        check_config_file(tmp_path / "c.yaml")
+
+
+def test_the_published_cube_as_a_target_names_the_target_to_ask_for(tmp_path):
+    """`results/{area}/ndvi.zarr` was the cube rule's output; it is now a link no job makes."""
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path, "results/seed/ndvi.zarr")
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "MissingRuleException" not in said
+    assert (
+        "results/seed/ndvi.zarr is not a target: it is the link the cube job publishes for "
+        "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for the "
+        "cube itself: snakemake results/seed/cube/workflow.zarr (or plain snakemake for "
+        "everything); that job updates results/seed/ndvi.zarr when it is done."
+    ) in " ".join(said.split())
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_published_composites_as_a_target_name_the_target_to_ask_for(tmp_path):
+    """`results/{area}/composites.zarr` was the composites rule's output; now a link no job
+    makes (published as versions, like the cube)."""
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    config["composites"] = {"period": "1MS", "statistic": "median", "indices": ["NDVI"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path, "results/seed/composites.zarr")
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and "MissingRuleException" not in said
+    assert (
+        "results/seed/composites.zarr is not a target: it is the link the composites job "
+        "publishes for readers (no job's output, so Snakemake never deletes it while a job "
+        "runs). Ask for the composites themselves: snakemake "
+        "results/seed/composites.versions/workflow.zarr (or plain snakemake for everything); "
+        "that job updates results/seed/composites.zarr when it is done."
+    ) in said
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_full_disk_while_storing_search_results_leaves_nothing_half_written(catalog, tiny_disk):

@@ -15,13 +15,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ndvicube.errors import ConfigError
-from ndvicube.fields import check_fields_suffix, field_set_bbox
+from ndvicube.fields import FieldLimits, check_fields_suffix, field_set_bbox
 from ndvicube.geo import BBox, Point, bbox_around, utm_crs_for
 
 
@@ -53,8 +54,16 @@ class Area:
         return self.tiles != (1, 1)
 
 
-def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
-    """Build an :class:`Area` from its config entry, checking box, points and polygons."""
+def parse_area(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    limits: FieldLimits | None = None,
+    resolution: float = 10.0,
+) -> Area:
+    """Build an :class:`Area` from its config entry, checking box, points and polygons (a field
+    set's extent against ``limits``, its grid at ``resolution``)."""
     points_file, points = _read_points(name, spec.get("points"), base_dir)
     polygons_file = _polygons_file(name, spec.get("polygons"), base_dir)
     field_set = "bbox" not in spec and "center" not in spec
@@ -65,7 +74,7 @@ def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
         _check_lonlat(f"areas.{name}.center", lon, lat)
         bbox = bbox_around(lon, lat, spec["buffer_km"] * 1000.0)
     else:
-        bbox = _field_set_bbox(name, polygons_file, points)
+        bbox = _field_set_bbox(name, polygons_file, points, limits, resolution)
     _check_points(name, bbox, points)
     center_lon, center_lat = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     return Area(
@@ -80,11 +89,18 @@ def parse_area(name: str, spec: Mapping[str, Any], *, base_dir: Path) -> Area:
     )
 
 
-def _field_set_bbox(name: str, polygons_file: Path | None, points: list[Point]) -> BBox:
+def _field_set_bbox(
+    name: str,
+    polygons_file: Path | None,
+    points: list[Point],
+    limits: FieldLimits | None,
+    resolution: float,
+) -> BBox:
     """The box of a field set: its points checked first (a swapped point would stretch it)."""
     for p in points:
         _check_lonlat(f"areas.{name}.points[{p.id}]", p.lon, p.lat)
-    return field_set_bbox(polygons_file, points, where=f"areas.{name}.polygons")
+    where = f"areas.{name}.polygons" if polygons_file is not None else f"areas.{name}.points"
+    return field_set_bbox(polygons_file, points, where=where, limits=limits, resolution=resolution)
 
 
 def _polygons_file(area: str, spec: str | None, base_dir: Path) -> Path | None:
@@ -179,6 +195,32 @@ def _check_bbox(key: str, bbox: tuple[float, ...]) -> BBox:
 #: Encodings a points CSV may be in: UTF-8, with or without the byte-order mark Excel writes
 #: ("CSV UTF-8"), which ``utf-8-sig`` drops.
 POINTS_ENCODING = "utf-8-sig"
+
+
+#: Area names: ASCII letters, digits, '_' and '-', a letter or digit first (as the schema says;
+#: its pattern's ``$`` lets a trailing line break through, as Python's ``re`` matches it there).
+AREA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_area_name(name: object) -> None:
+    """An area name becomes the folder ``results/{name}/`` and a Snakemake wildcard value, so it
+    is refused before anything is made (``"seed\\n"`` made ``results/seed\\n/`` and the cube
+    job then died with a traceback)."""
+    if isinstance(name, str) and AREA_NAME.fullmatch(name):
+        return
+    if not isinstance(name, str):
+        why = f"is not text (YAML read the unquoted key as {type(name).__name__}): quote it"
+    elif not name:
+        why = "is empty"
+    else:
+        # Each character checked where it stands: first, or after an allowed one ("a").
+        at = next(i for i, c in enumerate(name) if not AREA_NAME.fullmatch("a" * (i > 0) + c))
+        why = f"has {name[at]!r} at position {at}"
+    raise ConfigError(
+        f"Invalid config at areas: area name {name!r} {why}. An area name must start with a "
+        "letter or digit and use only letters, digits, '_' and '-' (ASCII; it becomes the folder "
+        "results/<name>/ and a Snakemake wildcard). Rename the area."
+    )
 
 
 def check_point_id(pid: str, where: str) -> None:

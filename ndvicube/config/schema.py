@@ -12,7 +12,6 @@ import copy
 import datetime as dt
 from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -97,61 +96,3 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> str:
         f"Invalid config at {key}: value {error.instance!r} is not valid ({error.message}). "
         "See ndvicube/config/config.schema.yaml for what this key accepts."
     )
-
-
-class _DateCheckingLoader(yaml.SafeLoader):
-    """A YAML loader that names the key and line of an unquoted date that does not exist.
-
-    YAML reads ``end: 2023-02-30`` as a date, and PyYAML then fails with a bare "day is out of
-    range for month" from deep in its constructor: the user got a 62-line traceback naming no
-    key.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        for key_node, value_node in node.value:
-            value_node.ndvicube_key = key_node.value
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_timestamp(self, node):
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as error:
-            key = getattr(node, "ndvicube_key", "?")
-            raise _ImpossibleDate(
-                f"Invalid config in {self.name}, line {node.start_mark.line + 1}: {key}: "
-                f"{node.value} is not a date that exists ({error}). Write a real date, in "
-                f'quotes: {key}: "YYYY-MM-DD".'
-            ) from None
-
-
-class _ImpossibleDate(Exception):
-    """Raised inside the loader; :func:`check_yaml_dates` turns it into a ConfigError."""
-
-
-_DateCheckingLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", _DateCheckingLoader.construct_yaml_timestamp
-)
-
-
-def check_yaml_dates(path: str | Path) -> None:
-    """Raise :class:`ConfigError` naming the key of an impossible unquoted date in a YAML file.
-
-    Run on the config file before Snakemake loads it (Snakemake's own loader fails with a
-    traceback). Anything else wrong with the file is left to Snakemake's loader to report.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        loader = _DateCheckingLoader(f)
-        loader.name = str(path)
-        try:
-            loader.get_single_data()
-            return
-        except yaml.YAMLError:
-            return
-        except _ImpossibleDate as error:
-            message = str(error)
-        finally:
-            loader.dispose()
-    raise ConfigError(message)  # here, so the traceback Snakemake shows is two lines

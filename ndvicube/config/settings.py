@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from ndvicube.compute import Compute
-from ndvicube.config.areas import Area, check_tiles, parse_area, with_plotted_points
+from ndvicube.config.areas import (
+    Area,
+    check_area_name,
+    check_tiles,
+    parse_area,
+    with_plotted_points,
+)
 from ndvicube.config.schema import apply_schema
 from ndvicube.cube.indices import DEFAULT_INDICES, resolve_indices
 from ndvicube.cube.spec import Chunking, CloudMask
 from ndvicube.errors import ConfigError
+from ndvicube.fields.bounds import FieldLimits
 from ndvicube.timeseries.phenology import Phenology
 from ndvicube.timeseries.smoothing import Smoothing
 
@@ -47,6 +54,8 @@ class PolygonSeries:
 
     min_clear_fraction: float = 0.0
     """Dates whose polygon is less clear than this get no statistics."""
+    batch_cells: int = 2_000_000
+    """Cells whose weights and values the polygon tables hold at once (memory, not values)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class Settings:
     phenology: Phenology = field(default_factory=Phenology)
     """With ``index`` resolved: the configured one, or the first of :attr:`indices`."""
     polygon_series: PolygonSeries = field(default_factory=PolygonSeries)
+    fields: FieldLimits = field(default_factory=FieldLimits)
     figures: Figures = field(default_factory=Figures)
     compute: Compute = field(default_factory=Compute)
     composites: Composites | None = None
@@ -113,11 +123,16 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
     against: Snakemake's working directory, so ``--directory`` works.
     """
     base_dir = Path.cwd() if base_dir is None else base_dir
+    areas_section = config.get("areas")
+    for name in areas_section if isinstance(areas_section, Mapping) else ():
+        check_area_name(name)  # before the schema, whose message for a name is its regex
     filled = apply_schema(config)
     start, end = _parse_dates(filled["start"], filled["end"])
     resolution, cube = float(filled["resolution"]), Chunking(**filled["cube"])
+    limits = FieldLimits(**filled["fields"])
     areas = {
-        name: parse_area(name, spec, base_dir=base_dir) for name, spec in filled["areas"].items()
+        name: parse_area(name, spec, base_dir=base_dir, limits=limits, resolution=resolution)
+        for name, spec in filled["areas"].items()
     }
     for area in areas.values():
         check_tiles(area, resolution, cube.spatial_chunk)
@@ -144,6 +159,7 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
         smoothing=Smoothing.from_section(smoothing),
         phenology=Phenology(**phenology),
         polygon_series=PolygonSeries(**filled["polygon_series"]),
+        fields=limits,
         figures=Figures(**filled["figures"]),
         compute=Compute(**filled["compute"]),
         composites=_composites(filled.get("composites"), indices),

@@ -192,7 +192,7 @@ class BlockReader:
     def _fuse(self, dst: np.ndarray, read: tuple, source: Source, fill) -> None:
         """odc-stac's fuser (copy where ``dst`` is still nodata), within the chunks the item's
         footprint touches."""
-        from odc.loader._reader import nodata_mask
+        from ndvicube.read.nodata import nodata_mask
 
         roi, pix = read
         if pix.size == 0:
@@ -282,16 +282,16 @@ class BlockReader:
         CRS is the cube's, else chunk by chunk of the read grid, as odc-stac warps it."""
         import warnings
 
-        from odc.loader._rio import rio_env
         from rasterio.errors import NotGeoreferencedWarning
 
-        from ndvicube.read.retries import RetryingRioReader
+        from ndvicube.read.retries import RetryingRioDriver, RetryingRioReader
 
         # odc-loader warps through an in-memory raster without geotransform when filling
         # nodata; rasterio's warning about it says nothing about the user's data.
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
         cfg, reader = self.plan.cfgs[source.asset], RetryingRioReader(source.raster, None)
-        with rio_env(**self.plan.rio_env):
+        driver = RetryingRioDriver()  # the GDAL settings captured at planning, restored here
+        with driver.restore_env(self.plan.rio_env, driver.new_load(self.box)):
             if _same_crs(source, self.box):
                 return reader.read_retried(cfg, self.box)
             out = np.full(self.box.shape.yx, _fill(cfg), dtype=np.dtype(cfg.dtype))
@@ -332,9 +332,11 @@ def _same_crs(source: Source, box: GeoBox) -> bool:
 
 
 def _fill(cfg) -> Any:
-    from odc.loader._reader import resolve_dst_fill_value, resolve_src_nodata
+    from odc.loader import resolve_src_nodata
 
-    return resolve_dst_fill_value(np.dtype(cfg.dtype), cfg, resolve_src_nodata(cfg.fill_value, cfg))
+    from ndvicube.read.nodata import dst_fill_value
+
+    return dst_fill_value(np.dtype(cfg.dtype), cfg, resolve_src_nodata(cfg.fill_value, cfg))
 
 
 def read_remote(

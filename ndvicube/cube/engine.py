@@ -77,8 +77,7 @@ def plan_build(
     day, the others copied.
     """
     from odc.loader import resolve_load_cfg
-    from odc.stac._mdtools import parse_items
-    from odc.stac._stac_load import _collection
+    from odc.stac import parse_items
 
     from ndvicube.cube.load import read_geobox
     from ndvicube.read.retries import capture_env
@@ -90,7 +89,7 @@ def plan_build(
     parsed = {p.id: p for p in parse_items(ordered)} if ordered else {}
     cfgs: dict[str, Any] = {}
     if parsed:
-        collection = _collection(parsed.values())
+        collection = next(iter(parsed.values())).collection  # all items: one collection
         cfgs = dict(
             resolve_load_cfg(
                 collection.resolve_bands(list(spec.assets)), "nearest", fail_on_error=True

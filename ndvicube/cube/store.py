@@ -138,7 +138,7 @@ def write_store(
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
-        dataset.to_zarr(
+        _as_template(dataset).to_zarr(
             local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
         )
         fill(partial, dataset)
@@ -147,6 +147,21 @@ def write_store(
         _consolidate(partial)
     _swap_into_place(partial, path)
     return path
+
+
+def _as_template(dataset: xr.Dataset) -> xr.Dataset:
+    """``dataset`` with each lazy variable one Dask chunk of nothing: what ``to_zarr`` needs to
+    write the metadata. Writing it with the variables' real chunks made a Dask task per Zarr
+    chunk, never run but built: for a field set's grid of 3 million chunks, gigabytes and
+    minutes before the first read (0.4 GB and 5 s at 44,000 chunks)."""
+    import dask.array as da
+
+    template = dataset.copy()
+    for name, variable in dataset.data_vars.items():
+        if variable.chunks is not None:
+            empty = da.empty(variable.shape, chunks=variable.shape, dtype=variable.dtype)
+            template[name] = variable.copy(data=empty)
+    return template
 
 
 def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:

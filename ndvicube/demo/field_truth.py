@@ -7,8 +7,8 @@ cube must hold there: the generator's own DNs (the arrays the COGs are written f
 and masked exactly as the point truth is (:func:`ndvicube.demo.truth.expected_series`).
 
 The grid is the one the field set gets in the workflow: :func:`ndvicube.geo.area_geobox` of the
-lon/lat bounds of the fields the config keeps (all but the empty, invalid and repeated ones;
-``far_away`` included, as it is rejected only after the search), in the UTM zone of their centre.
+lon/lat bounds of the fields the ``fields`` job accepts (``far_away``, rejected after the search,
+left out: it no longer widens the grid), in the UTM zone of their centre.
 
 Truth holds for the demo config's settings: items with ``eo:cloud_cover`` below
 :data:`MAX_CLOUD_COVER`, SCL classes :data:`~ndvicube.demo.world.MASK_CLASSES` masked (no
@@ -66,11 +66,9 @@ def kept_fields(fields: tuple[DemoField, ...]) -> list[tuple[str, shapely.Geomet
 
 
 def field_set_bbox(fields: tuple[DemoField, ...]) -> tuple[float, float, float, float]:
-    """Lon/lat bounds of the fields the config counts (kept ones and ``far_away``): their
-    vertices in EPSG:4326, as the config computes them."""
-    counted = kept_fields(fields) + [
-        (f.id, f.geometry) for f in fields if f.rejected == "outside every scene"
-    ]
+    """Lon/lat bounds of the fields the cube is gridded on (the accepted ones): their vertices
+    in EPSG:4326, as :func:`ndvicube.fields.chunks.fitted_bbox` computes them."""
+    counted = kept_fields(fields)
     xy = np.concatenate([shapely.get_coordinates(g) for _, g in counted])
     lon, lat = _TO_LONLAT.transform(xy[:, 0], xy[:, 1])
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())

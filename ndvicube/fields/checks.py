@@ -8,8 +8,14 @@ on one invalid polygon and does not say which). A field is rejected, the first t
 * ``empty`` - no geometry, or an empty one;
 * ``invalid`` - no id; not a polygon or multipolygon; or invalid and not repairable, as a
   polygon collapsed to a line, which ``make_valid`` leaves without area;
+* ``too large`` - its area is above ``fields.max_field_km2`` (100 km² by default): a field's
+  cells are held in memory at once by the polygon series, and its box widens the grid, so one
+  district-sized polygon slipped among parcels would set the cost of the whole run;
 * ``outside every scene`` - it intersects no footprint of the search's items (their STAC
   ``geometry`` in ``items.json``, EPSG:4326), so no pixel of it could ever be read.
+
+Each row is also known by its place in the file (``row``, 1 for the first feature), so a field
+without an id is still named in ``fields_rejected.csv`` and in the log.
 
 A self-intersecting polygon (a bow tie, a ring crossing itself) is repaired with shapely's
 ``make_valid`` when what comes out has area: its polygonal parts are kept, and any line or point
@@ -37,7 +43,11 @@ log = logging.getLogger(__name__)
 
 #: Why a field was left out, as written in ``fields_rejected.csv``.
 INVALID, EMPTY, DUPLICATED, OUTSIDE = "invalid", "empty", "duplicated", "outside every scene"
-REASONS = (INVALID, EMPTY, DUPLICATED, OUTSIDE)
+TOO_LARGE = "too large"
+REASONS = (INVALID, EMPTY, DUPLICATED, TOO_LARGE, OUTSIDE)
+#: Equal-area CRS the fields' areas are measured in (WGS 84 / NSIDC EASE-Grid 2.0 Global), so a
+#: file in degrees and one in metres give the same km².
+EQUAL_AREA = "EPSG:6933"
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -50,9 +60,13 @@ class Screening:
     """The fields kept (``id``, ``geometry``, repaired ones repaired), in the input's CRS and
     order."""
     rejected: pd.DataFrame
-    """``id`` and ``reason`` (one of :data:`REASONS`) of each row left out, in file order."""
+    """``id``, ``row`` (1 for the file's first feature) and ``reason`` (one of :data:`REASONS`)
+    of each row left out, in file order."""
     repaired: tuple[str, ...]
     """Ids of the accepted fields that ``make_valid`` repaired."""
+    accepted_rows: tuple[int, ...] = ()
+    """The row in the file (1 for the first) of each accepted field, in :attr:`accepted`'s
+    order."""
 
     def summary(self) -> str:
         """``12 field(s) accepted (1 repaired), 3 rejected (2 duplicated, 1 empty)``."""
@@ -65,13 +79,17 @@ class Screening:
 
 
 def screen_fields(
-    fields: gpd.GeoDataFrame, *, footprints: Sequence[BaseGeometry] | None = None
+    fields: gpd.GeoDataFrame,
+    *,
+    footprints: Sequence[BaseGeometry] | None = None,
+    max_field_km2: float | None = None,
 ) -> Screening:
     """Accept or reject each row of ``fields`` (as :func:`~ndvicube.fields.read.read_fields`
     returns them), repairing self-intersections.
 
     ``footprints`` are the scenes' outlines in EPSG:4326 (:func:`item_footprints`); None skips
     the ``outside every scene`` check (the config sizes a field set before any search).
+    ``max_field_km2``: fields larger than this are ``too large`` (None: no limit).
     """
     import geopandas as gpd
     import numpy as np
@@ -91,18 +109,40 @@ def screen_fields(
         geometries.append(fixed)
         reasons.append(reason)
     frame = gpd.GeoDataFrame(
-        {"id": list(fields["id"]), "reason": reasons}, geometry=geometries, crs=fields.crs
+        {"id": list(fields["id"]), "row": np.arange(1, len(fields) + 1), "reason": reasons},
+        geometry=geometries,
+        crs=fields.crs,
     )
+    if max_field_km2 is not None:
+        kept = frame["reason"].isna().to_numpy()
+        large = np.zeros(len(frame), dtype=bool)
+        large[kept] = area_km2(frame.geometry[kept]) > max_field_km2
+        frame.loc[large, "reason"] = TOO_LARGE
     if footprints is not None:
         kept = frame["reason"].isna().to_numpy()
         outside = np.zeros(len(frame), dtype=bool)
         outside[kept] = ~_inside_some(frame.geometry[kept], footprints)
         frame.loc[outside, "reason"] = OUTSIDE
     keep = frame["reason"].isna()
-    rejected = pd.DataFrame(frame.loc[~keep, ["id", "reason"]]).reset_index(drop=True)
+    rejected = pd.DataFrame(frame.loc[~keep, ["id", "row", "reason"]]).reset_index(drop=True)
     accepted = frame.loc[keep, ["id", "geometry"]].reset_index(drop=True)
     kept_ids = set(accepted["id"])
-    return Screening(accepted, rejected, tuple(r for r in repaired if r in kept_ids))
+    rows = tuple(int(r) for r in frame.loc[keep, "row"])
+    return Screening(accepted, rejected, tuple(r for r in repaired if r in kept_ids), rows)
+
+
+def area_km2(geometries: gpd.GeoSeries):
+    """Each geometry's area in km² on the ellipsoid (measured in :data:`EQUAL_AREA`)."""
+    import numpy as np
+
+    if len(geometries) == 0:
+        return np.zeros(0)
+    return geometries.to_crs(EQUAL_AREA).area.to_numpy() / 1e6
+
+
+def field_label(fid: str, row: int) -> str:
+    """How a field is named in messages: ``'north_12' (row 7)``, or ``row 7 (no id)``."""
+    return f"{fid!r} (row {row})" if fid else f"row {row} (no id)"
 
 
 def _usable(geometry: BaseGeometry | None) -> tuple[BaseGeometry | None, str | None]:

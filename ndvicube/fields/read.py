@@ -4,7 +4,8 @@ The one reader of polygons in ndvicube: the config reads a field set's file with
 area, the ``fields`` job to screen the fields, the polygon series to read ``fields.parquet``.
 Nothing is dropped or reprojected here (that is :mod:`ndvicube.fields.checks`' and the caller's
 business); a file that cannot be used at all - unknown format, unreadable, no ``id`` column, no
-CRS - raises a :class:`~ndvicube.errors.ConfigError` saying how to fix it.
+CRS, coordinates that cannot be the degrees its CRS says (metres in a GeoJSON without a CRS) -
+raises a :class:`~ndvicube.errors.ConfigError` saying how to fix it.
 """
 
 from __future__ import annotations
@@ -64,8 +65,32 @@ def read_fields(path: str | Path, *, where: str = "fields file") -> gpd.GeoDataF
             f"Invalid {where}: {str(path)!r} declares no CRS, so its coordinates cannot be "
             "placed. Write it with one (e.g. geopandas: frame.set_crs('EPSG:4326'))."
         )
+    _check_degrees(frame, path, where)
     frame = frame.rename_geometry("geometry") if frame.geometry.name != "geometry" else frame
     return frame.assign(id=_ids_as_text(frame["id"]))[["id", "geometry"]]
+
+
+def _check_degrees(frame: gpd.GeoDataFrame, path: Path, where: str) -> None:
+    """A file in degrees (as every GeoJSON without a CRS is read) must hold degrees: metres
+    written without their CRS (EPSG:3857 or UTM from a web tool) would otherwise pass as
+    degrees and be searched for a box of millions of degrees."""
+    import numpy as np
+
+    if not frame.crs.is_geographic or frame.empty:
+        return
+    x0, y0, x1, y1 = frame.geometry.total_bounds
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        return
+    if x0 >= -180 and x1 <= 180 and y0 >= -90 and y1 <= 90:
+        return
+    raise ConfigError(
+        f"Invalid {where}: {str(path)!r} is read as degrees ({frame.crs.to_string()}), but its "
+        f"coordinates reach x {x0:.1f} .. {x1:.1f}, y {y0:.1f} .. {y1:.1f}, outside lon "
+        "[-180, 180] and lat [-90, 90]: they are not degrees, probably projected metres "
+        "(EPSG:3857 or UTM) written without a CRS (a GeoJSON without a `crs` member is read as "
+        "EPSG:4326). Reproject the file to EPSG:4326 (ogr2ogr -s_srs EPSG:3857 -t_srs EPSG:4326 "
+        "out.geojson in.geojson), or write it as a GeoPackage that declares its CRS."
+    )
 
 
 def _read(path: Path, where: str) -> gpd.GeoDataFrame:

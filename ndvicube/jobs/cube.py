@@ -31,6 +31,7 @@ def build_cube(
     field_points: Sequence[tuple[float, float]] | None = None,
     reuse_from: str | Path | None = None,
     copy_output: bool = False,
+    fit_grid: bool = False,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
@@ -51,6 +52,8 @@ def build_cube(
     fields are added, the even shares move chunks between tiles, and none is read again.
     With ``copy_output`` (Snakemake's output cache in use: it moves ``out`` into the cache and
     makes its files writable by all) ``out`` is a copy of the store, not hard links of it.
+    With ``fit_grid`` (the workflow's field sets) a field set's grid is the box of its accepted
+    fields and points, not ``spec.bbox``: a field rejected after the search does not widen it.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
@@ -67,7 +70,7 @@ def build_cube(
     if field_points is not None:
         from ndvicube.fields.chunks import sparse_spec
 
-        spec = sparse_spec(spec, fields, field_points)
+        spec = sparse_spec(spec, fields, field_points, fit_grid=fit_grid)
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     items = signed(items, profile)  # in memory only: provenance and logs never see a token

@@ -2,8 +2,9 @@
 
 Writes ``fields.parquet`` (GeoParquet: ``id`` and ``geometry`` of the accepted fields, repaired
 ones repaired, in the area's cube CRS), which the polygon series and the cube read instead of
-the user's file, and ``fields_rejected.csv`` (``id``, ``reason``; only the header when none
-was). One bad field never sinks the run: the job fails only when no field is left and the area
+the user's file, and ``fields_rejected.csv`` (``id``, ``row``, ``reason``; only the header when
+none was; ``row`` is the field's place in the file, 1 for the first, so a field without an id is
+named too). One bad field never sinks the run: the job fails only when no field is left and the area
 has no points either.
 """
 
@@ -30,20 +31,41 @@ def fields(
     has_points: bool,
     fields_out: str | Path,
     rejected_out: str | Path,
+    max_field_km2: float | None = None,
 ) -> Screening:
     """Screen the fields of ``polygons_path`` against the footprints of ``items_path``'s items
-    and write the accepted ones (in ``crs``) and the rejected ones' reasons.
+    (and ``max_field_km2``, the largest field's area) and write the accepted ones (in ``crs``)
+    and the rejected ones' reasons.
 
     Raises :class:`~ndvicube.errors.NoFieldsError` when none is accepted and ``has_points`` is
     false: the area would have nothing to make series of.
     """
     from ndvicube.errors import NoFieldsError
-    from ndvicube.fields import item_footprints, read_fields, screen_fields
+    from ndvicube.fields import (
+        TOO_LARGE,
+        field_label,
+        item_footprints,
+        read_fields,
+        screen_fields,
+    )
 
-    screened = screen_fields(read_fields(polygons_path), footprints=item_footprints(items_path))
+    screened = screen_fields(
+        read_fields(polygons_path),
+        footprints=item_footprints(items_path),
+        max_field_km2=max_field_km2,
+    )
     log.info("fields of %s: %s", polygons_path, screened.summary())
     for row in screened.rejected.head(LOGGED_REJECTIONS).itertuples():
-        log.info("field %r rejected: %s", row.id, row.reason)
+        log.info("field %s rejected: %s", field_label(row.id, row.row), row.reason)
+    large = int((screened.rejected["reason"] == TOO_LARGE).sum())
+    if large:
+        log.warning(
+            "%d field(s) larger than fields.max_field_km2 (%g km²) rejected as too large; raise "
+            "the setting to keep them (the polygon tables hold about 1.8 MB per km² of the "
+            "largest field at 10 m)",
+            large,
+            max_field_km2,
+        )
     if len(screened.rejected) > LOGGED_REJECTIONS:
         log.info("... and %d more in %s", len(screened.rejected) - LOGGED_REJECTIONS, rejected_out)
     if screened.accepted.empty and not has_points:

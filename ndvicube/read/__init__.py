@@ -25,6 +25,10 @@
 * :mod:`ndvicube.read.retries` - which failures are retried (network and server errors) and
   which are not (404, not a TIFF, a missing module, a bug), for both readers; obstore's
   per-request retry settings.
+* :mod:`ndvicube.read.nodata` - which pixels are nodata and what an empty block starts from,
+  as odc-loader decides it (its lines owned here: they are private there), for both readers.
+* :mod:`ndvicube.read.vsi` - the GDAL path rasterio opens for a URI (``/vsicurl/...``), which
+  names GDAL's cache entry a retry bypasses.
 * :mod:`ndvicube.read.missing` - ``on_missing_asset``: a scene whose assets are gone or
   unreadable fails the job naming it, or is left out and listed in ``skipped.csv``.
 """

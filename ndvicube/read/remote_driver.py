@@ -58,15 +58,11 @@ def _read(url: str, cfg, dst_geobox: GeoBox, dst: np.ndarray | None, load_geobox
     """odc-loader's ``_do_read`` with the pixels sliced from the cube's window of the COG."""
     import rasterio.warp
     from odc.geo.overlap import compute_reproject_roi
-    from odc.loader._rio import (
-        nodata_mask,
-        resampling_s2rio,
-        resolve_dst_dtype,
-        resolve_dst_nodata,
-        resolve_src_nodata,
-        roi_shape,
-        same_nodata,
-    )
+    from odc.geo.roi import roi_shape
+    from odc.geo.warp import resampling_s2rio
+    from odc.loader import resolve_dst_dtype, resolve_dst_nodata, resolve_src_nodata
+
+    from ndvicube.read.nodata import nodata_mask, same_nodata
 
     ttol = NEAREST_TTOL if cfg.nearest else 0.05
     window = _wait(WINDOWS.get(url, load_geobox, ttol))

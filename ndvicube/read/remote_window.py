@@ -62,7 +62,7 @@ def plan_window(layout: CogLayout, box: GeoBox, cfg: Any) -> WindowPlan:
     """How the COG of ``layout`` fills ``box`` (odc-loader's ``_do_read`` decisions)."""
     from odc.geo.overlap import compute_reproject_roi
     from odc.geo.roi import roi_is_empty
-    from odc.loader._reader import resolve_dst_dtype, resolve_dst_nodata, resolve_src_nodata
+    from odc.loader import resolve_dst_dtype, resolve_dst_nodata, resolve_src_nodata
 
     rr = compute_reproject_roi(layout.geobox, box, ttol=NEAREST_TTOL if cfg.nearest else 0.05)
     if rr.read_shrink > 1:
@@ -110,7 +110,7 @@ def _nearest_indices(src: GeoBox, dst: GeoBox) -> tuple[np.ndarray, np.ndarray] 
 
 def settle_window(plan: WindowPlan, pixels: np.ndarray | None, box: GeoBox) -> tuple:
     """``(roi, pixels)`` of the block, as odc-loader's reader returns them."""
-    from odc.loader._reader import nodata_mask, same_nodata
+    from ndvicube.read.nodata import nodata_mask, same_nodata
 
     roi = plan.roi_dst
     shape = (roi[0].stop - roi[0].start, roi[1].stop - roi[1].start)

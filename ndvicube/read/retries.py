@@ -40,8 +40,12 @@ from urllib.parse import urlsplit
 
 import rasterio
 import urllib3
-from odc.loader._rio import RioDriver, RioReader
-from rasterio._err import CPLE_BaseError
+from odc.loader import RioDriver, RioReader
+
+try:  # GDAL's error classes (CPLE_*) have no public home in rasterio: only its `_err` module
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # a rasterio that moved them: GDAL's I/O errors (OSError) are still retried
+    CPLE_BaseError = OSError
 
 from ndvicube.errors import MissingDependencyError, ReadDeadlineError
 from ndvicube.logs import redact_urls
@@ -50,7 +54,7 @@ from ndvicube.search.profiles import fresh_href
 log = logging.getLogger(__name__)
 # odc-loader logs every failed read as an ERROR before re-raising it, including reads this
 # module then retries successfully; the retry's own warning (and the final error) say it all.
-logging.getLogger("odc.loader._rio").setLevel(logging.CRITICAL)
+logging.getLogger(RioReader.__module__).setLevel(logging.CRITICAL)  # where its reads log
 
 T = TypeVar("T")
 
@@ -264,9 +268,7 @@ def adopt_deadlines(cog_s: float, job_ends_epoch: float) -> None:
 def capture_env() -> dict[str, Any]:
     """odc-stac's GDAL settings of this process (:func:`ndvicube.read.gdal.configure_cloud_reads`),
     to apply in the block tasks, wherever they run."""
-    from odc.loader._rio import capture_rio_env
-
-    return capture_rio_env()
+    return RioDriver().capture_env()
 
 
 def current_deadlines() -> Deadlines:
@@ -436,9 +438,9 @@ class RetryingRioDriver(RioDriver):
 
 def _gdal_path(uri: str) -> str:
     """The GDAL virtual path rasterio opens for ``uri`` (``/vsicurl/...``, ``/vsis3/...``)."""
-    from rasterio._path import _parse_path
+    from ndvicube.read.vsi import vsi_path
 
-    return _parse_path(uri).as_vsi()
+    return vsi_path(uri)
 
 
 def _reason(error: BaseException) -> str:

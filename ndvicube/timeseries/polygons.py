@@ -17,6 +17,9 @@ included, and one smaller than a pixel gets the pixels it lies on. The polygons'
 coverage are computed once (exactextract); then each block of dates is read once - from the
 Zarr store, only the chunks the polygons touch - and reduced for all polygons together in numpy,
 so the cost is one pass over those chunks whatever the number of polygons (docs/polygons.md).
+The polygons are taken in batches of about ``batch_cells`` cells (:func:`cell_batches`), each a
+pass of its own, so the memory follows that setting and not the fields' total size; the usual
+field set (10,000 parcels of a hectare: 1.2 million cells) is one batch.
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ def read_polygons(path: str | Path, crs: str):
     return screen_fields(read_fields(path)).accepted.to_crs(crs)
 
 
+#: Cells (pixels a polygon touches, counted once per polygon) whose weights and values are held
+#: at once: the polygons are taken in batches of about this many (``polygon_series.batch_cells``),
+#: so the job's memory follows this number, not the fields' total size. A polygon larger than a
+#: batch is a batch of its own (``fields.max_field_km2`` bounds it).
+BATCH_CELLS = 2_000_000
+
+
 def polygon_series(
     cube: xr.Dataset | xr.DataArray,
     polygons,
@@ -57,6 +67,7 @@ def polygon_series(
     time_block: int = 8,
     store: str | Path | None = None,
     weights: CoverageWeights | None = None,
+    batch_cells: int = BATCH_CELLS,
 ) -> pd.DataFrame:
     """Each index's weighted mean and median, the count and clear fraction per polygon and
     date (:mod:`.zonal`); rows date by date, polygons in their order within each date.
@@ -65,14 +76,36 @@ def polygon_series(
     opened from; the cells are then read from it chunk by chunk, only the chunks the polygons
     touch (:func:`read_cells`), a block of the store's time chunks at a time. Without it, they
     are read through xarray, ``time_block`` dates at a time. ``weights``: the polygons'
-    :func:`grid_weights` if already made.
+    :func:`grid_weights` if already made (then in one batch). Otherwise the polygons are taken
+    in consecutive batches of about ``batch_cells`` cells (:func:`cell_batches`), each read and
+    reduced on its own: a chunk shared by two batches is read twice, the memory is one batch's.
     """
     from ndvicube.cube.store import as_dataset
-    from ndvicube.timeseries.zonal import zonal_statistics
 
     cube = as_dataset(cube)
     names = list(cube.data_vars)
-    weights = grid_weights(cube, polygons) if weights is None else weights
+    batches = (
+        [slice(0, len(polygons))]
+        if weights is not None
+        else cell_batches(polygons, grid_transform(cube), batch_cells)
+    )
+    parts: dict[str, list[np.ndarray]] = {}
+    totals = []
+    for batch in batches:
+        chosen = polygons.iloc[batch]
+        batch_weights = grid_weights(cube, chosen) if weights is None else weights
+        found = _batch_statistics(cube, names, batch_weights, store, time_block)
+        for key, value in found.items():
+            parts.setdefault(key, []).append(value)
+        totals.append(batch_weights.total())
+    joined = {key: [np.concatenate(arrays, axis=1)] for key, arrays in parts.items()}
+    return _table(cube, polygons, np.concatenate(totals), joined, names, min_clear_fraction)
+
+
+def _batch_statistics(cube, names, weights, store, time_block) -> dict[str, np.ndarray]:
+    """(dates, polygons) statistics of one batch of polygons (its ``weights``)."""
+    from ndvicube.timeseries.zonal import zonal_statistics
+
     parts: dict[str, list[np.ndarray]] = {}
     blocks = read_cells(cube, names, weights, store=store, time_block=time_block)
     for values in prefetched(blocks):
@@ -82,14 +115,38 @@ def polygon_series(
             parts.setdefault(f"{name}_median", []).append(stats["median"])
             if name == names[0]:
                 parts.setdefault("count", []).append(stats["count"])
-    return _table(cube, polygons, weights, parts, names, min_clear_fraction)
+    if not parts:  # a cube without dates
+        empty = np.zeros((0, weights.polygons))
+        keys = [f"{n}_{s}" for n in names for s in ("mean", "median")] + ["count"]
+        return {key: empty for key in keys}
+    return {key: np.concatenate(arrays) for key, arrays in parts.items()}
 
 
-def _table(cube, polygons, weights, parts, names, min_clear_fraction) -> pd.DataFrame:
-    """The long table of the (dates, polygons) statistics in ``parts``."""
+def cell_batches(polygons, transform, batch_cells: int) -> list[slice]:
+    """Consecutive runs of ``polygons`` of at most about ``batch_cells`` cells each (a larger
+    polygon alone), the cells of a polygon estimated from its area and perimeter on the grid
+    of ``transform``: area / pixel + 2 x perimeter / pixel side + 4, about what exactextract
+    finds for a rectangle, more for a ragged outline."""
+    side = min(abs(transform.a), abs(transform.e))
+    geometries = polygons.geometry
+    cells = geometries.area.to_numpy() / (abs(transform.a * transform.e))
+    cells = cells + 2 * geometries.length.to_numpy() / side + 4
+    batches, start, held = [], 0, 0.0
+    for k, count in enumerate(np.nan_to_num(cells)):
+        if k > start and held + count > batch_cells:
+            batches.append(slice(start, k))
+            start, held = k, 0.0
+        held += count
+    batches.append(slice(start, len(cells)))
+    return batches
+
+
+def _table(cube, polygons, total_cells, parts, names, min_clear_fraction) -> pd.DataFrame:
+    """The long table of the (dates, polygons) statistics in ``parts`` (``total_cells``: each
+    polygon's area in cells)."""
     dates, count = cube.sizes["time"], len(polygons)
     columns = {key: np.concatenate(arrays).ravel() for key, arrays in parts.items()}
-    total = np.tile(weights.total(), dates)
+    total = np.tile(total_cells, dates)
     with np.errstate(invalid="ignore", divide="ignore"):
         columns["clear_fraction"] = np.where(total > 0, columns["count"] / total, 0.0)
     cloudy = columns["clear_fraction"] < min_clear_fraction

@@ -41,17 +41,21 @@ def extract_polygon_series(
     crs: str,
     out: str | Path,
     min_clear_fraction: float = 0.0,
+    batch_cells: int | None = None,
 ) -> None:
-    """Write ``polygons_raw.csv``: mean, median, count and clear fraction per polygon and day."""
+    """Write ``polygons_raw.csv``: mean, median, count and clear fraction per polygon and day
+    (the polygons in batches of about ``batch_cells`` cells; default
+    :data:`~ndvicube.timeseries.polygons.BATCH_CELLS`)."""
     from ndvicube.cube.store import open_cube
     from ndvicube.cube.versions import pinned
-    from ndvicube.timeseries.polygons import polygon_series, read_polygons
+    from ndvicube.timeseries.polygons import BATCH_CELLS, polygon_series, read_polygons
     from ndvicube.timeseries.tables import write_polygon_series
 
     polygons = read_polygons(polygons_path, crs)
     store = pinned(cube_path)  # one version for the metadata and every chunk (a link moves)
     cube = open_cube(store, dask=False)  # the cells are read from the store itself
-    table = polygon_series(cube, polygons, min_clear_fraction=min_clear_fraction, store=store)
+    table = polygon_series(cube, polygons, min_clear_fraction=min_clear_fraction,
+                           store=store, batch_cells=batch_cells or BATCH_CELLS)  # fmt: skip
     write_polygon_series(table, out)
     log.info("polygon series: %d polygon(s) x %d date(s)", len(polygons), table["time"].nunique())
 

@@ -116,6 +116,34 @@ def publish_cached_cubes():
         )
 
 
+def refuse_published_cube(wildcards):
+    """The input of `published_cube`: it always stops the run, naming the target to ask for.
+
+    `results/{area}/ndvi.zarr` was the cube rule's output; now the job publishes it as a link,
+    and a target that no rule makes gave only Snakemake's MissingRuleException.
+    """
+    area = wildcards.area
+    raise WorkflowError(
+        f"results/{area}/ndvi.zarr is not a target: it is the link the cube job publishes for "
+        "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for "
+        f"the cube itself: snakemake results/{area}/cube/workflow.zarr (or plain snakemake for "
+        f"everything); that job updates results/{area}/ndvi.zarr when it is done."
+    )
+
+
+def refuse_published_composites(wildcards):
+    """The input of `published_composites`: as `refuse_published_cube`, for composites.zarr,
+    the composites rule's output until it was published as versions like the cube."""
+    area = wildcards.area
+    raise WorkflowError(
+        f"results/{area}/composites.zarr is not a target: it is the link the composites job "
+        "publishes for readers (no job's output, so Snakemake never deletes it while a job "
+        f"runs). Ask for the composites themselves: snakemake "
+        f"results/{area}/composites.versions/workflow.zarr (or plain snakemake for "
+        f"everything); that job updates results/{area}/composites.zarr when it is done."
+    )
+
+
 def get_tile(wildcards):
     """The tile a cube job builds (None: the whole area)."""
     if "tile" not in wildcards.keys():

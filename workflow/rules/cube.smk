@@ -2,9 +2,10 @@
 # and write the masked index cube to Zarr.
 # An area with `tiles: [rows, cols]` is built by one `cube_tile` job per tile and joined by
 # `join_tiles` (hard links, no copy); other areas by one `cube` job.
-# Readers open results/{area}/ndvi.zarr: no rule's output (Snakemake deletes an output when its
+# Readers open results/{area}/ndvi.zarr: no job's output (Snakemake deletes an output when its
 # job starts), but a link the job points at the newest read-only version cube/v{N}.zarr, in one
-# rename; the later rules read the output cube/workflow.zarr (docs/reruns.md).
+# rename; the later rules read the output cube/workflow.zarr (docs/reruns.md). As a target it
+# names that output (`published_cube`).
 
 
 rule cube:
@@ -57,6 +58,15 @@ use rule cube as cube_tile with:
     wildcard_constraints:
         area=TILED_AREAS,
         tile=r"\d+-\d+",
+
+
+# `snakemake results/{area}/ndvi.zarr` asked for the cube while it was the cube rule's output.
+# This rule makes no job: its input function stops the run naming the target to ask for.
+rule published_cube:
+    input:
+        refuse_published_cube,
+    output:
+        "results/{area}/ndvi.zarr",
 
 
 rule join_tiles:

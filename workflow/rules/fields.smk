@@ -1,6 +1,7 @@
 # Stage 1b (areas with `polygons:`): the fields screened once per area, after the search - each
-# accepted (a self-intersection repaired) or rejected as invalid, empty, duplicated or outside
-# every scene of items.json - so one bad field never sinks the run. What the polygon series (and
+# accepted (a self-intersection repaired) or rejected as invalid, empty, duplicated, too large
+# (fields.max_field_km2) or outside every scene of items.json - so one bad field never sinks the
+# run. What the polygon series (and
 # a field set's cube) read is fields.parquet, in the cube's CRS, not the user's file.
 
 
@@ -22,5 +23,6 @@ rule fields:
     params:
         crs=get_area_crs,
         has_points=get_area_has_points,
+        max_field_km2=SETTINGS.fields.max_field_km2,
     script:
         "../../scripts/fields.py"
