@@ -2,7 +2,7 @@
 
 One command, prints two tables::
 
-    python bench/bench_publish.py [--repeats 3] [--compare-only]
+    python bench/bench_publish.py [--repeats 3] [--compare-only] [--linkless DIR]
 
 First table: :func:`~ndvicube.cube.store.publish`, the hard-linked copy of the job's store in
 ``results/{area}/.work/`` that the rule's output is (issue 15: Snakemake's ``update()`` backup
@@ -28,6 +28,12 @@ For each: the write and the publish (commit) times (medians of the 3 updates), t
 disk once 4 cubes were published, and what a handle opened before an update reads after it:
 the old cube (``old``), the new one (``new``), or neither (``mixed``). Icechunk is not a
 dependency of ndvicube; without it installed, its rows say so.
+
+With ``--linkless DIR`` (a folder on a filesystem without links: vfat, exFAT; e.g. an exFAT
+image mounted as tests/conftest.py's ``linkless_dir`` does) a third table instead: what a cube
+job's publishing (the rule's output, a version, ``ndvi.zarr``) costs there, where everything is
+copied (:mod:`ndvicube.cube.links`), against the same on this folder's filesystem, in seconds
+and MB on disk, for the demo year's shape and a 73 days x 1000 x 1000 px cube.
 """
 
 from __future__ import annotations
@@ -205,14 +211,55 @@ def disk_mb_of(dataset: xr.Dataset, path: Path) -> float:
     return size
 
 
+#: Shapes of the third table (the large one of the first table would not fit a small image).
+LINKLESS_SHAPES = {"demo year": (73, 200, 200), "73 days x 1000 x 1000 px": (73, 1000, 1000)}
+
+
+def publishing_row(name: str, shape: tuple[int, int, int], where: Path, label: str) -> str:
+    """One row: a finished store in ``where`` published as a cube job does, and its cost."""
+    from ndvicube.cube.links import copies_made, copies_reported
+
+    area = where / "results/seed"
+    store = area / ".work/ndvi.zarr"
+    make_store(store, *shape)
+    started = time.perf_counter()
+    with copies_reported(area):
+        publish(store, area / "cube/workflow.zarr")
+        release(store, area / "ndvi.zarr")
+        copies = copies_made().files
+    seconds = time.perf_counter() - started
+    store_mb, total_mb = disk_mb(store), disk_mb(area)
+    remove(area)
+    return (
+        f"| {name} | {label} | {seconds:.3f} | {copies} | {store_mb:.0f} | "
+        f"{total_mb - store_mb:.0f} |"
+    )
+
+
+def linkless(folder: Path, tmp: Path) -> None:
+    """The third table: publishing on a filesystem without links and on this one."""
+    print("| store | filesystem | publish s (output, version, ndvi.zarr) | files copied | "
+          "store MB | MB added by publishing |")  # fmt: skip
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, shape in LINKLESS_SHAPES.items():
+        print(publishing_row(name, shape, tmp, "with links (this folder's)"))
+        print(publishing_row(name, shape, folder, f"without links ({folder})"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--compare-only", action="store_true", help="only the versions / Icechunk table"
     )
+    parser.add_argument(
+        "--linkless", type=Path, help="a folder on a filesystem without links: only that table"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        if args.linkless:
+            linkless(args.linkless, Path(tmp))
+            return
         if not args.compare_only:
             print("| store | files | MB | publish s | floor (stat every file) s | publish / "
                   "floor | byte copy s |")  # fmt: skip

@@ -32,6 +32,7 @@ _NAMES = {
     "Settings": "ndvicube.config",
     "validate_config": "ndvicube.config",
     "Point": "ndvicube.geo",
+    "open_cube": "ndvicube.cube.store",
     "ConfigError": "ndvicube.errors",
     "ItemMetadataError": "ndvicube.errors",
     "NdviCubeError": "ndvicube.errors",

@@ -1,5 +1,7 @@
 """Rules `cube` and `cube_tile`: read the stored scenes and write the masked index cube (Zarr)."""
 
+import os
+
 from ndvicube.compute import Compute
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.jobs import build_cube
@@ -39,4 +41,7 @@ if __name__ == "__main__":
             # Its grid is its accepted fields' (a field rejected after the search is not in it).
             fit_grid=snakemake.params.field_points is not None,
             reuse_from=snakemake.params.reuse_from,
+            # Snakemake's output cache (--cache needs this variable) moves the output into the
+            # cache and makes it writable by all: then it must share no file with the store.
+            copy_output=bool(os.environ.get("SNAKEMAKE_OUTPUT_CACHE")),
         )

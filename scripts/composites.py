@@ -9,5 +9,7 @@ with job_logging(snakemake.log[0], job="composites"):
         out=snakemake.output.store,
         cogs_out=snakemake.output.cogs,
         threads=snakemake.threads,
+        # Not a param: how many published versions stay on disk reruns nothing.
+        versions_kept=snakemake.config["cube_versions_kept"],
         **snakemake.params,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -63,3 +64,30 @@ def tiny_disk(tmp_path):
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def linkless_dir(tmp_path):
+    """A real filesystem without hard or symbolic links: 256 MB of exFAT (Debian's exfatprogs
+    and exfat-fuse, which .ci/run installs) on a loop device, mounted through FUSE; link()
+    fails there with EPERM and symlink() with ENOSYS. The kernel here has no vfat driver, so
+    exFAT stands for vfat, exFAT and the SMB mounts without links. Needs root, as on CI."""
+    tools = ["mkfs.exfat", "mount.exfat-fuse", "losetup"]
+    if missing := [t for t in tools if shutil.which(t) is None]:
+        pytest.skip(f"no {', '.join(missing)} here (apt-get install exfatprogs exfat-fuse)")
+    image, mount = tmp_path / "exfat.img", tmp_path / "exfat"
+    mount.mkdir()
+    with image.open("wb") as f:
+        f.truncate(256 * 2**20)
+    subprocess.run(["mkfs.exfat", str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
+    if loop.returncode != 0:
+        pytest.skip(f"cannot attach a loop device here (needs root): {loop.stderr}")
+    device = loop.stdout.strip()
+    done = subprocess.run(["mount.exfat-fuse", device, str(mount)], capture_output=True)
+    if done.returncode != 0:
+        subprocess.run(["losetup", "-d", device], check=False)
+        pytest.skip(f"cannot mount exFAT through FUSE here: {done.stderr.decode()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+    subprocess.run(["losetup", "-d", device], check=False)

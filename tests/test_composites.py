@@ -9,7 +9,11 @@ job's function. Reruns give exact job lists, and show which periods and COGs wer
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ from ndvicube.cube.store import open_cube, read_attrs
 from ndvicube.errors import ConfigError
 from ndvicube.geo import lonlat_to_crs
 from ndvicube.jobs import build_composites
+from tests.test_reruns import logged_span
 from tests.workflow_helpers import (
     ONE_AREA_JOBS,
     copy_of,
@@ -195,13 +200,46 @@ def test_nothing_changed_recomputes_nothing(built, cogs, tmp_path):
     assert planned == {} and read == set()
 
 
+class Reader(threading.Thread):
+    """Opens ``path`` afresh, resolved as the README tells readers to, and reads it whole, in a
+    loop, until stopped: what each read got (a digest of its time axis and values, or the
+    error) and when."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.rows, self.stop = path, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.time()
+            try:
+                store = xr.open_zarr(os.path.realpath(self.path)).load()
+                got = store["time"].values.tobytes() + store["ndvi"].values.tobytes()
+                self.rows.append((started, time.time(), hashlib.sha256(got).hexdigest()))
+            except Exception as error:  # any failure of a read is the finding
+                self.rows.append((started, time.time(), repr(error)))
+
+
+def digest(store: xr.Dataset) -> str:
+    return hashlib.sha256(
+        store["time"].values.tobytes() + store["ndvi"].values.tobytes()
+    ).hexdigest()
+
+
 @pytest.mark.workflow
 def test_end_extended_computes_only_the_new_periods(built, cogs, tmp_path):
     work = copy_of(built, tmp_path)
     before = inodes(results(work) / "composites")
     old = xr.open_zarr(results(work) / "composites.zarr").load()
+    held = open_cube(results(work) / "composites.zarr")  # a handle kept across the rerun
     edit_config(work, end="2023-06-30")
-    planned, _ = run(work, cogs)
+    reader = Reader(results(work) / "composites.zarr")  # fresh opens during the rerun
+    reader.start()
+    try:
+        planned, _ = run(work, cogs)
+    finally:
+        reader.stop.set()
+        reader.join(timeout=60)
     assert planned == WITH_COMPOSITES
     log = composite_log(work)
     assert "5 period(s) of 1MS median; 3 copied from the existing store, 2 to compute" in log
@@ -213,6 +251,17 @@ def test_end_extended_computes_only_the_new_periods(built, cogs, tmp_path):
     kept = new.sel(time=old["time"])
     assert kept["ndvi"].values.tobytes() == old["ndvi"].values.tobytes()
     assert kept[COUNT].values.tobytes() == old[COUNT].values.tobytes()
+    # Every fresh open during the rerun found the old store or the new one, whole (the rule's
+    # output, deleted when the job starts, is not what readers open), old then new; reads
+    # went on while the composites job ran.
+    digests = [row[2] for row in reader.rows]
+    assert set(digests) == {digest(old), digest(new)}, set(digests) - {digest(old), digest(new)}
+    assert digests == sorted(digests, key=[digest(old), digest(new)].index)
+    began, ended = logged_span(results(work) / "logs/composites.log")
+    assert any(began < row[0] and row[1] < ended for row in reader.rows)
+    # A handle opened before the rerun reads the old values, not NaN, after it.
+    assert held["ndvi"].values.tobytes() == old["ndvi"].values.tobytes()
+    assert os.readlink(results(work) / "composites.zarr") == "composites.versions/v2.zarr"
 
 
 @pytest.mark.workflow

@@ -412,6 +412,25 @@ def test_the_published_cube_as_a_target_names_the_target_to_ask_for(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_the_published_composites_as_a_target_name_the_target_to_ask_for(tmp_path):
+    """`results/{area}/composites.zarr` was the composites rule's output; now a link no job
+    makes (published as versions, like the cube)."""
+    config = demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}])
+    config["composites"] = {"period": "1MS", "statistic": "median", "indices": ["NDVI"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path, "results/seed/composites.zarr")
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and "MissingRuleException" not in said
+    assert (
+        "results/seed/composites.zarr is not a target: it is the link the composites job "
+        "publishes for readers (no job's output, so Snakemake never deletes it while a job "
+        "runs). Ask for the composites themselves: snakemake "
+        "results/seed/composites.versions/workflow.zarr (or plain snakemake for everything); "
+        "that job updates results/seed/composites.zarr when it is done."
+    ) in said
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_full_disk_while_storing_search_results_leaves_nothing_half_written(catalog, tiny_disk):
     items = read_items(catalog.items) * 2  # twice half a year: 2 MB of JSON on a 1 MB disk
     with pytest.raises(StorageFullError, match=r"No space left .* while writing the search"):

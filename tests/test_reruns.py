@@ -280,13 +280,33 @@ def test_output_cache_lets_a_second_working_directory_reuse_the_cube(built, cogs
     result = snakemake(second, second / "config.yaml", "--cores", "2", "--cache", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    # The rule's output comes from the cache; ndvi.zarr, the link readers open, is made by a
-    # cube job, and none ran here: it appears with this directory's next cube job (reruns.md).
     assert "Symlinking output file results/seed/cube/workflow.zarr" in text
     assert [r for r in cogs.requests if r.path.endswith(".tif")] == []  # nothing read again
     reused = open_cube(second / "results/seed/cube/workflow.zarr")["ndvi"].values
     assert reused.tobytes() == open_cube(built / "results/seed/ndvi.zarr")["ndvi"].values.tobytes()
-    assert not (second / "results/seed/ndvi.zarr").exists()
+    # No cube job ran in the second directory, yet its ndvi.zarr is there: a read-only copy.
+    link = second / "results/seed/ndvi.zarr"
+    assert os.readlink(link) == "cube/v1.zarr"
+    assert open_cube(link)["ndvi"].values.tobytes() == reused.tobytes()
+    # The cache entry (Snakemake makes its files writable by all) shares no file with either
+    # directory's store or versions, and the versions stay read-only.
+    cached = inodes_of(cache)
+    assert cached and all(mode & 0o222 for mode in cached.values())
+    for work in (first, second):
+        ours = inodes_of(work / "results/seed/cube", work / "results/seed/.work")
+        assert ours and not set(ours) & set(cached)
+        versions = inodes_of(work / "results/seed/cube/v1.zarr")
+        assert versions and all(mode & 0o222 == 0 for mode in versions.values())
+
+
+def inodes_of(*folders: Path) -> dict[tuple[int, int], int]:
+    """(device, inode) -> mode of every file under ``folders`` (symbolic links not followed)."""
+    return {
+        (p.lstat().st_dev, p.lstat().st_ino): p.lstat().st_mode
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def test_no_signed_url_token_reaches_provenance_or_logs(built, cogs, tmp_path):
@@ -606,3 +626,43 @@ def test_a_working_directory_from_before_versions_is_published_without_reading(
     assert read == set()  # the kept store is current: published again, nothing read
     assert os.readlink(link) == "cube/v1.zarr"
     assert cube_digest(link) == cube_digest(built / "results/seed/ndvi.zarr")
+
+
+def test_the_series_jobs_read_one_version_when_the_link_moves_mid_job(
+    built, catalog, tmp_path, monkeypatch
+):
+    """The point series job opens the cube, then reads its chunks: both from one version, even
+    when a rerun moves the link in between (here: at once after the open)."""
+    import pandas as pd
+    import zarr
+
+    import ndvicube.cube.store
+    from ndvicube.cube.versions import point
+    from ndvicube.timeseries.points import Point
+    from ndvicube.timeseries.steps import extract_series
+
+    folder = tmp_path / "results/seed/cube"
+    first, second = folder / "v1.zarr", folder / "v2.zarr"
+    cube = built / "results/seed/ndvi.zarr"
+    shutil.copytree(cube, first)
+    shutil.copytree(cube, second)
+    for path in (first, second):
+        os.chmod(path / "ndvi", 0o755)  # a version's files are read-only; these two are ours
+        for chunk in (path / "ndvi").iterdir():
+            os.chmod(chunk, 0o644)
+    zarr.open_group(str(second), mode="r+")["ndvi"][:] = 0.5  # the rerun's cube: other values
+    link = tmp_path / "results/seed/ndvi.zarr"
+    point(link, first)
+    opened = ndvicube.cube.store.open_cube
+
+    def open_then_rerun(path, **kwargs):
+        cube = opened(path, **kwargs)
+        point(link, second)
+        return cube
+
+    monkeypatch.setattr(ndvicube.cube.store, "open_cube", open_then_rerun)
+    points = [Point(r.id, r.lon, r.lat) for r in pd.read_csv(catalog.points).itertuples()]
+    extract_series(cube_path=link, points=points, out=tmp_path / "series.csv")
+    assert os.readlink(link) == "cube/v2.zarr"  # the link moved during the job
+    values = pd.read_csv(tmp_path / "series.csv")["ndvi"].dropna()
+    assert len(values) > 10 and (values != 0.5).all()  # every value from v1, the one opened

@@ -1,9 +1,10 @@
 """The composites job's work: the composites store of an area and its COGs, kept up to date.
 
 Like the cube, both are kept in ``results/{area}/.work/`` between runs and published as hard
-links (:func:`ndvicube.cube.store.publish`): a period is computed again only when its solar days
-or items changed (:mod:`ndvicube.composites.periods`), and a COG written again only when its
-period's sources did (:mod:`ndvicube.composites.cog`).
+links (:func:`ndvicube.cube.store.publish`), the store also as a read-only version that
+``results/{area}/composites.zarr`` names (:mod:`ndvicube.cube.versions`): a period is computed
+again only when its solar days or items changed (:mod:`ndvicube.composites.periods`), and a
+COG written again only when its period's sources did (:mod:`ndvicube.composites.cog`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,18 @@ def build_composites(
     indices: Sequence[str],
     *,
     threads: int = 2,
+    published: str | Path | None = None,
+    versions_kept: int = 2,
 ) -> list[str]:
     """Write an area's composites store ``out`` and its COGs in ``cogs_out`` from the local cube;
     return the periods computed (the others were copied from the job's earlier store).
+
+    The job keeps its store beside ``published`` (``results/{area}/.work/composites.zarr``),
+    or beside ``out`` without it. With ``published`` the store becomes a read-only version in
+    ``results/{area}/composites.versions/`` and ``published`` a link to it, moved in one rename:
+    a reader opening it during a rerun finds the previous store or the new one, never none
+    (Snakemake deletes ``out`` when the job starts), and a handle opened on the version keeps
+    its values while the ``versions_kept`` newest are kept.
 
     ``indices`` are the catalogue names of ``spec.variables``. A COG is written again only when
     its period's solar days and items (or the statistic, indices or grid) differ from those its
@@ -38,13 +48,18 @@ def build_composites(
     """
     from ndvicube.composites.periods import write_composites
     from ndvicube.cube.indices import column
+    from ndvicube.cube.links import copies_reported
     from ndvicube.cube.store import publish, working_store
+    from ndvicube.cube.versions import release
 
-    store, folder = working_store(out), working_store(cogs_out)
-    computed = write_composites(cube_path, store, spec, threads=threads)
-    export_changed_cogs(store, folder, [(n, column(n)) for n in indices], threads=threads)
-    publish(store, out)
-    publish(folder, cogs_out)
+    store, folder = working_store(published or out), working_store(cogs_out)
+    with copies_reported(store.parent):  # where the filesystem has no links (vfat, exFAT)
+        computed = write_composites(cube_path, store, spec, threads=threads)
+        export_changed_cogs(store, folder, [(n, column(n)) for n in indices], threads=threads)
+        publish(store, out)
+        publish(folder, cogs_out)
+        if published is not None:
+            release(store, published, keep=versions_kept)
     return computed
 
 

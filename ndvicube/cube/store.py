@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
     from ndvicube.cube.tiles import Tile
 
+from zarr.storage import LocalStore
+
+from ndvicube.cube.links import REFUSED, note_refused
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,35 @@ GRID_ATTR = "ndvicube:grid"
 #: Store attribute of a sparse cube (a field set): the [row, column] chunks present, sorted; the
 #: others are absent from the store and read as NaN. Absent from a dense cube.
 CHUNKS_ATTR = "ndvicube:chunks"
+
+
+class NoLinkLocalStore(LocalStore):
+    """Zarr's ``LocalStore``, whose create-if-absent also works without ``link()``.
+
+    ``LocalStore.set_if_not_exists`` (used for a group's ``.zgroup`` whenever an array is
+    created in it) writes a temporary file and ``link()``s it into place, which fails with
+    EPERM on a filesystem without links. Here a refused link falls back to writing the key
+    when it is absent: not exclusive against a concurrent writer, but the only such key
+    ndvicube writes is a group's metadata, the same bytes from every writer.
+    """
+
+    async def set_if_not_exists(self, key: str, value) -> None:
+        """Write ``value`` at ``key`` unless the key exists (see the class docstring)."""
+        try:
+            await super().set_if_not_exists(key, value)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            if error.errno not in REFUSED:
+                raise
+            note_refused("link()", error)
+            if not await self.exists(key):
+                await self.set(key, value)
+
+
+def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
+    """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
+    return NoLinkLocalStore(Path(path), read_only=read_only)
 
 
 def write_cube(
@@ -107,7 +139,7 @@ def write_store(
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
     with _partial_removed_on_failure(partial, path):
         _as_template(dataset).to_zarr(
-            partial, mode="w", compute=False, zarr_format=2, encoding=encoding
+            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
         )
         fill(partial, dataset)
         if final_attrs is not None:
@@ -136,7 +168,7 @@ def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
     import zarr
 
-    group = zarr.open_group(str(store), mode="r+", zarr_format=2)
+    group = zarr.open_group(local_store(store), mode="r+", zarr_format=2)
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
 
@@ -215,7 +247,9 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
     shape = (cube.sizes["y"], cube.sizes["x"])
     with _partial_removed_on_failure(partial, path):
-        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        dataset.to_zarr(
+            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
+        )
         linked = sum(
             link_chunks(
                 store, partial, chunk_offsets(tile, shape, grid["cube"]["spatial_chunk"]), name
@@ -250,7 +284,9 @@ def join_sparse_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str)
     dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
     with _partial_removed_on_failure(partial, path):
-        dataset.to_zarr(partial, mode="w", compute=False, zarr_format=2, encoding=encoding)
+        dataset.to_zarr(
+            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
+        )
         linked = sum(
             link_chunks(store, partial, (0, 0), name)
             for store in tiles.values()
@@ -313,11 +349,10 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`).
     """
     from ndvicube.cube.indices import column
+    from ndvicube.cube.links import pinned
 
     chunks = {} if dask else None
-    dataset = xr.open_zarr(
-        os.path.realpath(path), consolidated=True, decode_coords="all", chunks=chunks
-    )
+    dataset = xr.open_zarr(pinned(path), consolidated=True, decode_coords="all", chunks=chunks)
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
     listed = [column(name) for name in grid.get("indices", [])]
     ordered = [n for n in listed if n in dataset.data_vars]
@@ -339,7 +374,9 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    return cube_attrs(xr.open_zarr(os.path.realpath(path), consolidated=True))
+    from ndvicube.cube.links import pinned
+
+    return cube_attrs(xr.open_zarr(pinned(path), consolidated=True))
 
 
 def present_chunks(attrs: Mapping[str, Any]) -> frozenset[tuple[int, int]] | None:
@@ -395,7 +432,7 @@ def _write_blocks(
         stop = min(start + time_chunk, total)
         block = dataset[list(dataset.data_vars)].isel(time=slice(start, stop))
         block.drop_vars(["x", "y", "spatial_ref"], errors="ignore").to_zarr(
-            store, region={"time": slice(start, stop)}, zarr_format=2
+            local_store(store), region={"time": slice(start, stop)}, zarr_format=2
         )
         log_progress(steps, stop, total, scenes)
 
@@ -432,7 +469,9 @@ def working_store(out: str | Path) -> Path:
     return out.parent / ".work" / out.name
 
 
-def publish(store: str | Path, out: str | Path, *, read_only: bool = False) -> Path:
+def publish(
+    store: str | Path, out: str | Path, *, read_only: bool = False, copy: bool = False
+) -> Path:
     """Make ``out`` a hard-linked copy of the finished ``store``: no pixel is copied.
 
     The cube job keeps its store outside Snakemake's outputs (``results/{area}/.work/``), so
@@ -441,14 +480,20 @@ def publish(store: str | Path, out: str | Path, *, read_only: bool = False) -> P
     place, so ``out`` is never half there; on a failure (a full disk) the links are removed and
     ``store`` is untouched. With ``read_only`` the files lose their write bits before the
     rename: they are the store's own files (hard links), which nothing writes in place.
+    With ``copy``, or when ``store`` is from Snakemake's output cache (whose files are writable
+    by all), ``out`` is a true copy sharing no file with ``store``, its cost logged.
     """
-    from ndvicube.cube.tiles import link_or_copy
+    from ndvicube.cube.links import copy_tree, from_cache, link_or_copy
 
     store, out = Path(store), Path(out)
     linking = out.with_name(out.name + ".linking")
     remove(linking)
     try:
-        shutil.copytree(store, linking, copy_function=link_or_copy)
+        if copy or from_cache(store):
+            cost = copy_tree(store, linking)
+            log.info("copied %s as %s (not linked): %s", store, out, cost)
+        else:
+            shutil.copytree(store, linking, copy_function=link_or_copy)
         if read_only:
             make_read_only(linking)
         crash_point("publish")
@@ -503,12 +548,14 @@ def _consolidate(store: Path) -> None:
     """Write consolidated metadata last: its presence marks a store whose metadata is final."""
     import zarr
 
-    zarr.consolidate_metadata(str(store))
+    zarr.consolidate_metadata(local_store(store))
 
 
 def remove(path: Path) -> None:
-    """Delete a store (directory) or file if it exists."""
-    if path.is_dir():
+    """Delete a store (directory) or file if it exists (a symbolic link: the link only)."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ndvicube.cube.links import from_cache, link_or_copy
 from ndvicube.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,14 @@ def link_chunks(
 ) -> int:
     """Hard-link a tile's chunk files into the area store, shifted by (y, x) chunk offsets.
 
-    Returns how many files were linked. Falls back to copying (with a warning) only where the
-    filesystem cannot link, e.g. when the two stores are on different devices.
+    Returns how many files were linked. Where the filesystem cannot link (no links at all, or
+    the two stores on different devices) they are copied, and the job says so once with the
+    cost (:mod:`.links`); a tile from Snakemake's output cache is copied too.
     """
     _check_same_encoding(tile_store / variable, area_store / variable)
     separator = _separator(area_store / variable)
+    # A tile from Snakemake's output cache: its files are the cache's (mode 666), copied.
+    place = shutil.copy2 if from_cache(tile_store) else link_or_copy
     linked = 0
     for source in sorted((tile_store / variable).iterdir()):
         if source.name.startswith("."):
@@ -113,7 +116,7 @@ def link_chunks(
         target = (
             area_store / variable / separator.join(map(str, (t, y + offsets[0], x + offsets[1])))
         )
-        link_or_copy(source, target)
+        place(source, target)
         linked += 1
     return linked
 
@@ -138,22 +141,6 @@ def _zarray(array: Path) -> Mapping:
 def _separator(array: Path) -> str:
     """Chunk key separator of a Zarr v2 array ("." unless the store says otherwise)."""
     return _zarray(array).get("dimension_separator") or "."
-
-
-_copy_warned = False
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """``os.link``; copy where linking is impossible, warning once per process (a full disk
-    fails the copy too, as it should)."""
-    global _copy_warned
-    try:
-        os.link(source, target)
-    except OSError as error:
-        if not _copy_warned:
-            log.warning("cannot hard-link tile chunks (%s): copying them instead", error)
-            _copy_warned = True
-        shutil.copy2(source, target)
 
 
 def chunk_offsets(tile: Tile, shape: tuple[int, int], chunk: int) -> tuple[int, int]:

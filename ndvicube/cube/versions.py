@@ -12,6 +12,12 @@ all hard links of the same files (no pixel copied, no extra space for the store 
   rename(2) of a new link (:func:`point`): whoever resolves it, at any moment of a rerun,
   finds the previous version or the new one, each complete.
 
+On a filesystem without links (vfat, exFAT, some SMB mounts) the same steps copy
+(:mod:`.links`): a version is a copy of the store, and where symbolic links are refused the
+published path is a copy of the newest version, a real directory holding a small file
+(:data:`MARKER`) that names that version, replaced by two renames (the published path is
+missing between them, for microseconds; the version it names never is).
+
 A reader that resolves the link once (:func:`pinned`; ``open_cube`` does) reads one version
 for as long as it is kept. A path that goes through the link is resolved again at every file
 read: xarray reads a store's metadata when it opens it and its chunks when it computes, so
@@ -20,10 +26,15 @@ such a handle kept across a rerun would read the new chunks under the old metada
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import re
 from pathlib import Path
+
+from ndvicube.cube.links import MARKER, from_cache, pinned
+
+__all__ = ["MARKER", "from_cache", "pinned", "point", "prune", "publish_cached", "release"]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +45,10 @@ DEFAULT_KEPT = 2
 
 
 def versions_dir(link: str | Path) -> Path:
-    """The folder of an area's versions: ``results/{area}/cube`` for its ``ndvi.zarr``."""
-    return Path(link).parent / "cube"
+    """The folder of a published path's versions: ``results/{area}/cube`` for the cube's
+    ``ndvi.zarr``, ``results/{area}/composites.versions`` for ``composites.zarr``."""
+    link = Path(link)
+    return link.parent / ("cube" if link.name == "ndvi.zarr" else f"{link.stem}.versions")
 
 
 def versions(folder: str | Path) -> dict[int, Path]:
@@ -49,18 +62,21 @@ def versions(folder: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def pinned(link: str | Path) -> Path:
-    """The version ``link`` names now: open this path to read one version whatever follows."""
-    return Path(os.path.realpath(link))
-
-
-def release(store: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT) -> Path:
+def release(
+    store: str | Path,
+    link: str | Path,
+    *,
+    keep: int = DEFAULT_KEPT,
+    copy: bool = False,
+) -> Path:
     """Publish the finished ``store`` as the newest version and point ``link`` at it.
 
     The version is made of read-only hard links of ``store``'s files; it is the newest one
     when that is already ``store`` (a job run again on an unchanged store, or one killed
     before the link moved), so no duplicate is made. Versions beyond the ``keep`` newest are
-    deleted (never the one ``link`` names). Returns the version's path.
+    deleted (never the one ``link`` names). The versions live in :func:`versions_dir`. With
+    ``copy`` (or a ``store`` from Snakemake's output cache) the version is a copy: it shares
+    no file with ``store``. Returns the version's path.
     """
     from ndvicube.cube.store import crash_point
 
@@ -68,30 +84,40 @@ def release(store: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT) ->
     folder = versions_dir(link)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(folder)
-    version = _newest_if_same(store, folder) or _new_version(store, folder)
+    version = _newest_if_same(store, folder) or _new_version(store, folder, copy=copy)
     crash_point("release")
-    point(link, version)
+    if pinned(link).resolve() != version.resolve():  # (a copy, without symbolic links, costs)
+        point(link, version)
     prune(folder, keep=keep, current=version)
     return version
 
 
 def _newest_if_same(store: Path, folder: Path) -> Path | None:
-    """The newest version when its files are ``store``'s (same inodes), else None."""
+    """The newest version when it is ``store``: the same inodes or, where it had to be copied
+    (no links), the same bytes and modification time of the file written last. Else None."""
     found = versions(folder)
     if not found:
         return None
     newest = found[max(found)]
-    marker = ".zmetadata"  # written last: one file identifies a finished store
-    same = (newest / marker).exists() and os.path.samefile(store / marker, newest / marker)
-    return newest if same else None
+    return newest if _same_file(store / ".zmetadata", newest / ".zmetadata") else None
 
 
-def _new_version(store: Path, folder: Path) -> Path:
-    """``store`` hard-linked, read-only, as the next ``v{N}.zarr`` of ``folder``."""
+def _same_file(a: Path, b: Path) -> bool:
+    """``b`` is ``a``: a hard link of it, or a copy (``copy2`` keeps the mtime) of its bytes."""
+    if not (a.is_file() and b.is_file()):
+        return False
+    if os.path.samefile(a, b):
+        return True
+    same_time = a.stat().st_mtime_ns == b.stat().st_mtime_ns
+    return same_time and filecmp.cmp(a, b, shallow=False)
+
+
+def _new_version(store: Path, folder: Path, *, copy: bool = False) -> Path:
+    """``store`` hard-linked (or copied), read-only, as the next ``v{N}.zarr`` of ``folder``."""
     from ndvicube.cube.store import publish
 
     number = max(versions(folder), default=0) + 1
-    version = publish(store, folder / f"v{number}.zarr", read_only=True)
+    version = publish(store, folder / f"v{number}.zarr", read_only=True, copy=copy)
     log.info("published %s as version %s", store, version)
     return version
 
@@ -101,22 +127,38 @@ def point(link: Path, version: Path) -> None:
 
     The new link is made beside it and renamed over it: rename(2) replaces the old link in
     one step. A real directory there (the layout before versions, where ``ndvi.zarr`` was the
-    rule's output) is moved aside first and deleted after: the only moment ``link`` is
-    missing, once, at the first publish after an upgrade.
+    rule's output, or a copy published where symbolic links are refused) is moved aside first
+    and deleted after: the only moment ``link`` is missing. Where the filesystem refuses
+    symbolic links, ``link`` becomes a copy of ``version`` naming it (:data:`MARKER`).
     """
+    from ndvicube.cube.links import REFUSED, note_refused
     from ndvicube.cube.store import remove
 
     following = link.with_name(link.name + ".next")
     if following.is_symlink():
         following.unlink()
     remove(following)
-    os.symlink(os.path.relpath(version, link.parent), following)
+    try:
+        os.symlink(os.path.relpath(version, link.parent), following)
+    except OSError as error:  # EPERM (vfat), ENOSYS (exFAT over FUSE), EOPNOTSUPP (SMB)
+        if error.errno not in REFUSED:
+            raise
+        note_refused("symlink()", error)
+        _copy_naming(version, following, link.parent)
     older = link.with_name(link.name + ".before-versions")
     if link.is_dir() and not link.is_symlink():
         remove(older)
         os.replace(link, older)
     os.replace(following, link)
     remove(older)
+
+
+def _copy_naming(version: Path, copy: Path, parent: Path) -> None:
+    """``copy``: ``version``'s files (hard links where allowed) and a :data:`MARKER` naming it."""
+    from ndvicube.cube.store import publish
+
+    publish(version, copy, read_only=True)
+    (copy / MARKER).write_text(os.path.relpath(version, parent) + "\n")
 
 
 def prune(folder: Path, *, keep: int, current: Path) -> list[Path]:
@@ -135,6 +177,24 @@ def prune(folder: Path, *, keep: int, current: Path) -> list[Path]:
         remove(version)
         log.info("removed %s (%d newer version(s) kept)", version, keep)
     return doomed
+
+
+def publish_cached(
+    output: str | Path, link: str | Path, *, keep: int = DEFAULT_KEPT
+) -> Path | None:
+    """Publish a cube Snakemake's output cache gave this working directory, where no cube job
+    ran to publish it: ``link`` then names a read-only copy of it (no file shared with the
+    cache). Nothing happens when ``output`` is not from the cache or ``link`` already names
+    it. Returns the version made, or None.
+    """
+    output, link = Path(output), Path(link)
+    if not (output.exists() and from_cache(output)):
+        return None
+    if link.exists() and _newest_if_same(output, versions_dir(link)) == pinned(link):
+        return None
+    version = release(output, link, keep=keep, copy=True)
+    log.info("published %s, from the output cache, as %s", output, version)
+    return version
 
 
 def _remove_leftovers(folder: Path) -> None:

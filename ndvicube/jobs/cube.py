@@ -30,6 +30,7 @@ def build_cube(
     fields: str | Path | None = None,
     field_points: Sequence[tuple[float, float]] | None = None,
     reuse_from: str | Path | None = None,
+    copy_output: bool = False,
     fit_grid: bool = False,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
@@ -49,11 +50,14 @@ def build_cube(
     touch (:func:`ndvicube.fields.chunks.sparse_spec`). A field set's tile job copies from
     ``reuse_from`` (its area's published cube) when that holds more than its own store: after
     fields are added, the even shares move chunks between tiles, and none is read again.
+    With ``copy_output`` (Snakemake's output cache in use: it moves ``out`` into the cache and
+    makes its files writable by all) ``out`` is a copy of the store, not hard links of it.
     With ``fit_grid`` (the workflow's field sets) a field set's grid is the box of its accepted
     fields and points, not ``spec.bbox``: a field rejected after the search does not widen it.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
+    from ndvicube.cube.links import copies_reported
     from ndvicube.cube.store import publish
     from ndvicube.cube.versions import release
     from ndvicube.logs import redact_urls_in_logs
@@ -73,13 +77,14 @@ def build_cube(
     store = Path(work) if work is not None else Path(out)
     store.parent.mkdir(parents=True, exist_ok=True)
     reuse = Path(reuse_from) if reuse_from is not None and Path(reuse_from).exists() else None
-    CubeBuild(spec, store, compute or Compute(), config or {}, reuse).write_skipping(
-        items, skipped, on_missing_asset, area
-    )
-    if skipped_out is not None:
-        write_skipped(skipped, skipped_out)
-    if work is not None:
-        publish(store, out)
-    if published is not None:
-        release(store, published, keep=versions_kept)
+    with copies_reported(store.parent):  # where the filesystem has no links (vfat, exFAT)
+        CubeBuild(spec, store, compute or Compute(), config or {}, reuse).write_skipping(
+            items, skipped, on_missing_asset, area
+        )
+        if skipped_out is not None:
+            write_skipped(skipped, skipped_out)
+        if work is not None:
+            publish(store, out, copy=copy_output)
+        if published is not None:
+            release(store, published, keep=versions_kept)
     return Path(out)

@@ -26,6 +26,7 @@ def join_tiles(
     (:func:`ndvicube.cube.versions.release`). A ``field_set``'s tiles are shares of its chunks
     on the whole grid, linked where they lie (:func:`ndvicube.cube.store.join_sparse_tiles`).
     """
+    from ndvicube.cube.links import copies_reported
     from ndvicube.cube.store import join_sparse_tiles
     from ndvicube.cube.store import join_tiles as join
     from ndvicube.cube.tiles import tiles_in_order
@@ -33,10 +34,11 @@ def join_tiles(
     from ndvicube.read.missing import read_skipped, write_skipped
 
     joiner = join_sparse_tiles if field_set else join
-    path = joiner(tiles_in_order(tile_paths, *split), out, crs=crs)
-    if skipped_out is not None:
-        rows = [row for listing in skipped for row in read_skipped(listing)]
-        write_skipped(list(dict.fromkeys(rows)), skipped_out)
-    if published is not None:
-        release(path, published, keep=versions_kept)
+    with copies_reported(Path(out).parent):  # where the filesystem has no links (vfat, exFAT)
+        path = joiner(tiles_in_order(tile_paths, *split), out, crs=crs)
+        if skipped_out is not None:
+            rows = [row for listing in skipped for row in read_skipped(listing)]
+            write_skipped(list(dict.fromkeys(rows)), skipped_out)
+        if published is not None:
+            release(path, published, keep=versions_kept)
     return path

@@ -102,6 +102,20 @@ def get_cube_link(wildcards):
     return f"results/{wildcards.area}/ndvi.zarr"
 
 
+def publish_cached_cubes():
+    """Each area's ndvi.zarr, where its cube came from Snakemake's output cache (`--cache`) and
+    so no cube job ran here to publish it: a read-only copy of the cached cube, sharing no
+    file with the cache (ndvicube.cube.versions.publish_cached; docs/reruns.md)."""
+    from ndvicube.cube.versions import publish_cached
+
+    for name in SETTINGS.areas:
+        publish_cached(
+            f"results/{name}/cube/workflow.zarr",
+            f"results/{name}/ndvi.zarr",
+            keep=SETTINGS.cube_versions_kept,
+        )
+
+
 def refuse_published_cube(wildcards):
     """The input of `published_cube`: it always stops the run, naming the target to ask for.
 
@@ -114,6 +128,19 @@ def refuse_published_cube(wildcards):
         "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for "
         f"the cube itself: snakemake results/{area}/cube/workflow.zarr (or plain snakemake for "
         f"everything); that job updates results/{area}/ndvi.zarr when it is done."
+    )
+
+
+def refuse_published_composites(wildcards):
+    """The input of `published_composites`: as `refuse_published_cube`, for composites.zarr,
+    the composites rule's output until it was published as versions like the cube."""
+    area = wildcards.area
+    raise WorkflowError(
+        f"results/{area}/composites.zarr is not a target: it is the link the composites job "
+        "publishes for readers (no job's output, so Snakemake never deletes it while a job "
+        f"runs). Ask for the composites themselves: snakemake "
+        f"results/{area}/composites.versions/workflow.zarr (or plain snakemake for "
+        f"everything); that job updates results/{area}/composites.zarr when it is done."
     )
 
 
@@ -180,7 +207,7 @@ def get_quicklook_maps(wildcards):
 #: The quick-look's maps: the composites (one source of truth for the maps), or the cube's
 #: monthly medians when there are no composites of its index.
 QUICKLOOK_SOURCE = (
-    "composites.zarr"
+    "composites.versions/workflow.zarr"
     if SETTINGS.composites is not None
     and SETTINGS.indices[0] in SETTINGS.composites.indices
     else "cube/workflow.zarr"
@@ -188,7 +215,7 @@ QUICKLOOK_SOURCE = (
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
     f"{SETTINGS.composites.statistic} {SETTINGS.indices[0]} per {SETTINGS.composites.period}"
-    if QUICKLOOK_SOURCE == "composites.zarr"
+    if QUICKLOOK_SOURCE == "composites.versions/workflow.zarr"
     else f"monthly {SETTINGS.indices[0]} maps"
 )
 
@@ -283,7 +310,10 @@ def get_final_outputs(wildcards):
                 f"results/{name}/overview.png",
             ]
         if SETTINGS.composites is not None:
-            outputs += [f"results/{name}/composites.zarr", f"results/{name}/composites"]
+            outputs += [
+                f"results/{name}/composites.versions/workflow.zarr",
+                f"results/{name}/composites",
+            ]
         if area.polygons_file:
             outputs += [
                 f"results/{name}/polygons_{table}.csv"
@@ -305,9 +335,11 @@ DEMO_DIR = (
 
 
 # Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).
+# A cube from the output cache is published as the area's ndvi.zarr first.
 onsuccess:
     from ndvicube.jobs.snakemake_exit import cancel_rescheduling_timers
 
+    publish_cached_cubes()
     logger.debug(
         f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
     )

@@ -8,7 +8,10 @@ rule composites:
         cube="results/{area}/cube/workflow.zarr",
     output:
         # Hard links of what the job keeps in results/{area}/.work/ between runs (as the cube).
-        store=directory("results/{area}/composites.zarr"),
+        # Readers open results/{area}/composites.zarr: no output (Snakemake deletes an output
+        # when its job starts), but a link the job moves to the newest read-only version
+        # composites.versions/v{N}.zarr in one rename, as the cube's ndvi.zarr (docs/reruns.md).
+        store=directory("results/{area}/composites.versions/workflow.zarr"),
         cogs=directory("results/{area}/composites"),
     log:
         "results/{area}/logs/composites.log",
@@ -24,5 +27,15 @@ rule composites:
         indices=lambda wildcards: list(SETTINGS.composites.indices),
         start=str(SETTINGS.start),
         end=str(SETTINGS.end),
+        published="results/{area}/composites.zarr",
     script:
         "../../scripts/composites.py"
+
+
+# `snakemake results/{area}/composites.zarr` asked for the composites while they were this
+# rule's output. This rule makes no job: its input function stops the run naming the target.
+rule published_composites:
+    input:
+        refuse_published_composites,
+    output:
+        "results/{area}/composites.zarr",
