@@ -17,7 +17,7 @@ from ndvicube.search.http import retrying_session
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
 from ndvicube.testing.sasserver import FAKE_SAS_TOKEN, SasTokenServer
-from tests.fault_helpers import CUBE, items_subset, ndvi_chunks
+from tests.fault_helpers import CUBE, TOKEN, items_subset, ndvi_chunks
 
 SECRET = "SECRET-4242"
 OTHER_HOST = "127.0.0.2"
@@ -64,3 +64,31 @@ def test_the_stac_session_keeps_headers_and_cookies_on_their_host(tmp_path):
     assert sent["x-api-key"] == SECRET and SECRET in sent["cookie"] and "authorization" in sent
     assert target.requests and leaked(target) == []
     assert {"authorization", "cookie", "x-api-key"}.isdisjoint(headers_of(target)[0])
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("GDAL_HTTP_HEADERS", f"X-Api-Key: {SECRET}"), ("GDAL_HTTP_COOKIE", f"session={SECRET}")],
+)
+def test_gdals_headers_and_cookies_stay_on_the_archives_host(
+    catalog, clean, tmp_path, monkeypatch, setting, value
+):
+    """curl sends ``GDAL_HTTP_HEADERS`` and ``GDAL_HTTP_COOKIE`` to the host a redirect names,
+    on every request, and GDAL cannot be told not to: ndvicube follows the redirect itself and
+    GDAL reads the other host's URL without them. The cube is the same."""
+    monkeypatch.setenv(setting, value)
+    with (
+        RangeHTTPServer(catalog.root, host=OTHER_HOST) as files,
+        RangeHTTPServer(catalog.root, faults=Faults(redirect_to=files.url, only=(".tif",))) as cdn,
+    ):
+        items = items_subset(catalog, tmp_path / "items.json", base_url=cdn.url)
+        build_cube(
+            CUBE, items_path=items, out=tmp_path / "ndvi.zarr", compute=Compute(reader="gdal")
+        )
+    assert files.requests and leaked(files) == []
+    assert not any(TOKEN in r.query for r in files.requests)  # the href's signed query neither
+    assert ndvi_chunks(tmp_path / "ndvi.zarr") == ndvi_chunks(clean)
+    # The archive's host got the credential with each request: ndvicube's, one per COG read.
+    asked = [r for r in cdn.requests if r.path.endswith(".tif")]
+    assert asked and len(leaked(cdn)) == len(asked) and {r.status for r in asked} == {302}
+    print(f"{len(asked)} requests to the archive's host, {len(files.requests)} to the other")

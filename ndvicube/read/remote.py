@@ -178,7 +178,8 @@ def store_and_path(url: str) -> tuple[Any, str]:
 
     ``http(s)://``: ndvicube's client (:class:`~ndvicube.read.http_store.HttpStore`, which
     obeys a server's ``Retry-After``); the path keeps a signed URL's query string. ``s3://``:
-    obstore's S3 client (S3 throttles with 503 SlowDown and no ``Retry-After``).
+    signed, the same client with URLs obstore presigns (no credential header for a redirect to
+    carry to another host, :mod:`ndvicube.read.s3`); unsigned, obstore's S3 client.
     """
     parts = urlsplit(url)
     if parts.scheme == "s3":
@@ -203,10 +204,13 @@ def _make_store(url: str):
     from obstore.store import S3Store
 
     from ndvicube.read.retries import OBSTORE_CLIENT, OBSTORE_RETRY
-    from ndvicube.read.s3 import s3_options
+    from ndvicube.read.s3 import PresignedUrls, s3_options, signs
 
     options = s3_options()
     client = OBSTORE_CLIENT | {"allow_http": options.get("endpoint", "").startswith("http:")}
+    if signs(options):  # no credential in a header, so none a redirect could carry elsewhere
+        urls = PresignedUrls(parts.netloc, options, client)
+        return HttpStore(urls.endpoint(), connections=IN_FLIGHT, signed_url=urls)
     return _Obstore(
         S3Store(parts.netloc, **options, client_options=client, retry_config=OBSTORE_RETRY)
     )
@@ -393,6 +397,10 @@ def remote_error(error: BaseException, what: str) -> RemoteFileError:
     """
     text = str(error).split("\n\n", 1)[0].strip().splitlines()[0] if str(error) else ""
     text = _NOISE.sub("", text)
+    from ndvicube.read.http_store import SHORT_FILE
+
+    if SHORT_FILE in text:  # a file cut short: said as it is, permanent (retries.PERMANENT)
+        return RemoteFileError(text[text.index(SHORT_FILE) :])
     if "error following redirect" in text:
         return RemoteFileError(f"{TOO_MANY_REDIRECTS} for the {what}: {text}")
     found = _STATUS.search(text)

@@ -98,6 +98,7 @@ PERMANENT = (
     "No such file or directory",
     "too many redirects",  # the remote reader's words for a redirect loop
     "redirects followed",  # GDAL's ("Maximum (10) redirects followed")
+    "the file is shorter than its TIFF header says",  # http_store.ShortFileError: a cut file
 )
 
 
@@ -400,14 +401,26 @@ class RetryingRioReader(RioReader):
         return with_retries(attempt, self._src.uri)
 
     def _read_once(self, number: int, cfg, dst_geobox, *, dst=None, selection=None):
-        """One read by odc-loader's reader, with GDAL's limits for the time left."""
+        """One read by odc-loader's reader, with GDAL's limits for the time left; a redirect
+        to another host is followed by ndvicube, so that curl carries no credential there
+        (:func:`ndvicube.read.gdal.url_for_gdal`)."""
+        from ndvicube.read.gdal import url_for_gdal
+
         options = gdal_request_limits(seconds_left())
+        asked = self._src
+        target, blanked = url_for_gdal(asked.uri, again=number > 1)
+        options |= blanked
         if number > 1:
             # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-short
             # block): read it again without GDAL's cache, or the retry repeats it.
-            options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(self._src.uri)
-        with rasterio.Env(**options):
-            return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+            options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(target)
+        try:
+            if target != asked.uri:
+                self._src = asked.patch(uri=target)
+            with rasterio.Env(**options):
+                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+        finally:
+            self._src = asked
 
 
 def gdal_request_limits(left: float | None) -> dict[str, str]:

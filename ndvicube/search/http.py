@@ -30,6 +30,8 @@ from requests.exceptions import RequestException
 from urllib3.exceptions import MaxRetryError, NameResolutionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from ndvicube.redirects import HARMLESS_HEADERS, without_query_of
+
 #: Answers worth asking again: throttling, and server errors that are usually transient.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 #: Retries of a host name that does not resolve (a resolver's hiccup, not throttling).
@@ -173,27 +175,23 @@ class StacAdapter(HTTPAdapter):
         return response
 
 
-#: Request headers that carry no credential: the only ones a redirect to another host keeps.
-HARMLESS_HEADERS = frozenset(
-    {"accept", "accept-encoding", "accept-language", "user-agent", "connection", "content-type",
-     "content-length", "range"}
-)  # fmt: skip
-
-
 class HostBoundSession(Session):
     """A requests session whose credentials stay on the host they were sent to.
 
     On a redirect to another host (scheme, host or port: requests' own test,
-    ``should_strip_auth``) every header but :data:`HARMLESS_HEADERS` is dropped - requests drops
-    only ``Authorization``, so a subscription key, an API key header or a cookie reached the host
-    the redirect named. A ``~/.netrc`` entry still applies to the new host: it was written for
-    that host.
+    ``should_strip_auth``) every header but :data:`ndvicube.redirects.HARMLESS_HEADERS` is
+    dropped - requests drops only ``Authorization``, so a subscription key, an API key header or
+    a cookie reached the host the redirect named - and so is any query parameter of the
+    redirected request that the ``Location`` echoes (:func:`ndvicube.redirects.next_url`). A
+    ``~/.netrc`` entry still applies to the new host: it was written for that host.
     """
 
     def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
-        if self.should_strip_auth(response.request.url, prepared_request.url):
+        previous = response.request.url
+        if self.should_strip_auth(previous, prepared_request.url):
             for name in [n for n in prepared_request.headers if n.lower() not in HARMLESS_HEADERS]:
                 del prepared_request.headers[name]
+            prepared_request.url = without_query_of(prepared_request.url, previous)
         super().rebuild_auth(prepared_request, response)
 
 
