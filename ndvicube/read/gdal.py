@@ -31,7 +31,9 @@ has no setting to stop it or to stop following redirects
 So ndvicube follows the redirects itself before GDAL opens the file (:func:`url_for_gdal`): one
 ``GET`` of the first byte with redirects off, the credentials sent to the configured host only
 (:mod:`ndvicube.redirects`); when the redirects lead to another host, GDAL reads that host's
-URL with the credentials blanked. Reads without such settings make no extra request.
+URL with the credentials blanked. The same holds for a signed href (a token in its query), whose
+query a ``Location`` may echo to the other host. Reads without such settings of hrefs without
+a query make no extra request.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import csv
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ndvicube.read.retries import GDAL_REQUEST_RETRIES, GDAL_RETRY_DELAY_S, watch_retry_after
 
@@ -86,13 +89,15 @@ def credential_settings() -> dict[str, str]:
 def url_for_gdal(url: str, *, again: bool = False) -> tuple[str, dict[str, str]]:
     """The URL GDAL should read for ``url`` and the GDAL settings to read it with.
 
-    Without credential settings, or for a file that is not http(s): ``url`` as it is. Else the
-    redirects of ``url`` are followed here (:func:`follow_redirects`, reused for
-    :data:`RESOLVED_FOR_S`; ``again`` on a retry); when they lead to another host, its URL with
-    every credential setting blanked, so curl has none to carry there.
+    Without credential settings or a query string (a signed URL's token), or for a file that is
+    not http(s): ``url`` as it is. Else the redirects of ``url`` are followed here
+    (:func:`follow_redirects`, reused for :data:`RESOLVED_FOR_S`; ``again`` on a retry); when
+    they lead to another host, its URL with every credential setting blanked and without
+    ``url``'s query parameters, so curl has none to carry there (curl follows a ``Location`` as
+    written, and one may echo the query).
     """
     settings = credential_settings()
-    if not settings or not url.startswith(("http://", "https://")):
+    if not (settings or urlsplit(url).query) or not url.startswith(("http://", "https://")):
         return url, {}
     from ndvicube.redirects import same_origin
 
@@ -115,23 +120,28 @@ def follow_redirects(url: str, headers: dict[str, str]) -> str:
     on another host (:func:`ndvicube.redirects.next_url`)."""
     import urllib3
 
-    from ndvicube.read.retries import HTTP_TIMEOUTS_S
+    from ndvicube.read import retries
+    from ndvicube.read.http_store import THROTTLE_STATUSES, pool_for
     from ndvicube.redirects import MAX_REDIRECTS, harmless_headers, next_url, same_origin
 
-    pool = urllib3.PoolManager()
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         sent = headers if same_origin(current, url) else harmless_headers(headers)
         try:
-            answer = pool.request(
+            answer = pool_for(current, 1).request(
                 "GET", current, headers=sent | {"Range": "bytes=0-0"}, redirect=False,
                 retries=False, preload_content=False,
-                timeout=urllib3.Timeout(connect=HTTP_TIMEOUTS_S[0], read=HTTP_TIMEOUTS_S[1]),
+                timeout=urllib3.Timeout(connect=retries.HTTP_TIMEOUTS_S[0],
+                                        read=retries.HTTP_TIMEOUTS_S[1]),
             )  # fmt: skip
         except urllib3.exceptions.HTTPError as error:
             raise OSError(f"HTTP request failed: {error}") from None
         location = answer.headers.get("Location")
         answer.close()  # the body is not needed (a whole file, from a server without ranges)
+        wait = retries.retry_after_s(answer.headers.get("Retry-After"))
+        if answer.status in THROTTLE_STATUSES and wait is not None:  # the read waits, then asks
+            retries.THROTTLE.hold(url, wait)
+            raise OSError(f"HTTP response code: {answer.status} (Retry-After: {wait:g} s)")
         if answer.status not in (301, 302, 303, 307, 308) or not location:
             return current
         current = next_url(current, location, url)

@@ -86,7 +86,7 @@ class HttpStore:
     ) -> None:
         parts = urlsplit(base_url)
         self.base = f"{parts.scheme}://{parts.netloc}/"
-        self.pool = _pool_for(self.base, connections)
+        self.pool = pool_for(self.base, connections)
         self.signed_url = signed_url
 
     async def _url(self, path: str) -> str:
@@ -176,7 +176,7 @@ class HttpStore:
             return answer.data[start:end]
         if answer.status == 416:  # the range starts past the end of the file
             raise ShortFileError(_total_size(answer), start, end)
-        raise self._status_error(answer, target)
+        raise self._status_error(answer, url)  # the host asked again (a redirect's included)
 
     def _request(self, url: str, start: int, end: int) -> Any:
         """One GET of the range, redirects not followed, the body read."""
@@ -250,7 +250,7 @@ def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _pool_for(base: str, connections: int) -> urllib3.PoolManager:
+def pool_for(base: str, connections: int) -> urllib3.PoolManager:
     """A pool of ``connections`` kept for ``base``, through the environment's proxy if any."""
     host = urlsplit(base).hostname or ""
     proxies = urllib.request.getproxies()

@@ -28,7 +28,7 @@ decode as GDAL does (:data:`DECODED_COMPRESSIONS`), and everything with ``comput
 gdal``; the header says which, so those go to GDAL without a retry. Retries: the store retries
 each request (:data:`ndvicube.read.retries.OBSTORE_RETRY`; a 429/503's ``Retry-After`` holds
 the host), and the whole read is retried like GDAL's (:func:`ndvicube.read.retries.with_retries`);
-a 404/403 or a file that is not a TIFF is not.
+a 404/403, a file that is not a TIFF or one shorter than its header says is not.
 """
 
 from __future__ import annotations
