@@ -39,6 +39,7 @@ a query make no extra request.
 from __future__ import annotations
 
 import csv
+import math
 import threading
 import time
 from pathlib import Path
@@ -127,12 +128,13 @@ def follow_redirects(url: str, headers: dict[str, str]) -> str:
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         sent = headers if same_origin(current, url) else harmless_headers(headers)
+        left = retries.seconds_left() or math.inf  # the read's deadline bounds this request too
         try:
             answer = pool_for(current, 1).request(
                 "GET", current, headers=sent | {"Range": "bytes=0-0"}, redirect=False,
                 retries=False, preload_content=False,
-                timeout=urllib3.Timeout(connect=retries.HTTP_TIMEOUTS_S[0],
-                                        read=retries.HTTP_TIMEOUTS_S[1]),
+                timeout=urllib3.Timeout(connect=min(retries.HTTP_TIMEOUTS_S[0], left),
+                                        read=min(retries.HTTP_TIMEOUTS_S[1], left)),
             )  # fmt: skip
         except urllib3.exceptions.HTTPError as error:
             raise OSError(f"HTTP request failed: {error}") from None
