@@ -17,6 +17,7 @@ from ndvicube.cube.store import open_cube
 from ndvicube.demo import cube_spec, rewrite_hrefs
 from ndvicube.jobs import build_cube
 from ndvicube.read import remote
+from ndvicube.read.retries import is_permanent
 from ndvicube.read.s3 import s3_options
 from ndvicube.testing.faults import Faults
 from ndvicube.testing.rangeserver import RangeHTTPServer
@@ -171,3 +172,25 @@ def test_signed_s3_requests_redirected_to_another_host_carry_no_credential_there
     signed = [parse_qs(r.query) for r in endpoint.requests]  # presigned: the query holds it
     assert signed and all(q["X-Amz-Security-Token"] == [SESSION_TOKEN] for q in signed)
     assert all(q["X-Amz-Credential"][0].startswith(ACCESS_KEY) for q in signed)
+
+
+@pytest.mark.parametrize("keep", [0.5, 500])
+def test_a_cut_short_s3_object_is_named_as_such(s3, catalog, monkeypatch, keep):
+    """An object shorter than its TIFF header says fails at once saying so (issue 33): before,
+    obstore handed async-tiff the short body ("rust future panicked") or a bare 416."""
+    cog = next(Path(catalog.root).glob("cogs/*/B04.tif"))
+    data = cog.read_bytes()
+    key = f"short/{keep}.tif"
+    s3["server"].client().put_object(
+        Bucket=BUCKET,
+        Key=key,
+        ACL="public-read",
+        Body=data[: int(len(data) * keep) if keep < 1 else keep],
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["server"].url)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    url = f"s3://{BUCKET}/{key}"
+    with pytest.raises(Exception, match="the file is shorter than its TIFF header says") as error:
+        layout = remote.layout(url)
+        remote.read_pixels(url, slice(0, layout.geobox.shape[0]), slice(0, layout.geobox.shape[1]))
+    assert is_permanent(remote.remote_error(error.value, "tiles"))

@@ -215,9 +215,9 @@ class ShortFileError(OSError):
     fault, retried), no retry can mend it (:data:`ndvicube.read.retries.PERMANENT`)."""
 
     def __init__(self, size: int | None, start: int, end: int) -> None:
-        size_text = f"{size:,} bytes long" if size is not None else "shorter"
+        size_text = f"is {size:,} bytes long" if size is not None else f"ends before byte {start:,}"
         super().__init__(
-            f"{SHORT_FILE}: it is {size_text}, and bytes {start:,}-{end - 1:,} were asked for "
+            f"{SHORT_FILE}: it {size_text}, and bytes {start:,}-{end - 1:,} were asked for "
             "(its TIFF header, or tiles the header points to). It was truncated, or its upload "
             "did not complete; no retry "
             "can mend that: upload the file again, or set on_missing_asset: skip to leave the "

@@ -64,12 +64,12 @@ COG_DEADLINE_S = 120.0
 #: A job's reads may take one COG's deadline plus this many seconds per COG they read.
 JOB_SECONDS_PER_COG = 2.0
 
-#: Retries of each request of the remote reader (:mod:`ndvicube.read.remote`): obstore's for
-#: ``s3://``, :mod:`ndvicube.read.http_store`'s for ``http(s)://`` (which waits as a 429/503's
-#: ``Retry-After`` asks instead): 429/5xx answers, dropped connections and timeouts, 4 more
-#: attempts with backoff doubling from 0.25 s (as GDAL's ``GDAL_HTTP_MAX_RETRY``/
-#: ``GDAL_HTTP_RETRY_DELAY`` in :mod:`ndvicube.read.gdal`); what still fails is retried as a
-#: whole read (:func:`with_retries`).
+#: Retries of each request of the remote reader (:mod:`ndvicube.read.remote`):
+#: :mod:`ndvicube.read.http_store`'s, for ``http(s)://`` and ``s3://`` (which waits as a
+#: 429/503's ``Retry-After`` asks instead of backing off): 429/5xx answers, dropped
+#: connections and timeouts, 4 more attempts with backoff doubling from 0.25 s (as GDAL's
+#: ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` in :mod:`ndvicube.read.gdal`); what still
+#: fails is retried as a whole read (:func:`with_retries`).
 OBSTORE_RETRY: dict[str, Any] = {
     "max_retries": 4,
     "backoff": {"init_backoff": timedelta(seconds=0.25), "max_backoff": timedelta(seconds=8),
