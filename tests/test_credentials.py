@@ -50,14 +50,15 @@ def test_the_planetary_computer_key_is_not_sent_to_the_host_a_redirect_names(tmp
 
 def test_the_stac_session_keeps_headers_and_cookies_on_their_host(tmp_path):
     """The session of every STAC request (API searches, static catalogs): a key header, a
-    cookie and a ``user:password@`` URL reach the host named, never the one it redirects to."""
+    cookie, a ``user:password@`` URL and a signed query (echoed by the redirect's Location)
+    reach the host named, never the one it redirects to."""
     (tmp_path / "items.json").write_text('{"type": "FeatureCollection", "features": []}')
     with (
         RangeHTTPServer(tmp_path, host=OTHER_HOST) as target,
         RangeHTTPServer(tmp_path, faults=Faults(redirect_to=target.url)) as origin,
         retrying_session() as session,
     ):
-        url = origin.url.replace("http://", f"http://user:{SECRET}@") + "/items.json"
+        url = origin.url.replace("http://", f"http://user:{SECRET}@") + f"/items.json?k={SECRET}"
         answer = session.get(url, headers={"X-Api-Key": SECRET}, cookies={"session": SECRET})
     assert answer.json()["features"] == []
     sent = headers_of(origin)[0]
