@@ -16,7 +16,10 @@ gateway's own signed URL) stay.
 
 from __future__ import annotations
 
+import urllib.request
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import urllib3
 
 #: Request headers that carry no credential: the only ones a redirect to another host keeps.
 HARMLESS_HEADERS = frozenset(
@@ -63,3 +66,44 @@ def without_query_of(url: str, first: str) -> str:
 def harmless_headers(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` without any that may carry a credential."""
     return {k: v for k, v in headers.items() if k.lower() in HARMLESS_HEADERS}
+
+
+#: Answers that redirect (with a ``Location``).
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+def final_url(
+    url: str, headers: dict[str, str], *, timeout_s: float
+) -> tuple[str, int, dict[str, str]]:
+    """Where ``url``'s redirects lead, followed by these rules with GETs of its first byte:
+    ``headers`` go to ``url``'s own origin only (:func:`harmless_headers` elsewhere), a query
+    echoed to another origin is taken out (:func:`next_url`). Returns the last URL, and the
+    status and headers of its answer; ``OSError`` on a network fault or a redirect loop."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        sent = headers if same_origin(current, url) else harmless_headers(headers)
+        try:
+            answer = pool_for(current, 1).request(
+                "GET", current, headers=sent | {"Range": "bytes=0-0"}, redirect=False,
+                retries=False, preload_content=False,
+                timeout=urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s),
+            )  # fmt: skip
+        except urllib3.exceptions.HTTPError as error:
+            raise OSError(f"HTTP request failed: {error}") from None
+        answer.close()  # the body is not needed (a whole file, from a server without ranges)
+        location = answer.headers.get("Location")
+        if answer.status not in REDIRECT_STATUSES or not location:
+            return current, answer.status, dict(answer.headers)
+        current = next_url(current, location, url)
+    raise OSError(f"Maximum ({MAX_REDIRECTS}) redirects followed (a redirect loop?)")
+
+
+def pool_for(base: str, connections: int) -> urllib3.PoolManager:
+    """A pool of ``connections`` for ``base``'s host, through the environment's proxy if any
+    (``http_proxy``, ``https_proxy``, ``no_proxy``, as obstore and GDAL read them)."""
+    host = urlsplit(base).hostname or ""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(urlsplit(base).scheme)
+    if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
+        return urllib3.ProxyManager(proxy, maxsize=connections, block=False)
+    return urllib3.PoolManager(maxsize=connections, block=False)

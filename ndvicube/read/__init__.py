@@ -23,8 +23,10 @@
   cube coarser than the data), TIFFs the remote reader does not handle (multi-band, striped,
   pixel-is-point, a directory far from the start), and everything with
   ``compute.reader: gdal``; its settings (no directory listing, header in the first request,
-  merged ranges, retries); a redirect followed by ndvicube first when GDAL would carry a
-  credential (``GDAL_HTTP_HEADERS``, ``GDAL_HTTP_COOKIE``, a signed href) to another host.
+  merged ranges, retries).
+* :mod:`ndvicube.read.credentials` - a redirect followed by ndvicube before GDAL reads, when
+  GDAL would carry a credential (``GDAL_HTTP_HEADERS``, ``GDAL_HTTP_COOKIE``, a signed href)
+  to another host.
 * :mod:`ndvicube.read.retries` - which failures are retried (network and server errors) and
   which are not (404, not a TIFF, a missing module, a bug), for both readers; obstore's
   per-request retry settings.

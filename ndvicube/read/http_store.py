@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import urllib.request
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -48,7 +47,7 @@ import urllib3
 
 from ndvicube.logs import redact_urls
 from ndvicube.read import retries
-from ndvicube.redirects import MAX_REDIRECTS, next_url
+from ndvicube.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, next_url, pool_for
 from ndvicube.search.profiles import BLOB_DOMAIN, fresh_href
 
 #: Ranges closer than this are fetched as one request (object_store's ``coalesce_ranges``).
@@ -228,8 +227,6 @@ class ShortFileError(OSError):
 
 #: The words of :class:`ShortFileError`, which mark it permanent.
 SHORT_FILE = "the file is shorter than its TIFF header says"
-#: Answers that redirect (with a ``Location``).
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 def _total_size(answer: Any) -> int | None:
@@ -248,16 +245,6 @@ def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
-
-
-def pool_for(base: str, connections: int) -> urllib3.PoolManager:
-    """A pool of ``connections`` kept for ``base``, through the environment's proxy if any."""
-    host = urlsplit(base).hostname or ""
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(urlsplit(base).scheme)
-    if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
-        return urllib3.ProxyManager(proxy, maxsize=connections, block=False)
-    return urllib3.PoolManager(maxsize=connections, block=False)
 
 
 async def _in_thread(function, *args) -> Any:

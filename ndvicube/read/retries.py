@@ -403,12 +403,21 @@ class RetryingRioReader(RioReader):
     def _read_once(self, number: int, cfg, dst_geobox, *, dst=None, selection=None):
         """One read by odc-loader's reader, with GDAL's limits for the time left; a redirect
         to another host is followed by ndvicube, so that curl carries no credential there
-        (:func:`ndvicube.read.gdal.url_for_gdal`)."""
-        from ndvicube.read.gdal import url_for_gdal
+        (:func:`ndvicube.read.credentials.url_for_gdal`)."""
+        from ndvicube.read.credentials import RedirectLookThrottled, url_for_gdal
 
-        options = gdal_request_limits(seconds_left())
+        left = seconds_left()
+        options = gdal_request_limits(left)
         asked = self._src
-        target, blanked = url_for_gdal(asked.uri, again=number > 1)
+        try:
+            target, blanked = url_for_gdal(
+                asked.uri, again=number > 1, timeout_s=min(HTTP_TIMEOUTS_S[1], left or math.inf)
+            )
+        except RedirectLookThrottled as error:  # waited for as GDAL's own 429/503 are
+            wait = retry_after_s(error.retry_after)
+            if wait is not None:
+                THROTTLE.hold(asked.uri, wait)
+            raise
         options |= blanked
         if number > 1:
             # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-short
