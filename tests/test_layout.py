@@ -30,7 +30,7 @@ PACKAGE = ROOT / "ndvicube"
 
 #: Stage of each module (and of every module below a package), lowest first.
 STAGES = (
-    ("errors", "logs", "geo", "compute"),
+    ("errors", "logs", "geo", "compute", "redirects"),
     ("search",),
     ("read",),
     ("cube",),

@@ -80,10 +80,12 @@ def test_striped_and_packbits_cogs_go_to_gdal_without_a_retry(catalog, clean, tm
         per_cog[r.path].append((r.method, r.range, r.status))
     assert set(per_cog) == set(odd)
     for path, seen in per_cog.items():
-        # The remote reader's one header request, then GDAL's own reads of the file.
+        # The remote reader's one header request, then GDAL's own reads of the file (after
+        # ndvicube's look for a redirect, as the href is signed: tests/test_credentials.py).
         assert seen[0] == ("GET", "bytes=0-4095", 206), path
         assert [s for s in seen if s[1] == "bytes=0-4095"] == [seen[0]], path
-        assert all(status in (200, 206) for _, _, status in seen) and len(seen) <= 4, path
+        assert [s for s in seen if s[1] == "bytes=0-0"] == [("GET", "bytes=0-0", 206)], path
+        assert all(status in (200, 206) for _, _, status in seen) and len(seen) <= 5, path
 
 
 def test_the_header_names_what_the_remote_reader_leaves_to_gdal(catalog, tmp_path):

@@ -22,6 +22,10 @@ Each setting saves round trips or survives transient faults on remote COGs:
 
 The values are applied to every read odc-stac makes (in this process and on Dask workers)
 through :func:`odc.stac.configure_rio`.
+
+Credentials a user gives GDAL (``GDAL_HTTP_HEADERS``, ``GDAL_HTTP_COOKIE``) and signed hrefs are
+kept off the host a redirect names by :mod:`ndvicube.read.credentials`, which the reader
+(:mod:`ndvicube.read.retries`) asks before each GDAL read.
 """
 
 from __future__ import annotations

@@ -18,9 +18,16 @@ per COG (issue 27). Here every answer is seen:
 * a Planetary Computer SAS token near its expiry is renewed before the request, and one that
   expired meanwhile after the server refuses it with 403
   (:func:`ndvicube.search.profiles.fresh_href`);
-* redirects are followed (at most 10, like obstore's and GDAL's; credentials are never sent:
-  the reader sends none over HTTP), proxies come from the environment (``http_proxy``,
-  ``https_proxy``, ``no_proxy``) as for obstore and GDAL.
+* redirects are followed (at most 10, like obstore's and GDAL's) and carry no credential: the
+  client sends no header but ``Range`` and ``User-Agent``, and a signed URL's query (a SAS
+  token, an S3 presigned signature) goes only to the host it names, since a redirect is
+  followed to its ``Location`` as written;
+* proxies come from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``) as for
+  obstore and GDAL.
+
+``s3://`` hrefs with credentials are fetched here too, by URLs obstore presigns
+(:class:`ndvicube.read.s3.PresignedUrls`): obstore's own client sends the session token as an
+``x-amz-security-token`` header, which reqwest kept on a redirect to another host.
 
 Requests are urllib3's (connection pool per host), each in a daemon thread, so a read cancelled at
 its deadline never holds the process at exit.
@@ -31,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import urllib.request
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +47,7 @@ import urllib3
 
 from ndvicube.logs import redact_urls
 from ndvicube.read import retries
+from ndvicube.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, next_url, pool_for
 from ndvicube.search.profiles import BLOB_DOMAIN, fresh_href
 
 #: Ranges closer than this are fetched as one request (object_store's ``coalesce_ranges``).
@@ -48,8 +56,6 @@ COALESCE_BYTES = 1024 * 1024
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Statuses whose ``Retry-After`` is a server's instruction to wait (RFC 9110 10.2.3).
 THROTTLE_STATUSES = frozenset({429, 503})
-#: Redirects followed per request (reqwest's and GDAL's limit).
-MAX_REDIRECTS = 10
 
 
 class HttpStatusError(OSError):
@@ -64,12 +70,28 @@ class HttpStatusError(OSError):
 
 
 class HttpStore:
-    """obspec byte-range reads of ``http(s)://host/path`` for one host (one connection pool)."""
+    """obspec byte-range reads of ``http(s)://host/path`` for one host (one connection pool).
 
-    def __init__(self, base_url: str, *, connections: int = 32) -> None:
+    ``signed_url``, when given, makes the URL of a path (an S3 object's presigned URL), anew
+    for each attempt; else it is ``base_url``'s host and the path.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connections: int = 32,
+        signed_url: Callable[[str], Awaitable[str]] | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         self.base = f"{parts.scheme}://{parts.netloc}/"
-        self.pool = _pool_for(self.base, connections)
+        self.pool = pool_for(self.base, connections)
+        self.signed_url = signed_url
+
+    async def _url(self, path: str) -> str:
+        if self.signed_url is not None:
+            return await self.signed_url(path)
+        return self.base + path.lstrip("/")
 
     async def get_range_async(
         self, path: str, *, start: int, end: int | None = None, length: int | None = None
@@ -95,22 +117,27 @@ class HttpStore:
         for start, end in zip(starts, ends, strict=True):
             i = next(i for i, (a, b) in enumerate(merged) if a <= start and end <= b)
             offset = start - merged[i][0]
-            out.append(fetched[i][offset : offset + end - start])
+            piece = fetched[i][offset : offset + end - start]
+            if len(piece) < end - start:  # the answer stopped at the end of the file
+                raise ShortFileError(merged[i][0] + len(fetched[i]), start, end)
+            out.append(piece)
         return out
 
     async def _get(self, path: str, start: int, end: int) -> bytes:
         """One range, retried: after the host's ``Retry-After``, else with backoff."""
-        url = self.base + path.lstrip("/")
+        url = await self._url(path)
         settings = retries.OBSTORE_RETRY
         delay = settings["backoff"]["init_backoff"].total_seconds()
         longest = settings["backoff"]["max_backoff"].total_seconds()
         for attempt in range(settings["max_retries"] + 1):
             await asyncio.sleep(retries.THROTTLE.wait_s(url))
+            if attempt and self.signed_url is not None:
+                url = await self._url(path)  # signed again: a retry may come late
             if BLOB_DOMAIN in url:  # a SAS token near its expiry: signed again (may ask for one)
                 url = await _in_thread(fresh_href, url)
             try:
                 return await _in_thread(self._fetch, url, start, end)
-            except retries.ThrottledTooLong:
+            except (retries.ThrottledTooLong, ShortFileError):
                 raise
             except HttpStatusError as error:
                 if error.status == 403:  # an expired SAS token: signed again, asked again
@@ -130,30 +157,44 @@ class HttpStore:
         raise AssertionError("unreachable")
 
     def _fetch(self, url: str, start: int, end: int) -> bytes:
-        """GET ``bytes=start-(end-1)`` of ``url`` (blocking; in a thread of its own)."""
+        """GET ``bytes=start-(end-1)`` of ``url`` (blocking; in a thread of its own), following
+        redirects as :func:`ndvicube.redirects.next_url` says: a query of ``url`` (its signature
+        or token) never goes to another host, even if a ``Location`` echoes it."""
+        target = url
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = self._request(target, start, end)
+            location = answer.headers.get("Location")
+            if answer.status not in REDIRECT_STATUSES or not location:
+                break
+            target = next_url(target, location, url)
+        else:
+            raise OSError(f"error following redirect: more than {MAX_REDIRECTS} redirects")
+        if answer.status == 206:  # up to the end of the range, or of the file
+            return answer.data
+        if answer.status == 200:  # a server without Range support: the whole file
+            return answer.data[start:end]
+        if answer.status == 416:  # the range starts past the end of the file
+            raise ShortFileError(_total_size(answer), start, end)
+        raise self._status_error(answer, url)  # the host asked again (a redirect's included)
+
+    def _request(self, url: str, start: int, end: int) -> Any:
+        """One GET of the range, redirects not followed, the body read."""
         try:
-            answer = self.pool.request(
+            return self.pool.request(
                 "GET",
                 url,
                 headers={"Range": f"bytes={start}-{end - 1}", "User-Agent": "ndvicube"},
-                retries=urllib3.Retry(
-                    total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS
-                ),
+                retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
+                                      redirect=0),
+                redirect=False,
                 timeout=urllib3.Timeout(connect=retries.HTTP_TIMEOUTS_S[0],
                                         read=retries.HTTP_TIMEOUTS_S[1]),
                 decode_content=False,
             )  # fmt: skip
         except urllib3.exceptions.MaxRetryError as error:
-            if "redirect" in str(error.reason):
-                raise OSError(f"error following redirect: {error.reason}") from None
             raise OSError(f"HTTP request failed: {error.reason}") from None
         except urllib3.exceptions.HTTPError as error:  # a cut body, a reset mid-answer
             raise OSError(f"HTTP request failed: {error}") from None
-        if answer.status == 206:
-            return answer.data
-        if answer.status == 200:  # a server without Range support: the whole file
-            return answer.data[start:end]
-        raise self._status_error(answer, url)
 
     def _status_error(self, answer: Any, url: str) -> HttpStatusError:
         """The answer's error; a throttling one first holds the host for its ``Retry-After``."""
@@ -166,6 +207,34 @@ class HttpStore:
         return HttpStatusError(answer.status, answer.reason or "", url, wait)
 
 
+class ShortFileError(OSError):
+    """The file ends before a range its own TIFF header points to: it was cut short (a
+    truncated or incomplete upload). The server said so itself - a 416, or a 206 whose
+    ``Content-Range`` gives the file's size - so, unlike a connection cut mid-body (a network
+    fault, retried), no retry can mend it (:data:`ndvicube.read.retries.PERMANENT`)."""
+
+    def __init__(self, size: int | None, start: int, end: int) -> None:
+        size_text = f"is {size:,} bytes long" if size is not None else f"ends before byte {start:,}"
+        super().__init__(
+            f"{SHORT_FILE}: it {size_text}, and bytes {start:,}-{end - 1:,} were asked for "
+            "(its TIFF header, or tiles the header points to). It was truncated, or its upload "
+            "did not complete; no retry "
+            "can mend that: upload the file again, or set on_missing_asset: skip to leave the "
+            "scene out"
+        )
+        self.size = size
+
+
+#: The words of :class:`ShortFileError`, which mark it permanent.
+SHORT_FILE = "the file is shorter than its TIFF header says"
+
+
+def _total_size(answer: Any) -> int | None:
+    """The file's size from a ``Content-Range`` (``bytes a-b/size`` or ``bytes */size``)."""
+    total = (answer.headers.get("Content-Range") or "").rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
 def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """``(start, end)`` ranges merged where they overlap or lie less than
     :data:`COALESCE_BYTES` apart, sorted."""
@@ -176,16 +245,6 @@ def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
-
-
-def _pool_for(base: str, connections: int) -> urllib3.PoolManager:
-    """A pool of ``connections`` kept for ``base``, through the environment's proxy if any."""
-    host = urlsplit(base).hostname or ""
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(urlsplit(base).scheme)
-    if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
-        return urllib3.ProxyManager(proxy, maxsize=connections, block=False)
-    return urllib3.PoolManager(maxsize=connections, block=False)
 
 
 async def _in_thread(function, *args) -> Any:

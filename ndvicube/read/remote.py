@@ -2,10 +2,10 @@
 
 ``compute.reader: range`` (the default). `async-geotiff <https://pypi.org/project/async-geotiff/>`_
 (Development Seed; Rust core ``async-tiff``) parses the TIFF header and tile index, fetches
-tiles through a store - ndvicube's HTTP client for ``http(s)://``
-(:mod:`ndvicube.read.http_store`, which obeys a server's ``Retry-After``), `obstore
-<https://pypi.org/project/obstore/>`_'s S3 client for ``s3://``; adjacent tiles coalesced into
-one request - and decodes them in Rust threads, outside the GIL.
+tiles through a store - ndvicube's HTTP client (:mod:`ndvicube.read.http_store`, which obeys
+a server's ``Retry-After`` and keeps credentials on their host), for ``s3://`` with URLs `obstore
+<https://pypi.org/project/obstore/>`_ presigns; adjacent tiles coalesced into one request - and
+decodes them in Rust threads, outside the GIL.
 For each COG that makes one GET of the first :data:`HEADER_BYTES` (no HEAD) and one GET per run
 of adjacent tiles the cube needs, nothing of the overviews.
 
@@ -28,7 +28,7 @@ decode as GDAL does (:data:`DECODED_COMPRESSIONS`), and everything with ``comput
 gdal``; the header says which, so those go to GDAL without a retry. Retries: the store retries
 each request (:data:`ndvicube.read.retries.OBSTORE_RETRY`; a 429/503's ``Retry-After`` holds
 the host), and the whole read is retried like GDAL's (:func:`ndvicube.read.retries.with_retries`);
-a 404/403 or a file that is not a TIFF is not.
+a 404/403, a file that is not a TIFF or one shorter than its header says is not.
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def store_and_path(url: str) -> tuple[Any, str]:
 
     ``http(s)://``: ndvicube's client (:class:`~ndvicube.read.http_store.HttpStore`, which
     obeys a server's ``Retry-After``); the path keeps a signed URL's query string. ``s3://``:
-    obstore's S3 client (S3 throttles with 503 SlowDown and no ``Retry-After``).
+    the same client with URLs obstore presigns (no credential header for a redirect to carry to
+    another host, :mod:`ndvicube.read.s3`), or shapes when unsigned.
     """
     parts = urlsplit(url)
     if parts.scheme == "s3":
@@ -195,40 +196,20 @@ def store_and_path(url: str) -> tuple[Any, str]:
 
 
 def _make_store(url: str):
+    """ndvicube's HTTP client for the host or bucket of ``url``; for ``s3://``, with the URLs
+    obstore presigns (or shapes, unsigned: :class:`~ndvicube.read.s3.PresignedUrls`)."""
     from ndvicube.read.http_store import HttpStore
 
     parts = urlsplit(url)
     if parts.scheme != "s3":
         return HttpStore(url, connections=IN_FLIGHT)
-    from obstore.store import S3Store
-
-    from ndvicube.read.retries import OBSTORE_CLIENT, OBSTORE_RETRY
-    from ndvicube.read.s3 import s3_options
+    from ndvicube.read.retries import OBSTORE_CLIENT
+    from ndvicube.read.s3 import PresignedUrls, s3_options
 
     options = s3_options()
     client = OBSTORE_CLIENT | {"allow_http": options.get("endpoint", "").startswith("http:")}
-    return _Obstore(
-        S3Store(parts.netloc, **options, client_options=client, retry_config=OBSTORE_RETRY)
-    )
-
-
-class _Obstore:
-    """An obstore store with obspec's range methods, as :class:`HttpStore` has them."""
-
-    def __init__(self, store) -> None:
-        self.store = store
-
-    async def get_range_async(self, path, *, start, end=None, length=None):
-        import obstore
-
-        return await obstore.get_range_async(self.store, path, start=start, end=end, length=length)
-
-    async def get_ranges_async(self, path, *, starts, ends=None, lengths=None):
-        import obstore
-
-        return await obstore.get_ranges_async(
-            self.store, path, starts=starts, ends=ends, lengths=lengths
-        )
+    urls = PresignedUrls(parts.netloc, options, client)  # no credential in a header (issue 33)
+    return HttpStore(urls.endpoint(), connections=IN_FLIGHT, signed_url=urls)
 
 
 # --- headers ------------------------------------------------------------------------------------
@@ -393,6 +374,10 @@ def remote_error(error: BaseException, what: str) -> RemoteFileError:
     """
     text = str(error).split("\n\n", 1)[0].strip().splitlines()[0] if str(error) else ""
     text = _NOISE.sub("", text)
+    from ndvicube.read.http_store import SHORT_FILE
+
+    if SHORT_FILE in text:  # a file cut short: said as it is, permanent (retries.PERMANENT)
+        return RemoteFileError(text[text.index(SHORT_FILE) :])
     if "error following redirect" in text:
         return RemoteFileError(f"{TOO_MANY_REDIRECTS} for the {what}: {text}")
     found = _STATUS.search(text)

@@ -68,12 +68,12 @@ COG_DEADLINE_S = 120.0
 #: A job's reads may take one COG's deadline plus this many seconds per COG they read.
 JOB_SECONDS_PER_COG = 2.0
 
-#: Retries of each request of the remote reader (:mod:`ndvicube.read.remote`): obstore's for
-#: ``s3://``, :mod:`ndvicube.read.http_store`'s for ``http(s)://`` (which waits as a 429/503's
-#: ``Retry-After`` asks instead): 429/5xx answers, dropped connections and timeouts, 4 more
-#: attempts with backoff doubling from 0.25 s (as GDAL's ``GDAL_HTTP_MAX_RETRY``/
-#: ``GDAL_HTTP_RETRY_DELAY`` in :mod:`ndvicube.read.gdal`); what still fails is retried as a
-#: whole read (:func:`with_retries`).
+#: Retries of each request of the remote reader (:mod:`ndvicube.read.remote`):
+#: :mod:`ndvicube.read.http_store`'s, for ``http(s)://`` and ``s3://`` (which waits as a
+#: 429/503's ``Retry-After`` asks instead of backing off): 429/5xx answers, dropped
+#: connections and timeouts, 4 more attempts with backoff doubling from 0.25 s (as GDAL's
+#: ``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY`` in :mod:`ndvicube.read.gdal`); what still
+#: fails is retried as a whole read (:func:`with_retries`).
 OBSTORE_RETRY: dict[str, Any] = {
     "max_retries": 4,
     "backoff": {"init_backoff": timedelta(seconds=0.25), "max_backoff": timedelta(seconds=8),
@@ -102,6 +102,7 @@ PERMANENT = (
     "No such file or directory",
     "too many redirects",  # the remote reader's words for a redirect loop
     "redirects followed",  # GDAL's ("Maximum (10) redirects followed")
+    "the file is shorter than its TIFF header says",  # http_store.ShortFileError: a cut file
 )
 
 
@@ -402,14 +403,35 @@ class RetryingRioReader(RioReader):
         return with_retries(attempt, self._src.uri)
 
     def _read_once(self, number: int, cfg, dst_geobox, *, dst=None, selection=None):
-        """One read by odc-loader's reader, with GDAL's limits for the time left."""
-        options = gdal_request_limits(seconds_left())
+        """One read by odc-loader's reader, with GDAL's limits for the time left; a redirect
+        to another host is followed by ndvicube, so that curl carries no credential there
+        (:func:`ndvicube.read.credentials.url_for_gdal`)."""
+        from ndvicube.read.credentials import RedirectLookThrottled, url_for_gdal
+
+        left = seconds_left()
+        options = gdal_request_limits(left)
+        asked = self._src
+        try:
+            target, blanked = url_for_gdal(
+                asked.uri, again=number > 1, timeout_s=min(HTTP_TIMEOUTS_S[1], left or math.inf)
+            )
+        except RedirectLookThrottled as error:  # waited for as GDAL's own 429/503 are
+            wait = retry_after_s(error.retry_after)
+            if wait is not None:
+                THROTTLE.hold(asked.uri, wait)
+            raise
+        options |= blanked
         if number > 1:
             # GDAL remembers a failed file ("does not exist" after a dropped HEAD, a cut-short
             # block): read it again without GDAL's cache, or the retry repeats it.
-            options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(self._src.uri)
-        with rasterio.Env(**options):
-            return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+            options["CPL_VSIL_CURL_NON_CACHED"] = _gdal_path(target)
+        try:
+            if target != asked.uri:
+                self._src = asked.patch(uri=target)
+            with rasterio.Env(**options):
+                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+        finally:
+            self._src = asked
 
 
 def gdal_request_limits(left: float | None) -> dict[str, str]:

@@ -14,12 +14,23 @@ module adds what it does not read:
 * unsigned requests when no credentials are found at all (a public bucket such as Earth
   Search's ``sentinel-cogs``), instead of obstore asking an EC2 metadata endpoint that is not
   there.
+
+Signed requests are not sent by obstore's client: it signs each request with headers, and on a
+redirect to another host reqwest drops ``Authorization`` but keeps ``x-amz-security-token`` (a
+session token went to the other host on every request). obstore presigns the object's URL
+instead (:class:`PresignedUrls`: the credential, token included, travels in the query string of
+the request to the endpoint) and ndvicube's HTTP client fetches it
+(:mod:`ndvicube.read.http_store`), which follows redirects itself: the other host gets no
+signature, no token, no key (:mod:`ndvicube.redirects`). Unsigned requests take the same way,
+their URL shaped by obstore too, so every ``s3://`` read meets the same retries, ``Retry-After``
+and short-file checks as ``http(s)://`` ones.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +71,48 @@ def s3_options(env: dict[str, str] | None = None, home: Path | None = None) -> d
         else:
             options["skip_signature"] = True
     return options
+
+
+#: How long a presigned URL is valid: one request's time, retries included (each attempt is
+#: signed again), with room for a slow answer.
+PRESIGNED_FOR = timedelta(minutes=15)
+
+
+def signs(options: dict[str, Any], env: dict[str, str] | None = None) -> bool:
+    """Whether a store made with ``options`` (:func:`s3_options`) signs its requests."""
+    env = dict(os.environ if env is None else env)
+    return not options.get("skip_signature") and not _yes(env.get("AWS_SKIP_SIGNATURE"))
+
+
+class PresignedUrls:
+    """The presigned ``GET`` URL of each object of a bucket, made by obstore from ``options``
+    (:func:`s3_options`; the endpoint, region and credentials obstore finds itself).
+
+    For a store that does not sign (:func:`signs` false), the object's plain URL: obstore shapes
+    it (endpoint, virtual-hosted or path style) with placeholder keys, and the query they sign
+    is dropped, so no request carries a signature.
+    """
+
+    def __init__(self, bucket: str, options: dict[str, Any], client: dict[str, Any]) -> None:
+        from obstore.store import S3Store
+
+        self.signed = signs(options)
+        if not self.signed:
+            options = {k: v for k, v in options.items() if k != "skip_signature"}
+            options |= {"access_key_id": "unsigned", "secret_access_key": "unsigned"}
+        self.store = S3Store(bucket, **options, client_options=client)
+
+    async def __call__(self, path: str) -> str:
+        import obstore
+
+        url = await obstore.sign_async(self.store, "GET", path, PRESIGNED_FOR)
+        return url if self.signed else url.split("?", 1)[0]
+
+    def endpoint(self) -> str:
+        """The scheme and host the URLs name (for the connection pool)."""
+        import obstore
+
+        return obstore.sign(self.store, "GET", "probe", PRESIGNED_FOR).split("?", 1)[0]
 
 
 def _profile(env: dict[str, str], home: Path, kind: str) -> dict[str, str]:

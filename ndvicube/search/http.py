@@ -12,6 +12,11 @@ an error saying so (:class:`StacAdapter`): a silent server fails the search with
 minute, naming its URL. A 4xx answer (other than 429 and 408) is the server refusing the request
 for a reason it states: it is not retried, and the error carries that reason
 (:class:`RefusedRequestError`), so the message can quote it instead of blaming the network.
+
+A redirect to another host carries none of the request's own headers but a few harmless ones
+(:class:`HostBoundSession`): requests itself drops only ``Authorization``, so a key in any other
+header (``Ocp-Apim-Subscription-Key``, ``X-Api-Key``) or a ``Cookie`` went on to whatever host a
+``302`` named.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import RequestException
 from urllib3.exceptions import MaxRetryError, NameResolutionError, ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from ndvicube.redirects import HARMLESS_HEADERS, without_query_of
 
 #: Answers worth asking again: throttling, and server errors that are usually transient.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
@@ -168,6 +175,26 @@ class StacAdapter(HTTPAdapter):
         return response
 
 
+class HostBoundSession(Session):
+    """A requests session whose credentials stay on the host they were sent to.
+
+    On a redirect to another host (scheme, host or port: requests' own test,
+    ``should_strip_auth``) every header but :data:`ndvicube.redirects.HARMLESS_HEADERS` is
+    dropped - requests drops only ``Authorization``, so a subscription key, an API key header or
+    a cookie reached the host the redirect named - and so is any query parameter of the
+    redirected request that the ``Location`` echoes (:func:`ndvicube.redirects.next_url`). A
+    ``~/.netrc`` entry still applies to the new host: it was written for that host.
+    """
+
+    def rebuild_auth(self, prepared_request: PreparedRequest, response: Response) -> None:
+        previous = response.request.url
+        if self.should_strip_auth(previous, prepared_request.url):
+            for name in [n for n in prepared_request.headers if n.lower() not in HARMLESS_HEADERS]:
+                del prepared_request.headers[name]
+            prepared_request.url = without_query_of(prepared_request.url, previous)
+        super().rebuild_auth(prepared_request, response)
+
+
 def mount_stac_adapter(session: Session) -> Session:
     """``session`` with :class:`StacAdapter` on http and https."""
     adapter = StacAdapter()
@@ -177,5 +204,6 @@ def mount_stac_adapter(session: Session) -> Session:
 
 
 def retrying_session() -> Session:
-    """A requests session for STAC documents: retries, timeouts, HTML refused."""
-    return mount_stac_adapter(Session())
+    """A requests session for STAC documents: retries, timeouts, HTML refused, credentials kept
+    on their host (:class:`HostBoundSession`)."""
+    return mount_stac_adapter(HostBoundSession())

@@ -253,8 +253,10 @@ def _request_token(url: str) -> SasToken:
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
+    from ndvicube.search.http import HostBoundSession
+
     key = os.environ.get("PC_SDK_SUBSCRIPTION_KEY") or Settings.get().subscription_key
-    session = requests.Session()
+    session = HostBoundSession()  # the key never goes to the host a redirect names
     retry = Retry(total=TOKEN_RETRIES, status_forcelist=(500, 502, 503, 504),
                   backoff_factor=0.5, raise_on_status=False)  # fmt: skip
     session.mount("http://", HTTPAdapter(max_retries=retry))

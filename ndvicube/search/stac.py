@@ -272,12 +272,13 @@ def _search_api(request: SearchRequest) -> list[pystac.Item]:
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
 
-    from ndvicube.search.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, mount_stac_adapter
+    from ndvicube.search.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, retrying_session
 
     timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
     try:
         stac_io = StacApiIO(timeout=timeout)
-        mount_stac_adapter(stac_io.session)  # the timeout stays, whatever open() resets
+        # The timeout stays, whatever open() resets; credentials stay on their host.
+        stac_io.session = retrying_session()
         client = Client.open(request.url, stac_io=stac_io, timeout=timeout)
         query = _cloud_query(client, request)
         found = client.search(
