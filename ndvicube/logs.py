@@ -1,9 +1,10 @@
 """Logging for workflow jobs: the job's log file, and the terminal for what a user must see.
 
 Snakemake only points at a failed job's log; a user running ``snakemake --cores N`` should still
-read *why* it failed without opening files. So records go to the log file and, from WARNING up
-(plus progress lines), to the terminal the job inherited; library errors end the job with their
-one-paragraph message instead of a traceback.
+read *why* it failed without opening files, and see how far a long job is. So records go to the
+log file and, from WARNING up plus progress lines (:func:`for_terminal`), to the terminal the job
+inherited - Snakemake's output for a local job, SLURM's log of the job under the SLURM executor;
+library errors end the job with their one-paragraph message instead of a traceback.
 
 Each record is written once to the job's log, by one handler: each job replaces the handlers of
 the one before it in the same process, and the terminal handler is left out when the job's
@@ -70,7 +71,7 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
         root.handlers[:] = [file_handler]
         if not _same_file(terminal, handle):
             console = logging.StreamHandler(terminal)
-            console.setLevel(logging.WARNING)
+            console.addFilter(for_terminal)
             console.setFormatter(logging.Formatter(f"[{job}] %(levelname)s: %(message)s"))
             root.handlers.append(console)
         root.setLevel(logging.INFO)
@@ -88,6 +89,13 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
         finally:
             sys.stderr = terminal
             root.handlers[:] = []
+
+
+def for_terminal(record: logging.LogRecord) -> bool:
+    """What a user running Snakemake sees of a job: warnings and errors, and progress lines
+    (records logged with ``extra={"progress": True}``, :func:`ndvicube.cube.store.log_progress`),
+    so a long cube job says how far it is in Snakemake's output, not only in its log file."""
+    return record.levelno >= logging.WARNING or getattr(record, "progress", False)
 
 
 #: Set (to anything) to log each job's start-up (``bench/bench_speed.py`` does).

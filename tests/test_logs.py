@@ -52,3 +52,20 @@ def test_two_jobs_in_one_process_keep_to_their_own_logs(tmp_path):
     assert records(first) == ["INFO ndvicube.jobs written by first"]
     assert records(second) == ["INFO ndvicube.jobs written by second"]
     assert logging.getLogger().handlers == []
+
+
+def test_progress_lines_reach_the_terminal_too(tmp_path):
+    """A long job says how far it is in Snakemake's output: records marked ``progress`` (the
+    cube's lines) go to the terminal as well as the log; other INFO records only to the log."""
+    log = tmp_path / "job.log"
+    line = "cube progress: 1/4 blocks (25%), 8/31 solar days (12/50 scenes) written in 2.0 s"
+    record = f"logging.getLogger('ndvicube.cube.store').info({line!r}, extra={{'progress': 1}})"
+    job = JOB + f"    {record}\n"
+    done = subprocess.run(
+        [sys.executable, "-c", job, str(log)], capture_output=True, text=True, check=True
+    )
+    assert records(log)[-1] == f"INFO ndvicube.cube.store {line}"
+    assert done.stderr.splitlines() == [
+        "[demo] WARNING: reading B04.tif failed; retry 1/4",
+        f"[demo] INFO: {line}",
+    ]

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +71,10 @@ def test_demo_runs_as_slurm_jobs_and_equals_a_local_run(catalog, tmp_path):
         ).stdout
         assert "JobState=COMPLETED" in state, state
         assert os.path.exists(log.rstrip(").")), log
+        # The tile job's progress lines, in SLURM's log of the job (its stderr) as it runs.
+        slurm_log = Path(log.rstrip(").")).read_text()
+        assert "[cube_tile] INFO: cube progress: " in slurm_log, slurm_log[-2000:]
+        assert " blocks (100%), " in slurm_log
     local = results["local"][0]
     for name in ("series_raw.csv", "series_smoothed.csv", "items.json"):
         assert (work / "results/seed" / name).read_bytes() == (

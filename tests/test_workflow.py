@@ -123,8 +123,11 @@ def test_every_rule_logs_and_the_cube_logs_progress(local_run):
     cube_log = (logs / "cube.log").read_text()
     lines = [line for line in cube_log.splitlines() if "solar days" in line]
     assert len(lines) == -(-31 // 8)  # one line per block of 8 days: 31 days -> 4 lines
-    assert lines[-1].endswith("cube progress: 31/31 solar days (50/50 scenes) written")
+    final = "cube progress: 4/4 blocks (100%), 31/31 solar days (50/50 scenes) written in "
+    assert final in lines[-1]
     assert "6 of 6 steps (100%) done" in local_run["real"].stdout + local_run["real"].stderr
+    # The progress lines reach Snakemake's output too, not only the job's log.
+    assert f"[cube] INFO: {final}" in local_run["real"].stderr
 
 
 def test_every_job_log_holds_each_record_once(local_run):

@@ -7,6 +7,8 @@
 * :mod:`ndvicube.cube.engine` - the cube job's engine: the build planned, one Dask task per
   write block (``time_chunk`` days x a square of chunks sized from the COG tiles), run on the
   configured scheduler; the store's template.
+* :mod:`ndvicube.cube.progress` - the cube job's progress lines as its blocks finish (blocks,
+  days, scenes, elapsed, time left), at least every 5% of the blocks or 30 s.
 * :mod:`ndvicube.cube.plan` - the engine's plan: per day the groups and sources to read, the
   grids, the block size, the store.
 * :mod:`ndvicube.cube.blocks` - one write block: its sources read at once, fused, masked,

@@ -113,6 +113,7 @@ def _write_items_cube(
         write_scenes,
     )
     from ndvicube.cube.load import cube_longitude, group_scenes
+    from ndvicube.cube.progress import build_progress
     from ndvicube.cube.store import (
         CHUNKS_ATTR,
         DAYS_ATTR,
@@ -195,12 +196,17 @@ def _write_items_cube(
 
         def fill(partial: Path, dataset) -> None:
             write_scenes(partial, scenes)
-            progress = _Progress(plan, scenes)
+            progress = build_progress(plan, scenes)
             if compute.scheduler == "threads":
                 request_headers(plan)
             try:
-                with dask_scheduler(
-                    compute.scheduler, threads=compute.threads, io_threads=compute.blocks_at_once
+                with (
+                    dask_scheduler(
+                        compute.scheduler,
+                        threads=compute.threads,
+                        io_threads=compute.blocks_at_once,
+                    ),
+                    progress.heartbeat(),
                 ):
                     unreadable.extend(run_blocks(plan, progress.block_done))
             finally:
@@ -257,28 +263,6 @@ def _chunks_held(
     if not wanted:
         return 1
     return len(wanted) if held is None else len(wanted & held)
-
-
-class _Progress:
-    """Logs ``cube progress`` as time blocks finish, in order (blocks finish in any order)."""
-
-    def __init__(self, plan, scenes: list[int]) -> None:
-        import numpy as np
-
-        nt = plan.grid()[0]
-        self.left = [len(plan.blocks())] * nt
-        self.logged = 0
-        self.time_chunk, self.days = plan.spec.cube.time_chunk, len(plan.days)
-        self.scenes = np.asarray(scenes)
-
-    def block_done(self, result) -> None:
-        from ndvicube.cube.store import log_progress
-
-        self.left[result.t] -= 1
-        while self.logged < len(self.left) and self.left[self.logged] == 0:
-            self.logged += 1
-            stop = min(self.logged * self.time_chunk, self.days)
-            log_progress(("cube", "solar days"), stop, self.days, self.scenes)
 
 
 def provenance(

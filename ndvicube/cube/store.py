@@ -437,10 +437,20 @@ def _write_blocks(
         log_progress(steps, stop, total, scenes)
 
 
-def log_progress(steps: tuple[str, str], stop: int, total: int, scenes=None) -> None:
-    """``cube progress: 16/60 solar days (20/74 scenes) written``: the log's progress line."""
-    done = "" if scenes is None else f" ({scenes[:stop].sum()}/{scenes.sum()} scenes)"
-    log.info("%s progress: %d/%d %s%s written", steps[0], stop, total, steps[1], done)
+def log_progress(
+    steps: tuple[str, str], stop: int, total: int, scenes=None, *, before: str = "", after: str = ""
+) -> None:
+    """``cube progress: 16/60 solar days (20/74 scenes) written``: the log's progress line.
+
+    ``scenes``: per step (the first ``stop`` written) or (done, total); ``before``/``after``:
+    what :mod:`ndvicube.cube.progress` adds (blocks; elapsed and time left). The record is
+    marked ``progress``: :func:`ndvicube.logs.job_logging` shows it on the terminal too.
+    """
+    if scenes is not None and not isinstance(scenes, tuple):
+        scenes = (scenes[:stop].sum(), scenes.sum())
+    done = "" if scenes is None else f" ({scenes[0]}/{scenes[1]} scenes)"
+    line = f"{before}{stop}/{total} {steps[1]}{done} written{after}"
+    log.info("%s progress: %s", steps[0], line, extra={"progress": True})
 
 
 def _swap_into_place(partial: Path, path: Path) -> None:
