@@ -42,6 +42,14 @@ rule quicklook:
             category="Areas",
             labels={"area": "{area}", "figure": QUICKLOOK_LABEL},
         ),
+        # The viewer is written by the same job from the same maps: a job of its own would
+        # cost seconds of start-up for a fraction of a second of work (docs/outputs.md).
+        viewer=report(
+            directory("results/{area}/viewer"),
+            htmlindex="index.html",
+            category="Areas",
+            labels={"area": "{area}", "figure": "viewer"},
+        ),
     log:
         "results/{area}/logs/quicklook.log",
     conda:
@@ -49,5 +57,8 @@ rule quicklook:
     params:
         points=get_area_points,
         index=SETTINGS.indices[0],
+        indices=list(SETTINGS.indices),
+        tile_cache="results/{area}/.viewer-tiles",
+        areas=list(SETTINGS.areas),
     script:
         "../../scripts/quicklook.py"

@@ -1,0 +1,198 @@
+"""A Web-Mercator PNG tile pyramid of the composites, in the figures' colour map.
+
+Tiles are 256 px, XYZ-numbered as Leaflet and OpenStreetMap number them, from the zoom at which
+the whole area fits one tile down to the first zoom whose pixels are as fine as the cube's
+(``max_zoom``); the page zooms further by enlarging. Each pixel takes the value of the cube
+pixel under its centre (nearest, the cube's own values), NaN transparent; a tile whose pixels
+are all NaN is not written, so a sparse field set has no tile over its absent chunks.
+
+A composite's tiles are rendered once into a cache folder named by a digest of its values and of
+how tiles are drawn, then linked into the viewer: a rebuild for new fields, or of unchanged
+periods, renders nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+TILE = 256
+#: Half the Web-Mercator world's width in metres.
+HALF = 20037508.342789244
+#: Bumped when the drawing changes, so cached tiles of an older drawing are not reused.
+DRAWING = "1"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A cube's pixel grid: the centre of the first pixel and the steps (y usually negative)."""
+
+    x0: float
+    y0: float
+    dx: float
+    dy: float
+    width: int
+    height: int
+    crs: str
+
+    @classmethod
+    def of(cls, array, crs=None) -> Grid:
+        from ndvicube.cube.store import cube_crs
+
+        x, y = array["x"].values, array["y"].values
+        crs = crs if crs is not None else cube_crs(array)
+        return cls(
+            float(x[0]), float(y[0]), float(x[1] - x[0]), float(y[1] - y[0]),
+            len(x), len(y), crs.to_string(),
+        )  # fmt: skip
+
+
+def lonlat_bounds(grid: Grid) -> tuple[float, float, float, float]:
+    """The grid's outer edges as (west, south, east, north) in degrees."""
+    from pyproj import Transformer
+
+    xs = grid.x0 - grid.dx / 2 + np.linspace(0, grid.width * grid.dx, 21)
+    ys = grid.y0 - grid.dy / 2 + np.linspace(0, grid.height * grid.dy, 21)
+    ring_x = np.concatenate([xs, np.full(21, xs[-1]), xs[::-1], np.full(21, xs[0])])
+    ring_y = np.concatenate([np.full(21, ys[0]), ys, np.full(21, ys[-1]), ys[::-1]])
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(ring_x, ring_y)
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+
+def zoom_range(grid: Grid) -> tuple[int, int]:
+    """From the zoom at which the area spans at most two tiles across, to the first zoom whose
+    pixels on the ground are no coarser than the cube's."""
+    west, south, east, north = lonlat_bounds(grid)
+    lat = math.radians(max(abs(south), abs(north)))
+    metres = 2 * HALF * math.cos(lat) / TILE  # a pixel's ground size at zoom 0
+    top = max(0, math.ceil(math.log2(metres / abs(grid.dx))))
+    span = max(east - west, 1e-9) / 360
+    low = max(0, min(top, math.floor(math.log2(2 / span))))
+    return low, top
+
+
+def tile_range(bounds, z: int) -> tuple[range, range]:
+    """The x and y numbers of the tiles at zoom ``z`` that cover ``bounds`` (degrees)."""
+    west, south, east, north = bounds
+    n = 2**z
+    x0, y0 = _tile_xy(west, north, n)
+    x1, y1 = _tile_xy(east, south, n)
+    return range(int(x0), int(x1) + 1), range(int(y0), int(y1) + 1)
+
+
+def _tile_xy(lon: float, lat: float, n: int) -> tuple[float, float]:
+    x = (lon + 180) / 360 * n
+    lat = math.radians(lat)
+    y = (1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * n
+    return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
+
+
+def tile_lookup(grid: Grid, z: int, tx: int, ty: int):
+    """The flat cube indices under the centres of one tile's pixels, and where they fall
+    inside the cube (a boolean mask), both of shape (256, 256)."""
+    from pyproj import Transformer
+
+    size = 2 * HALF / 2**z
+    pixel = size / TILE
+    mx = -HALF + tx * size + (np.arange(TILE) + 0.5) * pixel
+    my = HALF - ty * size - (np.arange(TILE) + 0.5) * pixel
+    mx, my = np.meshgrid(mx, my)
+    x, y = Transformer.from_crs("EPSG:3857", grid.crs, always_xy=True).transform(mx, my)
+    col = np.floor((x - grid.x0) / grid.dx + 0.5).astype(np.int64)
+    row = np.floor((y - grid.y0) / grid.dy + 0.5).astype(np.int64)
+    inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
+    return np.where(inside, row * grid.width + col, 0), inside
+
+
+def digest(values: np.ndarray, grid: Grid) -> str:
+    """A name for one composite's tiles: its values, its grid and the drawing."""
+    h = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    h.update(repr((grid, DRAWING)).encode())
+    return h.hexdigest()[:16]
+
+
+def render_pyramid(values: np.ndarray, grid: Grid, target: Path, lookups) -> int:
+    """Write the tiles of one composite (2-D ``values``) under ``target/{z}/{x}/{y}.png``;
+    returns how many were written (tiles without a finite value are not)."""
+    from PIL import Image
+
+    from ndvicube.figures.maps import rgba
+
+    flat = values.ravel()
+    written = 0
+    for (z, tx, ty), (index, inside) in lookups.items():
+        tile = np.where(inside, flat[index], np.nan)
+        if not np.isfinite(tile).any():
+            continue
+        folder = target / str(z) / str(tx)
+        folder.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        Image.fromarray(rgba(tile), "RGBA").save(buffer, "PNG", compress_level=1)
+        (folder / f"{ty}.png").write_bytes(buffer.getvalue())
+        written += 1
+    return written
+
+
+def all_lookups(grid: Grid) -> dict:
+    """Every tile of the pyramid that touches the grid, with its lookup (shared by all periods:
+    the projection is computed once)."""
+    bounds = lonlat_bounds(grid)
+    low, top = zoom_range(grid)
+    lookups = {}
+    for z in range(low, top + 1):
+        xs, ys = tile_range(bounds, z)
+        for tx in xs:
+            for ty in ys:
+                index, inside = tile_lookup(grid, z, tx, ty)
+                if inside.any():
+                    lookups[(z, tx, ty)] = (index, inside)
+    return lookups
+
+
+def tile_keys(folder: Path) -> list[str]:
+    """The ``z/x/y`` of every tile under ``folder``, sorted."""
+    return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.png"))
+
+
+def write_tiles(array, cache: Path, out: Path, sets: list[list[str]], crs) -> list[dict]:
+    """The tiles of every period of ``array`` (time, y, x), rendered into ``cache`` unless an
+    identical composite's are there already, and linked into ``out/{digest}``; returns one
+    layer description per period (its start, its folder name, the number of its tile set in
+    ``sets``, which gains the sets not seen yet: the page asks only for tiles that exist, so
+    opening it from ``file://`` logs no missing file)."""
+    from ndvicube.cube.links import link_or_copy
+
+    grid = Grid.of(array, crs)
+    lookups = None
+    layers, rendered, reused = [], 0, 0
+    for start in array["time"].values:
+        values = np.asarray(array.sel(time=start).values, dtype=np.float32)
+        name = digest(values, grid)
+        done = cache / name
+        if done.is_dir():
+            reused += 1
+        else:
+            lookups = lookups if lookups is not None else all_lookups(grid)
+            partial = cache / f"{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            rendered += render_pyramid(values, grid, partial, lookups)
+            partial.rename(done)
+        if not (out / name).exists():  # two periods of the same values share their tiles
+            shutil.copytree(done, out / name, copy_function=link_or_copy)
+        keys = tile_keys(done)
+        if keys not in sets:
+            sets.append(keys)
+        layers.append({"start": str(start)[:10], "tiles": name, "set": sets.index(keys)})
+    log.info("tiles of %s: %d rendered; %d of %d period(s) reused from %s", array.name,
+             rendered, reused, len(layers), cache)  # fmt: skip
+    return layers
