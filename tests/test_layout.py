@@ -38,6 +38,7 @@ STAGES = (
     ("timeseries",),
     ("composites",),
     ("figures",),
+    ("viewer",),
     ("config",),
     ("jobs",),
     ("demo",),
