@@ -99,3 +99,33 @@ def rgba(values):
     colours = colormaps[CMAP](Normalize(*VALUE_RANGE)(values), bytes=True)
     colours[..., 3] = np.where(np.isfinite(values), 255, 0)
     return colours
+
+
+def palette_indices(values):
+    """``values`` as indices into matplotlib's 256-colour table of :data:`CMAP` over
+    :data:`VALUE_RANGE`, computed as ``Colormap.__call__`` does (float32, below and above the
+    range the end colours), and where they are NaN. The viewer's tiles are palette PNGs of these
+    (ndvicube.viewer.tiles)."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    n = colormaps[CMAP].N
+    scaled = np.array(values, dtype=np.float32)
+    nan = np.isnan(scaled)
+    low, high = np.float32(VALUE_RANGE[0]), np.float32(VALUE_RANGE[1])
+    scaled -= low  # Normalize's float32 steps, then Colormap's
+    scaled /= high - low
+    scaled *= np.float32(n)
+    np.clip(scaled, 0, n - 1, out=scaled)  # truncation below is then floor; NaN stays NaN
+    with np.errstate(invalid="ignore"):
+        index = scaled.astype(np.uint8)
+    return index, nan
+
+
+def colour_table():
+    """The RGB bytes of :data:`CMAP`'s 256 colours, as matplotlib draws them."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    cmap = colormaps[CMAP]
+    return cmap(np.arange(cmap.N), bytes=True)[:, :3]

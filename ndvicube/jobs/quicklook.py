@@ -46,7 +46,7 @@ def quicklook(
     made = cube_attrs(cube).get(SPEC_ATTR)
     outlines = _outlines(fields, cube_crs(cube)) if fields else None
     if made is None:
-        medians = monthly_medians(maps)
+        medians = monthly_medians(maps).compute()  # 512 px a side at most: drawn twice
         plot_quicklook(medians, points, area, out, fields=outlines)
         step = _step(maps, cube)
         viewer_maps = {index: medians}

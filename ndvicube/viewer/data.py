@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: Fields per series shard: 10,000 fields in 50 files of some 100 kB, one loaded per click.
@@ -52,42 +53,65 @@ def _read(path: str | Path, key: str) -> pd.DataFrame:
     return table.astype({key: str})
 
 
+def _days(times: pd.Series) -> list[int]:
+    """``YYYY-MM-DD`` dates as days since 1970-01-01 (5 characters in JSON, not 12)."""
+    return (pd.to_datetime(times).to_numpy().astype("datetime64[D]").astype(int)).tolist()
+
+
 def _values(column: pd.Series) -> list:
-    return [None if pd.isna(v) else float(v) for v in column]
+    """Floats as the CSV wrote them, NaN as None (JSON null)."""
+    values = column.astype(float).to_numpy()
+    return [None if v != v else v for v in values.tolist()]
+
+
+def _grouped(table: pd.DataFrame, key: str, columns: dict[str, list]) -> dict[str, dict]:
+    """Per id, each column's list of its rows (ids kept in file order; the rows too)."""
+    ids = table[key].to_numpy()
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    picked = {name: [values[i] for i in order] for name, values in columns.items()}
+    return {
+        str(sorted_ids[a]): {name: values[a:b] for name, values in picked.items()}
+        for a, b in zip(starts, ends, strict=True)
+    }
 
 
 def series_entries(
     ids: Sequence[str], raw: str | Path, smoothed: str | Path, seasons: str | Path | None,
     key: str, indices: Sequence[str], raw_suffix: str,
 ) -> dict[str, dict]:  # fmt: skip
-    """Per id: the raw series' times and values of each index (the clear observations and the
-    gaps), the smoothed series, and the seasons' (sos, pos, eos) dates of each index."""
-    tables = {"raw": _read(raw, key), "smooth": _read(smoothed, key)}
-    phen = _read(seasons, key) if seasons is not None else None
-    groups = {name: dict(tuple(t.groupby(key, sort=False))) for name, t in tables.items()}
-    phen_groups = dict(tuple(phen.groupby(key, sort=False))) if phen is not None else {}
+    """Per id: the raw series' days (since 1970-01-01) and values of each index (the clear
+    observations and the gaps, None), the smoothed series, and the seasons' (sos, pos, eos)
+    dates of each index. Whole columns are converted once, then sliced per id (10,000 fields
+    of 25 days: well under a second)."""
+    parts = {}
+    for name, path, suffix in (("raw", raw, raw_suffix), ("smooth", smoothed, "")):
+        table = _read(path, key)
+        columns = {f"{name}_t": _days(table["time"])}
+        for index in indices:
+            if f"{index.lower()}{suffix}" in table:
+                columns[index] = _values(table[f"{index.lower()}{suffix}"])
+        parts[name] = _grouped(table, key, columns)
+    found: dict[str, dict[str, list]] = {}
+    if seasons is not None:
+        table = _read(seasons, key)
+        marks = table[["sos", "pos", "eos"]]
+        rows = marks.astype(object).where(marks.notna(), None).to_numpy().tolist()
+        names = table["index"].astype(str).str.upper()
+        for id_, index, row in zip(table[key], names, rows, strict=True):
+            found.setdefault(id_, {}).setdefault(index, []).append(row)
     entries = {}
     for id_ in ids:
-        entry = {}
-        for name, suffix in (("raw", raw_suffix), ("smooth", "")):
-            rows = groups[name].get(id_)
-            if rows is None:
-                continue
-            entry[f"{name}_t"] = [str(t)[:10] for t in rows["time"]]
-            entry[name] = {
-                i: _values(rows[f"{i.lower()}{suffix}"])
-                for i in indices
-                if f"{i.lower()}{suffix}" in rows
-            }
-        rows = phen_groups.get(id_)
-        if rows is not None:
-            entry["seasons"] = {
-                str(index).upper(): [
-                    [None if pd.isna(d) else str(d) for d in (r.sos, r.pos, r.eos)]
-                    for r in part.itertuples()
-                ]
-                for index, part in rows.groupby("index", sort=False)
-            }
+        entry: dict = {}
+        for name in ("raw", "smooth"):
+            got = parts[name].get(id_)
+            if got is not None:
+                entry[f"{name}_t"] = got.pop(f"{name}_t")
+                entry[name] = got
+        if id_ in found:
+            entry["seasons"] = found[id_]
         entries[id_] = entry
     return entries
 

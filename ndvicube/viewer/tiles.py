@@ -13,6 +13,7 @@ periods, renders nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -29,7 +30,12 @@ TILE = 256
 #: Half the Web-Mercator world's width in metres.
 HALF = 20037508.342789244
 #: Bumped when the drawing changes, so cached tiles of an older drawing are not reused.
-DRAWING = "1"
+DRAWING = "2"
+#: Tile pixels per side between the points whose cube coordinates pyproj computes; the pixels
+#: between are interpolated (bilinear). Over a 256 px tile the projection from Web Mercator to
+#: UTM bends by far less than a centimetre at zoom 14, less than a metre at zoom 10; 64 times
+#: fewer transforms (a 40 km pyramid's lookups: 11.5 s -> 0.3 s).
+STEP = 8
 
 
 @dataclass(frozen=True)
@@ -96,21 +102,55 @@ def _tile_xy(lon: float, lat: float, n: int) -> tuple[float, float]:
     return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
 
 
-def tile_lookup(grid: Grid, z: int, tx: int, ty: int):
-    """The flat cube indices under the centres of one tile's pixels, and where they fall
-    inside the cube (a boolean mask), both of shape (256, 256)."""
+@functools.lru_cache(maxsize=4)
+def _from_mercator(crs: str):
+    """Web Mercator -> ``crs``, made once (3 ms each: 1.6 s over a 40 km pyramid's tiles)."""
     from pyproj import Transformer
 
+    return Transformer.from_crs("EPSG:3857", crs, always_xy=True)
+
+
+def tile_lookup(grid: Grid, z: int, tx: int, ty: int):
+    """The flat cube indices under the centres of one tile's pixels, and where they fall
+    inside the cube (a boolean mask, None where all do), both of shape (256, 256)."""
     size = 2 * HALF / 2**z
     pixel = size / TILE
-    mx = -HALF + tx * size + (np.arange(TILE) + 0.5) * pixel
-    my = HALF - ty * size - (np.arange(TILE) + 0.5) * pixel
-    mx, my = np.meshgrid(mx, my)
-    x, y = Transformer.from_crs("EPSG:3857", grid.crs, always_xy=True).transform(mx, my)
+    knots = np.arange(0, TILE + 1, STEP, dtype=np.float64)  # pixel edges 0, 8, ..., 256
+    mx, my = np.meshgrid(-HALF + tx * size + knots * pixel, HALF - ty * size - knots * pixel)
+    x, y = _from_mercator(grid.crs).transform(mx, my)
+    centres = (np.arange(TILE) + 0.5) / STEP  # pixel centres in knot units
+    x, y = _bilinear(x, centres), _bilinear(y, centres)
     col = np.floor((x - grid.x0) / grid.dx + 0.5).astype(np.int64)
     row = np.floor((y - grid.y0) / grid.dy + 0.5).astype(np.int64)
     inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
-    return np.where(inside, row * grid.width + col, 0), inside
+    index = np.where(inside, row * grid.width + col, 0).astype(np.int32)
+    return index, (None if inside.all() else inside)
+
+
+def _bilinear(knots: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``knots`` (a square grid) interpolated at fractional positions ``at`` along both axes."""
+    i = np.minimum(at.astype(int), knots.shape[0] - 2)
+    f = at - i
+    rows = knots[i] * (1 - f)[:, None] + knots[i + 1] * f[:, None]
+    return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
+
+
+def _palette() -> tuple[np.ndarray, list[int]]:
+    """Palette index of each of the colour map's 256 colours, and the PNG palette: the two
+    most alike neighbouring colours (equal in RdYlGn: its 128th and 129th) share one entry, so
+    the 256th entry is free for transparent NaN, and every colour is the colour map's own
+    within one unit per channel."""
+    from ndvicube.figures.maps import colour_table
+
+    table = colour_table().astype(int)
+    step = np.abs(np.diff(table, axis=0)).max(axis=1)
+    merged = int(np.argmin(step))  # colour merged + 1 drawn as colour merged
+    assert step[merged] <= 1, "no two neighbouring colours within one unit"
+    index = np.arange(len(table))
+    index[merged + 1 :] -= 1
+    entries = np.delete(table, merged + 1, axis=0)
+    colours = np.vstack([entries, np.zeros((256 - len(entries), 3), int)])
+    return index.astype(np.uint8), colours.astype(np.uint8).ravel().tolist()
 
 
 def digest(values: np.ndarray, grid: Grid) -> str:
@@ -121,22 +161,31 @@ def digest(values: np.ndarray, grid: Grid) -> str:
 
 
 def render_pyramid(values: np.ndarray, grid: Grid, target: Path, lookups) -> int:
-    """Write the tiles of one composite (2-D ``values``) under ``target/{z}/{x}/{y}.png``;
-    returns how many were written (tiles without a finite value are not)."""
+    """Write the tiles of one composite (2-D ``values``) under ``target/{z}/{x}/{y}.png``
+    (palette PNGs, NaN transparent); returns how many were written (tiles without a finite
+    value are not)."""
     from PIL import Image
 
-    from ndvicube.figures.maps import rgba
+    from ndvicube.figures.maps import palette_indices
 
-    flat = values.ravel()
+    to_entry, colours = _palette()
+    nan = 255
+    codes, missing = palette_indices(values)
+    entries = to_entry[codes.ravel()]
+    entries[missing.ravel()] = nan
     written = 0
     for (z, tx, ty), (index, inside) in lookups.items():
-        tile = np.where(inside, flat[index], np.nan)
-        if not np.isfinite(tile).any():
+        tile = entries[index]
+        if inside is not None:
+            tile[~inside] = nan
+        if (tile == nan).all():
             continue
         folder = target / str(z) / str(tx)
         folder.mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(tile, "P")
+        image.putpalette(colours)
         buffer = io.BytesIO()
-        Image.fromarray(rgba(tile), "RGBA").save(buffer, "PNG", compress_level=1)
+        image.save(buffer, "PNG", transparency=nan, compress_level=6)
         (folder / f"{ty}.png").write_bytes(buffer.getvalue())
         written += 1
     return written
@@ -153,7 +202,7 @@ def all_lookups(grid: Grid) -> dict:
         for tx in xs:
             for ty in ys:
                 index, inside = tile_lookup(grid, z, tx, ty)
-                if inside.any():
+                if inside is None or inside.any():
                     lookups[(z, tx, ty)] = (index, inside)
     return lookups
 

@@ -123,8 +123,10 @@
     }
   }
 
-  function seconds(dates) {
-    return dates.map(function (d) { return Date.parse(d + "T00:00:00Z") / 1000; });
+  function seconds(dates) {  /* ISO dates, or days since 1970-01-01 */
+    return dates.map(function (d) {
+      return typeof d === "number" ? d * 86400 : Date.parse(d + "T00:00:00Z") / 1000;
+    });
   }
 
   function drawChart(kind, id, entry) {
@@ -133,8 +135,9 @@
     var raw = (entry.raw || {})[lower] || [], smooth = (entry.smooth || {})[lower] || [];
     var seasons = (entry.seasons || {})[index] || [];
     $("chart-title").textContent = (kind === "fields" ? "Field " : "Point ") + id + ": " + index;
-    V.chart = { kind: kind, id: id, index: index, raw_t: rawT, raw: raw, smooth_t: smT,
-      smooth: smooth, seasons: seasons };
+    var iso = function (t) { return new Date(t * 1000).toISOString().slice(0, 10); };
+    V.chart = { kind: kind, id: id, index: index, raw_t: seconds(rawT).map(iso), raw: raw,
+      smooth_t: seconds(smT).map(iso), smooth: smooth, seasons: seasons };  /* as drawn */
     var xs = {}, i;
     seconds(rawT).forEach(function (t, k) { (xs[t] = xs[t] || {}).raw = raw[k]; });
     seconds(smT).forEach(function (t, k) { (xs[t] = xs[t] || {}).smooth = smooth[k]; });
