@@ -78,9 +78,8 @@ def build_viewer(
 
     field_ids: list[str] = []
     if tables.get("fields"):
-        shapes = data.outlines(tables["fields"])
-        field_ids = [f["properties"]["id"] for f in shapes["features"]]
-        (out / "data/fields.js").write_text(data.script("ndvicubeViewer.fields", shapes))
+        field_ids, shapes = data.outlines(tables["fields"])
+        (out / "data/fields.js").write_text(f"ndvicubeViewer.fields({shapes});\n")
         entries = data.series_entries(
             field_ids, tables["polygons_raw"], tables["polygons_smoothed"],
             tables.get("polygons_phenology"), "polygon", indices, "_mean",

@@ -212,6 +212,21 @@ def tile_keys(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.png"))
 
 
+#: Bytes of composites read at once: whole time chunks where they fit (a period read alone
+#: decompresses every chunk it meets whole, 8 periods of it with the cube's time chunks).
+READ_BYTES = 512 * 2**20
+
+
+def periods(array):
+    """(start, 2-D float32 values) of each period, read in blocks of periods of at most
+    :data:`READ_BYTES`."""
+    per_period = array.sizes["y"] * array.sizes["x"] * 4
+    step = max(1, READ_BYTES // per_period)
+    for first in range(0, array.sizes["time"], step):
+        block = np.asarray(array.isel(time=slice(first, first + step)).values, dtype=np.float32)
+        yield from zip(array["time"].values[first : first + step], block, strict=True)
+
+
 def write_tiles(array, cache: Path, out: Path, sets: list[list[str]], crs) -> list[dict]:
     """The tiles of every period of ``array`` (time, y, x), rendered into ``cache`` unless an
     identical composite's are there already, and linked into ``out/{digest}``; returns one
@@ -223,8 +238,7 @@ def write_tiles(array, cache: Path, out: Path, sets: list[list[str]], crs) -> li
     grid = Grid.of(array, crs)
     lookups = None
     layers, rendered, reused = [], 0, 0
-    for start in array["time"].values:
-        values = np.asarray(array.sel(time=start).values, dtype=np.float32)
+    for start, values in periods(array):
         name = digest(values, grid)
         done = cache / name
         if done.is_dir():
