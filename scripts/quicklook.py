@@ -24,6 +24,4 @@ with job_logging(snakemake.log[0], job="quicklook"):
         tile_cache=snakemake.params.tile_cache,
         indices=snakemake.params.indices,
     )
-    write_areas_index(
-        snakemake.params.areas, Path(snakemake.output.viewer).parent.parent / "index.html"
-    )
+    write_areas_index(Path(snakemake.output.viewer).parent.parent)

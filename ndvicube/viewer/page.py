@@ -123,16 +123,26 @@ def build_viewer(
     )  # fmt: skip
 
 
-def write_areas_index(areas: Sequence[str], out: str | Path) -> None:
-    """``results/index.html``: a link to every area's viewer (names escaped). Every area's
-    quick-look job writes the same list, by an atomic rename (no rule, no job of its own)."""
-    items = "\n".join(
-        f'<li><a href="{html.escape(quote(a))}/viewer/index.html">{html.escape(a)}</a></li>'
-        for a in areas
-    )
-    partial = Path(f"{out}.{os.getpid()}.partial")
-    partial.write_text(
-        '<!doctype html>\n<html><head><meta charset="utf-8"><title>ndvicube results</title>'
-        f"</head><body><h1>ndvicube: areas</h1><ul>\n{items}\n</ul></body></html>\n"
-    )
-    os.replace(partial, out)
+def write_areas_index(results: str | Path) -> None:
+    """``results/index.html``: a link to every area's viewer under ``results`` (names escaped).
+
+    Every area's quick-look job writes it from the viewers it finds, under a lock and by an
+    atomic rename, so the last job lists them all: the list of areas is not a parameter of the
+    job, or adding an area would rerun every other area's quick-look.
+    """
+    import fcntl
+
+    results = Path(results)
+    with open(results / ".index.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        areas = sorted(p.parent.parent.name for p in results.glob("*/viewer/index.html"))
+        items = "\n".join(
+            f'<li><a href="{html.escape(quote(a))}/viewer/index.html">{html.escape(a)}</a></li>'
+            for a in areas
+        )
+        partial = results / f"index.html.{os.getpid()}.partial"
+        partial.write_text(
+            '<!doctype html>\n<html><head><meta charset="utf-8"><title>ndvicube results</title>'
+            f"</head><body><h1>ndvicube: areas</h1><ul>\n{items}\n</ul></body></html>\n"
+        )
+        os.replace(partial, results / "index.html")

@@ -185,7 +185,9 @@ def render_pyramid(values: np.ndarray, grid: Grid, target: Path, lookups) -> int
         image = Image.fromarray(tile, "P")
         image.putpalette(colours)
         buffer = io.BytesIO()
-        image.save(buffer, "PNG", transparency=nan, compress_level=6)
+        image.save(
+            buffer, "PNG", transparency=nan, compress_level=1
+        )  # level 6: as small, 1.6x slower
         (folder / f"{ty}.png").write_bytes(buffer.getvalue())
         written += 1
     return written

@@ -56,6 +56,5 @@ rule quicklook:
         index=SETTINGS.indices[0],
         indices=list(SETTINGS.indices),
         tile_cache="results/{area}/.viewer-tiles",
-        areas=list(SETTINGS.areas),
     script:
         "../../scripts/quicklook.py"
