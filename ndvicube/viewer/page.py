@@ -58,69 +58,81 @@ def build_viewer(
     ``points``, and their series from ``tables`` (``series_raw``, ``series_smoothed``,
     ``phenology``, ``polygons_raw``, ``polygons_smoothed``, ``polygons_phenology``,
     ``fields_rejected``; each may be None)."""
+    from ndvicube.figures.maps import VALUE_RANGE
+
     started = time.perf_counter()
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     (out / "data").mkdir(parents=True)
     layers, sets = {}, []
-    grid = None
     for index, array in maps.items():
-        grid = grid or tiles.Grid.of(array, crs)
-        layers[index] = tiles.write_tiles(
-            array, Path(cache) / index, out / "tiles" / index, sets, crs
-        )
-    bounds = tiles.lonlat_bounds(grid)
-    low, top = tiles.zoom_range(grid)
-    static = files("ndvicube.viewer") / "static"
-    for name in STATIC:
-        (out / "static").mkdir(exist_ok=True)
-        (out / "static" / name).write_bytes((static / name).read_bytes())
-
-    field_ids: list[str] = []
-    if tables.get("fields"):
-        field_ids, shapes = data.outlines(tables["fields"])
-        (out / "data/fields.js").write_text(f"ndvicubeViewer.fields({shapes});\n")
-        entries = data.series_entries(
-            field_ids, tables["polygons_raw"], tables["polygons_smoothed"],
-            tables.get("polygons_phenology"), "polygon", indices, "_mean",
-        )  # fmt: skip
-        data.write_series_shards(out / "data/series", "fields", field_ids, entries)
-    point_list = [{"id": p.id, "lon": p.lon, "lat": p.lat} for p in points]
-    if points and tables.get("series_raw"):
-        ids = [p["id"] for p in point_list]
-        entries = data.series_entries(
-            ids, tables["series_raw"], tables["series_smoothed"], tables.get("phenology"),
-            "point", indices, "",
-        )  # fmt: skip
-        for n, p in enumerate(point_list):
-            p["shard"] = n // data.SHARD
-        data.write_series_shards(out / "data/series", "points", ids, entries)
-    from ndvicube.figures.maps import VALUE_RANGE
-
+        layers[index] = tiles.write_tiles(array, Path(cache) / index, out / "tiles" / index,
+                                          sets, crs)  # fmt: skip
+    grid = tiles.Grid.of(next(iter(maps.values())), crs)
+    _copy_static(out / "static")
+    field_ids = _write_fields(out / "data", tables, indices)
+    point_list = _write_points(out / "data", points, tables, indices)
     setup = {
-        "area": area,
-        "bounds": bounds,
-        "zoom": [low, top],
-        "tile_sets": sets,
-        "layers": layers,
-        "indices": list(layers) or list(indices),
-        "series_indices": list(indices),
-        "what": what,
+        "area": area, "what": what, "bounds": tiles.lonlat_bounds(grid),
+        "zoom": list(tiles.zoom_range(grid)), "tile_sets": sets, "layers": layers,
+        "indices": list(layers) or list(indices), "series_indices": list(indices),
         "legend": {"range": list(VALUE_RANGE), "colours": legend_stops()},
-        "points": point_list,
-        "has_fields": bool(tables.get("fields")),
-        "rejected": data.rejected_counts(tables.get("fields_rejected")),
-    }
+        "points": point_list, "rejected": data.rejected_counts(tables.get("fields_rejected")),
+    }  # fmt: skip
     (out / "data/setup.js").write_text(data.script("ndvicubeViewer.setup", setup))
-    template = (files("ndvicube.viewer") / "template.html").read_text()
-    page = template.replace("{{title}}", html.escape(f"ndvicube viewer: {area}"))
-    page = page.replace("{{fields}}", '<script src="data/fields.js"></script>' if field_ids else "")
-    (out / "index.html").write_text(page)
+    _write_page(out / "index.html", area, bool(field_ids))
     log.info(
         "viewer of %s: %d field(s), %d point(s), %d layer(s) in %.2f s -> %s", area,
         len(field_ids), len(point_list), sum(len(v) for v in layers.values()),
         time.perf_counter() - started, out,
     )  # fmt: skip
+
+
+def _copy_static(folder: Path) -> None:
+    """The vendored libraries, their licences and the page's own script and style."""
+    static = files("ndvicube.viewer") / "static"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in STATIC:
+        (folder / name).write_bytes((static / name).read_bytes())
+
+
+def _write_fields(folder: Path, tables, indices: Sequence[str]) -> list[str]:
+    """``fields.js`` (outlines) and the fields' series shards; returns the fields' ids."""
+    if not tables.get("fields"):
+        return []
+    ids, shapes = data.outlines(tables["fields"])
+    (folder / "fields.js").write_text(f"ndvicubeViewer.fields({shapes});\n")
+    entries = data.series_entries(
+        ids, tables["polygons_raw"], tables["polygons_smoothed"],
+        tables.get("polygons_phenology"), "polygon", indices, "_mean",
+    )  # fmt: skip
+    data.write_series_shards(folder / "series", "fields", ids, entries)
+    return ids
+
+
+def _write_points(folder: Path, points: Sequence[Point], tables, indices) -> list[dict]:
+    """The points' series shards (when the area has point tables); returns the points as the
+    page lists them (id, lon, lat, shard)."""
+    listed = [{"id": str(p.id), "lon": p.lon, "lat": p.lat} for p in points]
+    if not points or not tables.get("series_raw"):
+        return listed
+    ids = [p["id"] for p in listed]
+    entries = data.series_entries(
+        ids, tables["series_raw"], tables["series_smoothed"], tables.get("phenology"),
+        "point", indices, "",
+    )  # fmt: skip
+    for n, p in enumerate(listed):
+        p["shard"] = n // data.SHARD
+    data.write_series_shards(folder / "series", "points", ids, entries)
+    return listed
+
+
+def _write_page(path: Path, area: str, fields: bool) -> None:
+    """``index.html`` from the package's template (the area's name escaped)."""
+    template = (files("ndvicube.viewer") / "template.html").read_text()
+    page = template.replace("{{title}}", html.escape(f"ndvicube viewer: {area}"))
+    script = '<script src="data/fields.js"></script>' if fields else ""
+    path.write_text(page.replace("{{fields}}", script))
 
 
 def write_areas_index(results: str | Path) -> None:
