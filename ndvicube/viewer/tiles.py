@@ -32,9 +32,9 @@ HALF = 20037508.342789244
 #: Bumped when the drawing changes, so cached tiles of an older drawing are not reused.
 DRAWING = "2"
 #: Tile pixels per side between the points whose cube coordinates pyproj computes; the pixels
-#: between are interpolated (bilinear). Over a 256 px tile the projection from Web Mercator to
-#: UTM bends by far less than a centimetre at zoom 14, less than a metre at zoom 10; 64 times
-#: fewer transforms (a 40 km pyramid's lookups: 11.5 s -> 0.3 s).
+#: between are interpolated (bilinear): at most 0.04 mm off pyproj's own at zoom 14, 9 mm at
+#: zoom 10 (27 N, measured); 64 times fewer transforms (a 40 km pyramid's lookups: 11.5 s ->
+#: 0.3 s).
 STEP = 8
 
 
