@@ -413,6 +413,9 @@ def test_new_fields_rebuild_the_data_not_the_tiles(demo_run, tmp_path, caplog):
     cache = results / ".viewer-tiles"
     before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.png")}
     assert before
+    stale = cache / "NDVI/0123456789abcdef"  # a composite no longer drawn
+    (stale / "14/1").mkdir(parents=True)
+    (stale / "14/1/2.png").write_bytes(b"")
     fields = gpd.read_parquet(results / "fields.parquet")
     fields.iloc[:-1].to_parquet(tmp_path / "fields.parquet")  # a field less
     cube = open_cube(results / "composites.zarr")
@@ -424,6 +427,7 @@ def test_new_fields_rebuild_the_data_not_the_tiles(demo_run, tmp_path, caplog):
             cache=cache,
         )  # fmt: skip
     assert "0 rendered; 12 of 12 period(s) reused" in caplog.text
+    assert not stale.exists()  # the cache keeps only the tiles drawn now
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.png")} == before
     linked = next((tmp_path / "viewer/tiles/NDVI").rglob("*.png"))
     assert linked.stat().st_nlink >= 2  # the cache's file, not a copy

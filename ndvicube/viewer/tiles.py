@@ -214,6 +214,14 @@ def tile_keys(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.png"))
 
 
+def _prune(cache: Path, used: set[str]) -> None:
+    """Remove the cache's tiles of composites no longer drawn (periods recomputed since,
+    leftovers of an interrupted job): the cache holds one viewer's tiles, not every past one."""
+    for folder in cache.iterdir():
+        if folder.name not in used:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 #: Bytes of composites read at once: whole time chunks where they fit (a period read alone
 #: decompresses every chunk it meets whole, 8 periods of it with the cube's time chunks).
 READ_BYTES = 512 * 2**20
@@ -258,6 +266,7 @@ def write_tiles(array, cache: Path, out: Path, sets: list[list[str]], crs) -> li
         if keys not in sets:
             sets.append(keys)
         layers.append({"start": str(start)[:10], "tiles": name, "set": sets.index(keys)})
+    _prune(cache, {layer["tiles"] for layer in layers})
     log.info("tiles of %s: %d rendered; %d of %d period(s) reused from %s", array.name,
              rendered, reused, len(layers), cache)  # fmt: skip
     return layers
