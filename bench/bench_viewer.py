@@ -82,25 +82,24 @@ def build_all(args, cache: Path, work: Path) -> dict:
                fields=reg.fields_path, field_points=[])  # fmt: skip
     cube_s = time.perf_counter() - started
     started = time.perf_counter()
+    end = (pd.Timestamp("2023-01-02") + pd.Timedelta(days=5 * args.days)).date()
     build_composites(cube_path=work / "ndvi.zarr", out=work / "composites.zarr",
                      cogs_out=work / "composites", period="1MS", statistic="median",
-                     indices=["NDVI"], start="2023-01-01",
-                     end=str((pd.Timestamp("2023-01-02") + pd.Timedelta(days=5 * args.days)).date()))  # fmt: skip
+                     indices=["NDVI"], start="2023-01-01", end=str(end))  # fmt: skip
     composites_s = time.perf_counter() - started
     import geopandas as gpd
 
     ids = [str(i) for i in gpd.read_parquet(reg.fields_path)["id"]]
     tables = synthetic_tables(ids, args.days, work)
     cube = open_cube(work / "composites.zarr")
+    inputs = {"maps": {"NDVI": cube["ndvi"]}, "crs": cube_crs(cube), "what": "bench",
+              "area": "bench", "points": [], "cache": work / "tiles-cache",
+              "tables": tables | {"fields": reg.fields_path}}  # fmt: skip
     started = time.perf_counter()
-    build_viewer(maps={"NDVI": cube["ndvi"]}, crs=cube_crs(cube), what="bench",
-                 out=work / "viewer", area="bench", points=[],
-                 tables=tables | {"fields": reg.fields_path}, cache=work / "tiles-cache")  # fmt: skip
+    build_viewer(out=work / "viewer", **inputs)
     viewer_s = time.perf_counter() - started
     started = time.perf_counter()
-    build_viewer(maps={"NDVI": cube["ndvi"]}, crs=cube_crs(cube), what="bench",
-                 out=work / "viewer2", area="bench", points=[],
-                 tables=tables | {"fields": reg.fields_path}, cache=work / "tiles-cache")  # fmt: skip
+    build_viewer(out=work / "viewer2", **inputs)  # the tiles cached: the data alone
     rebuild_s = time.perf_counter() - started
     tiles = list((work / "viewer/tiles").rglob("*.png"))
     return {
@@ -135,9 +134,11 @@ def browse(page: Path, fields: Path, ids: list[str]) -> dict:
         for id_ in (ids[len(ids) // 2], ids[len(ids) // 2 + 1]):  # a new shard, then the same
             inside = shapes[type(shapes.index[0])(id_)].representative_point()
             x, y = driver.execute_script(
-                "var V = ndvicubeViewer; V.map.setView([arguments[1], arguments[0]], 17,"
-                "{animate: false}); var p = V.map.latLngToContainerPoint("
-                "[arguments[1], arguments[0]]); return [p.x, p.y];", inside.x, inside.y)  # fmt: skip
+                "var V = ndvicubeViewer, at = [arguments[1], arguments[0]];"
+                "V.map.setView(at, 17, {animate: false});"
+                "var p = V.map.latLngToContainerPoint(at); return [p.x, p.y];",
+                inside.x, inside.y,
+            )  # fmt: skip
             element = driver.find_element("id", "map")
             size = element.size
             ActionChains(driver).move_to_element_with_offset(
