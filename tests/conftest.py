@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog
-from tests.workflow_helpers import END, START
+from tests.workflow_helpers import END, START, planned_jobs, ran_jobs, snakemake, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("NDVICUBE_SHARED", ROOT.parent / "shared")) / "fixtures"
@@ -91,3 +91,24 @@ def linkless_dir(tmp_path):
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
     subprocess.run(["losetup", "-d", device], check=False)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """config/demo.yaml with its field set alone, run in a working directory of its own (the
+    polygons file copied there, as the repository holds it): its work folder, the jobs its dry
+    run planned and the jobs it ran. One run for tests/test_demo_fields.py and
+    tests/test_viewer.py (which only read it, and rerun it as a no-op)."""
+    import yaml
+
+    work = tmp_path_factory.mktemp("demo_fields")
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    config["areas"] = {"fields": config["areas"]["fields"]}
+    (work / "config").mkdir()
+    shutil.copy(ROOT / "config/demo_fields.geojson", work / "config")
+    cfg = write_config(work / "config.yaml", config)
+    dry = snakemake(work, cfg, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    done = snakemake(work, cfg, "--cores", "2", timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work, planned_jobs(dry), ran_jobs(done)

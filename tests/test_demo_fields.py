@@ -1,23 +1,18 @@
 """The demo's field set (config/demo.yaml, area ``fields``) run by Snakemake end to end (issue 26):
 the jobs it runs, the fields it rejects and why, and its polygon series against the demo
 catalog's exact field truth (coverage weights computed by the generator with shapely, not by
-exactextract), on a sparse cube whose point series are the points' truth too."""
+exactextract), on a sparse cube whose point series are the points' truth too. The run is
+``demo_run`` (tests/conftest.py), shared with tests/test_viewer.py."""
 
 from __future__ import annotations
 
-import re
-import shutil
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-import yaml
 
 from ndvicube.cube.store import CHUNKS_ATTR, read_attrs
 from ndvicube.demo import expected_series, read_fields_truth, read_truth
-from tests.workflow_helpers import planned_jobs, snakemake, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Everything a run of the field set from scratch makes: one job per stage.
@@ -31,29 +26,6 @@ REJECTED = [
     ["sliver", 18, "invalid"],
     ["far_away", 19, "outside every scene"],
 ]
-
-
-def ran_jobs(result) -> dict[str, int]:
-    """Rule -> how many of its jobs finished, from a run's output."""
-    text = result.stdout + result.stderr
-    return dict(Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", text)))
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """config/demo.yaml with its field set alone, run in a working directory of its own (the
-    polygons file copied there, as the repository holds it)."""
-    work = tmp_path_factory.mktemp("demo_fields")
-    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
-    config["areas"] = {"fields": config["areas"]["fields"]}
-    (work / "config").mkdir()
-    shutil.copy(ROOT / "config/demo_fields.geojson", work / "config")
-    cfg = write_config(work / "config.yaml", config)
-    dry = snakemake(work, cfg, "--dry-run")
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    done = snakemake(work, cfg, "--cores", "2", timeout=1200)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return work, planned_jobs(dry), ran_jobs(done)
 
 
 def test_the_demo_field_set_runs_one_job_per_stage(demo_run):

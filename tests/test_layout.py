@@ -38,12 +38,13 @@ STAGES = (
     ("timeseries",),
     ("composites",),
     ("figures",),
+    ("viewer",),
     ("config",),
     ("jobs",),
     ("demo",),
 )
 RANKS = {f"ndvicube.{name}": rank for rank, names in enumerate(STAGES) for name in names}
-DESCRIBED = ("search", "read", "cube", "fields", "timeseries", "figures", "composites")
+DESCRIBED = ("search", "read", "cube", "fields", "timeseries", "figures", "composites", "viewer")
 MAX_LINES = 600
 
 

@@ -55,6 +55,18 @@ def test_report_embeds_every_figure_and_table(report, catalog):
     assert quicklook["labels"] == {"area": "seed", "figure": "monthly NDVI maps"}
 
 
+def test_without_composites_the_viewer_maps_the_monthly_medians(report):
+    """The viewer is not in the report (Snakemake refuses folders in an HTML report) but beside
+    it; without `composites:` its layers are the quick-look's monthly medians, one a month."""
+    setup = (report.parent / "results/seed/viewer/data/setup.js").read_text()
+    conf = json.loads(setup[len("ndvicubeViewer.setup(") : -len(");\n")])
+    assert [layer["start"] for layer in conf["layers"]["NDVI"]] == [
+        "2023-01-01", "2023-02-01", "2023-03-01", "2023-04-01",
+    ]  # fmt: skip
+    assert conf["what"].startswith("Monthly median NDVI") and len(conf["points"]) == len(POINTS)
+    assert 'href="seed/viewer/index.html"' in (report.parent / "results/index.html").read_text()
+
+
 @pytest.mark.skipif(
     CHROMEDRIVER is None,
     reason="no chromedriver: install Debian's chromium and chromium-driver (.ci/run does)",

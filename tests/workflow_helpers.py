@@ -120,6 +120,12 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     return {name: int(count) for name, count in (row.split() for row in rows if row.strip())}
 
 
+def ran_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> how many of its jobs finished, from a run's output."""
+    text = result.stdout + result.stderr
+    return dict(collections.Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", text)))
+
+
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\w+) ([\w.]+): (.*)$")
 
 

@@ -14,6 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+#: The colour map and value range of every map of an index: the quick-look's and the viewer's
+#: tiles (ndvicube.viewer.tiles), so a colour means the same value in both.
+CMAP = "RdYlGn"
+VALUE_RANGE = (-0.2, 1.0)
+
 
 def plot_quicklook(
     maps, points, area: str, path: str | Path, *, what: str = "Monthly median", fields=None
@@ -39,7 +44,7 @@ def plot_quicklook(
     image = None
     for ax, start in zip(axes.ravel(), maps["time"].values, strict=False):
         data = maps.sel(time=start).values
-        image = ax.imshow(data, extent=extent, vmin=-0.2, vmax=1.0, cmap="RdYlGn")
+        image = ax.imshow(data, extent=extent, vmin=VALUE_RANGE[0], vmax=VALUE_RANGE[1], cmap=CMAP)
         if fields is not None:
             _draw_outlines(ax, fields)
         ax.plot(xs, ys, "k^", ms=5)
@@ -82,3 +87,45 @@ def _period_label(start: pd.Timestamp, starts) -> str:
     """``2023-01`` when every map starts a month, else the first day ``2023-01-17``."""
     monthly = all(pd.Timestamp(t).day == 1 for t in starts.values)
     return start.strftime("%Y-%m" if monthly else "%Y-%m-%d")
+
+
+def rgba(values):
+    """``values`` of an index as RGBA bytes of the maps' colour map and range (matplotlib's,
+    so the viewer's tiles and the quick-look agree); NaN fully transparent."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    colours = colormaps[CMAP](Normalize(*VALUE_RANGE)(values), bytes=True)
+    colours[..., 3] = np.where(np.isfinite(values), 255, 0)
+    return colours
+
+
+def palette_indices(values):
+    """``values`` as indices into matplotlib's 256-colour table of :data:`CMAP` over
+    :data:`VALUE_RANGE`, computed as ``Colormap.__call__`` does (float32, below and above the
+    range the end colours), and where they are NaN. The viewer's tiles are palette PNGs of these
+    (ndvicube.viewer.tiles)."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    n = colormaps[CMAP].N
+    scaled = np.array(values, dtype=np.float32)
+    nan = np.isnan(scaled)
+    low, high = np.float32(VALUE_RANGE[0]), np.float32(VALUE_RANGE[1])
+    scaled -= low  # Normalize's float32 steps, then Colormap's
+    scaled /= high - low
+    scaled *= np.float32(n)
+    np.clip(scaled, 0, n - 1, out=scaled)  # truncation below is then floor; NaN stays NaN
+    with np.errstate(invalid="ignore"):
+        index = scaled.astype(np.uint8)
+    return index, nan
+
+
+def colour_table():
+    """The RGB bytes of :data:`CMAP`'s 256 colours, as matplotlib draws them."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    cmap = colormaps[CMAP]
+    return cmap(np.arange(cmap.N), bytes=True)[:, :3]

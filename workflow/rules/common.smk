@@ -197,10 +197,21 @@ def get_figure_threads(wildcards):
 
 def get_quicklook_maps(wildcards):
     """What the quick-look draws: the composites when they hold its index, else the cube; and
-    the accepted fields' outlines of an area with polygons."""
+    the accepted fields' outlines of an area with polygons; and what its viewer shows besides:
+    the fields rejected, the series of the fields and of the points, with their seasons.
+    """
     maps = {"maps": f"results/{wildcards.area}/{QUICKLOOK_SOURCE}"}
-    if get_area(wildcards).polygons_file:
-        maps["fields"] = f"results/{wildcards.area}/fields.parquet"
+    area = get_area(wildcards)
+    folder = f"results/{wildcards.area}"
+    if area.polygons_file:
+        maps["fields"] = f"{folder}/fields.parquet"
+        maps["fields_rejected"] = f"{folder}/fields_rejected.csv"
+        for table in ("raw", "smoothed", "phenology"):
+            maps[f"polygons_{table}"] = f"{folder}/polygons_{table}.csv"
+    if area.points:
+        maps["series_raw"] = f"{folder}/series_raw.csv"
+        maps["series_smoothed"] = f"{folder}/series_smoothed.csv"
+        maps["phenology"] = f"{folder}/phenology.csv"
     return maps
 
 
@@ -300,6 +311,7 @@ def get_final_outputs(wildcards):
         outputs += [
             f"results/{name}/cube/workflow.zarr",
             f"results/{name}/quicklook.png",
+            f"results/{name}/viewer",
         ]
         if area.points:
             outputs += [

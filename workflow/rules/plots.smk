@@ -42,6 +42,11 @@ rule quicklook:
             category="Areas",
             labels={"area": "{area}", "figure": QUICKLOOK_LABEL},
         ),
+        # The viewer is written by the same job from the same maps: a job of its own would
+        # cost seconds of start-up for a fraction of a second of work. Not in the report:
+        # Snakemake refuses a folder in a self-contained `--report report.html`
+        # (docs/outputs.md, "The viewer").
+        viewer=directory("results/{area}/viewer"),
     log:
         "results/{area}/logs/quicklook.log",
     conda:
@@ -49,5 +54,7 @@ rule quicklook:
     params:
         points=get_area_points,
         index=SETTINGS.indices[0],
+        indices=list(SETTINGS.indices),
+        tile_cache="results/{area}/.viewer-tiles",
     script:
         "../../scripts/quicklook.py"
