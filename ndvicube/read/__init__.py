@@ -24,6 +24,9 @@
   pixel-is-point, a directory far from the start), and everything with
   ``compute.reader: gdal``; its settings (no directory listing, header in the first request,
   merged ranges, retries).
+* :mod:`ndvicube.read.short_file` - after GDAL fails to read a COG in words a cut file could
+  cause, whether it is shorter than its TIFF header says (its header and last byte asked for):
+  then the remote reader's message, not retried.
 * :mod:`ndvicube.read.credentials` - a redirect followed by ndvicube before GDAL reads, when
   GDAL would carry a credential (``GDAL_HTTP_HEADERS``, ``GDAL_HTTP_COOKIE``, a signed href)
   to another host.

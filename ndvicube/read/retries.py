@@ -390,7 +390,13 @@ class RetryingRioReader(RioReader):
             self._src = self._src.patch(uri=fresh_href(self._src.uri))  # a token near expiry
             try:
                 return self._read_once(number, cfg, dst_geobox, dst=dst, selection=selection)
-            except TRANSIENT_TYPES:
+            except AssertionError as error:  # odc-loader's "a CRS": a header cut short has none
+                if number == 1:
+                    raise_if_cut_short(self._src.uri, error)
+                raise
+            except TRANSIENT_TYPES as error:
+                if number == 1:
+                    raise_if_cut_short(self._src.uri, error)
                 # A SAS token that expired during the read: GDAL words the 403 in many ways
                 # ("not recognized as being in a supported file format" at the open), and no
                 # read with an expired token can work, so a new one is read with at once.
@@ -432,6 +438,16 @@ class RetryingRioReader(RioReader):
                 return super().read(cfg, dst_geobox, dst=dst, selection=selection)
         finally:
             self._src = asked
+
+
+def raise_if_cut_short(uri: str, error: BaseException) -> None:
+    """After GDAL's first failure to read ``uri`` in words a file cut short could cause, an
+    error naming it so when it is (not retried: :data:`PERMANENT`); GDAL itself never asks
+    past the size its HEAD gave, so its words cannot tell (:mod:`ndvicube.read.short_file`)."""
+    from ndvicube.read.short_file import could_be_short, raise_if_short
+
+    if could_be_short(error):
+        raise_if_short(uri, timeout_s=min(HTTP_TIMEOUTS_S[1], seconds_left() or math.inf))
 
 
 def gdal_request_limits(left: float | None) -> dict[str, str]:
