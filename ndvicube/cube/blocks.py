@@ -284,7 +284,7 @@ class BlockReader:
 
         from rasterio.errors import NotGeoreferencedWarning
 
-        from ndvicube.read.retries import RetryingRioDriver, RetryingRioReader
+        from ndvicube.read.gdal_reader import RetryingRioDriver, RetryingRioReader
 
         # odc-loader warps through an in-memory raster without geotransform when filling
         # nodata; rasterio's warning about it says nothing about the user's data.

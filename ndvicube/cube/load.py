@@ -32,8 +32,8 @@ from ndvicube.cube.mask import clear_mask
 from ndvicube.cube.radiometry import to_reflectance
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.cube.tiles import tile_window
+from ndvicube.read.gdal_reader import RetryingRioDriver
 from ndvicube.read.remote_driver import RemoteRioDriver
-from ndvicube.read.retries import RetryingRioDriver
 from ndvicube.search.items import BandScaling, band_scaling, solar_day, sort_items
 
 #: How COGs are read (``compute.reader``): odc-stac reader drivers by name.

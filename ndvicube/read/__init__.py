@@ -24,6 +24,8 @@
   pixel-is-point, a directory far from the start), and everything with
   ``compute.reader: gdal``; its settings (no directory listing, header in the first request,
   merged ranges, retries).
+* :mod:`ndvicube.read.gdal_reader` - the GDAL reader itself: odc-loader's rasterio reader and
+  driver with each read retried, GDAL's limits for the time left, redirects and short files.
 * :mod:`ndvicube.read.short_file` - after GDAL fails to read a COG in words a cut file could
   cause, whether it is shorter than its TIFF header says (its header and last byte asked for):
   then the remote reader's message, not retried.

@@ -25,7 +25,7 @@ through :func:`odc.stac.configure_rio`.
 
 Credentials a user gives GDAL (``GDAL_HTTP_HEADERS``, ``GDAL_HTTP_COOKIE``) and signed hrefs are
 kept off the host a redirect names by :mod:`ndvicube.read.credentials`, which the reader
-(:mod:`ndvicube.read.retries`) asks before each GDAL read.
+(:mod:`ndvicube.read.gdal_reader`) asks before each GDAL read.
 """
 
 from __future__ import annotations

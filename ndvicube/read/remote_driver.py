@@ -12,6 +12,7 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from odc.geo.roi import roi_is_empty, roi_pad
 
+from ndvicube.read.gdal_reader import RetryingRioDriver, RetryingRioReader
 from ndvicube.read.remote import (
     NEAREST_TTOL,
     WARP_PAD,
@@ -23,12 +24,7 @@ from ndvicube.read.remote import (
     read_cube_window,
     runtime,
 )
-from ndvicube.read.retries import (
-    RetryingRioDriver,
-    RetryingRioReader,
-    seconds_left,
-    with_retries,
-)
+from ndvicube.read.retries import seconds_left, with_retries
 
 
 class RemoteReader(RetryingRioReader):
