@@ -176,3 +176,27 @@ def test_the_credentials_are_written_nowhere(s3_run):
     leaks += [text for text in (s3_run.output, s3_run.noop_output) if ACCESS_KEY in text]
     leaks += [text for text in (s3_run.output, s3_run.noop_output) if SECRET_KEY in text]
     assert leaks == []
+
+
+def test_a_credential_on_the_command_line_stops_the_run_before_anything_is_written(tmp_path):
+    """Snakemake prints its command line and keeps it in .snakemake/log/: a key given there
+    would be, so the workflow refuses it (an abbreviated flag too) and points to the
+    environment. No bucket is needed: it stops while the Snakefile is read."""
+    from tests.workflow_helpers import demo_config, write_config
+
+    config = write_config(
+        tmp_path / "config.yaml",
+        demo_config("items.json", [{"id": "p", "lon": 82.608, "lat": 27.163}]),
+    )
+    done = snakemake(
+        tmp_path, config, "--dry-run", "--workflow-profile", str(ROOT / "profiles/s3"),
+        "--default-storage-prefix", f"s3://{BUCKET}/{PREFIX}",
+        "--storage-s3-access-key", ACCESS_KEY, "--storage-s3-secret", SECRET_KEY,
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "--storage-s3-access-key, --storage-s3-secret given on the command line" in said
+    assert "AWS_ACCESS_KEY_ID" in said
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != config]
+    assert not any(SECRET_KEY.encode() in p.read_bytes() for p in written)
+    assert not list(tmp_path.glob(".snakemake/log/*.log"))

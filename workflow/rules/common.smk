@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config validation, input functions, wildcard constraints.
 import os
+import sys
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -126,6 +127,13 @@ def refuse_published_cube(wildcards):
     and a target that no rule makes gave only Snakemake's MissingRuleException.
     """
     area = wildcards.area
+    if OUTPUTS_IN_STORAGE:
+        raise WorkflowError(
+            f"results/{area}/ndvi.zarr is not a target, and with the outputs in a bucket no "
+            "job makes it (an object store has no links): the cube is the cube rule's output, "
+            f"results/{area}/cube/workflow.zarr under the storage prefix; ask for that, or "
+            "run plain snakemake for everything (docs/cloud.md)."
+        )
     raise WorkflowError(
         f"results/{area}/ndvi.zarr is not a target: it is the link the cube job publishes for "
         "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for "
@@ -369,6 +377,29 @@ DEMO_DIR = (
 OUTPUTS_IN_STORAGE = bool(
     getattr(workflow.storage_settings, "default_storage_provider", None)
 )
+
+#: The S3 plugin's settings that are credentials.
+CREDENTIAL_FLAGS = ("--storage-s3-access-key", "--storage-s3-secret-key", "--storage-s3-token")
+
+
+def refuse_credentials_on_the_command_line(argv):
+    """Stop before anything is written when a credential is a command-line flag: Snakemake
+    prints its command line and keeps it in .snakemake/log/. The environment or ~/.aws carry
+    them instead (Snakemake hands them to remote jobs as environment variables too)."""
+    names = {arg.split("=")[0] for arg in argv if arg.startswith("--storage-s3-")}
+    # argparse takes a flag's unambiguous abbreviation too (--storage-s3-secret).
+    given = sorted(n for n in names if any(f.startswith(n) for f in CREDENTIAL_FLAGS))
+    if given:
+        raise WorkflowError(
+            f"{', '.join(given)} given on the command line: Snakemake prints its command "
+            "line and writes it into .snakemake/log/, so the credential would be kept in a "
+            "file. Nothing has run and nothing was written. Give credentials in the "
+            "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or "
+            "AWS_PROFILE) or in ~/.aws/credentials, as boto3 reads them (docs/cloud.md)."
+        )
+
+
+refuse_credentials_on_the_command_line(sys.argv)
 
 
 def user_file(path):
