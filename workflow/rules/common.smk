@@ -379,7 +379,11 @@ OUTPUTS_IN_STORAGE = bool(
 )
 
 #: The S3 plugin's settings that are credentials.
-CREDENTIAL_FLAGS = ("--storage-s3-access-key", "--storage-s3-secret-key", "--storage-s3-token")
+CREDENTIAL_FLAGS = (
+    "--storage-s3-access-key",
+    "--storage-s3-secret-key",
+    "--storage-s3-token",
+)
 
 
 def refuse_credentials_on_the_command_line(argv):
