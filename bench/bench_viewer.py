@@ -47,21 +47,25 @@ def folder_mb(folder: Path) -> float:
 
 
 def synthetic_tables(ids: list[str], days: int, out: Path) -> dict[str, Path]:
-    """Polygon series tables of ``ids`` shaped as the ``polygon_tables`` job writes them."""
+    """Polygon series tables of ``ids`` written as the ``polygon_tables`` and smoothing jobs
+    write them (their own writers: 7 significant digits, ISO dates)."""
+    from ndvicube.timeseries.tables import write_phenology, write_polygon_series, write_series
+
     rng = np.random.default_rng(3)
     times = pd.date_range("2023-01-02", periods=days, freq="5D").strftime("%Y-%m-%d")
     n, t = len(ids), len(times)
     frame = pd.DataFrame({"polygon": np.repeat(ids, t), "time": np.tile(times, n)})
-    raw = frame.assign(ndvi_mean=rng.uniform(0.1, 0.9, n * t).astype("float32"),
-                       count=100, clear_fraction=1.0)  # fmt: skip
-    smooth = frame.assign(ndvi=rng.uniform(0.1, 0.9, n * t).astype("float32"))
-    seasons = pd.DataFrame({"polygon": ids, "index": "ndvi", "season": 1, "sos": times[2],
+    raw = frame.assign(ndvi_mean=rng.uniform(0.1, 0.9, n * t),
+                       ndvi_median=rng.uniform(0.1, 0.9, n * t), count=100,
+                       clear_fraction=1.0)  # fmt: skip
+    smooth = frame.rename(columns={"polygon": "point"}).assign(ndvi=rng.uniform(0.1, 0.9, n * t))
+    seasons = pd.DataFrame({"point": ids, "index": "ndvi", "season": 1, "sos": times[2],
                             "pos": times[t // 2], "eos": times[-3]})  # fmt: skip
-    paths = {}
-    for name, table in (("polygons_raw", raw), ("polygons_smoothed", smooth),
-                        ("polygons_phenology", seasons)):  # fmt: skip
-        paths[name] = out / f"{name}.csv"
-        table.to_csv(paths[name], index=False)
+    paths = {name: out / f"{name}.csv" for name in
+             ("polygons_raw", "polygons_smoothed", "polygons_phenology")}  # fmt: skip
+    write_polygon_series(raw, paths["polygons_raw"])
+    write_series(smooth, paths["polygons_smoothed"], key="polygon")
+    write_phenology(seasons, paths["polygons_phenology"], key="polygon")
     return paths
 
 

@@ -51,13 +51,14 @@ def build_viewer(
     tables: Mapping[str, str | Path | None],
     cache: str | Path,
     indices: Sequence[str] = ("NDVI",),
+    threads: int = 1,
 ) -> None:
     """Write the viewer of ``area`` into ``out``: the tile pyramids of ``maps`` (index ->
     (time, y, x) array in ``crs``: the composites the quick-look draws; rendered into ``cache``
     once per distinct map), the fields (``tables["fields"]``, GeoParquet) and
     ``points``, and their series from ``tables`` (``series_raw``, ``series_smoothed``,
     ``phenology``, ``polygons_raw``, ``polygons_smoothed``, ``polygons_phenology``,
-    ``fields_rejected``; each may be None)."""
+    ``fields_rejected``; each may be None). Tiles are drawn on ``threads`` threads."""
     from ndvicube.figures.maps import VALUE_RANGE
 
     started = time.perf_counter()
@@ -67,7 +68,7 @@ def build_viewer(
     layers, sets = {}, []
     for index, array in maps.items():
         layers[index] = tiles.write_tiles(array, Path(cache) / index, out / "tiles" / index,
-                                          sets, crs)  # fmt: skip
+                                          sets, crs, threads=threads)  # fmt: skip
     grid = tiles.Grid.of(next(iter(maps.values())), crs)
     _copy_static(out / "static")
     field_ids = _write_fields(out / "data", tables, indices)
@@ -101,12 +102,11 @@ def _write_fields(folder: Path, tables, indices: Sequence[str]) -> list[str]:
     if not tables.get("fields"):
         return []
     ids, shapes = data.outlines(tables["fields"])
-    (folder / "fields.js").write_text(f"ndvicubeViewer.fields({shapes});\n")
-    entries = data.series_entries(
-        ids, tables["polygons_raw"], tables["polygons_smoothed"],
-        tables.get("polygons_phenology"), "polygon", indices, "_mean",
+    (folder / "fields.js").write_text(data.script("ndvicubeViewer.fields", shapes))
+    data.write_series_shards(
+        folder / "series", "fields", ids, tables["polygons_raw"], tables["polygons_smoothed"],
+        tables.get("polygons_phenology"), key="polygon", indices=indices, raw_suffix="_mean",
     )  # fmt: skip
-    data.write_series_shards(folder / "series", "fields", ids, entries)
     return ids
 
 
@@ -117,13 +117,12 @@ def _write_points(folder: Path, points: Sequence[Point], tables, indices) -> lis
     if not points or not tables.get("series_raw"):
         return listed
     ids = [p["id"] for p in listed]
-    entries = data.series_entries(
-        ids, tables["series_raw"], tables["series_smoothed"], tables.get("phenology"),
-        "point", indices, "",
-    )  # fmt: skip
     for n, p in enumerate(listed):
         p["shard"] = n // data.SHARD
-    data.write_series_shards(folder / "series", "points", ids, entries)
+    data.write_series_shards(
+        folder / "series", "points", ids, tables["series_raw"], tables["series_smoothed"],
+        tables.get("phenology"), key="point", indices=indices, raw_suffix="",
+    )  # fmt: skip
     return listed
 
 
