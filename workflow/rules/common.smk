@@ -231,6 +231,36 @@ QUICKLOOK_LABEL = (
 )
 
 
+def zip_report_asked():
+    """Whether this command asks for a zip report (`snakemake --report report.zip`).
+
+    Only a zip report can hold a folder: an HTML report refuses one ("Directory marked for
+    inclusion in report ... This is unsupported when requesting a pure HTML report"). Snakemake
+    reads the Snakefile before its report settings and shows them to no Snakefile, so its
+    command line is read here, as Snakemake's own parser reads `--report`.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--report", nargs="?", const="report.html")
+    asked, _ = parser.parse_known_args(sys.argv[1:])
+    return str(asked.report or "").endswith(".zip")
+
+
+def viewer_folder(path):
+    """The quick-look's viewer folder: in a zip report, a page of its own (its `index.html`
+    and every file beside it); in an HTML report and in runs, a plain `directory()`."""
+    if not zip_report_asked():
+        return directory(path)
+    return report(
+        directory(path),
+        htmlindex="index.html",
+        category="Areas",
+        labels={"area": "{area}", "figure": "viewer"},
+    )
+
+
 def get_demo_catalog(wildcards):
     """The demo catalog folder the search reads, when the config asks for the demo."""
     return [DEMO_DIR] if SETTINGS.demo is not None else []
