@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,7 +59,8 @@ def build_viewer(
     once per distinct map), the fields (``tables["fields"]``, GeoParquet) and
     ``points``, and their series from ``tables`` (``series_raw``, ``series_smoothed``,
     ``phenology``, ``polygons_raw``, ``polygons_smoothed``, ``polygons_phenology``,
-    ``fields_rejected``; each may be None). Tiles are drawn on ``threads`` threads."""
+    ``fields_rejected``; each may be None). Tiles are drawn on ``threads`` threads, and with
+    more than one the data is written meanwhile."""
     from ndvicube.figures.maps import VALUE_RANGE
 
     started = time.perf_counter()
@@ -66,13 +68,18 @@ def build_viewer(
     shutil.rmtree(out, ignore_errors=True)
     (out / "data").mkdir(parents=True)
     layers, sets = {}, []
-    for index, array in maps.items():
-        layers[index] = tiles.write_tiles(array, Path(cache) / index, out / "tiles" / index,
-                                          sets, crs, threads=threads)  # fmt: skip
+    # With threads, the data (mostly Python) is written beside the tiles (mostly numpy and
+    # zlib, which release the GIL).
+    with ThreadPoolExecutor(1) as side:
+        made = side.submit(_write_data, out / "data", tables, points, indices)
+        if threads <= 1:
+            made.result()  # one thread: the data first, then the tiles
+        for index, array in maps.items():
+            layers[index] = tiles.write_tiles(array, Path(cache) / index, out / "tiles" / index,
+                                              sets, crs, threads=threads)  # fmt: skip
+        field_ids, point_list = made.result()
     grid = tiles.Grid.of(next(iter(maps.values())), crs)
     _copy_static(out / "static")
-    field_ids = _write_fields(out / "data", tables, indices)
-    point_list = _write_points(out / "data", points, tables, indices)
     setup = {
         "area": area, "what": what, "bounds": tiles.lonlat_bounds(grid),
         "zoom": list(tiles.zoom_range(grid)), "tile_sets": sets, "layers": layers,
@@ -95,6 +102,11 @@ def _copy_static(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in STATIC:
         (folder / name).write_bytes((static / name).read_bytes())
+
+
+def _write_data(folder: Path, tables, points: Sequence[Point], indices) -> tuple[list, list]:
+    """The fields' and the points' data (:func:`_write_fields`, :func:`_write_points`)."""
+    return _write_fields(folder, tables, indices), _write_points(folder, points, tables, indices)
 
 
 def _write_fields(folder: Path, tables, indices: Sequence[str]) -> list[str]:
