@@ -552,3 +552,12 @@ def test_series_shards_hold_the_tables_values_in_fewer_bytes(tmp_path):
     assert data.packed_values(np.array([1 / 3, np.nan])) == {
         "scale": None, "values": [1 / 3, None]
     }  # fmt: skip
+
+
+def test_a_large_area_asks_for_two_threads_a_small_one_for_one():
+    """The quick-look job's threads: the demo's 2 km box one (it runs beside the figures job),
+    the benchmark's 41 km box two (its tiles take seconds)."""
+    from ndvicube.viewer.tiles import threads_for
+
+    assert threads_for((82.599, 27.154, 82.617, 27.172), 10) == 1
+    assert threads_for((82.4, 27.0, 82.81, 27.37), 10) == 2

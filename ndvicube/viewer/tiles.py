@@ -280,6 +280,21 @@ def _prune(cache: Path, used: set[str]) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+#: Cube pixels (of the area's box) from which the quick-look job asks for two threads for the
+#: viewer's tiles: about 10 km x 10 km at 10 m. A smaller area's tiles take a fraction of a
+#: second, and with one thread its quick-look runs beside the figures job on two cores.
+THREADED_FROM_PX = 1024 * 1024
+
+
+def threads_for(bbox: tuple[float, float, float, float], resolution: float) -> int:
+    """Threads for the viewer's tiles of an area: 2 from :data:`THREADED_FROM_PX` pixels of
+    ``resolution`` metres in its ``bbox`` (west, south, east, north in degrees), else 1."""
+    west, south, east, north = bbox
+    width = (east - west) * 111_320 * math.cos(math.radians((south + north) / 2))
+    height = (north - south) * 110_574
+    return 2 if width * height / resolution**2 >= THREADED_FROM_PX else 1
+
+
 #: Bytes of composites read at once: whole time chunks where they fit (a period read alone
 #: decompresses every chunk it meets whole, 8 periods of it with the cube's time chunks).
 READ_BYTES = 512 * 2**20

@@ -20,6 +20,7 @@ from ndvicube.config import validate_config
 from ndvicube.compute import IO_THREADS
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.figures import PARALLEL_FROM_POINTS
+from ndvicube.viewer.tiles import threads_for
 
 
 def areas_from_cli_configfiles():
@@ -193,6 +194,12 @@ def get_plotted_points(wildcards):
 def get_figure_threads(wildcards):
     """Two processes for an area with many point figures, one for a few (they would not fork)."""
     return 2 if len(get_plotted_points(wildcards)) >= PARALLEL_FROM_POINTS else 1
+
+
+def get_quicklook_threads(wildcards):
+    """Two threads for the viewer's tiles of a large area, one for a small one (whose
+    quick-look then runs beside the figures job on two cores)."""
+    return threads_for(get_area(wildcards).bbox, SETTINGS.resolution)
 
 
 def get_quicklook_maps(wildcards):

@@ -51,9 +51,9 @@ rule quicklook:
         "results/{area}/logs/quicklook.log",
     conda:
         "../envs/ndvicube.yaml"
-    # The viewer's tiles are drawn on two threads (numpy and zlib release the GIL); the figure
-    # on one (docs/performance.md, "The viewer").
-    threads: 2
+    # The viewer's tiles of a large area are drawn on two threads (numpy and zlib release the
+    # GIL), a small area's on one (docs/performance.md, "The viewer").
+    threads: get_quicklook_threads
     params:
         points=get_area_points,
         index=SETTINGS.indices[0],
