@@ -561,3 +561,14 @@ def test_a_large_area_asks_for_two_threads_a_small_one_for_one():
 
     assert threads_for((82.599, 27.154, 82.617, 27.172), 10) == 1
     assert threads_for((82.4, 27.0, 82.81, 27.37), 10) == 2
+
+
+def test_outlines_of_no_accepted_field_are_empty(tmp_path):
+    """An area with points whose fields were all rejected has an empty fields.parquet."""
+    import geopandas as gpd
+
+    from ndvicube.viewer import data
+
+    gpd.GeoDataFrame({"id": []}, geometry=[], crs=4326).to_parquet(tmp_path / "f.parquet")
+    ids, packed = data.outlines(tmp_path / "f.parquet")
+    assert ids == [] and packed["ids"] == packed["coords"] == []

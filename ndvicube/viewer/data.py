@@ -43,6 +43,9 @@ def outlines(fields: str | Path) -> tuple[list[str], dict]:
     import shapely
 
     frame = gpd.read_parquet(fields).to_crs("EPSG:4326")
+    if frame.empty:  # every field rejected, in an area with points
+        return [], {"ids": [], "shard": SHARD, "multi": False, "parts": None, "polygons": [],
+                    "rings": [], "scale": MICRODEGREES, "coords": []}  # fmt: skip
     kind, coords, offsets = shapely.to_ragged_array(frame.geometry.values)
     multi = kind == shapely.GeometryType.MULTIPOLYGON
     rings = np.diff(offsets[0])
