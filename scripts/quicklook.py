@@ -23,5 +23,6 @@ with job_logging(snakemake.log[0], job="quicklook"):
         tables={name: snakemake.input.get(name) for name in TABLES},
         tile_cache=snakemake.params.tile_cache,
         indices=snakemake.params.indices,
+        threads=snakemake.threads,
     )
     write_areas_index(Path(snakemake.output.viewer).parent.parent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,45 @@ def test_report_opens_in_a_headless_browser_and_its_images_load(report):
     assert len(decoded) == len(POINTS) + 2  # point figures, overview, quick-look
     for key, width, height in decoded:
         assert width > 100 and height > 100, key
+
+
+def test_a_zip_report_holds_the_viewer_as_a_page_of_its_own(report, tmp_path):
+    """`--report report.zip` (on the same finished run) marks the viewer folder for the report
+    (`htmlindex`): the zip's report lists it under Areas, its link a file of the zip beside
+    every file of the folder, and the page opens from the unzipped folder with no error."""
+    import zipfile
+
+    work = report.parent
+    made = snakemake(work, work / "config.yaml", "--report", "report.zip")
+    assert made.returncode == 0, made.stderr[-3000:]
+    zipfile.ZipFile(work / "report.zip").extractall(tmp_path)
+    results = embedded_results((tmp_path / "report/report.html").read_text())
+    entry = results["results/seed/viewer/index.html"]
+    assert entry["labels"] == {"area": "seed", "figure": "viewer"}
+    page = tmp_path / "report" / entry["data_uri"]
+    viewer = work / "results/seed/viewer"
+    files = {p.relative_to(viewer) for p in viewer.rglob("*") if p.is_file()}
+    files.discard(Path(".snakemake_timestamp"))  # Snakemake's own, left out of reports
+    assert {p.relative_to(page.parent) for p in page.parent.rglob("*") if p.is_file()} == files
+    assert any(p.parts[0] == "tiles" for p in files)
+    if CHROMEDRIVER is None:
+        return
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--host-resolver-rules=MAP * ~NOTFOUND"):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(page.as_uri())
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return window.ndvicubeViewer && ndvicubeViewer.ready")
+        )
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+    assert errors == []

@@ -447,3 +447,128 @@ def test_the_default_run_writes_the_viewer_and_a_rerun_rebuilds_nothing(demo_run
     assert ran_jobs(again) == {}
     assert "Nothing to be done" in again.stdout + again.stderr
     assert page.stat().st_mtime_ns == stamp
+
+
+def sparse_composites(periods: int = 2):
+    """Composites over 3 x 3 chunks of 256 px at 10 m (UTM 44N, 27 N) with data in the middle
+    chunk only: a smooth field of NDVI with noise, different in each period."""
+    import xarray as xr
+
+    n, res, x0, y0 = 768, 10.0, 658000.0, 3010000.0
+    rng = np.random.default_rng(7)
+    values = np.full((periods, n, n), np.nan, np.float32)
+    ramp = np.linspace(0.1, 0.8, 256, dtype=np.float32)
+    for p in range(periods):
+        values[p, 256:512, 256:512] = ramp[None, :] + rng.normal(0, 0.02, (256, 256)) + 0.05 * p
+    times = pd.date_range("2023-01-01", periods=periods, freq="MS")
+    return xr.DataArray(
+        values, dims=("time", "y", "x"), name="ndvi",
+        coords={"time": times, "x": x0 + res / 2 + res * np.arange(n),
+                "y": y0 - res / 2 - res * np.arange(n)},
+    )  # fmt: skip
+
+
+def test_tiles_are_paeth_filtered_palettes_of_the_colour_map_alike_on_two_threads(tmp_path):
+    """Every tile row is Paeth-filtered (PNG filter 4: the palette is in the order of the
+    values), every pixel has the colour map's colour of its value within one unit (as the
+    figures compute it; NaN transparent), the tiles are smaller than Pillow's unfiltered
+    palette PNGs of the same pixels, and two threads write the same bytes as one."""
+    import zlib
+
+    from PIL import Image
+    from pyproj import CRS
+
+    from ndvicube.figures.maps import colour_table, palette_indices
+    from ndvicube.viewer import tiles
+
+    array = sparse_composites()
+    one = tiles.write_tiles(array, tmp_path / "c1", tmp_path / "o1", [], CRS(32644))
+    two = tiles.write_tiles(array, tmp_path / "c2", tmp_path / "o2", [], CRS(32644), threads=2)
+    files = sorted((tmp_path / "o1" / one[0]["tiles"]).rglob("*.png"))
+    assert [f.read_bytes() for f in files] == [
+        (tmp_path / "o2" / two[0]["tiles"] / f.relative_to(tmp_path / "o1" / one[0]["tiles"]))
+        .read_bytes() for f in files
+    ]  # fmt: skip
+    grid = tiles.Grid.of(array, CRS(32644))
+    pyramid = tiles.Pyramid(grid)
+    ours = pillows = 0
+    for png in files:
+        z, tx, ty = int(png.parent.parent.name), int(png.parent.name), int(png.stem)
+        data = png.read_bytes()
+        idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
+        rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(256, 257)
+        assert (rows[:, 0] == 4).all()
+        image = Image.open(png)
+        index, inside = pyramid.lookup((z, tx, ty))
+        values = array.values[0].ravel()[index]
+        if inside is not None:
+            values[~inside] = np.nan
+        rgba = np.asarray(image.convert("RGBA")).reshape(-1, 4).astype(int)
+        nan = np.isnan(values.ravel())
+        assert (rgba[nan, 3] == 0).all() and (rgba[~nan, 3] == 255).all()
+        want = colour_table().astype(int)[palette_indices(values.ravel()[~nan])[0]]
+        assert np.abs(rgba[~nan, :3] - want).max() <= 1
+        ours += len(data)
+        pillow = io.BytesIO()
+        image.save(pillow, "PNG", transparency=0, compress_level=tiles.LEVEL)
+        pillows += len(pillow.getvalue())
+    assert ours < 0.9 * pillows, (ours, pillows)
+
+
+def test_series_shards_hold_the_tables_values_in_fewer_bytes(tmp_path):
+    """Values the tables wrote with 7 significant digits are written as whole numbers over a
+    power of ten that give back the same floats (the few that need more places as their
+    text); a column of full-precision floats (1/3) as numbers; NaN as null."""
+    from ndvicube.timeseries.tables import write_polygon_series
+    from ndvicube.viewer import data
+
+    rng = np.random.default_rng(1)
+    ids = [f"f{i}" for i in range(data.SHARD)]
+    times = pd.date_range("2023-01-02", periods=25, freq="5D").strftime("%Y-%m-%d")
+    table = pd.DataFrame({"polygon": np.repeat(ids, 25), "time": np.tile(times, len(ids))})
+    table["ndvi_mean"] = rng.uniform(-0.2, 1.0, len(table))
+    table.loc[::7, "ndvi_mean"] = np.nan
+    write_polygon_series(table, tmp_path / "raw.csv")
+    table.rename(columns={"ndvi_mean": "ndvi"}).to_csv(tmp_path / "smooth.csv", index=False)
+    data.write_series_shards(tmp_path / "s", "fields", ids, tmp_path / "raw.csv",
+                             tmp_path / "smooth.csv", None, key="polygon", indices=["NDVI"],
+                             raw_suffix="_mean")  # fmt: skip
+    text = (tmp_path / "s/fields_0.js").read_text()
+    shard = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    raw = shard["raw"]["columns"]["NDVI"]
+    got = [np.nan if w is None else float(w) if isinstance(w, str) else w / raw["scale"]
+           for w in raw["values"]]  # fmt: skip
+    want = pd.read_csv(tmp_path / "raw.csv")["ndvi_mean"].to_numpy()
+    np.testing.assert_array_equal(got, want)
+    assert raw["scale"] == 10**7  # 7 digits of 0.1 to 1; below, strings
+    assert sum(isinstance(w, int) for w in raw["values"]) > 0.7 * len(want)
+    assert shard["raw"]["times"] == [[int(d) for d in pd.to_datetime(times).to_numpy()
+                                      .astype("datetime64[D]").astype(int)]]  # fmt: skip
+    assert shard["raw"]["time"] == [0] * len(ids)
+    assert shard["smooth"]["columns"]["NDVI"]["scale"] is None  # full precision: as written
+    as_floats = [None if v != v else v for v in want.tolist()]
+    compact = {"separators": (",", ":")}
+    assert len(json.dumps(raw["values"], **compact)) < 0.92 * len(json.dumps(as_floats, **compact))
+    assert data.packed_values(np.array([1 / 3, np.nan])) == {
+        "scale": None, "values": [1 / 3, None]
+    }  # fmt: skip
+
+
+def test_a_large_area_asks_for_two_threads_a_small_one_for_one():
+    """The quick-look job's threads: the demo's 2 km box one (it runs beside the figures job),
+    the benchmark's 41 km box two (its tiles take seconds)."""
+    from ndvicube.viewer.tiles import threads_for
+
+    assert threads_for((82.599, 27.154, 82.617, 27.172), 10) == 1
+    assert threads_for((82.4, 27.0, 82.81, 27.37), 10) == 2
+
+
+def test_outlines_of_no_accepted_field_are_empty(tmp_path):
+    """An area with points whose fields were all rejected has an empty fields.parquet."""
+    import geopandas as gpd
+
+    from ndvicube.viewer import data
+
+    gpd.GeoDataFrame({"id": []}, geometry=[], crs=4326).to_parquet(tmp_path / "f.parquet")
+    ids, packed = data.outlines(tmp_path / "f.parquet")
+    assert ids == [] and packed["ids"] == packed["coords"] == []

@@ -23,6 +23,7 @@ def quicklook(
     tables: dict[str, str | Path | None] | None = None,
     tile_cache: str | Path | None = None,
     indices: Sequence[str] | None = None,
+    threads: int = 1,
 ) -> None:
     """Draw the area's quick-look: maps of ``index`` with its points, and the outlines of its
     accepted ``fields`` (``fields.parquet``) when it has polygons.
@@ -33,8 +34,9 @@ def quicklook(
 
     With ``viewer``, the same process writes the area's viewer folder there from the same
     maps, at full resolution (:func:`ndvicube.viewer.page.build_viewer`; ``tables`` are the
-    series it shows, ``tile_cache`` where rendered tiles are kept between runs): a second job
-    would cost seconds of start-up for the milliseconds of the page.
+    series it shows, ``tile_cache`` where rendered tiles are kept between runs, ``threads``
+    how many threads draw its tiles): a second job would cost seconds of start-up for the
+    milliseconds of the page.
     """
     from ndvicube.composites.periods import SPEC_ATTR
     from ndvicube.cube.indices import column
@@ -64,7 +66,7 @@ def quicklook(
             maps=viewer_maps, crs=cube_crs(cube), what=what, out=viewer, area=area,
             points=points, tables={**(tables or {}), "fields": fields},
             cache=tile_cache or Path(viewer).parent / ".viewer-tiles",
-            indices=list(indices or [index]),
+            indices=list(indices or [index]), threads=threads,
         )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,13 +52,15 @@ def build_viewer(
     tables: Mapping[str, str | Path | None],
     cache: str | Path,
     indices: Sequence[str] = ("NDVI",),
+    threads: int = 1,
 ) -> None:
     """Write the viewer of ``area`` into ``out``: the tile pyramids of ``maps`` (index ->
     (time, y, x) array in ``crs``: the composites the quick-look draws; rendered into ``cache``
     once per distinct map), the fields (``tables["fields"]``, GeoParquet) and
     ``points``, and their series from ``tables`` (``series_raw``, ``series_smoothed``,
     ``phenology``, ``polygons_raw``, ``polygons_smoothed``, ``polygons_phenology``,
-    ``fields_rejected``; each may be None)."""
+    ``fields_rejected``; each may be None). Tiles are drawn on ``threads`` threads, and with
+    more than one the data is written meanwhile."""
     from ndvicube.figures.maps import VALUE_RANGE
 
     started = time.perf_counter()
@@ -65,13 +68,18 @@ def build_viewer(
     shutil.rmtree(out, ignore_errors=True)
     (out / "data").mkdir(parents=True)
     layers, sets = {}, []
-    for index, array in maps.items():
-        layers[index] = tiles.write_tiles(array, Path(cache) / index, out / "tiles" / index,
-                                          sets, crs)  # fmt: skip
+    # With threads, the data (mostly Python) is written beside the tiles (mostly numpy and
+    # zlib, which release the GIL).
+    with ThreadPoolExecutor(1) as side:
+        made = side.submit(_write_data, out / "data", tables, points, indices)
+        if threads <= 1:
+            made.result()  # one thread: the data first, then the tiles
+        for index, array in maps.items():
+            layers[index] = tiles.write_tiles(array, Path(cache) / index, out / "tiles" / index,
+                                              sets, crs, threads=threads)  # fmt: skip
+        field_ids, point_list = made.result()
     grid = tiles.Grid.of(next(iter(maps.values())), crs)
     _copy_static(out / "static")
-    field_ids = _write_fields(out / "data", tables, indices)
-    point_list = _write_points(out / "data", points, tables, indices)
     setup = {
         "area": area, "what": what, "bounds": tiles.lonlat_bounds(grid),
         "zoom": list(tiles.zoom_range(grid)), "tile_sets": sets, "layers": layers,
@@ -96,17 +104,21 @@ def _copy_static(folder: Path) -> None:
         (folder / name).write_bytes((static / name).read_bytes())
 
 
+def _write_data(folder: Path, tables, points: Sequence[Point], indices) -> tuple[list, list]:
+    """The fields' and the points' data (:func:`_write_fields`, :func:`_write_points`)."""
+    return _write_fields(folder, tables, indices), _write_points(folder, points, tables, indices)
+
+
 def _write_fields(folder: Path, tables, indices: Sequence[str]) -> list[str]:
     """``fields.js`` (outlines) and the fields' series shards; returns the fields' ids."""
     if not tables.get("fields"):
         return []
     ids, shapes = data.outlines(tables["fields"])
-    (folder / "fields.js").write_text(f"ndvicubeViewer.fields({shapes});\n")
-    entries = data.series_entries(
-        ids, tables["polygons_raw"], tables["polygons_smoothed"],
-        tables.get("polygons_phenology"), "polygon", indices, "_mean",
+    (folder / "fields.js").write_text(data.script("ndvicubeViewer.fields", shapes))
+    data.write_series_shards(
+        folder / "series", "fields", ids, tables["polygons_raw"], tables["polygons_smoothed"],
+        tables.get("polygons_phenology"), key="polygon", indices=indices, raw_suffix="_mean",
     )  # fmt: skip
-    data.write_series_shards(folder / "series", "fields", ids, entries)
     return ids
 
 
@@ -117,13 +129,12 @@ def _write_points(folder: Path, points: Sequence[Point], tables, indices) -> lis
     if not points or not tables.get("series_raw"):
         return listed
     ids = [p["id"] for p in listed]
-    entries = data.series_entries(
-        ids, tables["series_raw"], tables["series_smoothed"], tables.get("phenology"),
-        "point", indices, "",
-    )  # fmt: skip
     for n, p in enumerate(listed):
         p["shard"] = n // data.SHARD
-    data.write_series_shards(folder / "series", "points", ids, entries)
+    data.write_series_shards(
+        folder / "series", "points", ids, tables["series_raw"], tables["series_smoothed"],
+        tables.get("phenology"), key="point", indices=indices, raw_suffix="",
+    )  # fmt: skip
     return listed
 
 

@@ -21,6 +21,7 @@ from ndvicube.config import validate_config
 from ndvicube.compute import IO_THREADS
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.figures import PARALLEL_FROM_POINTS
+from ndvicube.viewer.tiles import threads_for
 
 
 def areas_from_cli_configfiles():
@@ -206,6 +207,12 @@ def get_figure_threads(wildcards):
     return 2 if len(get_plotted_points(wildcards)) >= PARALLEL_FROM_POINTS else 1
 
 
+def get_quicklook_threads(wildcards):
+    """Two threads for the viewer's tiles of a large area, one for a small one (whose
+    quick-look then runs beside the figures job on two cores)."""
+    return threads_for(get_area(wildcards).bbox, SETTINGS.resolution)
+
+
 def get_quicklook_maps(wildcards):
     """What the quick-look draws: the composites when they hold its index, else the cube; and
     the accepted fields' outlines of an area with polygons; and what its viewer shows besides:
@@ -240,6 +247,36 @@ QUICKLOOK_LABEL = (
     if QUICKLOOK_SOURCE == "composites.versions/workflow.zarr"
     else f"monthly {SETTINGS.indices[0]} maps"
 )
+
+
+def zip_report_asked():
+    """Whether this command asks for a zip report (`snakemake --report report.zip`).
+
+    Only a zip report can hold a folder: an HTML report refuses one ("Directory marked for
+    inclusion in report ... This is unsupported when requesting a pure HTML report"). Snakemake
+    reads the Snakefile before its report settings and shows them to no Snakefile, so its
+    command line is read here, as Snakemake's own parser reads `--report`.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--report", nargs="?", const="report.html")
+    asked, _ = parser.parse_known_args(sys.argv[1:])
+    return str(asked.report or "").endswith(".zip")
+
+
+def viewer_folder(path):
+    """The quick-look's viewer folder: in a zip report, a page of its own (its `index.html`
+    and every file beside it); in an HTML report and in runs, a plain `directory()`."""
+    if not zip_report_asked():
+        return directory(path)
+    return report(
+        directory(path),
+        htmlindex="index.html",
+        category="Areas",
+        labels={"area": "{area}", "figure": "viewer"},
+    )
 
 
 def get_demo_catalog(wildcards):

@@ -43,14 +43,17 @@ rule quicklook:
             labels={"area": "{area}", "figure": QUICKLOOK_LABEL},
         ),
         # The viewer is written by the same job from the same maps: a job of its own would
-        # cost seconds of start-up for a fraction of a second of work. Not in the report:
-        # Snakemake refuses a folder in a self-contained `--report report.html`
-        # (docs/outputs.md, "The viewer").
-        viewer=directory("results/{area}/viewer"),
+        # cost seconds of start-up for a fraction of a second of work. In `--report
+        # report.zip` only: Snakemake refuses a folder in an HTML report (docs/outputs.md,
+        # "The viewer").
+        viewer=viewer_folder("results/{area}/viewer"),
     log:
         "results/{area}/logs/quicklook.log",
     conda:
         "../envs/ndvicube.yaml"
+    # The viewer's tiles of a large area are drawn on two threads (numpy and zlib release the
+    # GIL), a small area's on one (docs/performance.md, "The viewer").
+    threads: get_quicklook_threads
     params:
         points=get_area_points,
         index=SETTINGS.indices[0],

@@ -8,13 +8,69 @@
   var $ = function (id) { return document.getElementById(id); };
 
   V.setup = function (setup) { V.conf = setup; };
-  V.fields = function (geojson) { V.geojson = geojson; };
-  V.series = function (kind, shard, entries) {
-    var key = kind + "_" + shard;
+  V.fields = function (packed) { V.geojson = unpackOutlines(packed); };
+  V.series = function (kind, shard, packed) {
+    var key = kind + "_" + shard, entries = unpackSeries(packed);
     V.shards[key] = entries;
     (V.waiting[key] || []).forEach(function (f) { f(entries); });
     delete V.waiting[key];
   };
+
+  /* The outlines as data/fields.js packs them (ndvicube/viewer/data.py, outlines): whole
+     millionths of a degree, each the step from the coordinate before on its axis, rings
+     without their closing vertex. */
+  function unpackOutlines(p) {
+    var x = 0, y = 0, k = 0, r = 0, q = 0, features = [];
+    for (var i = 0; i < p.ids.length; i++) {
+      var polygons = [], parts = p.parts ? p.parts[i] : 1;
+      for (var j = 0; j < parts; j++, q++) {
+        var rings = [];
+        for (var m = 0; m < p.polygons[q]; m++, r++) {
+          var ring = [];
+          for (var n = 0; n < p.rings[r]; n++, k += 2) {
+            x += p.coords[k]; y += p.coords[k + 1];
+            ring.push([x / p.scale, y / p.scale]);
+          }
+          ring.push(ring[0]);
+          rings.push(ring);
+        }
+        polygons.push(rings);
+      }
+      features.push({ type: "Feature", properties: { id: p.ids[i], shard: Math.floor(i / p.shard) },
+        geometry: p.multi ? { type: "MultiPolygon", coordinates: polygons }
+          : { type: "Polygon", coordinates: polygons[0] } });
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  /* A series shard as data/series/*.js packs it (data.py, write_series_shards), as one entry
+     per id: {raw_t, raw: {INDEX: values}, smooth_t, smooth, seasons}. A value is its whole
+     number over the column's scale (the same float as the table's text), or its text, or as
+     written (a column without a scale). */
+  function unpackSeries(p) {
+    var entries = Object.create(null);  /* an id such as "__proto__" is a key like another */
+    p.ids.forEach(function (id, i) {
+      entries[id] = {};
+      if (p.seasons[i]) entries[id].seasons = p.seasons[i];
+    });
+    ["raw", "smooth"].forEach(function (name) {
+      var part = p[name], at = 0;
+      p.ids.forEach(function (id, i) {
+        if (part.time[i] < 0) return;
+        var days = part.times[part.time[i]], e = entries[id];
+        e[name + "_t"] = days;
+        e[name] = {};
+        Object.keys(part.columns).forEach(function (index) {
+          var c = part.columns[index], v = c.values.slice(at, at + days.length);
+          e[name][index] = c.scale === null ? v : v.map(function (w) {
+            return w === null ? null : typeof w === "string" ? parseFloat(w) : w / c.scale;
+          });
+        });
+        at += days.length;
+      });
+    });
+    return entries;
+  }
 
   function loadShard(kind, shard, done) {
     var key = kind + "_" + shard;
