@@ -223,6 +223,16 @@ QUICKLOOK_SOURCE = (
     and SETTINGS.indices[0] in SETTINGS.composites.indices
     else "cube/workflow.zarr"
 )
+#: The tables the quick-look job's viewer shows beside its maps (inputs of that name, if any).
+VIEWER_TABLES = (
+    "series_raw",
+    "series_smoothed",
+    "phenology",
+    "polygons_raw",
+    "polygons_smoothed",
+    "polygons_phenology",
+    "fields_rejected",
+)
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
     f"{SETTINGS.composites.statistic} {SETTINGS.indices[0]} per {SETTINGS.composites.period}"

@@ -83,13 +83,25 @@ rule join_tiles:
         "results/{area}/logs/join_tiles.log",
     wildcard_constraints:
         area=TILED_AREAS,
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         split=get_area_split,
         crs=get_area_crs,
         provenance=get_cube_config,
         published=get_cube_link,
         field_set=get_field_set,
-    script:
-        "../../scripts/join_tiles.py"
+    run:
+        from ndvicube.jobs import join_tiles
+        from ndvicube.logs import job_logging
+
+        with job_logging(log[0], job=rule):
+            join_tiles(
+                tile_paths=input.tiles,
+                split=params.split,
+                out=output.cube,
+                crs=params.crs,
+                skipped=input.skipped,
+                skipped_out=output.skipped,
+                published=params.published,
+                versions_kept=config["cube_versions_kept"],
+                field_set=params.field_set,
+            )

@@ -18,11 +18,21 @@ rule fields:
         ),
     log:
         "results/{area}/logs/fields.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         crs=get_area_crs,
         has_points=get_area_has_points,
         max_field_km2=SETTINGS.fields.max_field_km2,
-    script:
-        "../../scripts/fields.py"
+    run:
+        from ndvicube.jobs import fields
+        from ndvicube.logs import job_logging
+
+        with job_logging(log[0], job=rule):
+            fields(
+                polygons_path=input.polygons,
+                items_path=input.scenes,
+                crs=params.crs,
+                has_points=params.has_points,
+                fields_out=output.fields,
+                rejected_out=output.rejected,
+                max_field_km2=params.max_field_km2,
+            )

@@ -22,15 +22,25 @@ rule figures:
         ),
     log:
         "results/{area}/logs/figures.log",
-    conda:
-        "../envs/ndvicube.yaml"
     # Point figures are drawn by two processes from 20 on: 50 figures 4.37 s -> 2.25 s; one
     # below, so a small area's figures need not wait for a second core (docs/performance.md).
     threads: get_figure_threads
     params:
         points=get_plotted_points,
-    script:
-        "../../scripts/figures.py"
+    run:
+        from ndvicube.jobs import figures
+        from ndvicube.logs import job_logging
+
+        with job_logging(log[0], job=rule):
+            figures(
+                raw_path=input.raw,
+                smoothed_path=input.smoothed,
+                points=params.points,
+                area=wildcards.area,
+                plots_dir=output.plots,
+                overview=output.overview,
+                processes=threads,
+            )
 
 
 rule quicklook:
@@ -49,12 +59,29 @@ rule quicklook:
         viewer=directory("results/{area}/viewer"),
     log:
         "results/{area}/logs/quicklook.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         points=get_area_points,
         index=SETTINGS.indices[0],
         indices=list(SETTINGS.indices),
         tile_cache="results/{area}/.viewer-tiles",
-    script:
-        "../../scripts/quicklook.py"
+    run:
+        from pathlib import Path
+        from ndvicube.geo import Point
+        from ndvicube.jobs import quicklook
+        from ndvicube.logs import job_logging
+        from ndvicube.viewer.page import write_areas_index
+
+        with job_logging(log[0], job=rule):
+            quicklook(
+                cube_path=input.maps,
+                points=[Point(**p) for p in params.points],
+                area=wildcards.area,
+                out=output.figure,
+                index=params.index,
+                fields=input.get("fields"),
+                viewer=output.viewer,
+                tables={name: input.get(name) for name in VIEWER_TABLES},
+                tile_cache=params.tile_cache,
+                indices=params.indices,
+            )
+            write_areas_index(Path(output.viewer).parent.parent)

@@ -11,8 +11,6 @@ rule search:
     log:
         "results/{area}/logs/search.log",
     cache: "omit-software"
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         url=SETTINGS.stac.url,
         collection=SETTINGS.stac.collection,
@@ -21,5 +19,11 @@ rule search:
         end=str(SETTINGS.end),
         bbox=get_area_bbox,
         profile=SETTINGS.stac.profile,
-    script:
-        "../../scripts/search.py"
+    run:
+        from ndvicube.jobs import search_area
+        from ndvicube.logs import job_logging
+        from ndvicube.search.stac import SearchRequest
+
+        with job_logging(log[0], job=rule):
+            request = SearchRequest.from_params(**params, area=wildcards.area)
+            search_area(request, out=output.scenes)

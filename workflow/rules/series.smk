@@ -25,14 +25,25 @@ rule tables:
         ),
     log:
         "results/{area}/logs/tables.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         points=get_area_points,
         smoothing=get_smoothing,
         phenology=get_phenology,
-    script:
-        "../../scripts/tables.py"
+    run:
+        from ndvicube.geo import Point
+        from ndvicube.jobs import point_tables
+        from ndvicube.logs import job_logging
+
+        with job_logging(log[0], job=rule):
+            point_tables(
+                cube_path=input.cube,
+                points=[Point(**p) for p in params.points],
+                raw_out=output.raw,
+                smoothed_out=output.smoothed,
+                phenology_out=output.phenology,
+                smoothing=params.smoothing,
+                phenology=params.phenology,
+            )
 
 
 # Polygons (areas with `polygons:`): per-date statistics inside each field the `fields` job
@@ -65,12 +76,28 @@ rule polygon_tables:
         ),
     log:
         "results/{area}/logs/polygon_tables.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         crs=get_area_crs,
         min_clear_fraction=SETTINGS.polygon_series.min_clear_fraction,
         smoothing=get_smoothing,
         phenology=get_phenology,
-    script:
-        "../../scripts/polygon_tables.py"
+    run:
+        from ndvicube.jobs import polygon_tables
+        from ndvicube.logs import job_logging
+
+        with job_logging(log[0], job=rule):
+            polygon_tables(
+                cube_path=input.cube,
+                fields_path=input.fields,
+                crs=params.crs,
+                min_clear_fraction=params.min_clear_fraction,
+                # How many cells are held at once changes no value: not a parameter.
+                batch_cells=config["polygon_series"]["batch_cells"],
+                raw_out=output.raw,
+                smoothed_out=output.smoothed,
+                phenology_out=output.phenology,
+                smoothing=params.smoothing,
+                phenology=params.phenology,
+                overview=output.overview,
+                area=wildcards.area,
+            )
