@@ -57,7 +57,10 @@ def redact_urls_in_logs() -> None:
 
     def redacting_factory(*args, **kwargs) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: the handler reports it, not us
+            return record
         if "?" in message:
             record.msg, record.args = redact_urls(message), ()
         return record
@@ -157,22 +160,35 @@ class _ThreadFilter(logging.Filter):
 
 class _ThreadJobs:
     """The jobs running in threads of this process, and the process-wide settings they share:
-    set when the first starts (root level INFO, warnings logged), restored when the last ends."""
+    set when the first starts (root level INFO, warnings logged, a handler for the warnings of
+    threads that are no job's), restored when the last ends."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.count = 0
+        self.threads: set[int] = set()
         self.saved_level = logging.WARNING
+        self.strays: logging.Handler | None = None
+
+    def is_stray(self, record: logging.LogRecord) -> bool:
+        """A record of no job's thread (a worker thread a job started, Snakemake's own thread)
+        and not Snakemake's (its handlers show those): shown on the terminal as Python's last
+        resort would have, had the root logger no handler."""
+        return record.thread not in self.threads and not record.name.startswith("snakemake")
 
     @contextlib.contextmanager
     def running(self, handlers: list[logging.Handler]) -> Iterator[None]:
         root = logging.getLogger()
         with self.lock:
-            if self.count == 0:
+            if not self.threads:
                 self.saved_level = root.level
                 root.setLevel(logging.INFO)
                 logging.captureWarnings(True)
-            self.count += 1
+                self.strays = logging.StreamHandler(sys.stderr)  # the terminal of now
+                self.strays.setLevel(logging.WARNING)
+                self.strays.addFilter(self.is_stray)
+                self.strays.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+                root.addHandler(self.strays)
+            self.threads.add(threading.get_ident())
             for handler in handlers:
                 root.addHandler(handler)
         try:
@@ -181,8 +197,9 @@ class _ThreadJobs:
             with self.lock:
                 for handler in handlers:
                     root.removeHandler(handler)
-                self.count -= 1
-                if self.count == 0:
+                self.threads.discard(threading.get_ident())
+                if not self.threads:
+                    root.removeHandler(self.strays)
                     root.setLevel(self.saved_level)
                     logging.captureWarnings(False)
 

@@ -114,6 +114,33 @@ def test_a_failing_job_in_a_thread_fails_alone_with_its_message(tmp_path, capsys
     assert "[fields] ERROR: No field of 'bad.geojson' can be used." in capsys.readouterr().err
 
 
+def test_a_thread_jobs_warnings_go_to_its_log_and_its_workers_to_the_terminal(tmp_path, capsys):
+    """Python warnings of a job's thread are logged in its log (and on the terminal, as every
+    warning); a record of a thread the job started is no job's: it reaches the terminal only."""
+    import warnings
+
+    log = tmp_path / "quicklook.log"
+
+    def job():
+        with job_logging(log, job="quicklook"):
+            warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=1)
+            worker = threading.Thread(
+                target=logging.getLogger("ndvicube.read").warning, args=("retry 1/4",)
+            )
+            worker.start()
+            worker.join()
+
+    before = list(logging.getLogger().handlers)  # pytest's own
+    in_threads(job)
+    assert logging.getLogger().handlers == before
+    assert [r.split(": ", 1)[-1] for r in records(log)] == [
+        "RuntimeWarning: All-NaN slice encountered"
+    ]
+    err = capsys.readouterr().err
+    assert "[quicklook] WARNING:" in err and "All-NaN slice encountered" in err
+    assert "WARNING ndvicube.read: retry 1/4" in err
+
+
 @pytest.mark.workflow
 def test_light_jobs_run_in_snakemakes_process_under_the_default_profile(catalog, tmp_path):
     """`snakemake` from another folder (profiles/default found beside the Snakefile): the search
