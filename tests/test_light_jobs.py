@@ -91,6 +91,20 @@ def test_two_figure_jobs_in_one_process_draw_what_each_draws_alone(tmp_path):
     assert logging.getLogger().handlers == []
 
 
+def test_point_figures_drawn_by_processes_from_a_thread_equal_one_process_drawing(tmp_path):
+    """From 20 points the figures job draws in 2 processes; in a thread of a process with other
+    threads they start from a fork server, not a fork: the same PNGs as one process draws."""
+    from ndvicube.figures.series import plot_points
+
+    raw = series(20, days=12)
+    smoothed = smooth_series(raw)
+    points = sorted(raw["point"].unique())
+    plot_points(raw, smoothed, points, tmp_path / "one")
+    in_threads(lambda: plot_points(raw, smoothed, points, tmp_path / "two", processes=2))
+    assert len(pngs(tmp_path / "one")) == 20
+    assert pngs(tmp_path / "two") == pngs(tmp_path / "one")
+
+
 def test_a_failing_job_in_a_thread_fails_alone_with_its_message(tmp_path, capsys):
     """A library error in a thread job is raised to Snakemake (an exit would end Snakemake's
     process), logged in that job's log and on the terminal; the other job finishes its log."""

@@ -223,16 +223,6 @@ QUICKLOOK_SOURCE = (
     and SETTINGS.indices[0] in SETTINGS.composites.indices
     else "cube/workflow.zarr"
 )
-#: The tables the quick-look job's viewer shows beside its maps (inputs of that name, if any).
-VIEWER_TABLES = (
-    "series_raw",
-    "series_smoothed",
-    "phenology",
-    "polygons_raw",
-    "polygons_smoothed",
-    "polygons_phenology",
-    "fields_rejected",
-)
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
     f"{SETTINGS.composites.statistic} {SETTINGS.indices[0]} per {SETTINGS.composites.period}"
@@ -362,7 +352,9 @@ def warn_if_light_jobs_spawn():
     profiles/default sets, or under a cluster executor. Without it (`--workflow-profile none`,
     or another workflow profile that lacks the key) the results are the same, but each light job
     pays Snakemake's start-up and the workflow's parsing (docs/performance.md)."""
-    if workflow.use_threads or workflow.exec_mode.name != "DEFAULT":  # a job's subprocess
+    if (
+        workflow.use_threads or workflow.exec_mode.name != "DEFAULT"
+    ):  # a job's subprocess
         return
     logger.warning(
         "ndvicube: the light jobs (search, tables, figures, quick-look...) will each start a "

@@ -90,18 +90,6 @@ rule join_tiles:
         published=get_cube_link,
         field_set=get_field_set,
     run:
-        from ndvicube.jobs import join_tiles
-        from ndvicube.logs import job_logging
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            join_tiles(
-                tile_paths=input.tiles,
-                split=params.split,
-                out=output.cube,
-                crs=params.crs,
-                skipped=input.skipped,
-                skipped_out=output.skipped,
-                published=params.published,
-                versions_kept=config["cube_versions_kept"],
-                field_set=params.field_set,
-            )
+        run_job(rule, input, output, params, wildcards, threads, log, config)

@@ -12,16 +12,11 @@ if SETTINGS.demo is not None:
             directory(DEMO_DIR),
         log:
             "results/logs/demo_catalog.log",
+        conda:
+            "../envs/ndvicube.yaml"
         params:
             seed=SETTINGS.demo.seed,
             start=str(SETTINGS.start),
             end=str(SETTINGS.end),
-        run:
-            from ndvicube.demo import DemoCatalogSpec, generate_demo_catalog
-            from ndvicube.logs import job_logging
-
-            with job_logging(log[0], job=rule):
-                spec = DemoCatalogSpec(
-                    seed=params.seed, start=params.start, end=params.end
-                )
-                generate_demo_catalog(output[0], spec)
+        script:
+            "../../scripts/demo_catalog.py"

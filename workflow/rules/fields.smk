@@ -23,16 +23,6 @@ rule fields:
         has_points=get_area_has_points,
         max_field_km2=SETTINGS.fields.max_field_km2,
     run:
-        from ndvicube.jobs import fields
-        from ndvicube.logs import job_logging
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            fields(
-                polygons_path=input.polygons,
-                items_path=input.scenes,
-                crs=params.crs,
-                has_points=params.has_points,
-                fields_out=output.fields,
-                rejected_out=output.rejected,
-                max_field_km2=params.max_field_km2,
-            )
+        run_job(rule, input, output, params, wildcards, threads, log, config)

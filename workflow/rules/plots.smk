@@ -28,19 +28,9 @@ rule figures:
     params:
         points=get_plotted_points,
     run:
-        from ndvicube.jobs import figures
-        from ndvicube.logs import job_logging
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            figures(
-                raw_path=input.raw,
-                smoothed_path=input.smoothed,
-                points=params.points,
-                area=wildcards.area,
-                plots_dir=output.plots,
-                overview=output.overview,
-                processes=threads,
-            )
+        run_job(rule, input, output, params, wildcards, threads, log, config)
 
 
 rule quicklook:
@@ -65,23 +55,6 @@ rule quicklook:
         indices=list(SETTINGS.indices),
         tile_cache="results/{area}/.viewer-tiles",
     run:
-        from pathlib import Path
-        from ndvicube.geo import Point
-        from ndvicube.jobs import quicklook
-        from ndvicube.logs import job_logging
-        from ndvicube.viewer.page import write_areas_index
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            quicklook(
-                cube_path=input.maps,
-                points=[Point(**p) for p in params.points],
-                area=wildcards.area,
-                out=output.figure,
-                index=params.index,
-                fields=input.get("fields"),
-                viewer=output.viewer,
-                tables={name: input.get(name) for name in VIEWER_TABLES},
-                tile_cache=params.tile_cache,
-                indices=params.indices,
-            )
-            write_areas_index(Path(output.viewer).parent.parent)
+        run_job(rule, input, output, params, wildcards, threads, log, config)

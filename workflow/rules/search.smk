@@ -20,10 +20,6 @@ rule search:
         bbox=get_area_bbox,
         profile=SETTINGS.stac.profile,
     run:
-        from ndvicube.jobs import search_area
-        from ndvicube.logs import job_logging
-        from ndvicube.search.stac import SearchRequest
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            request = SearchRequest.from_params(**params, area=wildcards.area)
-            search_area(request, out=output.scenes)
+        run_job(rule, input, output, params, wildcards, threads, log, config)

@@ -30,20 +30,9 @@ rule tables:
         smoothing=get_smoothing,
         phenology=get_phenology,
     run:
-        from ndvicube.geo import Point
-        from ndvicube.jobs import point_tables
-        from ndvicube.logs import job_logging
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            point_tables(
-                cube_path=input.cube,
-                points=[Point(**p) for p in params.points],
-                raw_out=output.raw,
-                smoothed_out=output.smoothed,
-                phenology_out=output.phenology,
-                smoothing=params.smoothing,
-                phenology=params.phenology,
-            )
+        run_job(rule, input, output, params, wildcards, threads, log, config)
 
 
 # Polygons (areas with `polygons:`): per-date statistics inside each field the `fields` job
@@ -82,22 +71,6 @@ rule polygon_tables:
         smoothing=get_smoothing,
         phenology=get_phenology,
     run:
-        from ndvicube.jobs import polygon_tables
-        from ndvicube.logs import job_logging
+        from ndvicube.jobs.rules import run_job
 
-        with job_logging(log[0], job=rule):
-            polygon_tables(
-                cube_path=input.cube,
-                fields_path=input.fields,
-                crs=params.crs,
-                min_clear_fraction=params.min_clear_fraction,
-                # How many cells are held at once changes no value: not a parameter.
-                batch_cells=config["polygon_series"]["batch_cells"],
-                raw_out=output.raw,
-                smoothed_out=output.smoothed,
-                phenology_out=output.phenology,
-                smoothing=params.smoothing,
-                phenology=params.phenology,
-                overview=output.overview,
-                area=wildcards.area,
-            )
+        run_job(rule, input, output, params, wildcards, threads, log, config)
