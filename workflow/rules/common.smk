@@ -366,9 +366,13 @@ def warn_if_light_jobs_spawn():
 
 
 def preload_light_jobs():
-    """Where the light jobs run in threads of this process, import their libraries while the
-    search and the cube run (ndvicube/jobs/preload.py)."""
-    if workflow.use_threads and workflow.exec_mode.name == "DEFAULT":
+    """Where the light jobs run in threads of this process and this run has one that needs
+    them, import their libraries while the search and the cube run (ndvicube/jobs/preload.py).
+    Not for a run of the search alone: the imports would hold the interpreter at its exit."""
+    if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
+        return
+    planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
         from ndvicube.jobs.preload import import_in_background
 
         import_in_background()
