@@ -178,3 +178,27 @@ def test_light_jobs_run_in_snakemakes_process_under_the_default_profile(catalog,
         r"start-up: ([\d.]+) s from the job's process start", (logs / "cube.log").read_text()
     )
     assert cube is not None
+
+
+@pytest.mark.workflow
+def test_without_the_profile_a_light_job_is_a_process_of_its_own_and_says_so(catalog, tmp_path):
+    """`--workflow-profile none`: no force-use-threads, so Snakemake spawns the search as a
+    Snakemake process of its own; the items are the same, and the run warns how to avoid it."""
+    config = demo_config(str(catalog.items), str(catalog.points))
+    cfg = write_config(tmp_path / "config.yaml", config | {"end": "2023-01-31"})
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+           "--configfile", str(cfg), "--cores", "1", "--workflow-profile", "none",
+           "results/seed/items.json"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE_")}
+    with subprocess.Popen(cmd, cwd="/", env=env | {"NDVICUBE_TIMING": "1"}, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as run:  # fmt: skip
+        output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output[-3000:]
+    assert "light jobs (search, tables, figures, quick-look...) will each start a" in output
+    assert "--force-use-threads" in output
+    pid = re.search(
+        r"start-up: in Snakemake's process (\d+),",
+        (tmp_path / "results/seed/logs/search.log").read_text(),
+    )
+    assert pid is not None and int(pid[1]) != run.pid
+    assert (tmp_path / "results/seed/items.json").stat().st_size > 0
