@@ -368,7 +368,8 @@ def warn_if_light_jobs_spawn():
 def preload_light_jobs():
     """Where the light jobs run in threads of this process and this run has one that needs
     them, import their libraries while the search and the cube run (ndvicube/jobs/preload.py).
-    Not for a run of the search alone: the imports would hold the interpreter at its exit."""
+    Not for a run of the search alone: the imports would hold the interpreter at its exit.
+    """
     if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
         return
     planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
