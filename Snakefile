@@ -32,7 +32,10 @@ include: "workflow/rules/storage.smk"
 
 
 # Jobs that take seconds run in the Snakemake process's machine, never as cluster submissions:
-# under the SLURM profile only the cube (or its tiles) is submitted.
+# under the SLURM profile only the cube (or its tiles) is submitted. They are `run:` blocks
+# calling ndvicube.jobs.rules: under profiles/default (`force-use-threads`) and under any cluster
+# executor each runs in a thread of Snakemake's own process, so no job pays an interpreter and
+# its imports (docs/performance.md, "Light jobs in Snakemake's process").
 localrules:
     all,
     search,

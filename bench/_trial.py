@@ -14,6 +14,8 @@ Prints one JSON line: wall seconds of the measured part and the peak RSS in MB.
   calls in this one process: what C would cost without a process per job (C's floor).
 
 ``--points N`` puts N points in the box (field1 first, then a regular grid).
+``NDVICUBE_BENCH_SNAKEMAKE_ARGS`` (e.g. ``--workflow-profile none``) is added to snakemake's
+command line, for both of its runs.
 """
 
 from __future__ import annotations
@@ -176,29 +178,42 @@ def snakemake(api: str, work: Path, points: int = 1) -> None:
     shutil.rmtree(work / "results", ignore_errors=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory"]
     cmd += [str(work), "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet"]
+    cmd += os.environ.get("NDVICUBE_BENCH_SNAKEMAKE_ARGS", "").split()
     env = os.environ | {"NDVICUBE_TIMING": "1"}  # each job logs its start-up (ndvicube.logs)
     started = time.time()
     subprocess.run(cmd, check=True, capture_output=True, env=env)
     wall = time.time() - started
     breakdown = job_times(work / ".snakemake" / "metadata")
-    breakdown["startup"] = startup_times(work / "results")
+    breakdown["startup"] = startup_times(work / ".snakemake" / "metadata", work)
     started = time.time()
     subprocess.run(cmd, check=True, capture_output=True)
     breakdown |= {"wall": wall, "noop": time.time() - started}
     (work / "breakdown.json").write_text(json.dumps(breakdown))
 
 
-def startup_times(results: Path) -> dict[str, list[float]]:
-    """Per rule, each job's start-up: seconds from its process start to its first line (the
-    interpreter, Snakemake's script preamble, the imports), from the line every job logs when
-    ``NDVICUBE_TIMING`` is set."""
+def startup_times(metadata: Path, work: Path) -> dict[str, list[float]]:
+    """Per rule, each job's start-up: seconds from its start in Snakemake's process (the
+    ``starttime`` of Snakemake's record of the job) to the first line of its log, which every
+    job writes when ``NDVICUBE_TIMING`` is set, before its work. For a job of its own process
+    that is the interpreter, Snakemake's script preamble and the script's imports; for a light
+    job in a thread of Snakemake's process, the thread's start and its ``run:`` block's imports."""
+    import base64
     import re
 
+    first_line = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
     found: dict[str, list[float]] = {}
-    for log in results.rglob("*.log"):
-        match = re.search(r"ndvicube\.(\w+): start-up: ([\d.]+) s", log.read_text())
+    seen = set()
+    for record in metadata.iterdir():
+        if not base64.b64decode(record.name).decode().startswith("results/"):
+            continue
+        doc = json.loads(record.read_text())
+        if doc["job_hash"] in seen or not doc.get("log"):
+            continue
+        seen.add(doc["job_hash"])
+        match = first_line.match((work / doc["log"][0]).read_text())
         if match:
-            found.setdefault(match[1], []).append(float(match[2]))
+            logged = time.mktime(time.strptime(match[1], "%Y-%m-%d %H:%M:%S")) + int(match[2]) / 1e3
+            found.setdefault(doc["rule"], []).append(logged - doc["starttime"])
     return found
 
 

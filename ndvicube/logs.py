@@ -10,6 +10,13 @@ Each record is written once to the job's log, by one handler: each job replaces 
 the one before it in the same process, and the terminal handler is left out when the job's
 stderr already is its log file (a wrapper that sends a job's stderr there), where its writes
 would land in the same file at another offset.
+
+A light job runs in a thread of Snakemake's own process (a ``run:`` block under
+``--force-use-threads``, profiles/default), beside other jobs: there it owns nothing
+process-wide. Its handlers are added to the root logger beside the other jobs' and keep only
+the records of its own thread, stderr stays Snakemake's, Python warnings are logged (so they
+reach the job's log through its thread) while any such job runs, and its library errors are
+raised to Snakemake, which fails that job alone (an exit would end Snakemake).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +57,10 @@ def redact_urls_in_logs() -> None:
 
     def redacting_factory(*args, **kwargs) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: the handler reports it, not us
+            return record
         if "?" in message:
             record.msg, record.args = redact_urls(message), ()
         return record
@@ -58,22 +69,30 @@ def redact_urls_in_logs() -> None:
     logging.setLogRecordFactory(redacting_factory)
 
 
+def job_logging(log_file: str | Path, *, job: str) -> contextlib.AbstractContextManager:
+    """Send the job's logging to ``log_file`` (and what a user must see to the terminal).
+
+    In a job's own process (a ``script:``, its main thread) stderr goes to the log too and an
+    :class:`NdviCubeError` ends the process with exit code 1 and its message. In a thread of
+    Snakemake's process (a ``run:`` job), only the records of this thread are the job's, and
+    the error is raised to Snakemake with its message, failing this job only.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return _job_in_own_process(log_file, job)
+    return _job_in_thread(log_file, job)
+
+
 @contextlib.contextmanager
-def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
-    """Send logging and stderr to ``log_file``; turn :class:`NdviCubeError` into exit code 1."""
+def _job_in_own_process(log_file: str | Path, job: str) -> Iterator[logging.Logger]:
+    """The whole process is the job's: root handlers, stderr, exit code."""
     terminal = sys.stderr
     redact_urls_in_logs()
     with open(log_file, "w", buffering=1) as handle:
         sys.stderr = handle
         root = logging.getLogger()
-        file_handler = logging.StreamHandler(handle)
-        file_handler.setFormatter(logging.Formatter(FORMAT))
-        root.handlers[:] = [file_handler]
+        root.handlers[:] = [_file_handler(handle)]
         if not _same_file(terminal, handle):
-            console = logging.StreamHandler(terminal)
-            console.addFilter(for_terminal)
-            console.setFormatter(logging.Formatter(f"[{job}] %(levelname)s: %(message)s"))
-            root.handlers.append(console)
+            root.handlers.append(_terminal_handler(terminal, job))
         root.setLevel(logging.INFO)
         # boto3 (through rasterio's AWS session) says where it found credentials at INFO, each
         # time GDAL's environment opens: 578 lines in a demo cube's log under AWS_* variables.
@@ -92,6 +111,103 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
         finally:
             sys.stderr = terminal
             root.handlers[:] = []
+
+
+@contextlib.contextmanager
+def _job_in_thread(log_file: str | Path, job: str) -> Iterator[logging.Logger]:
+    """One job among others in this process: its handlers see only its thread's records."""
+    redact_urls_in_logs()
+    own_thread = _ThreadFilter(threading.get_ident())
+    with open(log_file, "w", buffering=1) as handle:
+        handlers = [_file_handler(handle), _terminal_handler(sys.stderr, job)]
+        for handler in handlers:
+            handler.addFilter(own_thread)
+        with _THREAD_JOBS.running(handlers):
+            logger = logging.getLogger(f"ndvicube.{job}")
+            if os.environ.get(TIMING_VARIABLE):
+                logger.info(
+                    "start-up: in Snakemake's process %d, thread %d",
+                    os.getpid(),
+                    own_thread.thread,
+                )
+            try:
+                yield logger
+            except NdviCubeError as exc:
+                logger.error("%s", exc)
+                raise
+
+
+def _file_handler(handle) -> logging.Handler:
+    handler = logging.StreamHandler(handle)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    return handler
+
+
+def _terminal_handler(terminal, job: str) -> logging.Handler:
+    handler = logging.StreamHandler(terminal)
+    handler.addFilter(for_terminal)
+    handler.setFormatter(logging.Formatter(f"[{job}] %(levelname)s: %(message)s"))
+    return handler
+
+
+class _ThreadFilter(logging.Filter):
+    """Keeps the records logged in one thread: one job's, in a process running several."""
+
+    def __init__(self, thread: int) -> None:
+        super().__init__()
+        self.thread = thread
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.thread
+
+
+class _ThreadJobs:
+    """The jobs running in threads of this process, and the process-wide settings they share:
+    set when the first starts (root level INFO, warnings logged, a handler for the warnings of
+    threads that are no job's), restored when the last ends."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: set[int] = set()
+        self.saved_level = logging.WARNING
+        self.strays: logging.Handler | None = None
+
+    def is_stray(self, record: logging.LogRecord) -> bool:
+        """A record of no job's thread (a worker thread a job started, Snakemake's own thread)
+        and not Snakemake's (its handlers show those): shown on the terminal as Python's last
+        resort would have, had the root logger no handler."""
+        return record.thread not in self.threads and not record.name.startswith("snakemake")
+
+    @contextlib.contextmanager
+    def running(self, handlers: list[logging.Handler]) -> Iterator[None]:
+        root = logging.getLogger()
+        with self.lock:
+            if not self.threads:
+                self.saved_level = root.level
+                root.setLevel(logging.INFO)
+                logging.captureWarnings(True)
+                self.strays = logging.StreamHandler(sys.stderr)  # the terminal of now
+                self.strays.setLevel(logging.WARNING)
+                self.strays.addFilter(self.is_stray)
+                self.strays.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+                root.addHandler(self.strays)
+            self.threads.add(threading.get_ident())
+            for handler in handlers:
+                root.addHandler(handler)
+        try:
+            yield
+        finally:
+            with self.lock:
+                for handler in handlers:
+                    root.removeHandler(handler)
+                self.threads.discard(threading.get_ident())
+                if not self.threads:
+                    root.removeHandler(self.strays)
+                    root.setLevel(self.saved_level)
+                    logging.captureWarnings(False)
+
+
+_THREAD_JOBS = _ThreadJobs()
 
 
 def for_terminal(record: logging.LogRecord) -> bool:

@@ -1,18 +1,17 @@
 """Quick-look maps: a grid of maps, one per month or composite period, with the area's points.
 
-Uses matplotlib's non-interactive Agg backend (no display on HPC).
+Figures are matplotlib's objects on their own Agg canvas, never pyplot's global state
+(:func:`ndvicube.figures.new_figure`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
+
+from ndvicube.figures import new_figure
 
 #: The colour map and value range of every map of an index: the quick-look's and the viewer's
 #: tiles (ndvicube.viewer.tiles), so a colour means the same value in both.
@@ -22,7 +21,7 @@ VALUE_RANGE = (-0.2, 1.0)
 
 def plot_quicklook(
     maps, points, area: str, path: str | Path, *, what: str = "Monthly median", fields=None
-) -> plt.Figure:
+) -> Figure:
     """A grid of maps, one per time step of ``maps``, with the area's points drawn on them.
 
     ``maps`` is one (time, y, x) index array with its CRS: a composite (one map per period)
@@ -38,7 +37,8 @@ def plot_quicklook(
     n = maps.sizes["time"]
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    fig = new_figure(figsize=(3.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     xs, ys = lonlat_to_crs([p.lon for p in points], [p.lat for p in points], cube_crs(maps))
     extent = [float(maps.x.min()), float(maps.x.max()), float(maps.y.min()), float(maps.y.max())]
     image = None
@@ -61,7 +61,6 @@ def plot_quicklook(
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=label)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return fig
 
 

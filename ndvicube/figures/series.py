@@ -1,23 +1,22 @@
 """Figures of the series: raw vs smoothed series per point, an overview of all points.
 
 Raw clear observations are drawn as dots, the smoothed series as a line, dates on the x axis
-as in the origin notebook; with several indices, one panel per index. Uses matplotlib's
-non-interactive Agg backend (no display on HPC).
+as in the origin notebook; with several indices, one panel per index. Figures are matplotlib's
+objects drawn on their own Agg canvas (no display on HPC), never pyplot's global state: two jobs
+in threads of one process draw side by side (ndvicube.figures.new_figure).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from ndvicube.figures import PARALLEL_FROM_POINTS
+from ndvicube.figures import PARALLEL_FROM_POINTS, new_figure
 from ndvicube.timeseries.tables import index_columns
 
 
@@ -31,7 +30,8 @@ class PointFigures:
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
-        self.fig, axes = plt.subplots(len(names), 1, figsize=(10, 4 * len(names)), squeeze=False)
+        self.fig = new_figure(figsize=(10, 4 * len(names)))
+        axes = self.fig.subplots(len(names), 1, squeeze=False)
         self.axes = list(axes[:, 0])
         self.lines = []
         self.laid_out = False
@@ -58,12 +58,11 @@ class PointFigures:
         return self.fig
 
     def close(self) -> None:
-        plt.close(self.fig)
+        """Done drawing. Nothing to release: no pyplot registry holds the figure, which is
+        freed with its last reference (it stays readable for tests until then)."""
 
 
-def plot_point(
-    raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path
-) -> plt.Figure:
+def plot_point(raw: pd.DataFrame, smoothed: pd.DataFrame, point: str, path: str | Path) -> Figure:
     """Raw (dots) and smoothed (line) series of one point, a panel per index; says so when
     nothing is clear.
 
@@ -102,10 +101,9 @@ def plot_points(
     shares = [share for share in shares if share]
     if len(shares) <= 1:
         return _plot_share(raw, smoothed, points, folder)
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(len(shares), mp_context=_drawing_processes()) as pool:
         futures = [
             pool.submit(_plot_share, *_rows_of(raw, smoothed, share), share, folder)
             for share in shares
@@ -158,13 +156,8 @@ def plot_overview(
     names = index_columns(smoothed)
     count = smoothed["point"].nunique()
     heights = [4] * len(names) + [1.6]
-    fig, axes = plt.subplots(
-        len(names) + 1,
-        1,
-        figsize=(10, sum(heights) + 1),
-        sharex=True,
-        gridspec_kw={"height_ratios": heights},
-    )
+    fig = new_figure(figsize=(10, sum(heights) + 1))
+    axes = fig.subplots(len(names) + 1, 1, sharex=True, gridspec_kw={"height_ratios": heights})
     by_time = smoothed.groupby("time")
     for ax, name in zip(axes[:-1], names, strict=True):
         low, mid, high = (by_time[name].quantile(q) for q in (BAND[0], 0.5, BAND[1]))
@@ -214,7 +207,7 @@ def _time_limits(*times: pd.Series) -> tuple:
     return stamps.min() - pd.Timedelta(days=5), stamps.max() + pd.Timedelta(days=5)
 
 
-def _decorate(ax: plt.Axes, title: str, label: str, limits: tuple[float, float]) -> None:
+def _decorate(ax: Axes, title: str, label: str, limits: tuple[float, float]) -> None:
     """Shared axes style: value range, month ticks, grid, legend."""
     ax.set_title(title)
     ax.set_ylabel(label)
@@ -226,9 +219,22 @@ def _decorate(ax: plt.Axes, title: str, label: str, limits: tuple[float, float])
     ax.legend(loc="upper left", fontsize="small")
 
 
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    """Write the PNG and free the figure (many points, one process)."""
+def _save(fig: Figure, path: str | Path) -> None:
+    """Write the PNG."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+
+def _drawing_processes():
+    """How the drawing processes start: forked from a process running this thread alone (a job
+    process: a fork costs milliseconds); where other threads run (a job in Snakemake's process),
+    forked from a fork server that has imported this module and nothing else, since a fork there
+    would copy locks the other threads may hold."""
+    import multiprocessing
+
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # not __main__: Snakemake's command line
+    return context

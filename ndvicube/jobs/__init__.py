@@ -1,6 +1,8 @@
 """One module per workflow rule: what its job reads, which stage function it calls, what it
-writes. ``scripts/*.py`` call these with the ``snakemake`` object's values, so tests and
-benchmarks run exactly what the rules run, in one process.
+writes. The light rules' ``run:`` blocks (:mod:`ndvicube.jobs.rules`, in threads of
+Snakemake's process) and ``scripts/*.py`` (the cube and the composites, in processes of their
+own) call these with the job's values, so tests and benchmarks run exactly what the rules run,
+in one process.
 
 * :mod:`~ndvicube.jobs.search` - rule ``search``: the area's items (``items.json``).
 * :mod:`~ndvicube.jobs.fields` - rule ``fields``: the area's polygons screened
@@ -12,6 +14,10 @@ benchmarks run exactly what the rules run, in one process.
 * :mod:`~ndvicube.jobs.figures` - rule ``figures``: point figures and the overview.
 * :mod:`~ndvicube.jobs.quicklook` - rule ``quicklook``: the area's maps.
 * :mod:`~ndvicube.jobs.composites` - rule ``composites``: composites store and COGs.
+* :mod:`~ndvicube.jobs.rules` - the light rules' ``run:`` blocks: each rule's job function
+  called with its job's values, in the job's logging.
+* :mod:`~ndvicube.jobs.preload` - the workflow's ``onstart`` hook: the light jobs' libraries
+  imported in Snakemake's process while the first jobs run.
 * :mod:`~ndvicube.jobs.snakemake_exit` - the workflow's ``onsuccess``/``onerror`` hooks: the
   ``snakemake`` process exits when its last job ends, not a second later.
 

@@ -463,6 +463,42 @@ def get_composites_link(wildcards):
     """What readers open: results/{area}/composites.zarr, a link to the newest version (None
     when the outputs go to a bucket: `local_only_link`)."""
     return local_only_link(f"results/{wildcards.area}/composites.zarr")
+def warn_if_light_jobs_spawn():
+    """Say so when each light job (the `run:` rules) will start a Snakemake process of its own:
+    Snakemake runs them in threads of its process only with --force-use-threads, which
+    profiles/default sets, or under a cluster executor. Without it (`--workflow-profile none`,
+    or another workflow profile that lacks the key) the results are the same, but each light job
+    pays Snakemake's start-up and the workflow's parsing (docs/performance.md)."""
+    if (
+        workflow.use_threads or workflow.exec_mode.name != "DEFAULT"
+    ):  # a job's subprocess
+        return
+    logger.warning(
+        "ndvicube: the light jobs (search, tables, figures, quick-look...) will each start a "
+        "Snakemake process of their own, which costs seconds per job (docs/performance.md). "
+        "Snakemake runs them in threads of its own process with --force-use-threads, which "
+        "the workflow's profiles/default sets: add `--force-use-threads` to the command or "
+        "`force-use-threads: true` to your profile."
+    )
+
+
+def preload_light_jobs():
+    """Where the light jobs run in threads of this process and this run has one that needs
+    them, import their libraries while the search and the cube run (ndvicube/jobs/preload.py).
+    Not for a run of the search alone: the imports would hold the interpreter at its exit.
+    """
+    if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
+        return
+    planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
+        from ndvicube.jobs.preload import import_in_background
+
+        import_in_background()
+
+
+onstart:
+    warn_if_light_jobs_spawn()
+    preload_light_jobs()
 
 
 # Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).

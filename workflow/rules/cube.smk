@@ -83,13 +83,13 @@ rule join_tiles:
         "results/{area}/logs/join_tiles.log",
     wildcard_constraints:
         area=TILED_AREAS,
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         split=get_area_split,
         crs=get_area_crs,
         provenance=get_cube_config,
         published=get_cube_link,
         field_set=get_field_set,
-    script:
-        "../../scripts/join_tiles.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)

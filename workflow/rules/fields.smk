@@ -18,11 +18,11 @@ rule fields:
         ),
     log:
         "results/{area}/logs/fields.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         crs=get_area_crs,
         has_points=get_area_has_points,
         max_field_km2=SETTINGS.fields.max_field_km2,
-    script:
-        "../../scripts/fields.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)

@@ -22,15 +22,15 @@ rule figures:
         ),
     log:
         "results/{area}/logs/figures.log",
-    conda:
-        "../envs/ndvicube.yaml"
     # Point figures are drawn by two processes from 20 on: 50 figures 4.37 s -> 2.25 s; one
     # below, so a small area's figures need not wait for a second core (docs/performance.md).
     threads: get_figure_threads
     params:
         points=get_plotted_points,
-    script:
-        "../../scripts/figures.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)
 
 
 rule quicklook:
@@ -49,8 +49,6 @@ rule quicklook:
         viewer=viewer_folder("results/{area}/viewer"),
     log:
         "results/{area}/logs/quicklook.log",
-    conda:
-        "../envs/ndvicube.yaml"
     # The viewer's tiles of a large area are drawn on two threads (numpy and zlib release the
     # GIL), a small area's on one (docs/performance.md, "The viewer").
     threads: get_quicklook_threads
@@ -59,5 +57,7 @@ rule quicklook:
         index=SETTINGS.indices[0],
         indices=list(SETTINGS.indices),
         tile_cache="results/{area}/.viewer-tiles",
-    script:
-        "../../scripts/quicklook.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)

@@ -11,8 +11,6 @@ rule search:
     log:
         "results/{area}/logs/search.log",
     cache: "omit-software"
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         url=SETTINGS.stac.url,
         collection=SETTINGS.stac.collection,
@@ -21,5 +19,7 @@ rule search:
         end=str(SETTINGS.end),
         bbox=get_area_bbox,
         profile=SETTINGS.stac.profile,
-    script:
-        "../../scripts/search.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)

@@ -25,14 +25,14 @@ rule tables:
         ),
     log:
         "results/{area}/logs/tables.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         points=get_area_points,
         smoothing=get_smoothing,
         phenology=get_phenology,
-    script:
-        "../../scripts/tables.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)
 
 
 # Polygons (areas with `polygons:`): per-date statistics inside each field the `fields` job
@@ -65,12 +65,12 @@ rule polygon_tables:
         ),
     log:
         "results/{area}/logs/polygon_tables.log",
-    conda:
-        "../envs/ndvicube.yaml"
     params:
         crs=get_area_crs,
         min_clear_fraction=SETTINGS.polygon_series.min_clear_fraction,
         smoothing=get_smoothing,
         phenology=get_phenology,
-    script:
-        "../../scripts/polygon_tables.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config)

@@ -1,0 +1,55 @@
+"""Import the light jobs' libraries in Snakemake's process while the first jobs run.
+
+The light jobs (``run:`` rules) run in threads of Snakemake's process, so each library is
+imported once per workflow run, by the first job that needs it: pandas, xarray, Dask, Zarr and
+matplotlib together take seconds on a slow machine, and the tables job, the first after the
+cube, would pay them on the critical path. Started from the workflow's ``onstart`` hook, a
+background thread imports them while the search runs and the cube job works in its own process
+(or on a cluster node), when Snakemake's process is idle; a job that needs a module still being
+imported waits for it (Python's per-module import lock), never imports it twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+#: What the tables, figures and quick-look jobs import (their functions import lazily, so
+#: Snakemake's start-up does not pay for them).
+LIGHT_JOB_MODULES = (
+    "pandas",
+    "xarray",
+    "dask.array",
+    "zarr",
+    "ndvicube.cube.store",
+    "ndvicube.cube.versions",
+    "ndvicube.timeseries.points",
+    "ndvicube.timeseries.tables",
+    "ndvicube.timeseries.smoothing",
+    "ndvicube.timeseries.phenology",
+    "ndvicube.figures.series",
+    "ndvicube.figures.maps",
+    "ndvicube.viewer.page",
+)
+
+
+def import_in_background(modules: Sequence[str] = LIGHT_JOB_MODULES) -> threading.Thread:
+    """Start a daemon thread importing ``modules``; return it. A daemon, so Snakemake exits
+    when its last job ends even if a short run never needed them."""
+    thread = threading.Thread(
+        target=_import_all, args=(tuple(modules),), name="ndvicube-preload", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # the job that needs it reports it, with its own message
+            log.debug("preloading %s failed: %s", name, exc)
