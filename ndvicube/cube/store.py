@@ -130,13 +130,17 @@ def write_store(
     Everything is written into ``<path>.partial``, removed if anything fails, so ``path`` is
     either the previous store or the finished new one (:func:`_swap_into_place`).
     """
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    remove(partial)
+    from ndvicube.cube.objectstore import is_url
+
     dataset = _georeferenced(dataset, crs, attrs)
     chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
+    if is_url(path):  # a new version's prefix in an object store: written once, in place
+        return _write_version(str(path), dataset, encoding, fill, final_attrs)
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    remove(partial)
     with _partial_removed_on_failure(partial, path):
         _as_template(dataset).to_zarr(
             local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
@@ -147,6 +151,36 @@ def write_store(
         _consolidate(partial)
     _swap_into_place(partial, path)
     return path
+
+
+def _write_version(
+    url: str,
+    dataset: xr.Dataset,
+    encoding: Mapping[str, Any],
+    fill: Callable[[Any, xr.Dataset], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None,
+) -> str:
+    """:func:`write_store` into a version's prefix of an object store (``s3://...``): nothing
+    there renames, so the version is written where it stays, its consolidated metadata last
+    (what marks it finished: :mod:`.objectstore`); no reader opens it before a pointer names it.
+    A failure leaves it unfinished, and the next build writes the next version."""
+    from ndvicube.cube.objectstore import checked, zarr_store
+
+    with checked(url):
+        _as_template(dataset).to_zarr(
+            zarr_store(url),
+            mode="w-",
+            compute=False,
+            zarr_format=2,
+            encoding=encoding,
+            consolidated=False,  # .zmetadata is the mark of a finished version: written last
+        )
+        fill(url, dataset)
+        if final_attrs is not None:
+            _update_attrs(url, final_attrs())
+        crash_point("consolidate")
+        _consolidate(url)
+    return url
 
 
 def _as_template(dataset: xr.Dataset) -> xr.Dataset:
@@ -164,11 +198,11 @@ def _as_template(dataset: xr.Dataset) -> xr.Dataset:
     return template
 
 
-def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:
+def _update_attrs(store: str | Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
-    import zarr
+    from ndvicube.cube.objectstore import open_group
 
-    group = zarr.open_group(local_store(store), mode="r+", zarr_format=2)
+    group = open_group(store, mode="r+")
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
 
@@ -346,13 +380,17 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     Dask (0.9 s) or build a graph. ``.rio`` needs ``import rioxarray`` by the caller (1.2 s,
     so only the jobs that use it pay it); :func:`cube_crs` reads the CRS without it. A symbolic
     link (``results/{area}/ndvi.zarr``) is resolved first: the handle reads the version it
-    named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`).
+    named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`). So is an
+    object store's cube (``cube_store``): ``path`` may be its area's URL
+    (``s3://bucket/prefix/{area}``, whose pointer is read once), a version's URL, or the cube
+    job's manifest (``results/{area}/cube/workflow.json``) (:func:`.objectstore.resolve`).
     """
     from ndvicube.cube.indices import column
-    from ndvicube.cube.links import pinned
+    from ndvicube.cube.objectstore import resolve, zarr_store
 
     chunks = {} if dask else None
-    dataset = xr.open_zarr(pinned(path), consolidated=True, decode_coords="all", chunks=chunks)
+    store = zarr_store(resolve(path), read_only=True)
+    dataset = xr.open_zarr(store, consolidated=True, decode_coords="all", chunks=chunks)
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
     listed = [column(name) for name in grid.get("indices", [])]
     ordered = [n for n in listed if n in dataset.data_vars]
@@ -374,9 +412,9 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    from ndvicube.cube.links import pinned
+    from ndvicube.cube.objectstore import resolve, zarr_store
 
-    return cube_attrs(xr.open_zarr(pinned(path), consolidated=True))
+    return cube_attrs(xr.open_zarr(zarr_store(resolve(path), read_only=True), consolidated=True))
 
 
 def present_chunks(attrs: Mapping[str, Any]) -> frozenset[tuple[int, int]] | None:
@@ -536,8 +574,10 @@ def crash_point(name: str) -> None:
 
     The kill tests' way to stop a run at an exact moment of an update (``swap``: between the
     swap's two renames; ``publish``: the links made, not yet renamed; ``release``: a new
-    version made, the link readers open not yet pointed at it) with a real SIGKILL, as a power
-    loss would; it does nothing unless that variable is set.
+    version made, the link readers open not yet pointed at it; ``consolidate``: an object
+    store's version written, its metadata not yet; ``pointer``: that version finished, the
+    pointer not yet moved) with a real SIGKILL, as a power loss would; it does nothing unless
+    that variable is set.
     """
     if os.environ.get("NDVICUBE_CRASH_AT") == name:
         import signal
@@ -554,11 +594,13 @@ def recover_interrupted_swap(path: str | Path) -> None:
         log.info("restored %s from an interrupted update", path)
 
 
-def _consolidate(store: Path) -> None:
+def _consolidate(store: str | Path) -> None:
     """Write consolidated metadata last: its presence marks a store whose metadata is final."""
     import zarr
 
-    zarr.consolidate_metadata(local_store(store))
+    from ndvicube.cube.objectstore import zarr_store
+
+    zarr.consolidate_metadata(zarr_store(store))
 
 
 def remove(path: Path) -> None:

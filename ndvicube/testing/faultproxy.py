@@ -34,6 +34,9 @@ from ndvicube.testing.faults import Faults
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+#: Where a HEAD answer's upstream ``Content-Length`` waits to be sent as it is.
+_HEAD_LENGTH = "X-Faultproxy-Head-Length"
+
 #: The fault a :class:`Refusal` is logged as.
 REFUSED = "refused"
 
@@ -119,7 +122,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._proxy()
 
-    do_POST = do_HEAD = do_GET
+    # PUT and DELETE too: in front of an S3 server (moto), the writes of a store are counted.
+    do_POST = do_HEAD = do_PUT = do_DELETE = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the records are the log."""
@@ -166,6 +170,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             answer = conn.getresponse()
             payload = answer.read()
             kept = {k: v for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP}
+            if self.command == "HEAD" and answer.getheader("Content-Length"):
+                kept[_HEAD_LENGTH] = answer.getheader("Content-Length")  # the object's size
         finally:
             conn.close()
         payload = payload.replace(self.proxy.upstream.encode(), self.proxy.url.encode())
@@ -176,9 +182,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     ) -> None:
         """Answer with ``payload``; with ``cut``, stop after that many bytes and hang up."""
         self.send_response(HTTPStatus(status))
+        length = headers.pop(_HEAD_LENGTH, str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", length)
         if cut is not None:
             self.send_header("Connection", "close")
         self.end_headers()
