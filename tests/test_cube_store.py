@@ -228,8 +228,17 @@ def test_a_refused_key_fails_at_once_naming_the_cause(server, s3, items, tmp_pat
     assert not (tmp_path / "m.json").exists()
 
 
-def test_bad_cube_store_url_is_a_config_error():
+def test_bad_cube_store_url_is_a_config_error(catalog):
+    from ndvicube.config import validate_config
+    from tests.workflow_helpers import demo_config
+
+    config = demo_config(str(catalog.items), [{"id": "p", "lon": 82.605, "lat": 27.16}])
     for bad in ("results/cube", "s3://", "s3://Bad_Bucket/x", "s3://bucket//x", "gs://b/x"):
         with pytest.raises(ConfigError, match=r"cube_store: .* is not an object-store URL"):
-            objectstore.check_cube_store(bad)
-    assert objectstore.check_cube_store("s3://my-bucket/a/b/") == "s3://my-bucket/a/b"
+            validate_config(config | {"cube_store": bad})
+    settings = validate_config(config | {"cube_store": "s3://my-bucket/a/b/"})
+    assert settings.cube_store == "s3://my-bucket/a/b" and validate_config(config).cube_store is None
+    config["areas"]["seed"]["tiles"] = [1, 2]
+    config["cube"] = {"spatial_chunk": 64}
+    with pytest.raises(ConfigError, match=r"areas split in tiles \(seed\)"):
+        validate_config(config | {"cube_store": "s3://my-bucket"})

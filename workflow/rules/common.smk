@@ -92,6 +92,21 @@ def get_area_tile_skips(wildcards):
     return [path.replace(".zarr", ".skipped.csv") for path in get_area_tiles(wildcards)]
 
 
+#: What the cube rule writes and the later rules read: the store on the local disk, or with
+#: `cube_store` the manifest naming the version the job published in the bucket
+#: (ndvicube.cube.objectstore; docs/cloud.md).
+CUBE = (
+    "results/{area}/cube/workflow.json"
+    if SETTINGS.cube_store
+    else "results/{area}/cube/workflow.zarr"
+)
+
+
+def get_cube_output():
+    """The cube rule's output: the local store (a directory) or the manifest (a file)."""
+    return CUBE if SETTINGS.cube_store else directory(CUBE)
+
+
 def get_cube_link(wildcards):
     """What readers open: results/{area}/ndvi.zarr, a link to the newest published version.
 
@@ -108,6 +123,8 @@ def publish_cached_cubes():
     file with the cache (ndvicube.cube.versions.publish_cached; docs/reruns.md)."""
     from ndvicube.cube.versions import publish_cached
 
+    if SETTINGS.cube_store:  # the cube is in the bucket: nothing on disk to publish
+        return
     for name in SETTINGS.areas:
         publish_cached(
             f"results/{name}/cube/workflow.zarr",
@@ -221,7 +238,7 @@ QUICKLOOK_SOURCE = (
     "composites.versions/workflow.zarr"
     if SETTINGS.composites is not None
     and SETTINGS.indices[0] in SETTINGS.composites.indices
-    else "cube/workflow.zarr"
+    else CUBE.removeprefix("results/{area}/")
 )
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
@@ -309,7 +326,7 @@ def get_final_outputs(wildcards):
         # The cube is a target itself: after a failed cube job (its output removed), the next
         # run rebuilds it, and what reads it, instead of calling the older tables up to date.
         outputs += [
-            f"results/{name}/cube/workflow.zarr",
+            CUBE.format(area=name),
             f"results/{name}/quicklook.png",
             f"results/{name}/viewer",
         ]
