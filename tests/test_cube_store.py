@@ -237,7 +237,8 @@ def test_bad_cube_store_url_is_a_config_error(catalog):
         with pytest.raises(ConfigError, match=r"cube_store: .* is not an object-store URL"):
             validate_config(config | {"cube_store": bad})
     settings = validate_config(config | {"cube_store": "s3://my-bucket/a/b/"})
-    assert settings.cube_store == "s3://my-bucket/a/b" and validate_config(config).cube_store is None
+    assert settings.cube_store == "s3://my-bucket/a/b"
+    assert validate_config(config).cube_store is None
     config["areas"]["seed"]["tiles"] = [1, 2]
     config["cube"] = {"spatial_chunk": 64}
     with pytest.raises(ConfigError, match=r"areas split in tiles \(seed\)"):

@@ -103,7 +103,7 @@ CUBE = (
 
 
 def get_cube_output():
-    """The cube rule's output: the local store (a directory) or the manifest (a file)."""
+    """What the cube job writes: the local store (a directory) or the manifest (a file)."""
     return CUBE if SETTINGS.cube_store else directory(CUBE)
 
 
