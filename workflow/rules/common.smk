@@ -92,7 +92,7 @@ def get_area_tile_skips(wildcards):
     return [path.replace(".zarr", ".skipped.csv") for path in get_area_tiles(wildcards)]
 
 
-#: What the cube rule writes and the later rules read: the store on the local disk, or with
+#: What the cube job writes and the later jobs read: the store on the local disk, or with
 #: `cube_store` the manifest naming the version the job published in the bucket
 #: (ndvicube.cube.objectstore; docs/cloud.md).
 CUBE = (
