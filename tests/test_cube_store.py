@@ -191,6 +191,22 @@ def test_reruns_copy_in_the_bucket_readers_see_whole_versions_kills_lose_nothing
     assert sorted(objectstore.versions(AREA)) == [2, 4]
 
 
+def test_a_local_cluster_writes_the_chunks_from_its_workers(s3, catalog, cogs, on_disk, tmp_path):
+    # The workers (a process of a LocalCluster) get URLs only: COGs over HTTP, the version in
+    # the bucket; they write every chunk there and the job's folder holds only the manifest.
+    from ndvicube.compute import Compute
+
+    items = items_subset(catalog, tmp_path / "items.json", base_url=cogs.url)
+    results = tmp_path / "results"
+    out = build_cube(
+        CUBE, items_path=items, out=results / "workflow.json", area="demo", cube_store=STORE,
+        compute=Compute(scheduler="local", threads=1),
+    )  # fmt: skip
+    xr.testing.assert_equal(open_cube(out).load(), on_disk)
+    assert [r for r in requests(s3, "PUT") if chunk_key(r)]
+    assert [p.name for p in results.rglob("*")] == ["workflow.json"]
+
+
 def test_server_errors_and_dropped_connections_are_retried(server, s3, items, on_disk, tmp_path):
     faults = Faults(error_rate=0.06, error_statuses=(503, 500), drop_rate=0.04, seed=3)
     with FaultProxy(server.url, faults) as flaky:
