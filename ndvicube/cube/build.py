@@ -238,11 +238,11 @@ def _target(out: Path | str) -> tuple[Path | str | None, Path | str]:
     """The store a build reuses and the one it writes: a local ``out`` is both (written as
     ``<out>.partial``, swapped into place; a swap a kill interrupted is undone first); in an
     object store (``out`` an area's URL) the newest finished version and the next version."""
-    from ndvicube.cube.objectstore import is_url, newest_finished, next_version
+    from ndvicube.cube.objectstore import build_target, is_url
     from ndvicube.cube.store import recover_interrupted_swap
 
     if is_url(out):
-        return newest_finished(str(out)), next_version(str(out))
+        return build_target(str(out))
     out = Path(out)
     recover_interrupted_swap(out)
     return out, out.with_name(out.name + ".partial")

@@ -228,19 +228,21 @@ def is_finished(url: str) -> bool:
     return True
 
 
-def newest_finished(area: str) -> str | None:
-    """The newest finished version under ``area`` (what a build reuses), or None."""
-    for _, url in reversed(versions(area).items()):
+def newest_finished(area: str, found: dict[int, str] | None = None) -> str | None:
+    """The newest finished version under ``area`` (of ``found``, its listed versions), or
+    None."""
+    for _, url in reversed((versions(area) if found is None else found).items()):
         if is_finished(url):
             return url
     return None
 
 
-def next_version(area: str) -> str:
-    """The prefix the next build writes: one more than any version there, finished or not
-    (a killed build's leftover is never written into, so nothing stale mixes with the new)."""
+def build_target(area: str) -> tuple[str | None, str]:
+    """What a build under ``area`` reuses (its newest finished version, or None) and the
+    prefix it writes: one more than any version there, finished or not (a killed build's
+    leftover is never written into, so nothing stale mixes with the new). One listing."""
     found = versions(area)
-    return version_url(area, max(found, default=0) + 1)
+    return newest_finished(area, found), version_url(area, max(found, default=0) + 1)
 
 
 def read_pointer(area: str) -> dict[str, Any] | None:
@@ -276,7 +278,8 @@ def release(area: str, *, keep: int) -> dict[str, Any]:
 
     from ndvicube.cube.store import crash_point
 
-    newest = newest_finished(area)
+    found = versions(area)
+    newest = newest_finished(area, found)
     if newest is None:
         raise NdviCubeError(f"no finished cube version under {area}/cube/ to publish")
     number = int(VERSION.fullmatch(newest.rsplit("/", 1)[-1]).group(1))  # type: ignore[union-attr]
@@ -287,14 +290,15 @@ def release(area: str, *, keep: int) -> dict[str, Any]:
         with checked(area):
             obstore.put(bucket_store(bucket), f"{key}/{POINTER}", json.dumps(pointer).encode())
         log.info("published %s as %s/%s", newest, area, POINTER)
-    prune(area, keep=keep, current=number)
+    prune(area, keep=keep, current=number, found=found)
     return pointer
 
 
-def prune(area: str, *, keep: int, current: int) -> list[str]:
+def prune(area: str, *, keep: int, current: int, found: dict[int, str] | None = None) -> list[str]:
     """Delete the versions of ``area`` that have ``keep`` newer ones (never ``current``), and
-    unfinished ones older than ``current`` (a killed build's). Returns their URLs."""
-    found = versions(area)
+    unfinished ones older than ``current`` (a killed build's). ``found``: the versions listed
+    already. Returns their URLs."""
+    found = versions(area) if found is None else found
     older = [n for n in sorted(found) if n < current]
     unfinished = [n for n in older if not is_finished(found[n])]
     finished = [n for n in older if n not in unfinished]
