@@ -153,7 +153,7 @@ def _copied_in_the_bucket(
 
 def _copy_old(plan: EnginePlan, index: int, block: Block, out: dict[str, np.ndarray]) -> None:
     """A day the existing store holds, identically made: its stored float32 values."""
-    from ndvicube.cube.objectstore import open_group
+    from ndvicube.cube.zarrstore import open_group
 
     group = open_group(str(plan.old_store), mode="r")
     for v, target in out.items():
@@ -163,7 +163,7 @@ def _copy_old(plan: EnginePlan, index: int, block: Block, out: dict[str, np.ndar
 def _write(plan: EnginePlan, block: Block, t0: int, out: dict[str, np.ndarray]) -> None:
     """Write the block's chunks of every variable (whole chunks: the block is chunk-aligned),
     into a local store or straight into an object store's version (:mod:`.objectstore`)."""
-    from ndvicube.cube.objectstore import open_group
+    from ndvicube.cube.zarrstore import open_group
 
     group = open_group(plan.store, mode="r+")
     for v, values in out.items():

@@ -298,7 +298,7 @@ def _run_distributed(client, graph: dict, keys: list, done: Callable[[BlockResul
 
 def write_scenes(store: str | Path, scenes: Sequence[int]) -> None:
     """The ``scenes`` coordinate (items merged into each day), written before the blocks."""
-    from ndvicube.cube.objectstore import open_group
+    from ndvicube.cube.zarrstore import open_group
 
     open_group(store, mode="r+")["scenes"][:] = np.asarray(scenes, dtype="int32")
 

@@ -115,23 +115,12 @@ def reset() -> None:
     bucket_store.cache_clear()
 
 
-def zarr_store(location: str | Path, *, read_only: bool = False) -> Store:
-    """The Zarr store at ``location``: zarr's ``ObjectStore`` over obstore for ``s3://``, the
-    local store (usable without links) for a path."""
-    if not is_url(location):
-        from ndvicube.cube.store import local_store
-
-        return local_store(location, read_only=read_only)
+def object_store(url: str, *, read_only: bool = False) -> Store:
+    """Zarr's ``ObjectStore`` over obstore for the store at ``url`` (``s3://bucket/prefix``).
+    (:func:`ndvicube.cube.store.zarr_store` chooses between it and a local store.)"""
     from zarr.storage import ObjectStore
 
-    return ObjectStore(bucket_store(*split(str(location))), read_only=read_only)
-
-
-def open_group(location: str | Path, mode: str = "r"):
-    """The Zarr (format 2) group at ``location``, local or ``s3://``."""
-    import zarr
-
-    return zarr.open_group(zarr_store(location, read_only=mode == "r"), mode=mode, zarr_format=2)
+    return ObjectStore(bucket_store(*split(url)), read_only=read_only)
 
 
 # --- requests, with a clear error where retrying cannot help ----------------------------------
@@ -276,8 +265,6 @@ def release(area: str, *, keep: int) -> dict[str, Any]:
     pointer's content."""
     import obstore
 
-    from ndvicube.cube.store import crash_point
-
     found = versions(area)
     newest = newest_finished(area, found)
     if newest is None:
@@ -285,7 +272,6 @@ def release(area: str, *, keep: int) -> dict[str, Any]:
     number = int(VERSION.fullmatch(newest.rsplit("/", 1)[-1]).group(1))  # type: ignore[union-attr]
     pointer = {"version": number, "store": newest, FINISHED_KEY: metadata_digest(newest)}
     if read_pointer(area) != pointer:
-        crash_point("pointer")
         bucket, key = split(area)
         with checked(area):
             obstore.put(bucket_store(bucket), f"{key}/{POINTER}", json.dumps(pointer).encode())

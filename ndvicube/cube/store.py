@@ -31,9 +31,8 @@ if TYPE_CHECKING:
 
     from ndvicube.cube.tiles import Tile
 
-from zarr.storage import LocalStore
-
-from ndvicube.cube.links import REFUSED, note_refused
+# (local_store is also imported from here, as before it had its own module.)
+from ndvicube.cube.zarrstore import local_store, open_group, zarr_store
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -45,35 +44,6 @@ GRID_ATTR = "ndvicube:grid"
 #: Store attribute of a sparse cube (a field set): the [row, column] chunks present, sorted; the
 #: others are absent from the store and read as NaN. Absent from a dense cube.
 CHUNKS_ATTR = "ndvicube:chunks"
-
-
-class NoLinkLocalStore(LocalStore):
-    """Zarr's ``LocalStore``, whose create-if-absent also works without ``link()``.
-
-    ``LocalStore.set_if_not_exists`` (used for a group's ``.zgroup`` whenever an array is
-    created in it) writes a temporary file and ``link()``s it into place, which fails with
-    EPERM on a filesystem without links. Here a refused link falls back to writing the key
-    when it is absent: not exclusive against a concurrent writer, but the only such key
-    ndvicube writes is a group's metadata, the same bytes from every writer.
-    """
-
-    async def set_if_not_exists(self, key: str, value) -> None:
-        """Write ``value`` at ``key`` unless the key exists (see the class docstring)."""
-        try:
-            await super().set_if_not_exists(key, value)
-        except FileExistsError:
-            pass
-        except OSError as error:
-            if error.errno not in REFUSED:
-                raise
-            note_refused("link()", error)
-            if not await self.exists(key):
-                await self.set(key, value)
-
-
-def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
-    """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
-    return NoLinkLocalStore(Path(path), read_only=read_only)
 
 
 def write_cube(
@@ -164,7 +134,7 @@ def _write_version(
     there renames, so the version is written where it stays, its consolidated metadata last
     (what marks it finished: :mod:`.objectstore`); no reader opens it before a pointer names it.
     A failure leaves it unfinished, and the next build writes the next version."""
-    from ndvicube.cube.objectstore import checked, zarr_store
+    from ndvicube.cube.objectstore import checked
 
     with checked(url):
         _as_template(dataset).to_zarr(
@@ -200,8 +170,6 @@ def _as_template(dataset: xr.Dataset) -> xr.Dataset:
 
 def _update_attrs(store: str | Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
-    from ndvicube.cube.objectstore import open_group
-
     group = open_group(store, mode="r+")
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
@@ -386,7 +354,7 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     job's manifest (``results/{area}/cube/workflow.json``) (:func:`.objectstore.resolve`).
     """
     from ndvicube.cube.indices import column
-    from ndvicube.cube.objectstore import resolve, zarr_store
+    from ndvicube.cube.objectstore import resolve
 
     chunks = {} if dask else None
     store = zarr_store(resolve(path), read_only=True)
@@ -412,7 +380,7 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    from ndvicube.cube.objectstore import resolve, zarr_store
+    from ndvicube.cube.objectstore import resolve
 
     return cube_attrs(xr.open_zarr(zarr_store(resolve(path), read_only=True), consolidated=True))
 
@@ -597,8 +565,6 @@ def recover_interrupted_swap(path: str | Path) -> None:
 def _consolidate(store: str | Path) -> None:
     """Write consolidated metadata last: its presence marks a store whose metadata is final."""
     import zarr
-
-    from ndvicube.cube.objectstore import zarr_store
 
     zarr.consolidate_metadata(zarr_store(store))
 

@@ -86,7 +86,7 @@ def _sample_store(
 ) -> dict[str, np.ndarray]:
     """:func:`_sample_cube` read straight from the Zarr store (Zarr reads each chunk touched
     once); the variables are (time, y, x) as ndvicube writes them."""
-    from ndvicube.cube.objectstore import open_group
+    from ndvicube.cube.zarrstore import open_group
 
     group = open_group(store)  # local or s3:// (the cube in an object store)
     values = {}

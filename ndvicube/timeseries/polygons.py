@@ -239,7 +239,7 @@ def _store_cells(
     store: str | Path, names: list[str], weights: CoverageWeights
 ) -> Iterator[dict[str, np.ndarray]]:
     """:func:`read_cells` from the Zarr store (variables (time, y, x), as ndvicube writes)."""
-    from ndvicube.cube.objectstore import open_group
+    from ndvicube.cube.zarrstore import open_group
 
     group = open_group(store)  # local or s3:// (the cube in an object store)
     arrays = {name: group[name] for name in names}
