@@ -198,7 +198,7 @@ def main() -> None:
 
     def row(name, seconds, put="-", put_mb="-", others="-", peak=None) -> None:
         ratio = seconds / disk["wall"]
-        peak_text = "-" if peak is None else f"{peak / mb:.3f}"
+        peak_text = "-" if peak is None else f"{peak / mb:.4f}"
         print(f"| {name} | {seconds:.1f} | {ratio:.2f} | {put} | {put_mb} | {others} "
               f"| {peak_text} |")  # fmt: skip
 
