@@ -244,6 +244,26 @@ def test_a_refused_key_fails_at_once_naming_the_cause(server, s3, items, tmp_pat
     assert not (tmp_path / "m.json").exists()
 
 
+def test_expired_credentials_are_read_again_and_the_request_sent_again(server, s3, caplog):
+    # A finished version (its consolidated metadata) and a store that refuses the pointer's
+    # first PUT as S3 does a session token past its expiry: the stores are made again from the
+    # environment and the PUT sent again.
+    key = "runs/demo/demo/cube/v1.zarr/.zmetadata"
+    server.client().put_object(Bucket=BUCKET, Key=key, Body=b"{}")
+    expired = Refusal(
+        '"version"', status=400, times=1,
+        body=b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired."
+        b"</Message></Error>",
+    )  # fmt: skip
+    with FaultProxy(server.url, Faults(), refusal=expired) as proxy:
+        os.environ["AWS_ENDPOINT_URL"] = proxy.url
+        objectstore.reset()
+        pointer = objectstore.release(AREA, keep=2)
+        puts = [r.fault for r in proxy.records if r.method == "PUT"]
+    assert pointer["store"] == f"{AREA}/cube/v1.zarr" and puts == ["refused", None]
+    assert "credentials expired: reading them again" in caplog.text
+
+
 def test_bad_cube_store_url_is_a_config_error(catalog):
     from ndvicube.config import validate_config
     from tests.workflow_helpers import demo_config

@@ -163,11 +163,15 @@ def _copy_old(plan: EnginePlan, index: int, block: Block, out: dict[str, np.ndar
 def _write(plan: EnginePlan, block: Block, t0: int, out: dict[str, np.ndarray]) -> None:
     """Write the block's chunks of every variable (whole chunks: the block is chunk-aligned),
     into a local store or straight into an object store's version (:mod:`.objectstore`)."""
+    from ndvicube.cube.objectstore import refreshing
     from ndvicube.cube.zarrstore import open_group
 
-    group = open_group(plan.store, mode="r+")
-    for v, values in out.items():
-        group[v][t0 : t0 + values.shape[0], block.rows, block.cols] = values
+    def write() -> None:  # (again with renewed credentials, if they expired meanwhile)
+        group = open_group(plan.store, mode="r+")
+        for v, values in out.items():
+            group[v][t0 : t0 + values.shape[0], block.rows, block.cols] = values
+
+    refreshing(write)
 
 
 # --- reading one block's sources ---------------------------------------------------------------

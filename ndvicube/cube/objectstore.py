@@ -34,9 +34,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ndvicube.errors import ConfigError, NdviCubeError
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from zarr.abc.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The pointer object under an area's prefix: which version readers open.
 POINTER = "ndvi.json"
@@ -156,6 +157,26 @@ def refused(error: BaseException, url: str) -> ObjectStoreAccessError | None:
         "write and delete under that prefix, and that the bucket exists (and, for another "
         "server than AWS, that AWS_ENDPOINT_URL names it). Every Dask worker needs the same."
     )
+
+
+#: What S3 answers when the request's credentials expired (a session token, a presigned time).
+EXPIRED = ("ExpiredToken", "TokenRefreshRequired", "RequestExpired", "token has expired")
+
+
+def refreshing(call: Callable[[], T]) -> T:
+    """``call()``; when the store answers that the credentials expired, this process's stores
+    are made again (the environment or the AWS files, which a credential helper may have
+    renewed meanwhile: ``aws sso login``, a ``credential_process``) and ``call()`` is sent once
+    more. (Credentials from a provider - instance profile, web identity, container - are
+    renewed by obstore itself before they expire.) Any other error is raised as it is."""
+    try:
+        return call()
+    except Exception as error:
+        if not any(mark in str(error) for mark in EXPIRED):
+            raise
+        log.warning("the object store's credentials expired: reading them again and retrying")
+        reset()
+        return call()
 
 
 def checked(url: str):
@@ -273,8 +294,9 @@ def release(area: str, *, keep: int) -> dict[str, Any]:
     pointer = {"version": number, "store": newest, FINISHED_KEY: metadata_digest(newest)}
     if read_pointer(area) != pointer:
         bucket, key = split(area)
+        body = json.dumps(pointer).encode()
         with checked(area):
-            obstore.put(bucket_store(bucket), f"{key}/{POINTER}", json.dumps(pointer).encode())
+            refreshing(lambda: obstore.put(bucket_store(bucket), f"{key}/{POINTER}", body))
         log.info("published %s as %s/%s", newest, area, POINTER)
     prune(area, keep=keep, current=number, found=found)
     return pointer
@@ -332,7 +354,7 @@ def copy_chunks(old: str, new: str, keys: Iterable[str]) -> int:
         return await asyncio.gather(*(one(k) for k in keys))
 
     with checked(new):
-        return sum(_run(every()))
+        return sum(refreshing(lambda: _run(every())))
 
 
 # --- what readers open ------------------------------------------------------------------------

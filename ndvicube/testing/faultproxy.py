@@ -53,6 +53,9 @@ class Refusal:
     matching: str
     status: int = 400
     body: bytes = b'{"code": "BadRequest", "description": "invalid token"}'
+    times: int = 0
+    """Refuse only the first ``times`` matching requests (0: every one), as a store refuses
+    a credential until the client reads a renewed one."""
 
     def applies(self, path: str, body: bytes) -> bool:
         """Whether the request for ``path`` with ``body`` is refused."""
@@ -91,6 +94,7 @@ class FaultProxy(ThreadedHTTPService):
         self.host = host
         self.records: list[ProxyRecord] = []
         self._lock = threading.Lock()
+        self._refused = 0
 
     @property
     def url(self) -> str:
@@ -107,6 +111,14 @@ class FaultProxy(ThreadedHTTPService):
             for record in self.records:
                 counts[str(record.fault)] = counts.get(str(record.fault), 0) + 1
             return counts
+
+    def _refuses(self, refusal: Refusal, path: str, body: bytes) -> bool:
+        """Whether this request is refused (counting the refusals a ``times`` limits)."""
+        if not refusal.applies(path, body):
+            return False
+        with self._lock:
+            self._refused += 1
+            return not refusal.times or self._refused <= refusal.times
 
     def _log(self, record: ProxyRecord) -> None:
         with self._lock:
@@ -135,7 +147,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         fault = self.proxy.faults.decide(urlsplit(self.path).path)
         status, headers, payload, cut = 0, {}, b"", None
         refusal = self.proxy.refusal
-        if refusal is not None and refusal.applies(self.path, body):
+        if refusal is not None and self.proxy._refuses(refusal, self.path, body):
             fault, status, payload = REFUSED, refusal.status, refusal.body
             headers = {"Content-Type": "application/json"}
         elif fault == fault_kinds.ERROR:
