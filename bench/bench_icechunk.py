@@ -11,6 +11,8 @@ times into moto's S3 server on loopback, each through the counting proxy
 
 * ``versions + pointer`` (ndvicube's ``cube_store``): every file of the store PUT under
   ``v1.zarr/`` (64 in flight, obstore), ``.zmetadata`` last, then ``ndvi.json``;
+* the same written by ``xarray.to_zarr`` into zarr's ``ObjectStore`` (chunks decoded and
+  encoded again, as Icechunk's row must: its format is Zarr 3);
 * ``icechunk``: ``xarray.open_zarr(store).to_zarr(session.store)`` on a writable session of an
   Icechunk repository in the same bucket, then ``session.commit`` (Icechunk writes chunks,
   manifests, a snapshot, then moves the branch ref with a conditional PUT);
@@ -70,6 +72,28 @@ def publish_versions(store: Path, endpoint: str) -> float:
     asyncio.run(every())
     obstore.put(s3, "versions/box/cube/v1.zarr/.zmetadata", (store / ".zmetadata").read_bytes())
     obstore.put(s3, "versions/box/ndvi.json", b'{"version": 1}')
+    return time.perf_counter() - started
+
+
+def publish_versions_reencoded(store: Path, endpoint: str) -> float:
+    """ndvicube's layout written as Icechunk's row writes: ``xarray.to_zarr`` (chunks decoded
+    and encoded again) into zarr's ``ObjectStore``, consolidated, then the pointer."""
+    import obstore
+    import xarray as xr
+    import zarr
+    from obstore.store import S3Store
+    from zarr.storage import ObjectStore
+
+    from ndvicube.testing.s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+    options = dict(endpoint=endpoint, access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY,
+                   region=REGION, client_options={"allow_http": True})  # fmt: skip
+    started = time.perf_counter()
+    target = ObjectStore(S3Store(BUCKET, prefix="reencoded/box/cube/v1.zarr", **options))
+    cube = xr.open_zarr(store, consolidated=True)
+    cube.to_zarr(target, zarr_format=2, consolidated=False, mode="w-")
+    zarr.consolidate_metadata(target)
+    obstore.put(S3Store(BUCKET, **options), "reencoded/box/ndvi.json", b'{"version": 1}')
     return time.perf_counter() - started
 
 
@@ -174,6 +198,8 @@ def main() -> None:
             with FaultProxy(s3.url, Faults()) as proxy:
                 for name, publish in (
                     ("versions + pointer (ndvicube)", lambda: publish_versions(store, proxy.url)),
+                    ("versions + pointer, re-encoded by xarray (as icechunk's row)",
+                     lambda: publish_versions_reencoded(store, proxy.url)),
                     ("versions, no-op rerun check", lambda: rerun_check(proxy.url)),
                     (f"icechunk {icechunk.__version__} commit",
                      lambda: publish_icechunk(store, proxy.url)),
