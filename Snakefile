@@ -28,6 +28,7 @@ include: "workflow/rules/cube.smk"
 include: "workflow/rules/series.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/composites.smk"
+include: "workflow/rules/storage.smk"
 
 
 # Jobs that take seconds run in the Snakemake process's machine, never as cluster submissions:

@@ -75,6 +75,9 @@ def job_logging(log_file: str | Path, *, job: str) -> Iterator[logging.Logger]:
             console.setFormatter(logging.Formatter(f"[{job}] %(levelname)s: %(message)s"))
             root.handlers.append(console)
         root.setLevel(logging.INFO)
+        # boto3 (through rasterio's AWS session) says where it found credentials at INFO, each
+        # time GDAL's environment opens: 578 lines in a demo cube's log under AWS_* variables.
+        logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
         logger = logging.getLogger(f"ndvicube.{job}")
         if os.environ.get(TIMING_VARIABLE):
             logger.info(

@@ -135,22 +135,26 @@ def _write_page(path: Path, area: str, fields: bool) -> None:
     path.write_text(page.replace("{{fields}}", script))
 
 
-def write_areas_index(results: str | Path) -> None:
+def write_areas_index(results: str | Path, areas: Sequence[str] | None = None) -> None:
     """``results/index.html``: a link to every area's viewer under ``results`` (names escaped).
 
     Every area's quick-look job writes it from the viewers it finds, under a lock and by an
     atomic rename, so the last job lists them all: the list of areas is not a parameter of the
-    job, or adding an area would rerun every other area's quick-look.
+    job, or adding an area would rerun every other area's quick-look. When the outputs go to a
+    bucket (Snakemake's storage provider) no viewer stays on this disk to be found: a job of its
+    own then writes it from the workflow's ``areas`` (docs/cloud.md).
     """
     import fcntl
 
     results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
     with open(results / ".index.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        areas = sorted(p.parent.parent.name for p in results.glob("*/viewer/index.html"))
+        if areas is None:
+            areas = [p.parent.parent.name for p in results.glob("*/viewer/index.html")]
         items = "\n".join(
             f'<li><a href="{html.escape(quote(a))}/viewer/index.html">{html.escape(a)}</a></li>'
-            for a in areas
+            for a in sorted(areas)
         )
         partial = results / f"index.html.{os.getpid()}.partial"
         partial.write_text(

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config validation, input functions, wildcard constraints.
 import os
+import sys
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -110,11 +111,12 @@ def get_cube_output():
 def get_cube_link(wildcards):
     """What readers open: results/{area}/ndvi.zarr, a link to the newest published version.
 
-    No rule's output (Snakemake would delete it when the job starts); None for a tile.
+    No rule's output (Snakemake would delete it when the job starts); None for a tile, and
+    when the outputs go to a bucket (no links there: `local_only_link`).
     """
     if "tile" in wildcards.keys():
         return None
-    return f"results/{wildcards.area}/ndvi.zarr"
+    return local_only_link(f"results/{wildcards.area}/ndvi.zarr")
 
 
 def publish_cached_cubes():
@@ -123,7 +125,9 @@ def publish_cached_cubes():
     file with the cache (ndvicube.cube.versions.publish_cached; docs/reruns.md)."""
     from ndvicube.cube.versions import publish_cached
 
-    if SETTINGS.cube_store:  # the cube is in the bucket: nothing on disk to publish
+    # The cube in a bucket (cube_store), or the outputs in one (no ndvi.zarr link there:
+    # `local_only_link`): nothing on this disk to publish.
+    if SETTINGS.cube_store or OUTPUTS_IN_STORAGE:
         return
     for name in SETTINGS.areas:
         publish_cached(
@@ -140,6 +144,13 @@ def refuse_published_cube(wildcards):
     and a target that no rule makes gave only Snakemake's MissingRuleException.
     """
     area = wildcards.area
+    if OUTPUTS_IN_STORAGE:
+        raise WorkflowError(
+            f"results/{area}/ndvi.zarr is not a target, and with the outputs in a bucket no "
+            "job makes it (an object store has no links): the cube is the cube rule's output, "
+            f"results/{area}/cube/workflow.zarr under the storage prefix; ask for that, or "
+            "run plain snakemake for everything (docs/cloud.md)."
+        )
     raise WorkflowError(
         f"results/{area}/ndvi.zarr is not a target: it is the link the cube job publishes for "
         "readers (no job's output, so Snakemake never deletes it while a job runs). Ask for "
@@ -178,7 +189,7 @@ def get_area_points(wildcards):
 def get_points_file(wildcards):
     """The points CSV of the area, if its points come from a file (so edits rerun it)."""
     path = get_area(wildcards).points_file
-    return [str(path)] if path else []
+    return [user_file(path)] if path else []
 
 
 def get_area_has_points(wildcards):
@@ -189,7 +200,7 @@ def get_area_has_points(wildcards):
 def get_polygons_file(wildcards):
     """The area's polygons file (an input: editing it screens the fields again, and reruns
     what reads them)."""
-    return str(get_area(wildcards).polygons_file)
+    return user_file(get_area(wildcards).polygons_file)
 
 
 def get_smoothing(wildcards):
@@ -249,8 +260,16 @@ QUICKLOOK_LABEL = (
 
 
 def get_demo_catalog(wildcards):
-    """The demo catalog folder the search reads, when the config asks for the demo."""
-    return [DEMO_DIR] if SETTINGS.demo is not None else []
+    """The demo catalog folder the search reads, when the config asks for the demo.
+
+    When the outputs go to a bucket its time is not compared (`ancient`): S3 keeps an object's
+    time to the second, so the search's items.json, written within a second of the catalog,
+    could look older than it and make every run redo everything. A new catalog still reruns the
+    search: the job that makes it comes first.
+    """
+    if SETTINGS.demo is None:
+        return []
+    return [ancient(user_file(DEMO_DIR)) if OUTPUTS_IN_STORAGE else user_file(DEMO_DIR)]
 
 
 def get_cube_spec(wildcards):
@@ -287,7 +306,7 @@ def get_tile_reuse(wildcards):
     """What a field set's tile job copies from besides its own store: its area's published
     cube (adding fields moves chunks between tiles' even shares); None otherwise."""
     if "tile" in wildcards.keys() and get_area(wildcards).field_set:
-        return f"results/{wildcards.area}/ndvi.zarr"
+        return local_only_link(f"results/{wildcards.area}/ndvi.zarr")
     return None
 
 
@@ -352,6 +371,9 @@ def get_final_outputs(wildcards):
                 f"results/{name}/fields_rejected.csv",
                 f"results/{name}/fields_overview.png",
             ]
+    # Written by a job of its own then (workflow/rules/storage.smk).
+    if OUTPUTS_IN_STORAGE:
+        outputs.append("results/index.html")
     return outputs
 
 
@@ -361,6 +383,66 @@ DEMO_DIR = (
     if SETTINGS.demo is not None
     else None
 )
+
+
+# Outputs in object storage through Snakemake: `--default-storage-provider s3
+# --default-storage-prefix s3://bucket/run`, or `--workflow-profile profiles/s3` (docs/cloud.md).
+# Snakemake then maps every input and output path of the rules to the bucket, uploads what a job
+# wrote and fetches what it reads; logs too. These helpers say what stays on this disk.
+
+#: Whether the rules' outputs go to a storage provider's bucket rather than to results/ here.
+OUTPUTS_IN_STORAGE = bool(
+    getattr(workflow.storage_settings, "default_storage_provider", None)
+)
+
+#: The S3 plugin's settings that are credentials.
+CREDENTIAL_FLAGS = (
+    "--storage-s3-access-key",
+    "--storage-s3-secret-key",
+    "--storage-s3-token",
+)
+
+
+def refuse_credentials_on_the_command_line(argv):
+    """Stop before anything is written when a credential is a command-line flag: Snakemake
+    prints its command line and keeps it in .snakemake/log/. The environment or ~/.aws carry
+    them instead (Snakemake hands them to remote jobs as environment variables too)."""
+    names = {arg.split("=")[0] for arg in argv if arg.startswith("--storage-s3-")}
+    # argparse takes a flag's unambiguous abbreviation too (--storage-s3-secret).
+    given = sorted(n for n in names if any(f.startswith(n) for f in CREDENTIAL_FLAGS))
+    if given:
+        raise WorkflowError(
+            f"{', '.join(given)} given on the command line: Snakemake prints its command "
+            "line and writes it into .snakemake/log/, so the credential would be kept in a "
+            "file. Nothing has run and nothing was written. Give credentials in the "
+            "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or "
+            "AWS_PROFILE) or in ~/.aws/credentials, as boto3 reads them (docs/cloud.md)."
+        )
+
+
+refuse_credentials_on_the_command_line(sys.argv)
+
+
+def user_file(path):
+    """A file of the user's (a polygons or points file; the demo's generated catalog, which
+    stands for the archive): read where it is on this disk, never looked for in the bucket.
+    A str is passed as it is, keeping the flags of directory()."""
+    return local(path if isinstance(path, str) else str(path))
+
+
+def local_only_link(path):
+    """``path`` (an area's ndvi.zarr or composites.zarr: a symbolic link to the newest
+    read-only version), or None when the outputs go to a bucket: an object store has no links,
+    and versions published outside the rules' outputs would stay on this disk, never uploaded.
+    The rules' outputs (cube/workflow.zarr, composites.versions/workflow.zarr) are what a reader
+    opens there."""
+    return None if OUTPUTS_IN_STORAGE else path
+
+
+def get_composites_link(wildcards):
+    """What readers open: results/{area}/composites.zarr, a link to the newest version (None
+    when the outputs go to a bucket: `local_only_link`)."""
+    return local_only_link(f"results/{wildcards.area}/composites.zarr")
 
 
 # Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).

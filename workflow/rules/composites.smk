@@ -27,7 +27,7 @@ rule composites:
         indices=lambda wildcards: list(SETTINGS.composites.indices),
         start=str(SETTINGS.start),
         end=str(SETTINGS.end),
-        published="results/{area}/composites.zarr",
+        published=get_composites_link,
     script:
         "../../scripts/composites.py"
 

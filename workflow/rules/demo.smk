@@ -9,7 +9,8 @@ if SETTINGS.demo is not None:
 
     rule demo_catalog:
         output:
-            directory(DEMO_DIR),
+            # On this disk even when the outputs go to a bucket: the items' hrefs name its COGs.
+            user_file(directory(DEMO_DIR)),
         log:
             "results/logs/demo_catalog.log",
         conda:
