@@ -125,11 +125,28 @@ def test_cube_built_into_s3_equals_the_cube_on_disk(s3, items, on_disk, tmp_path
     assert SECRET_KEY.encode() not in written and ACCESS_KEY.encode() not in written
 
 
+def build_through_faults(server, items: Path, out: Path) -> dict[str, int]:
+    """A build meeting 503/500 answers and dropped connections; the faults injected."""
+    faults = Faults(error_rate=0.06, error_statuses=(503, 500), drop_rate=0.04, seed=3)
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    with FaultProxy(server.url, faults) as flaky:
+        os.environ["AWS_ENDPOINT_URL"] = flaky.url
+        objectstore.reset()
+        build_cube(CUBE, items_path=items, out=out, area="demo", cube_store=STORE)
+        faulted = flaky.faulted()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    objectstore.reset()
+    return faulted
+
+
 def test_reruns_copy_in_the_bucket_readers_see_whole_versions_kills_lose_nothing(
-    s3, items, on_disk, tmp_path
+    server, s3, items, on_disk, tmp_path
 ):
+    # The first build meets server errors and dropped connections: retried, the cube whole.
     out = tmp_path / "workflow.json"
-    build_cube(CUBE, items_path=items[8], out=out, area="demo", cube_store=STORE)
+    faulted = build_through_faults(server, items[8], out)
+    assert faulted.get("error", 0) >= 3 and faulted.get("drop", 0) >= 2
+    xr.testing.assert_equal(open_cube(out).load(), on_disk.isel(time=slice(0, 8)))
     seen, stop, failures = [], threading.Event(), []
 
     def read_loop() -> None:  # a reader opening the published cube again and again
@@ -205,21 +222,6 @@ def test_a_local_cluster_writes_the_chunks_from_its_workers(s3, catalog, cogs, o
     xr.testing.assert_equal(open_cube(out).load(), on_disk)
     assert [r for r in requests(s3, "PUT") if chunk_key(r)]
     assert [p.name for p in results.rglob("*")] == ["workflow.json"]
-
-
-def test_server_errors_and_dropped_connections_are_retried(server, s3, items, on_disk, tmp_path):
-    faults = Faults(error_rate=0.06, error_statuses=(503, 500), drop_rate=0.04, seed=3)
-    with FaultProxy(server.url, faults) as flaky:
-        os.environ["AWS_ENDPOINT_URL"] = flaky.url  # (the s3 fixture restores it)
-        objectstore.reset()
-        out = build_cube(
-            CUBE, items_path=items[8], out=tmp_path / "m.json", area="demo", cube_store=STORE
-        )
-        faulted = flaky.faulted()
-    assert faulted.get("error", 0) >= 3 and faulted.get("drop", 0) >= 2
-    os.environ["AWS_ENDPOINT_URL"] = s3.url
-    objectstore.reset()
-    xr.testing.assert_equal(open_cube(out).load(), on_disk.isel(time=slice(0, 8)))
 
 
 def test_a_refused_key_fails_at_once_naming_the_cause(server, s3, items, tmp_path):
