@@ -44,4 +44,6 @@ if __name__ == "__main__":
             # Snakemake's output cache (--cache needs this variable) moves the output into the
             # cache and makes it writable by all: then it must share no file with the store.
             copy_output=bool(os.environ.get("SNAKEMAKE_OUTPUT_CACHE")),
+            # s3://bucket/prefix: the cube is written there and the output is its manifest.
+            cube_store=snakemake.config.get("cube_store"),
         )

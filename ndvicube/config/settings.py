@@ -101,6 +101,9 @@ class Settings:
     on_missing_asset: str = "fail"
     cube_versions_kept: int = 2
     """Published versions of each area's cube kept on disk (:mod:`ndvicube.cube.versions`)."""
+    cube_store: str | None = None
+    """``s3://bucket/prefix`` where the cubes are written (:mod:`ndvicube.cube.objectstore`);
+    None: the local disk."""
     smoothing: Smoothing = field(default_factory=Smoothing)
     phenology: Phenology = field(default_factory=Phenology)
     """With ``index`` resolved: the configured one, or the first of :attr:`indices`."""
@@ -156,6 +159,7 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
         indices=indices,
         on_missing_asset=filled["on_missing_asset"],
         cube_versions_kept=filled["cube_versions_kept"],
+        cube_store=_cube_store(filled.get("cube_store"), areas),
         smoothing=Smoothing.from_section(smoothing),
         phenology=Phenology(**phenology),
         polygon_series=PolygonSeries(**filled["polygon_series"]),
@@ -166,6 +170,25 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
         demo=Demo(**filled["demo"]) if "demo" in filled else None,
         config=filled,
     )
+
+
+def _cube_store(url: str | None, areas: Mapping[str, Area]) -> str | None:
+    """``cube_store`` checked: an ``s3://`` URL, and no area split in tiles (their tiles are
+    joined by hard links on the local disk)."""
+    if url is None:
+        return None
+    from ndvicube.cube.objectstore import check_cube_store
+
+    url = check_cube_store(url)
+    tiled = sorted(name for name, area in areas.items() if area.split)
+    if tiled:
+        raise ConfigError(
+            f"cube_store: {url!r} cannot hold the cubes of areas split in tiles ({', '.join(tiled)}"
+            "): their tiles are joined by hard links on the local disk. Remove `tiles` from "
+            "those areas (one cube job per area writes to the bucket from all its workers), or "
+            "remove cube_store."
+        )
+    return url
 
 
 def _composites(section: Mapping[str, Any] | None, indices: tuple[str, ...]) -> Composites | None:

@@ -23,6 +23,10 @@
   links, opened with its CRS; the attributes that record its days and grid.
 * :mod:`ndvicube.cube.versions` - the published versions readers open: read-only hard links,
   the ``ndvi.zarr`` link moved to the newest in one rename, the oldest deleted.
+* :mod:`ndvicube.cube.zarrstore` - which Zarr store a location is: local (no links needed) or
+  an S3 prefix.
+* :mod:`ndvicube.cube.objectstore` - the cube in S3 (``cube_store``): versions written by the
+  tasks themselves, the pointer written last, the manifest Snakemake sees, server-side copies.
 * :mod:`ndvicube.cube.update` - which days of an existing store can be copied, not read.
 * :mod:`ndvicube.cube.tiles` - an area split into tile jobs, and joined without a copy.
 """

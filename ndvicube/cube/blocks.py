@@ -66,6 +66,8 @@ def write_block(plan: EnginePlan, t: int, by: int, bx: int) -> BlockResult:
     block = locate(plan, t, by, bx)
     tc = plan.spec.cube.time_chunk
     days = plan.days[t * tc : (t + 1) * tc]
+    if _copied_in_the_bucket(plan, t, (by, bx), block, days):
+        return BlockResult(t, [], 0)
     shape = (block.rows.stop - block.rows.start, block.cols.stop - block.cols.start)
     out = {v: np.full((len(days), *shape), np.nan, dtype="float32") for v in plan.variables}
     reader = BlockReader(plan, block)
@@ -128,22 +130,48 @@ def _group_indices(plan: EnginePlan, group: GroupPlan, raw: dict) -> dict[str, n
     return out
 
 
+def _copied_in_the_bucket(
+    plan: EnginePlan, t: int, at: tuple[int, int], block: Block, days: Sequence[DayPlan]
+) -> bool:
+    """Copy the block's chunk objects from the previous version inside the bucket, when the
+    cube is written to an object store and its time chunk ``t`` is whole and holds, at the
+    same places, only days copied from that version (a rerun that added days at the end):
+    no chunk is read or written through the task (:func:`.objectstore.copy_chunks`)."""
+    from ndvicube.cube.objectstore import copy_chunks, is_url
+
+    tc, chunk = plan.spec.cube.time_chunk, plan.spec.cube.spatial_chunk
+    if not (is_url(plan.store) and is_url(plan.old_store) and len(days) == tc):
+        return False
+    if any(d.old_index != t * tc + n or not plan.copies(d, at) for n, d in enumerate(days)):
+        return False
+    rows = range(block.rows.start // chunk, -(-block.rows.stop // chunk))
+    cols = range(block.cols.start // chunk, -(-block.cols.stop // chunk))
+    keys = [f"{v}/{t}.{r}.{c}" for v in plan.variables for r in rows for c in cols]
+    copy_chunks(str(plan.old_store), plan.store, keys)
+    return True
+
+
 def _copy_old(plan: EnginePlan, index: int, block: Block, out: dict[str, np.ndarray]) -> None:
     """A day the existing store holds, identically made: its stored float32 values."""
-    import zarr
+    from ndvicube.cube.zarrstore import open_group
 
-    group = zarr.open_group(plan.old_store, mode="r", zarr_format=2)
+    group = open_group(str(plan.old_store), mode="r")
     for v, target in out.items():
         target[...] = group[v][index, block.rows, block.cols]
 
 
 def _write(plan: EnginePlan, block: Block, t0: int, out: dict[str, np.ndarray]) -> None:
-    """Write the block's chunks of every variable (whole chunks: the block is chunk-aligned)."""
-    import zarr
+    """Write the block's chunks of every variable (whole chunks: the block is chunk-aligned),
+    into a local store or straight into an object store's version (:mod:`.objectstore`)."""
+    from ndvicube.cube.objectstore import refreshing
+    from ndvicube.cube.zarrstore import open_group
 
-    group = zarr.open_group(plan.store, mode="r+", zarr_format=2)
-    for v, values in out.items():
-        group[v][t0 : t0 + values.shape[0], block.rows, block.cols] = values
+    def write() -> None:  # (again with renewed credentials, if they expired meanwhile)
+        group = open_group(plan.store, mode="r+")
+        for v, values in out.items():
+            group[v][t0 : t0 + values.shape[0], block.rows, block.cols] = values
+
+    refreshing(write)
 
 
 # --- reading one block's sources ---------------------------------------------------------------

@@ -35,7 +35,9 @@ class CubeBuild:
     """One cube job's settings, and its passes over the items (:meth:`write_skipping`)."""
 
     spec: CubeSpec
-    store: Path
+    store: Path | str
+    """The local store, or an area's URL in an object store (``s3://bucket/prefix/{area}``:
+    each pass writes a new version there, :mod:`ndvicube.cube.objectstore`)."""
     compute: Compute
     config: Mapping[str, Any]
     """The config values recorded in the store's provenance."""
@@ -69,7 +71,8 @@ class CubeBuild:
                 items, problem = skip_unreadable(items, error.uri, error.reason, policy, area)
                 skipped.append(problem)
             if not items:
-                remove(self.store)  # what the passes wrote holds no finished day
+                if isinstance(self.store, Path):  # (an unpublished version is pruned later)
+                    remove(self.store)  # what the passes wrote holds no finished day
                 raise no_readable_scene(area, skipped)
 
     def write(self, items: list, skipped: list, collect: bool) -> list[UnreadableAsset]:
@@ -90,7 +93,7 @@ class CubeBuild:
 def _write_items_cube(
     items: Sequence[pystac.Item],
     spec: CubeSpec,
-    out: Path,
+    out: Path | str,
     compute: Compute,
     *,
     attrs: Mapping[str, Any],
@@ -101,7 +104,9 @@ def _write_items_cube(
 
     With ``collect``, reads that fail for good are returned (their days recorded as
     unfinished in the store), not raised. With ``reuse_from``, days and chunks are copied from
-    that store instead when it holds more of them (:func:`_richest_store`).
+    that store instead when it holds more of them (:func:`_richest_store`). With ``out`` an
+    area's URL in an object store, the existing store is its newest finished version and the
+    cube is written as the next version (:func:`_target`).
     """
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube.engine import (
@@ -118,7 +123,6 @@ def _write_items_cube(
         CHUNKS_ATTR,
         DAYS_ATTR,
         GRID_ATTR,
-        recover_interrupted_swap,
         write_store,
     )
     from ndvicube.cube.update import (
@@ -134,13 +138,13 @@ def _write_items_cube(
 
     groups = group_scenes(items, cube_longitude(spec), spec.bands)
     wanted, signature = items_by_day(groups), grid_signature(spec)
-    recover_interrupted_swap(out)
+    current, target = _target(out)
     new_chunks = None if spec.chunks is None else frozenset(spec.chunks)
-    source, existing, reused, old_chunks = _richest_store(
-        [out, *([reuse_from] if reuse_from is not None else [])], wanted, signature, new_chunks
-    )
+    candidates = [c for c in (current, reuse_from) if c is not None]
+    source, existing, reused, old_chunks = _richest_store(candidates, wanted, signature, new_chunks)
     if (
-        source == out
+        current is not None
+        and source == current
         and existing is not None
         and unchanged(existing, wanted, reused)
         and old_chunks == new_chunks
@@ -164,7 +168,7 @@ def _write_items_cube(
             stored_index(existing, reused),
             spec,
             compute,
-            store=str(out.with_name(out.name + ".partial")),
+            store=str(target),
             old_store=str(source) if reused else None,
             collect=collect,
             deadline_s=deadline_s,
@@ -194,7 +198,7 @@ def _write_items_cube(
         ]
         unreadable: list = []
 
-        def fill(partial: Path, dataset) -> None:
+        def fill(partial: Path | str, dataset) -> None:
             write_scenes(partial, scenes)
             progress = build_progress(plan, scenes)
             if compute.scheduler == "threads":
@@ -217,7 +221,7 @@ def _write_items_cube(
 
         write_store(
             template(plan, scenes),
-            out,
+            target if isinstance(target, str) else out,
             crs=spec.crs,
             attrs=dict(attrs)
             | {DAYS_ATTR: wanted, GRID_ATTR: signature}
@@ -230,28 +234,42 @@ def _write_items_cube(
     return unreadable
 
 
+def _target(out: Path | str) -> tuple[Path | str | None, Path | str]:
+    """The store a build reuses and the one it writes: a local ``out`` is both (written as
+    ``<out>.partial``, swapped into place; a swap a kill interrupted is undone first); in an
+    object store (``out`` an area's URL) the newest finished version and the next version."""
+    from ndvicube.cube.objectstore import build_target, is_url
+    from ndvicube.cube.store import recover_interrupted_swap
+
+    if is_url(out):
+        return build_target(str(out))
+    out = Path(out)
+    recover_interrupted_swap(out)
+    return out, out.with_name(out.name + ".partial")
+
+
 def _richest_store(
-    candidates: Sequence[Path],
+    candidates: Sequence[Path | str],
     wanted: Mapping[str, list[str]],
     signature: Mapping[str, Any],
     chunks: frozenset[tuple[int, int]] | None,
-) -> tuple[Path, Any, list[str], frozenset[tuple[int, int]] | None]:
+) -> tuple[Path | str | None, Any, list[str], frozenset[tuple[int, int]] | None]:
     """Of the existing stores ``candidates`` (the job's own first), the one that saves the most
     reads: the most reusable days x wanted chunks it holds. Returns it, its lazy cube (None
     when none is reusable), its reusable days and its present chunks (None: all)."""
     from ndvicube.cube.store import cube_attrs, present_chunks
     from ndvicube.cube.update import reusable
 
-    best = (candidates[0], None, [], None)
+    best = (candidates[0] if candidates else None, None, [], None)
     best_saved = -1
     for path in candidates:
-        existing, reused = reusable(Path(path), wanted, signature)
+        existing, reused = reusable(path, wanted, signature)
         if existing is None:
             continue
         held = present_chunks(cube_attrs(existing))
         saved = len(reused) * _chunks_held(chunks, held)
         if saved > best_saved:
-            best, best_saved = (Path(path), existing, reused, held), saved
+            best, best_saved = (path, existing, reused, held), saved
     return best
 
 

@@ -298,11 +298,9 @@ def _run_distributed(client, graph: dict, keys: list, done: Callable[[BlockResul
 
 def write_scenes(store: str | Path, scenes: Sequence[int]) -> None:
     """The ``scenes`` coordinate (items merged into each day), written before the blocks."""
-    import zarr
+    from ndvicube.cube.zarrstore import open_group
 
-    zarr.open_group(str(store), mode="r+", zarr_format=2)["scenes"][:] = np.asarray(
-        scenes, dtype="int32"
-    )
+    open_group(store, mode="r+")["scenes"][:] = np.asarray(scenes, dtype="int32")
 
 
 def template(plan: EnginePlan, scenes: Sequence[int]) -> xr.Dataset:

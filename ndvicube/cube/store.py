@@ -31,9 +31,8 @@ if TYPE_CHECKING:
 
     from ndvicube.cube.tiles import Tile
 
-from zarr.storage import LocalStore
-
-from ndvicube.cube.links import REFUSED, note_refused
+# (local_store is also imported from here, as before it had its own module.)
+from ndvicube.cube.zarrstore import local_store, open_group, zarr_store
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -45,35 +44,6 @@ GRID_ATTR = "ndvicube:grid"
 #: Store attribute of a sparse cube (a field set): the [row, column] chunks present, sorted; the
 #: others are absent from the store and read as NaN. Absent from a dense cube.
 CHUNKS_ATTR = "ndvicube:chunks"
-
-
-class NoLinkLocalStore(LocalStore):
-    """Zarr's ``LocalStore``, whose create-if-absent also works without ``link()``.
-
-    ``LocalStore.set_if_not_exists`` (used for a group's ``.zgroup`` whenever an array is
-    created in it) writes a temporary file and ``link()``s it into place, which fails with
-    EPERM on a filesystem without links. Here a refused link falls back to writing the key
-    when it is absent: not exclusive against a concurrent writer, but the only such key
-    ndvicube writes is a group's metadata, the same bytes from every writer.
-    """
-
-    async def set_if_not_exists(self, key: str, value) -> None:
-        """Write ``value`` at ``key`` unless the key exists (see the class docstring)."""
-        try:
-            await super().set_if_not_exists(key, value)
-        except FileExistsError:
-            pass
-        except OSError as error:
-            if error.errno not in REFUSED:
-                raise
-            note_refused("link()", error)
-            if not await self.exists(key):
-                await self.set(key, value)
-
-
-def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStore:
-    """The Zarr store of a local directory ``path``, usable on a filesystem without links."""
-    return NoLinkLocalStore(Path(path), read_only=read_only)
 
 
 def write_cube(
@@ -130,13 +100,17 @@ def write_store(
     Everything is written into ``<path>.partial``, removed if anything fails, so ``path`` is
     either the previous store or the finished new one (:func:`_swap_into_place`).
     """
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    remove(partial)
+    from ndvicube.cube.objectstore import is_url
+
     dataset = _georeferenced(dataset, crs, attrs)
     chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
+    if is_url(path):  # a new version's prefix in an object store: written once, in place
+        return _write_version(str(path), dataset, encoding, fill, final_attrs)
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    remove(partial)
     with _partial_removed_on_failure(partial, path):
         _as_template(dataset).to_zarr(
             local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
@@ -147,6 +121,36 @@ def write_store(
         _consolidate(partial)
     _swap_into_place(partial, path)
     return path
+
+
+def _write_version(
+    url: str,
+    dataset: xr.Dataset,
+    encoding: Mapping[str, Any],
+    fill: Callable[[Any, xr.Dataset], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None,
+) -> str:
+    """:func:`write_store` into a version's prefix of an object store (``s3://...``): nothing
+    there renames, so the version is written where it stays, its consolidated metadata last
+    (what marks it finished: :mod:`.objectstore`); no reader opens it before a pointer names it.
+    A failure leaves it unfinished, and the next build writes the next version."""
+    from ndvicube.cube.objectstore import checked
+
+    with checked(url):
+        _as_template(dataset).to_zarr(
+            zarr_store(url),
+            mode="w-",
+            compute=False,
+            zarr_format=2,
+            encoding=encoding,
+            consolidated=False,  # .zmetadata is the mark of a finished version: written last
+        )
+        fill(url, dataset)
+        if final_attrs is not None:
+            _update_attrs(url, final_attrs())
+        crash_point("consolidate")
+        _consolidate(url)
+    return url
 
 
 def _as_template(dataset: xr.Dataset) -> xr.Dataset:
@@ -164,11 +168,9 @@ def _as_template(dataset: xr.Dataset) -> xr.Dataset:
     return template
 
 
-def _update_attrs(store: Path, attrs: Mapping[str, Any]) -> None:
+def _update_attrs(store: str | Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
-    import zarr
-
-    group = zarr.open_group(local_store(store), mode="r+", zarr_format=2)
+    group = open_group(store, mode="r+")
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
 
 
@@ -346,13 +348,17 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     Dask (0.9 s) or build a graph. ``.rio`` needs ``import rioxarray`` by the caller (1.2 s,
     so only the jobs that use it pay it); :func:`cube_crs` reads the CRS without it. A symbolic
     link (``results/{area}/ndvi.zarr``) is resolved first: the handle reads the version it
-    named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`).
+    named when opened, whatever a rerun publishes meanwhile (:mod:`.versions`). So is an
+    object store's cube (``cube_store``): ``path`` may be its area's URL
+    (``s3://bucket/prefix/{area}``, whose pointer is read once), a version's URL, or the cube
+    job's manifest (``results/{area}/cube/workflow.json``) (:func:`.objectstore.resolve`).
     """
     from ndvicube.cube.indices import column
-    from ndvicube.cube.links import pinned
+    from ndvicube.cube.objectstore import resolve
 
     chunks = {} if dask else None
-    dataset = xr.open_zarr(pinned(path), consolidated=True, decode_coords="all", chunks=chunks)
+    store = zarr_store(resolve(path), read_only=True)
+    dataset = xr.open_zarr(store, consolidated=True, decode_coords="all", chunks=chunks)
     grid = _maybe_json(dataset.attrs.get("ndvicube:grid", "{}"))
     listed = [column(name) for name in grid.get("indices", [])]
     ordered = [n for n in listed if n in dataset.data_vars]
@@ -374,9 +380,9 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
-    from ndvicube.cube.links import pinned
+    from ndvicube.cube.objectstore import resolve
 
-    return cube_attrs(xr.open_zarr(pinned(path), consolidated=True))
+    return cube_attrs(xr.open_zarr(zarr_store(resolve(path), read_only=True), consolidated=True))
 
 
 def present_chunks(attrs: Mapping[str, Any]) -> frozenset[tuple[int, int]] | None:
@@ -536,8 +542,10 @@ def crash_point(name: str) -> None:
 
     The kill tests' way to stop a run at an exact moment of an update (``swap``: between the
     swap's two renames; ``publish``: the links made, not yet renamed; ``release``: a new
-    version made, the link readers open not yet pointed at it) with a real SIGKILL, as a power
-    loss would; it does nothing unless that variable is set.
+    version made, the link readers open not yet pointed at it; ``consolidate``: an object
+    store's version written, its metadata not yet; ``pointer``: that version finished, the
+    pointer not yet moved) with a real SIGKILL, as a power loss would; it does nothing unless
+    that variable is set.
     """
     if os.environ.get("NDVICUBE_CRASH_AT") == name:
         import signal
@@ -554,11 +562,11 @@ def recover_interrupted_swap(path: str | Path) -> None:
         log.info("restored %s from an interrupted update", path)
 
 
-def _consolidate(store: Path) -> None:
+def _consolidate(store: str | Path) -> None:
     """Write consolidated metadata last: its presence marks a store whose metadata is final."""
     import zarr
 
-    zarr.consolidate_metadata(local_store(store))
+    zarr.consolidate_metadata(zarr_store(store))
 
 
 def remove(path: Path) -> None:

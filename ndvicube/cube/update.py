@@ -19,7 +19,7 @@ import xarray as xr
 
 from ndvicube.cube.load import SceneGroup
 from ndvicube.cube.spec import CubeSpec
-from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, open_cube, read_attrs
+from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, cube_attrs, open_cube, read_attrs
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +70,29 @@ def items_by_day(groups: Sequence[SceneGroup]) -> dict[str, list[str]]:
 
 
 def reusable(
-    store: Path, wanted: Mapping[str, list[str]], signature: Mapping[str, Any]
+    store: Path | str, wanted: Mapping[str, list[str]], signature: Mapping[str, Any]
 ) -> tuple[xr.Dataset | None, list[str]]:
     """The existing cube (lazy) and the days of ``wanted`` it already holds, identically made.
 
     Returns ``(None, [])`` when there is no complete store, or it was made with another grid or
-    mask (then every day must be read again).
+    mask (then every day must be read again). ``store`` may be a finished version in an object
+    store (``s3://...``, :mod:`.objectstore`): its metadata is read once.
     """
+    from ndvicube.cube.objectstore import is_url
 
-    if not (store / ".zmetadata").is_file():
+    if is_url(store):
+        existing = open_cube(store)
+        attrs = cube_attrs(existing)
+    elif not (Path(store) / ".zmetadata").is_file():
         return None, []
-    attrs = read_attrs(store)
+    else:
+        existing, attrs = None, read_attrs(store)
     if current_signature(attrs.get(GRID_ATTR, {})) != dict(signature):
         log.info("existing cube was made with another grid or mask: rebuilding every day")
         return None, []
     stored = attrs.get(DAYS_ATTR, {})
     same = [day for day, ids in wanted.items() if stored.get(day) == ids]
-    return open_cube(store), same
+    return existing if existing is not None else open_cube(store), same
 
 
 def unchanged(existing: xr.Dataset, wanted: Mapping[str, list[str]], reused: Sequence[str]) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ndvicube.compute import Compute
+from ndvicube.errors import ConfigError
 
 if TYPE_CHECKING:
     from ndvicube.cube.spec import CubeSpec
@@ -32,6 +33,7 @@ def build_cube(
     reuse_from: str | Path | None = None,
     copy_output: bool = False,
     fit_grid: bool = False,
+    cube_store: str | None = None,
 ) -> Path:
     """Write the cube ``spec`` describes from the items at ``items_path``; return ``out``.
 
@@ -54,6 +56,11 @@ def build_cube(
     makes its files writable by all) ``out`` is a copy of the store, not hard links of it.
     With ``fit_grid`` (the workflow's field sets) a field set's grid is the box of its accepted
     fields and points, not ``spec.bbox``: a field rejected after the search does not widen it.
+    With ``cube_store`` (``s3://bucket/prefix``) the cube is written by the block tasks
+    straight into ``{cube_store}/{area}/cube/v{N}.zarr``, published by the pointer
+    ``{cube_store}/{area}/ndvi.json`` and ``out`` is the small manifest naming that version
+    (:mod:`ndvicube.cube.objectstore`); ``work``, ``published`` and ``copy_output`` then do not
+    apply.
     """
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.indices import resolve_indices
@@ -74,6 +81,11 @@ def build_cube(
     redact_urls_in_logs()  # GDAL and odc-stac quote asset URLs, tokens included
     items, skipped = usable_items(read_items(items_path), spec.assets, on_missing_asset, area)
     items = signed(items, profile)  # in memory only: provenance and logs never see a token
+    if cube_store is not None:
+        return _build_in_object_store(
+            spec, items, skipped, cube_store, area=area, out=out, compute=compute,
+            policy=on_missing_asset, config=config, skipped_out=skipped_out, keep=versions_kept,
+        )  # fmt: skip
     store = Path(work) if work is not None else Path(out)
     store.parent.mkdir(parents=True, exist_ok=True)
     reuse = Path(reuse_from) if reuse_from is not None and Path(reuse_from).exists() else None
@@ -88,3 +100,40 @@ def build_cube(
         if published is not None:
             release(store, published, keep=versions_kept)
     return Path(out)
+
+
+def _build_in_object_store(
+    spec: CubeSpec,
+    items: list,
+    skipped: list,
+    cube_store: str,
+    *,
+    area: str,
+    out: str | Path,
+    compute: Compute | None,
+    policy: str,
+    config: Mapping[str, Any] | None,
+    skipped_out: str | Path | None,
+    keep: int,
+) -> Path:
+    """:func:`build_cube` with ``cube_store``: a new version in the bucket (days the newest
+    finished one holds are copied there), the pointer moved to it, older versions pruned, and
+    the manifest ``out`` written last (what tells Snakemake the job is done)."""
+    from ndvicube.cube.build import CubeBuild
+    from ndvicube.cube.objectstore import check_cube_store, release, write_manifest
+    from ndvicube.read.missing import write_skipped
+
+    if not area or spec.tile is not None:
+        raise ConfigError(
+            f"cube_store: {cube_store!r} holds whole areas' cubes; an area split in tiles "
+            f"(tiles: [rows, cols]{f', area {area!r}' if area else ''}) is joined by hard links "
+            "on the local disk. Remove `tiles` from the area, or `cube_store` from the config."
+        )
+    root = f"{check_cube_store(cube_store)}/{area}"
+    CubeBuild(spec, root, compute or Compute(), config or {}).write_skipping(
+        items, skipped, policy, area
+    )
+    if skipped_out is not None:
+        write_skipped(skipped, skipped_out)
+    pointer = release(root, keep=keep)
+    return write_manifest(out, pointer, spec.to_params())

@@ -34,6 +34,9 @@ from ndvicube.testing.faults import Faults
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+#: Where a HEAD answer's upstream ``Content-Length`` waits to be sent as it is.
+_HEAD_LENGTH = "X-Faultproxy-Head-Length"
+
 #: The fault a :class:`Refusal` is logged as.
 REFUSED = "refused"
 
@@ -50,6 +53,9 @@ class Refusal:
     matching: str
     status: int = 400
     body: bytes = b'{"code": "BadRequest", "description": "invalid token"}'
+    times: int = 0
+    """Refuse only the first ``times`` matching requests (0: every one), as a store refuses
+    a credential until the client reads a renewed one."""
 
     def applies(self, path: str, body: bytes) -> bool:
         """Whether the request for ``path`` with ``body`` is refused."""
@@ -88,6 +94,7 @@ class FaultProxy(ThreadedHTTPService):
         self.host = host
         self.records: list[ProxyRecord] = []
         self._lock = threading.Lock()
+        self._refused = 0
 
     @property
     def url(self) -> str:
@@ -105,6 +112,14 @@ class FaultProxy(ThreadedHTTPService):
                 counts[str(record.fault)] = counts.get(str(record.fault), 0) + 1
             return counts
 
+    def _refuses(self, refusal: Refusal, path: str, body: bytes) -> bool:
+        """Whether this request is refused (counting the refusals a ``times`` limits)."""
+        if not refusal.applies(path, body):
+            return False
+        with self._lock:
+            self._refused += 1
+            return not refusal.times or self._refused <= refusal.times
+
     def _log(self, record: ProxyRecord) -> None:
         with self._lock:
             self.records.append(record)
@@ -119,7 +134,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._proxy()
 
-    do_POST = do_HEAD = do_GET
+    # PUT and DELETE too: in front of an S3 server (moto), the writes of a store are counted.
+    do_POST = do_HEAD = do_PUT = do_DELETE = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the records are the log."""
@@ -131,7 +147,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         fault = self.proxy.faults.decide(urlsplit(self.path).path)
         status, headers, payload, cut = 0, {}, b"", None
         refusal = self.proxy.refusal
-        if refusal is not None and refusal.applies(self.path, body):
+        if refusal is not None and self.proxy._refuses(refusal, self.path, body):
             fault, status, payload = REFUSED, refusal.status, refusal.body
             headers = {"Content-Type": "application/json"}
         elif fault == fault_kinds.ERROR:
@@ -166,6 +182,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             answer = conn.getresponse()
             payload = answer.read()
             kept = {k: v for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP}
+            if self.command == "HEAD" and answer.getheader("Content-Length"):
+                kept[_HEAD_LENGTH] = answer.getheader("Content-Length")  # the object's size
         finally:
             conn.close()
         payload = payload.replace(self.proxy.upstream.encode(), self.proxy.url.encode())
@@ -176,9 +194,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     ) -> None:
         """Answer with ``payload``; with ``cut``, stop after that many bytes and hang up."""
         self.send_response(HTTPStatus(status))
+        length = headers.pop(_HEAD_LENGTH, str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", length)
         if cut is not None:
             self.send_header("Connection", "close")
         self.end_headers()

@@ -86,9 +86,9 @@ def _sample_store(
 ) -> dict[str, np.ndarray]:
     """:func:`_sample_cube` read straight from the Zarr store (Zarr reads each chunk touched
     once); the variables are (time, y, x) as ndvicube writes them."""
-    import zarr
+    from ndvicube.cube.zarrstore import open_group
 
-    group = zarr.open_group(str(store), mode="r")
+    group = open_group(store)  # local or s3:// (the cube in an object store)
     values = {}
     for name in names:
         array = group[name]

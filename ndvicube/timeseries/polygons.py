@@ -239,9 +239,9 @@ def _store_cells(
     store: str | Path, names: list[str], weights: CoverageWeights
 ) -> Iterator[dict[str, np.ndarray]]:
     """:func:`read_cells` from the Zarr store (variables (time, y, x), as ndvicube writes)."""
-    import zarr
+    from ndvicube.cube.zarrstore import open_group
 
-    group = zarr.open_group(str(store), mode="r")
+    group = open_group(store)  # local or s3:// (the cube in an object store)
     arrays = {name: group[name] for name in names}
     steps, height, width = arrays[names[0]].chunks
     chunks = _cells_by_chunk(weights.rows, weights.cols, height, width)

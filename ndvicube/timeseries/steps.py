@@ -23,12 +23,12 @@ log = logging.getLogger(__name__)
 
 def extract_series(*, cube_path: str | Path, points: Sequence[Point], out: str | Path) -> None:
     """Write ``series_raw.csv``: the cube's value at every point and solar day."""
+    from ndvicube.cube.objectstore import resolve
     from ndvicube.cube.store import open_cube
-    from ndvicube.cube.versions import pinned
     from ndvicube.timeseries.points import extract_points
     from ndvicube.timeseries.tables import write_series
 
-    store = pinned(cube_path)  # one version for the metadata and every chunk (a link moves)
+    store = resolve(cube_path)  # one version for metadata and every chunk (a link moves)
     series = extract_points(open_cube(store, dask=False), points, store=store)
     write_series(series, str(out))
     log.info("series: %d point(s) x %d date(s)", len(points), series["time"].nunique())
@@ -46,13 +46,13 @@ def extract_polygon_series(
     """Write ``polygons_raw.csv``: mean, median, count and clear fraction per polygon and day
     (the polygons in batches of about ``batch_cells`` cells; default
     :data:`~ndvicube.timeseries.polygons.BATCH_CELLS`)."""
+    from ndvicube.cube.objectstore import resolve
     from ndvicube.cube.store import open_cube
-    from ndvicube.cube.versions import pinned
     from ndvicube.timeseries.polygons import BATCH_CELLS, polygon_series, read_polygons
     from ndvicube.timeseries.tables import write_polygon_series
 
     polygons = read_polygons(polygons_path, crs)
-    store = pinned(cube_path)  # one version for the metadata and every chunk (a link moves)
+    store = resolve(cube_path)  # one version for metadata and every chunk (a link moves)
     cube = open_cube(store, dask=False)  # the cells are read from the store itself
     table = polygon_series(cube, polygons, min_clear_fraction=min_clear_fraction,
                            store=store, batch_cells=batch_cells or BATCH_CELLS)  # fmt: skip

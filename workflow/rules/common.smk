@@ -94,6 +94,21 @@ def get_area_tile_skips(wildcards):
     return [path.replace(".zarr", ".skipped.csv") for path in get_area_tiles(wildcards)]
 
 
+#: What the cube job writes and the later jobs read: the store on the local disk, or with
+#: `cube_store` the manifest naming the version the job published in the bucket
+#: (ndvicube.cube.objectstore; docs/cloud.md).
+CUBE = (
+    "results/{area}/cube/workflow.json"
+    if SETTINGS.cube_store
+    else "results/{area}/cube/workflow.zarr"
+)
+
+
+def get_cube_output():
+    """What the cube job writes: the local store (a directory) or the manifest (a file)."""
+    return CUBE if SETTINGS.cube_store else directory(CUBE)
+
+
 def get_cube_link(wildcards):
     """What readers open: results/{area}/ndvi.zarr, a link to the newest published version.
 
@@ -111,7 +126,9 @@ def publish_cached_cubes():
     file with the cache (ndvicube.cube.versions.publish_cached; docs/reruns.md)."""
     from ndvicube.cube.versions import publish_cached
 
-    if OUTPUTS_IN_STORAGE:  # no ndvi.zarr link in a bucket (`local_only_link`)
+    # The cube in a bucket (cube_store), or the outputs in one (no ndvi.zarr link there:
+    # `local_only_link`): nothing on this disk to publish.
+    if SETTINGS.cube_store or OUTPUTS_IN_STORAGE:
         return
     for name in SETTINGS.areas:
         publish_cached(
@@ -239,7 +256,7 @@ QUICKLOOK_SOURCE = (
     "composites.versions/workflow.zarr"
     if SETTINGS.composites is not None
     and SETTINGS.indices[0] in SETTINGS.composites.indices
-    else "cube/workflow.zarr"
+    else CUBE.removeprefix("results/{area}/")
 )
 #: The quick-look's label in the report: what its maps are.
 QUICKLOOK_LABEL = (
@@ -365,7 +382,7 @@ def get_final_outputs(wildcards):
         # The cube is a target itself: after a failed cube job (its output removed), the next
         # run rebuilds it, and what reads it, instead of calling the older tables up to date.
         outputs += [
-            f"results/{name}/cube/workflow.zarr",
+            CUBE.format(area=name),
             f"results/{name}/quicklook.png",
             f"results/{name}/viewer",
         ]

@@ -5,7 +5,7 @@
 
 rule composites:
     input:
-        cube="results/{area}/cube/workflow.zarr",
+        cube=CUBE,
     output:
         # Hard links of what the job keeps in results/{area}/.work/ between runs (as the cube).
         # Readers open results/{area}/composites.zarr: no output (Snakemake deletes an output

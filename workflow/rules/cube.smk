@@ -15,8 +15,9 @@ rule cube:
         fields=get_cube_fields,
     output:
         # Hard links of the store the job keeps in results/{area}/.work/ between runs: it copies
-        # the days that store already holds and reads only new scenes (docs/reruns.md).
-        cube=directory("results/{area}/cube/workflow.zarr"),
+        # the days that store already holds and reads only new scenes (docs/reruns.md). With
+        # `cube_store`, the manifest of the version it wrote in the bucket (docs/cloud.md).
+        cube=get_cube_output(),
         # Scenes left out under `on_missing_asset: skip` (a header only when none was).
         skipped="results/{area}/skipped.csv",
     log:

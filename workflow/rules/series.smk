@@ -5,7 +5,7 @@
 
 rule tables:
     input:
-        cube="results/{area}/cube/workflow.zarr",
+        cube=CUBE,
         points=get_points_file,
     output:
         raw=report(
@@ -39,7 +39,7 @@ rule tables:
 # accepted, smoothed with the clear fraction as weight (whittaker), and their seasons.
 rule polygon_tables:
     input:
-        cube="results/{area}/cube/workflow.zarr",
+        cube=CUBE,
         fields="results/{area}/fields.parquet",
     output:
         raw=report(
