@@ -211,6 +211,8 @@ def _write_items_cube(
                     unreadable.extend(run_blocks(plan, progress.block_done))
             finally:
                 forget_reads(plan)
+            if compute.scheduler == "threads":  # the tiles were read in this process
+                _log_tiles()
 
         def bad_ids() -> set[str]:  # asked once every block is written
             return {asset_at(items, error.uri)[0].id for error in unreadable}
@@ -228,6 +230,19 @@ def _write_items_cube(
             final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
         )
     return unreadable
+
+
+def _log_tiles() -> None:
+    """How many COG tiles this process fetched and decoded (each once, unless the tile cache
+    was too small: ``bench/bench_tilings.py`` compares them with the least)."""
+    from ndvicube.read.tiles import TILES
+
+    counts = TILES.counts()
+    log.info(
+        "cube: %d COG tile(s) fetched, %d decoded by this process",
+        counts["fetched"],
+        counts["decoded"],
+    )
 
 
 def _richest_store(
