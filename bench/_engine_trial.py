@@ -151,7 +151,7 @@ def _run(cmd: list[str], env: dict | None = None) -> None:
 
 def _logged_tiles(log: str) -> dict | None:
     """The tile counts the cube job logged (``ndvicube.cube.build``), or None."""
-    found = re.search(r"(\d+) COG tile\(s\) fetched, (\d+) decoded", log)
+    found = re.search(r"COG tiles read by this process: (\d+) fetched, (\d+) decoded", log)
     return {"fetched": int(found[1]), "decoded": int(found[2])} if found else None
 
 

@@ -239,7 +239,7 @@ def _log_tiles() -> None:
 
     counts = TILES.counts()
     log.info(
-        "cube: %d COG tile(s) fetched, %d decoded by this process",
+        "COG tiles read by this process: %d fetched, %d decoded",
         counts["fetched"],
         counts["decoded"],
     )
