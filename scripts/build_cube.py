@@ -5,6 +5,7 @@ import os
 from ndvicube.compute import Compute
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.jobs import build_cube
+from ndvicube.jobs.job_exit import leave
 from ndvicube.logs import job_logging
 
 # Guarded: a local Dask cluster starts worker processes that re-import this file.
@@ -45,3 +46,6 @@ if __name__ == "__main__":
             # cache and makes it writable by all: then it must share no file with the store.
             copy_output=bool(os.environ.get("SNAKEMAKE_OUTPUT_CACHE")),
         )
+    # The store is published: end the process without finalising Python (1 to 2 s for a
+    # cube job's heap and modules, ndvicube.jobs.job_exit).
+    leave()
