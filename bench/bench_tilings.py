@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_engine import (  # noqa: E402
-    CACHE_VERSION,
+    catalog_cache,
     differing,
     make_catalog,
     median_row,
@@ -142,9 +142,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--cache", type=Path, help="catalog folder (kept between runs)")
     args = parser.parse_args()
-    cache = args.cache or Path(tempfile.gettempdir()) / f"ndvicube-bench-engine-{CACHE_VERSION}"
-    cache = cache.resolve()
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = catalog_cache(args.cache)
     work = Path(tempfile.mkdtemp(prefix="ndvicube-bench-tilings-work-"))
     from ndvicube.testing.rangeserver import RangeHTTPServer
 
