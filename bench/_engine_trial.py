@@ -1,6 +1,6 @@
 """One build of the engine benchmark (``bench/bench_engine.py``), in a fresh process.
 
-Usage: python bench/_engine_trial.py {ndvicube|floor|odc-stac} ITEMS_JSON OUT_ZARR
+Usage: python bench/_engine_trial.py {ndvicube|floor|odc-stac|snakemake} ITEMS_JSON OUT
                                      --bbox LON0 LAT0 LON1 LAT1 [--spatial-chunk 256]
 
 Prints one JSON line: ``wall`` (seconds of the timed part), ``process_s`` (seconds from the
@@ -15,7 +15,14 @@ ndvicube, ``tiles`` (``ndvicube.read.tiles.TILES.counts()``).
   odc-stac's ``groupby`` does), masked, scaled, NDVI in numpy in this thread, one Zarr v2 array
   (time, y, x) float32, chunks (8, s, s), ndvicube's compressor;
 * odc-stac - ``odc.stac.load`` + xarray + ``.to_zarr`` on Dask's threaded scheduler, what a
-  user would write (imports timed, as the job's are).
+  user would write (imports timed, as the job's are);
+* snakemake - the ``cube`` job as Snakemake runs it: in the work folder OUT, a config of one
+  area (the box, every day of ITEMS_JSON), its ``search`` job run first (not timed), then
+  ``snakemake --cores 2`` of the area's cube timed from an empty ``results/{area}/cube``, then
+  the same command again (the no-op run); ``wall`` is the first minus the second. ``job_rss_mb``
+  is the peak RSS of the largest process of the run (the cube job's; ``ru_maxrss`` of the
+  children), ``job_cpu_s`` its CPU seconds (the run's minus the no-op run's), ``tiles`` the
+  counts the job logs, ``startup_s`` its process start to first line.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import resource
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -78,6 +88,76 @@ def ndvicube(items: Path, out: Path, bbox: tuple, chunk: int) -> dict:
     else:
         tiles = TILES.counts()
     return {"wall": wall, "tiles": tiles}
+
+
+# --- the cube job as Snakemake runs it --------------------------------------------------------
+
+ROOT = HERE.parent
+#: The area's name in the benchmark's config (the ``results/`` folder).
+AREA = "bench"
+
+
+def snakemake(items: Path, out: Path, bbox: tuple, chunk: int) -> dict:
+    """The ``cube`` job under ``snakemake --cores 2``: its run minus a no-op run (see above)."""
+    features = json.loads(items.read_text())["features"]
+    days = sorted(f["properties"]["datetime"][:10] for f in features)
+    # an area needs points or polygons; the cube job does not read them
+    centre = {"id": "centre", "lon": (bbox[0] + bbox[2]) / 2, "lat": (bbox[1] + bbox[3]) / 2}
+    config = {
+        "stac": {"url": str(items), "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 30},
+        "start": days[0],
+        "end": days[-1],
+        "resolution": RESOLUTION,
+        "areas": {AREA: {"bbox": list(bbox), "points": [centre]}},
+        "cloud_mask": {"scl_classes": list(SCL_CLASSES)},
+        "cube": {"time_chunk": TIME_CHUNK, "spatial_chunk": chunk},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    options = ["-s", str(ROOT / "Snakefile"), "--directory", str(out), "--configfile",
+               str(out / "config.yaml"), "--cores", "2", "--quiet"]  # fmt: skip
+    results = out / "results" / AREA
+    _run([sys.executable, "-m", "snakemake", f"results/{AREA}/items.json", *options])
+    shutil.rmtree(results / "cube", ignore_errors=True)
+    env = os.environ | {"NDVICUBE_TIMING": "1"}  # the job logs its start-up (ndvicube.logs)
+    cube = [sys.executable, "-m", "snakemake", f"results/{AREA}/cube/workflow.zarr", *options]
+    cpu0, started = _children_cpu_s(), time.perf_counter()
+    _run(cube, env)
+    run_s, cpu1 = time.perf_counter() - started, _children_cpu_s()
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    started = time.perf_counter()
+    _run(cube)
+    noop_s, noop_cpu = time.perf_counter() - started, _children_cpu_s() - cpu1
+    log = (results / "logs" / "cube.log").read_text()
+    return {
+        "wall": run_s - noop_s, "run_s": run_s, "noop_s": noop_s, "job_rss_mb": rss_mb,
+        "job_cpu_s": cpu1 - cpu0 - noop_cpu,
+        "tiles": _logged_tiles(log), "startup_s": _logged_float(log, r"start-up: ([\d.]+) s"),
+    }  # fmt: skip
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(cmd: list[str], env: dict | None = None) -> None:
+    """Run ``cmd``; on failure, its output on stderr and the trial stopped."""
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"snakemake failed (exit {done.returncode})")
+
+
+def _logged_tiles(log: str) -> dict | None:
+    """The tile counts the cube job logged (``ndvicube.cube.build``), or None."""
+    found = re.search(r"COG tiles read by this process: (\d+) fetched, (\d+) decoded", log)
+    return {"fetched": int(found[1]), "decoded": int(found[2])} if found else None
+
+
+def _logged_float(log: str, pattern: str) -> float | None:
+    found = re.search(pattern, log)
+    return float(found[1]) if found else None
 
 
 # --- the floor -------------------------------------------------------------------------------
@@ -320,13 +400,15 @@ def report(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("method", choices=["ndvicube", "floor", "odc-stac"])
+    parser.add_argument("method", choices=["ndvicube", "floor", "odc-stac", "snakemake"])
     parser.add_argument("items", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--bbox", type=float, nargs=4, required=True)
     parser.add_argument("--spatial-chunk", type=int, default=256)
     args = parser.parse_args()
-    run = {"ndvicube": ndvicube, "floor": floor, "odc-stac": odc_stac}[args.method]
+    run = {"ndvicube": ndvicube, "floor": floor, "odc-stac": odc_stac, "snakemake": snakemake}[
+        args.method
+    ]
     report(run(args.items, args.out, tuple(args.bbox), args.spatial_chunk))
 
 

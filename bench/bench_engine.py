@@ -451,6 +451,14 @@ def table_memory(args, cache: Path, server, work: Path, scale: dict | None) -> N
         )
 
 
+def catalog_cache(chosen: Path | None) -> Path:
+    """The catalogs' folder: ``chosen`` (``--cache``) or the temporary folder's default, made."""
+    cache = chosen or Path(tempfile.gettempdir()) / f"ndvicube-bench-engine-{CACHE_VERSION}"
+    cache = cache.resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
@@ -465,9 +473,7 @@ def main() -> None:
     parser.add_argument("--memory-days", type=int, default=26)
     parser.add_argument("--cache", type=Path, help="catalog folder (kept between runs)")
     args = parser.parse_args()
-    cache = args.cache or Path(tempfile.gettempdir()) / f"ndvicube-bench-engine-{CACHE_VERSION}"
-    cache = cache.resolve()
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = catalog_cache(args.cache)
     work = Path(tempfile.mkdtemp(prefix="ndvicube-bench-engine-work-"))
     from ndvicube.testing.rangeserver import RangeHTTPServer
 

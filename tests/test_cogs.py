@@ -258,3 +258,21 @@ def test_at_most_blocks_at_once_blocks_read_at_a_time(catalog, tmp_path, caplog)
         sum(1 for s, e in spans.values() if s <= moment < e) for moment, _ in spans.values()
     )
     assert overlap == 2
+
+
+def test_write_blocks_are_at_least_1024_px_whatever_the_cog_tiles():
+    """COGs tiled 256 or 512 px still get blocks of 1024 px (issue 35: 512 px blocks made the
+    job 2x its floor), within the cube's size and whole chunks; 2048 px tiles, 2048."""
+    from types import SimpleNamespace
+
+    from ndvicube.cube.engine import block_size
+
+    def plan(chunk: int, shape: tuple[int, int]) -> SimpleNamespace:
+        spec = SimpleNamespace(cube=SimpleNamespace(spatial_chunk=chunk))
+        return SimpleNamespace(spec=spec, shape=shape, reader="gdal", deadline_s=1.0)
+
+    assert block_size(plan(256, (2036, 2037)), None) == 1024  # tile unknown: the chunk, 256
+    assert block_size(plan(512, (2036, 2037)), None) == 1024
+    assert block_size(plan(384, (2036, 2037)), None) == 1152  # whole chunks
+    assert block_size(plan(256, (300, 200)), None) == 512  # the cube's own size, in chunks
+    assert block_size(plan(2048, (4096, 4096)), None) == 2048

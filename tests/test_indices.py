@@ -9,7 +9,7 @@ import pytest
 import rioxarray  # noqa: F401  (.rio on opened cubes: open_cube leaves that import to callers)
 
 from ndvicube.config import validate_config
-from ndvicube.cube.indices import assets_needed, evaluate
+from ndvicube.cube.indices import SENTINEL2_ASSETS, assets_needed, evaluate
 from ndvicube.cube.store import open_cube
 from ndvicube.demo import read_truth, rewrite_hrefs
 from ndvicube.errors import ConfigError
@@ -83,6 +83,34 @@ def test_catalogue_formulas_map_to_the_right_sentinel2_bands(catalog):
     }
     for name, want in textbook.items():
         np.testing.assert_allclose(evaluate(name, r), want, rtol=1e-12, err_msg=name)
+
+
+def test_formulas_are_evaluated_without_the_catalogue_and_to_the_same_bits(monkeypatch):
+    """The cube evaluates each formula per block: compiled once per process, not through
+    ``spyndex.computeIndex`` (which reads its JSON catalogue on every call, issue 35), with
+    the very values ``computeIndex`` gives (float32 blocks, zero sums and negatives)."""
+    import spyndex
+
+    rng = np.random.default_rng(35)
+    bands = ("blue", "green", "red", "rededge1", "nir", "swir16", "swir22")
+    r = {b: rng.uniform(-0.1, 0.8, (64, 64)).astype("float32") for b in bands}
+    r["nir"][0, :8] = -r["red"][0, :8]  # N + R == 0: NDVI's division by zero
+    calls = []
+    original = spyndex.computeIndex
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(spyndex, "computeIndex", counted)
+    for name in [*INDICES, "NDMI"]:
+        params = {p: r[SENTINEL2_ASSETS[p]] if p in SENTINEL2_ASSETS else
+                  spyndex.constants[p].default for p in spyndex.indices[name].bands}  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            got, want = evaluate(name, r), original(name, params=params)
+        assert got.dtype == want.dtype, name
+        assert np.array_equal(got, want, equal_nan=True), name
+    assert calls == []
 
 
 @pytest.fixture(scope="module")

@@ -240,3 +240,43 @@ def test_the_range_servers_throttle_answers_as_a_rate_limited_store():
     assert window.decide("/a.tif", 100.5) is None  # the first request is served
     assert window.decide("/b.tif", 100.5) == "Thu, 01 Jan 1970 00:01:44 GMT"  # ceil(103.5)
     assert window.decide("/c.tif", 103.9) is not None and window.decide("/c.tif", 104.0) is None
+
+
+# --- the client's threads -------------------------------------------------------------------------
+
+
+def test_the_http_client_reuses_a_few_threads_for_many_requests(tmp_path, monkeypatch):
+    """Each request of the range reader's client runs in a thread (urllib3 blocks), but not
+    a new one each (issue 35): 60 requests, 20 at a time, are served by at most 20 threads
+    and every byte arrives."""
+    import asyncio
+    import threading
+
+    from ndvicube.read import http_store
+    from ndvicube.read.http_store import HttpStore
+
+    if hasattr(http_store, "_Workers"):  # none started yet: other tests' would serve too
+        monkeypatch.setattr(http_store, "_WORKERS", http_store._Workers(64))
+    (tmp_path / "f.bin").write_bytes(bytes(range(256)) * 64)
+    threads: set[threading.Thread] = set()
+
+    class Recorded(HttpStore):
+        def _fetch(self, url, start, end):
+            threads.add(threading.current_thread())  # the objects: an ident may be reused
+            return super()._fetch(url, start, end)
+
+    async def read_all(store) -> list[bytes]:
+        out = []
+        for wave in range(3):
+            starts = [(wave * 20 + n) * 100 for n in range(20)]
+            out += await asyncio.gather(
+                *(store.get_range_async("f.bin", start=s, length=10) for s in starts)
+            )
+        return out
+
+    with RangeHTTPServer(tmp_path) as server:
+        got = asyncio.run(read_all(Recorded(server.url)))
+        assert len(server.requests) == 60
+    data = (tmp_path / "f.bin").read_bytes()
+    assert got == [data[n * 100 : n * 100 + 10] for n in range(60)]
+    assert 1 <= len(threads) <= 20 and all(t.daemon for t in threads)

@@ -215,6 +215,8 @@ def _write_items_cube(
                     unreadable.extend(run_blocks(plan, progress.block_done))
             finally:
                 forget_reads(plan)
+            if compute.scheduler == "threads":  # the tiles were read in this process
+                _log_tiles()
 
         def bad_ids() -> set[str]:  # asked once every block is written
             return {asset_at(items, error.uri)[0].id for error in unreadable}
@@ -246,6 +248,19 @@ def _target(out: Path | str) -> tuple[Path | str | None, Path | str]:
     out = Path(out)
     recover_interrupted_swap(out)
     return out, out.with_name(out.name + ".partial")
+
+
+def _log_tiles() -> None:
+    """How many COG tiles this process fetched and decoded (each once, unless the tile cache
+    was too small: ``bench/bench_tilings.py`` compares them with the least)."""
+    from ndvicube.read.tiles import TILES
+
+    counts = TILES.counts()
+    log.info(
+        "COG tiles read by this process: %d fetched, %d decoded",
+        counts["fetched"],
+        counts["decoded"],
+    )
 
 
 def _richest_store(

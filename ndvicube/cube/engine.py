@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 #: Largest write block side (pixels): bounds a task's memory whatever the COG tiles are.
 MAX_BLOCK_PX = 2048
+#: Smallest write block side (pixels) where the cube is wider: blocks of COGs tiled 256 or 512
+#: px that narrow are many small tasks, each paying its planning, requests and zarr writes
+#: (issue 35: the cube job on 512 px tiles took 2x its floor with 512 px blocks).
+MIN_BLOCK_PX = 1024
 #: The tile width assumed for COGs GDAL reads (local files, ``reader: gdal``): Sentinel-2's
 #: 10 m COGs on Earth Search are tiled 1024 px, GDAL's own default is 512.
 UNPROBED_TILE_PX = 512
@@ -173,16 +177,18 @@ def _href(asset) -> str:
 
 
 def block_size(plan: EnginePlan, first: Source | None) -> int:
-    """The side of a write block: the COGs' internal tile, in whole chunks.
+    """The side of a write block: the COGs' internal tile, at least :data:`MIN_BLOCK_PX`, in
+    whole chunks.
 
     A block narrower than a COG tile decodes that tile once per block it touches (a 1024 px
     tile, 16 times for 256 px blocks); one at least as wide as the tile touches each tile at
-    most four times, and the tile cache serves the neighbours. Capped by the cube's own size
-    and :data:`MAX_BLOCK_PX`.
+    most four times, and the tile cache serves the neighbours. Smaller COG tiles still get
+    blocks of :data:`MIN_BLOCK_PX`: fewer, larger tasks and requests. Capped by the cube's own
+    size and :data:`MAX_BLOCK_PX`.
     """
     chunk = plan.spec.cube.spatial_chunk
     tile = _tile_px(first.href, plan.reader, plan.deadline_s) if first is not None else chunk
-    side = chunk * max(1, math.ceil(tile / chunk))
+    side = chunk * max(1, math.ceil(max(tile, MIN_BLOCK_PX) / chunk))
     largest = chunk * math.ceil(max(plan.shape) / chunk)
     return max(chunk, min(side, largest, max(chunk, MAX_BLOCK_PX // chunk * chunk)))
 

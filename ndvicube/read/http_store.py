@@ -29,14 +29,16 @@ per COG (issue 27). Here every answer is seen:
 (:class:`ndvicube.read.s3.PresignedUrls`): obstore's own client sends the session token as an
 ``x-amz-security-token`` header, which reqwest kept on a redirect to another host.
 
-Requests are urllib3's (connection pool per host), each in a daemon thread, so a read cancelled at
-its deadline never holds the process at exit.
+Requests are urllib3's (connection pool per host), each in one of a few reused daemon threads
+(:class:`_Workers`), so a read cancelled at its deadline never holds the process at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -247,21 +249,77 @@ def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+class _Workers:
+    """Daemon threads that run the client's blocking calls, reused from call to call.
+
+    A thread is started only when every started one is busy (at most :attr:`limit`), so a
+    job's hundreds of requests run in a few threads instead of one new thread each (issue 35:
+    starting them was 5% of a cube job's samples). Daemon threads, so a read cancelled at
+    its deadline, still blocked on its socket, never holds the process at exit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.started = self.idle = self.waiting = 0
+
+    def submit(self, call: Callable[[], Any], settle: Callable[[Any], None]) -> None:
+        """``settle(call())`` in a worker thread (a new one if none is free and the limit
+        allows). A worker counts as free again before it settles, so the next request, which
+        the settled one may start, finds it free."""
+        with self.lock:
+            self.waiting += 1
+            if self.waiting > self.idle and self.started < self.limit:
+                self.started += 1
+                self.idle += 1
+                threading.Thread(target=self._work, name="ndvicube-http", daemon=True).start()
+        self.jobs.put((call, settle))
+
+    def _work(self) -> None:
+        while True:
+            call, settle = self.jobs.get()
+            with self.lock:
+                self.idle -= 1
+                self.waiting -= 1
+            outcome = call()
+            with self.lock:
+                self.idle += 1
+            settle(outcome)
+
+
+#: Threads at once for the client's blocking calls: every host's connections (a store's
+#: ``connections``, 32) with room for a second host and token renewals.
+WORKER_THREADS = 64
+_WORKERS = _Workers(WORKER_THREADS)
+
+
+def _after_fork() -> None:
+    """A forked child has none of the parent's threads: its own workers, started on use."""
+    global _WORKERS
+    _WORKERS = _Workers(WORKER_THREADS)
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 async def _in_thread(function, *args) -> Any:
-    """``function(*args)`` in a daemon thread, awaited; a cancelled wait leaves the thread to end
-    at its socket's timeout without holding the process."""
+    """``function(*args)`` in a worker thread (:class:`_Workers`), awaited; a cancelled wait
+    leaves the thread to end its call at its socket's timeout without holding the process."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
 
-    def run() -> None:
+    def call() -> tuple:
         try:
-            outcome: tuple = (function(*args), None)
+            return (function(*args), None)
         except BaseException as error:  # handed to the awaiting coroutine
-            outcome = (None, error)
+            return (None, error)
+
+    def settle(outcome: tuple) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed at exit
             loop.call_soon_threadsafe(_settle, future, *outcome)
 
-    threading.Thread(target=run, name="ndvicube-http", daemon=True).start()
+    _WORKERS.submit(call, settle)
     return await future
 
 

@@ -108,6 +108,34 @@ def _nearest_indices(src: GeoBox, dst: GeoBox) -> tuple[np.ndarray, np.ndarray] 
     return np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
 
 
+def _taken(plan: WindowPlan, pixels: np.ndarray, shape: tuple[int, int], fill) -> np.ndarray:
+    """The block's pixels of a "take": each row and column from its source row and column,
+    ``fill`` where the source has none. The rows (and columns) with a source are one run (the
+    indices grow with the position), so they are written as one slice, or are the whole block."""
+    rows_i, cols_i = plan.take
+    ok_r = (rows_i >= plan.rows.start) & (rows_i < plan.rows.stop)
+    ok_c = (cols_i >= plan.cols.start) & (cols_i < plan.cols.stop)
+    picked = pixels.take(rows_i[ok_r] - plan.rows.start, axis=0)
+    picked = picked.take(cols_i[ok_c] - plan.cols.start, axis=1)
+    rows, cols = _one_run(ok_r), _one_run(ok_c)
+    if rows == slice(0, shape[0]) and cols == slice(0, shape[1]):
+        return picked.astype(plan.dtype, copy=False)
+    out = np.full(shape, fill, dtype=plan.dtype)
+    if rows is None or cols is None:
+        out[np.ix_(ok_r, ok_c)] = picked
+    else:
+        out[rows, cols] = picked
+    return out
+
+
+def _one_run(mask: np.ndarray) -> slice | None:
+    """The slice of ``mask``'s True values when they are one run, else None."""
+    where = np.flatnonzero(mask)
+    if where.size == 0 or where[-1] - where[0] + 1 != where.size:
+        return None
+    return slice(int(where[0]), int(where[-1]) + 1)
+
+
 def settle_window(plan: WindowPlan, pixels: np.ndarray | None, box: GeoBox) -> tuple:
     """``(roi, pixels)`` of the block, as odc-loader's reader returns them."""
     from ndvicube.read.nodata import nodata_mask, same_nodata
@@ -122,12 +150,7 @@ def settle_window(plan: WindowPlan, pixels: np.ndarray | None, box: GeoBox) -> t
     if plan.kind == "paste":
         out = pixels.astype(plan.dtype, copy=False)
     else:
-        rows_i, cols_i = plan.take
-        ok_r = (rows_i >= plan.rows.start) & (rows_i < plan.rows.stop)
-        ok_c = (cols_i >= plan.cols.start) & (cols_i < plan.cols.stop)
-        out = np.full(shape, fill, dtype=plan.dtype)
-        picked = pixels.take(rows_i[ok_r] - plan.rows.start, axis=0)
-        out[np.ix_(ok_r, ok_c)] = picked.take(cols_i[ok_c] - plan.cols.start, axis=1)
+        out = _taken(plan, pixels, shape, fill)
     if plan.dst_nodata is not None and not same_nodata(plan.src_nodata, plan.dst_nodata):
         out = out.copy() if out is pixels else out
         np.copyto(out, plan.dst_nodata, where=nodata_mask(out, plan.src_nodata))
