@@ -25,7 +25,6 @@ exists must answer 412), which Icechunk's commit needs for safety against concur
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import shutil
 import sys
@@ -50,6 +49,7 @@ def counted(proxy) -> tuple[dict[str, int], float]:
 def publish_versions(store: Path, endpoint: str) -> float:
     """ndvicube's layout: the store's files under ``v1.zarr/`` (metadata last), the pointer."""
     import obstore
+    from bench_s3 import upload
     from obstore.store import S3Store
 
     from ndvicube.testing.s3server import ACCESS_KEY, REGION, SECRET_KEY
@@ -57,19 +57,8 @@ def publish_versions(store: Path, endpoint: str) -> float:
     s3 = S3Store(BUCKET, endpoint=endpoint, access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY,
                  region=REGION, client_options={"allow_http": True})  # fmt: skip
     files = [p for p in store.rglob("*") if p.is_file() and p.name != ".zmetadata"]
-
-    async def every() -> None:
-        limit = asyncio.Semaphore(64)
-
-        async def one(path: Path) -> None:
-            async with limit:
-                key = f"versions/box/cube/v1.zarr/{path.relative_to(store).as_posix()}"
-                await obstore.put_async(s3, key, path.read_bytes())
-
-        await asyncio.gather(*(one(p) for p in files))
-
     started = time.perf_counter()
-    asyncio.run(every())
+    upload(store, endpoint, "versions/box/cube/v1.zarr", files)
     obstore.put(s3, "versions/box/cube/v1.zarr/.zmetadata", (store / ".zmetadata").read_bytes())
     obstore.put(s3, "versions/box/ndvi.json", b'{"version": 1}')
     return time.perf_counter() - started

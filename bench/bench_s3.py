@@ -108,8 +108,9 @@ def store_files(store: Path) -> tuple[int, int, int, int]:
             sum(p.stat().st_size for p in files))  # fmt: skip
 
 
-def upload(store: Path, url: str, prefix: str) -> float:
-    """Seconds to PUT every file of ``store`` under ``prefix``, 64 in flight (obstore)."""
+def upload(store: Path, url: str, prefix: str, files: list[Path] | None = None) -> float:
+    """Seconds to PUT ``files`` of ``store`` (default: every file) under ``prefix``, 64 in
+    flight (obstore); bench_icechunk's versions row uploads the same way."""
     import asyncio
 
     import obstore
@@ -119,7 +120,8 @@ def upload(store: Path, url: str, prefix: str) -> float:
 
     s3 = S3Store(BUCKET, endpoint=url, access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY,
                  region=REGION, client_options={"allow_http": True})  # fmt: skip
-    files = [p for p in store.rglob("*") if p.is_file()]
+    if files is None:
+        files = [p for p in store.rglob("*") if p.is_file()]
 
     async def every() -> None:
         limit = asyncio.Semaphore(64)
