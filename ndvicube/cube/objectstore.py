@@ -49,8 +49,9 @@ T = TypeVar("T")
 
 #: The pointer object under an area's prefix: which version readers open.
 POINTER = "ndvi.json"
-#: A version's prefix under ``{area}/cube/``.
-VERSION = re.compile(r"v(\d+)\.zarr")
+#: A version's prefix under ``{area}/cube/``: ``v{N}.zarr``, or ``v{N}-{digest}.zarr`` for an
+#: area split in tiles (:mod:`.objecttiles`).
+VERSION = re.compile(r"v(\d+)(?:-[0-9a-f]{12})?\.zarr")
 #: The metadata written last: a version holding it is finished.
 FINISHED_KEY = ".zmetadata"
 #: S3's bucket names (3-63 lowercase letters, digits, dots, hyphens).

@@ -234,19 +234,8 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     remove(partial)
-    cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
-    attrs = _same_days_attrs(tiles)
-    grid = attrs[GRID_ATTR] | {"tile": None}
-    attrs[GRID_ATTR] = grid
-    rows = sorted({t.row for t in tiles})
-    cube = xr.concat(
-        [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
-    )
-    drop_encodings(cube)  # so every variable is encoded as a freshly built cube's
-    chunks, encoding = _chunking(**grid["cube"], variables=list(cube.data_vars))
-    dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
-    # Coordinates are written now (compute=False defers only dask arrays): load them.
-    dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
+    dataset, encoding, grid = _joined_dataset(tiles, crs)
+    cube = dataset
     shape = (cube.sizes["y"], cube.sizes["x"])
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(
@@ -263,6 +252,65 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     log.info("joined %d tile(s): %d chunk file(s) linked, none copied", len(tiles), linked)
     _swap_into_place(partial, path)
     return path
+
+
+def _joined_dataset(
+    tiles: Mapping[Tile, Path | str], crs: str
+) -> tuple[xr.Dataset, dict[str, Any], dict[str, Any]]:
+    """The area's dataset from its tiles' stores, lazily (coordinates loaded: they are written
+    with the metadata), its encoding and grid signature: what a join writes besides chunks."""
+    cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
+    attrs = _same_days_attrs(tiles)
+    grid = attrs[GRID_ATTR] | {"tile": None}
+    attrs[GRID_ATTR] = grid
+    rows = sorted({t.row for t in tiles})
+    cube = xr.concat(
+        [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
+    )
+    drop_encodings(cube)  # so every variable is encoded as a freshly built cube's
+    chunks, encoding = _chunking(**grid["cube"], variables=list(cube.data_vars))
+    dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
+    # Coordinates are written now (compute=False defers only dask arrays): load them.
+    dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
+    return dataset, encoding, grid
+
+
+def join_tiles_in_place(tiles: Mapping[Tile, str], version: str, *, crs: str) -> str:
+    """Finish the object-store ``version`` whose tile jobs wrote their chunks in place
+    (:mod:`.objecttiles`): the area's metadata and coordinates, then its consolidated metadata
+    (what marks it finished). They are made in memory and each PUT once: nothing in the
+    version is listed (a listing would return its chunk keys), no chunk key read or copied."""
+    import asyncio
+
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import MemoryStore
+
+    from ndvicube.cube.objectstore import checked
+
+    dataset, encoding, _ = _joined_dataset(tiles, crs)
+    memory = MemoryStore()
+    _as_template(dataset).to_zarr(
+        memory, mode="w-", compute=False, zarr_format=2, encoding=encoding, consolidated=False
+    )
+    zarr.consolidate_metadata(memory, zarr_format=2)
+    target = zarr_store(version)
+
+    async def put_all() -> None:
+        keys = [k async for k in memory.list() if k != FINISHED]
+        values = [await memory.get(k, default_buffer_prototype()) for k in keys]
+        await asyncio.gather(*(target.set(k, v) for k, v in zip(keys, values, strict=True)))
+        crash_point("consolidate")
+        await target.set(FINISHED, await memory.get(FINISHED, default_buffer_prototype()))
+
+    with checked(version):
+        asyncio.run(put_all())
+    log.info("joined %d tile(s) in place in %s: no chunk copied", len(tiles), version)
+    return version
+
+
+#: The consolidated metadata, written last.
+FINISHED = ".zmetadata"
 
 
 def join_sparse_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:
