@@ -19,7 +19,7 @@ writes its chunks at their final keys: tiles are chunk-aligned, so the tile's ch
   prefix, its index chunks are written at their shifted keys in the version itself. It opens
   as an ordinary cube (its chunks read from where they lie). Its rule output is a small local
   manifest (:func:`write_tile_manifest`).
-* **The join** (:func:`ndvicube.cube.store.join_tiles_in_place`) writes the area's metadata
+* **The join** (:func:`ndvicube.jobs.join_tiles.join_tiles_in_place`) writes the area's metadata
   and coordinates into the version, its consolidated metadata last (which marks it finished),
   then the pointer (:func:`.objectstore.release`): no chunk key is read, copied or listed.
 

@@ -112,7 +112,7 @@ def write_store(
     partial = path.with_name(path.name + ".partial")
     remove(partial)
     with _partial_removed_on_failure(partial, path):
-        _as_template(dataset).to_zarr(
+        as_template(dataset).to_zarr(
             local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
         )
         fill(partial, dataset)
@@ -137,7 +137,7 @@ def _write_version(
     from ndvicube.cube.objectstore import checked
 
     with checked(url):
-        _as_template(dataset).to_zarr(
+        as_template(dataset).to_zarr(
             zarr_store(url),
             mode="w-",
             compute=False,
@@ -153,7 +153,7 @@ def _write_version(
     return url
 
 
-def _as_template(dataset: xr.Dataset) -> xr.Dataset:
+def as_template(dataset: xr.Dataset) -> xr.Dataset:
     """``dataset`` with each lazy variable one Dask chunk of nothing: what ``to_zarr`` needs to
     write the metadata. Writing it with the variables' real chunks made a Dask task per Zarr
     chunk, never run but built: for a field set's grid of 3 million chunks, gigabytes and
@@ -234,7 +234,7 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     remove(partial)
-    dataset, encoding, grid = _joined_dataset(tiles, crs)
+    dataset, encoding, grid = joined_dataset(tiles, crs)
     cube = dataset
     shape = (cube.sizes["y"], cube.sizes["x"])
     with _partial_removed_on_failure(partial, path):
@@ -254,7 +254,7 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     return path
 
 
-def _joined_dataset(
+def joined_dataset(
     tiles: Mapping[Tile, Path | str], crs: str
 ) -> tuple[xr.Dataset, dict[str, Any], dict[str, Any]]:
     """The area's dataset from its tiles' stores, lazily (coordinates loaded: they are written
@@ -273,44 +273,6 @@ def _joined_dataset(
     # Coordinates are written now (compute=False defers only dask arrays): load them.
     dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
     return dataset, encoding, grid
-
-
-def join_tiles_in_place(tiles: Mapping[Tile, str], version: str, *, crs: str) -> str:
-    """Finish the object-store ``version`` whose tile jobs wrote their chunks in place
-    (:mod:`.objecttiles`): the area's metadata and coordinates, then its consolidated metadata
-    (what marks it finished). They are made in memory and each PUT once: nothing in the
-    version is listed (a listing would return its chunk keys), no chunk key read or copied."""
-    import asyncio
-
-    import zarr
-    from zarr.core.buffer import default_buffer_prototype
-    from zarr.storage import MemoryStore
-
-    from ndvicube.cube.objectstore import checked
-
-    dataset, encoding, _ = _joined_dataset(tiles, crs)
-    memory = MemoryStore()
-    _as_template(dataset).to_zarr(
-        memory, mode="w-", compute=False, zarr_format=2, encoding=encoding, consolidated=False
-    )
-    zarr.consolidate_metadata(memory, zarr_format=2)
-    target = zarr_store(version)
-
-    async def put_all() -> None:
-        keys = [k async for k in memory.list() if k != FINISHED]
-        values = [await memory.get(k, default_buffer_prototype()) for k in keys]
-        await asyncio.gather(*(target.set(k, v) for k, v in zip(keys, values, strict=True)))
-        crash_point("consolidate")
-        await target.set(FINISHED, await memory.get(FINISHED, default_buffer_prototype()))
-
-    with checked(version):
-        asyncio.run(put_all())
-    log.info("joined %d tile(s) in place in %s: no chunk copied", len(tiles), version)
-    return version
-
-
-#: The consolidated metadata, written last.
-FINISHED = ".zmetadata"
 
 
 def join_sparse_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:
