@@ -86,8 +86,9 @@ TILE_SUFFIX = ".json" if SETTINGS.cube_store else ".zarr"
 
 def get_tile_output():
     """The tile job's store (a directory) or its manifest (a file)."""
-    path = "results/{area}/tiles/{tile}" + TILE_SUFFIX
-    return path if SETTINGS.cube_store else directory(path)
+    if SETTINGS.cube_store:
+        return "results/{area}/tiles/{tile}.json"
+    return directory("results/{area}/tiles/{tile}.zarr")
 
 
 def get_area_tiles(wildcards):
