@@ -105,7 +105,7 @@ def join_tiles_in_place(tiles: Mapping[Tile, str], version: str, *, crs: str) ->
     from zarr.core.buffer import default_buffer_prototype
     from zarr.storage import MemoryStore
 
-    from ndvicube.cube.objectstore import FINISHED_KEY, checked, run_requests
+    from ndvicube.cube.objectstore import FINISHED_KEY, checked, refreshing, run_requests
     from ndvicube.cube.store import as_template, crash_point, joined_dataset
     from ndvicube.cube.zarrstore import zarr_store
 
@@ -125,6 +125,6 @@ def join_tiles_in_place(tiles: Mapping[Tile, str], version: str, *, crs: str) ->
         await target.set(FINISHED_KEY, await memory.get(FINISHED_KEY, buffers))
 
     with checked(version):
-        run_requests(put_all())
+        refreshing(lambda: run_requests(put_all()))
     log.info("joined %d tile(s) in place in %s: no chunk copied", len(tiles), version)
     return version
