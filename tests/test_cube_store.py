@@ -5,6 +5,7 @@ kill mid-write, refused keys, and no credential anywhere."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -279,5 +280,80 @@ def test_bad_cube_store_url_is_a_config_error(catalog):
     assert validate_config(config).cube_store is None
     config["areas"]["seed"]["tiles"] = [1, 2]
     config["cube"] = {"spatial_chunk": 64}
-    with pytest.raises(ConfigError, match=r"areas split in tiles \(seed\)"):
-        validate_config(config | {"cube_store": "s3://my-bucket"})
+    assert validate_config(config | {"cube_store": "s3://my-bucket"}).cube_store  # in place
+
+
+def test_tiles_write_in_place_and_join_without_a_chunk_read_or_copied(s3, items, on_disk, tmp_path):
+    # Two tile jobs write their chunks at their places in one pending version they both name;
+    # the join writes the area's metadata and the pointer: no chunk key read, copied or listed.
+    from ndvicube.cube.spec import Chunking
+    from ndvicube.cube.tiles import all_tiles
+    from ndvicube.demo import cube_spec
+    from ndvicube.jobs import join_tiles
+
+    chunking = Chunking(spatial_chunk=64)
+    whole = build_cube(cube_spec(cube=chunking), items_path=items[8], out=tmp_path / "whole.zarr")
+    manifests = [
+        build_cube(
+            cube_spec(cube=chunking, tile=tile),
+            items_path=items[8],
+            area="demo",
+            out=tmp_path / f"tiles/{tile.name}.json",
+            cube_store=STORE,
+        )
+        for tile in all_tiles(1, 2)
+    ]
+    [version] = objectstore.versions(AREA).values()  # one pending version, both tiles' chunks
+    assert not objectstore.is_finished(version) and objectstore.read_pointer(AREA) is None
+    assert {json.loads(m.read_text())["store"].rsplit("/_tiles/")[0] for m in manifests} == {
+        version
+    }
+    s3.records.clear()
+
+    async def in_a_running_loop() -> Path:  # as a light job in a thread of Snakemake's process
+        return join_tiles(
+            tile_paths=manifests, split=[1, 2], out=tmp_path / "workflow.json",
+            crs=cube_spec().crs, cube_store=STORE, area="demo",
+        )  # fmt: skip
+
+    out = asyncio.run(in_a_running_loop())
+    joined = list(s3.records)
+    # Per tile: its metadata and coordinates (about 19 small GETs); then one PUT per key of
+    # the area's metadata and coordinates, .zmetadata last, then the pointer. 63 in all here.
+    assert len(joined) < 80
+    assert not [r for r in joined if chunk_key(r)]  # no GET, PUT (copy) or HEAD of a chunk
+    listings = [r.path.split("prefix=")[1] for r in joined if "list-type" in r.path]
+    assert listings == ["runs%2Fdemo%2Fdemo%2Fcube%2F"]  # the versions (release), not the chunks
+    assert joined[-1].method == "PUT" and joined[-1].path.endswith("/demo/ndvi.json")
+    assert json.loads(out.read_text())["store"] == version
+    xr.testing.assert_identical(open_cube(AREA).load(), open_cube(whole).load())
+
+    # A rerun with two more days: the first tile written (a build killed before its other
+    # tile and its join) leaves the published cube as it was; the rerun, same name, completes.
+    def tile_jobs(tiles) -> list[Path]:
+        return [
+            build_cube(
+                cube_spec(cube=chunking, tile=tile),
+                items_path=items[10],
+                area="demo",
+                out=tmp_path / f"tiles/{tile.name}.json",
+                cube_store=STORE,
+            )
+            for tile in tiles
+        ]
+
+    tile_jobs(all_tiles(1, 2)[:1])
+    assert len(objectstore.versions(AREA)) == 2 and open_cube(AREA).sizes["time"] == 8
+    tile_jobs(all_tiles(1, 2))
+    [_, pending] = objectstore.versions(AREA).values()
+    join_tiles(
+        tile_paths=manifests, split=[1, 2], out=out, crs=cube_spec().crs, cube_store=STORE,
+        area="demo", versions_kept=1,
+    )  # fmt: skip
+    assert objectstore.read_pointer(AREA)["store"] == pending
+    assert list(objectstore.versions(AREA).values()) == [pending]
+    np.testing.assert_array_equal(open_cube(AREA)["ndvi"].values, on_disk["ndvi"].values)
+    # The tile jobs run again on the same inputs: their version is finished, nothing written.
+    s3.records.clear()
+    tile_jobs(all_tiles(1, 2))
+    assert {r.method for r in s3.records} == {"GET", "HEAD"}  # a listing and .zmetadata

@@ -173,20 +173,21 @@ def validate_config(config: Mapping[str, Any], *, base_dir: Path | None = None) 
 
 
 def _cube_store(url: str | None, areas: Mapping[str, Area]) -> str | None:
-    """``cube_store`` checked: an ``s3://`` URL, and no area split in tiles (their tiles are
-    joined by hard links on the local disk)."""
+    """``cube_store`` checked: an ``s3://`` URL, and no field set split in tiles (its tiles
+    are shares of its chunks on the whole grid, joined by hard links on the local disk; a box
+    split in tiles writes its chunks in place in the bucket, :mod:`ndvicube.cube.objecttiles`)."""
     if url is None:
         return None
     from ndvicube.cube.objectstore import check_cube_store
 
     url = check_cube_store(url)
-    tiled = sorted(name for name, area in areas.items() if area.split)
+    tiled = sorted(name for name, area in areas.items() if area.split and area.field_set)
     if tiled:
         raise ConfigError(
-            f"cube_store: {url!r} cannot hold the cubes of areas split in tiles ({', '.join(tiled)}"
-            "): their tiles are joined by hard links on the local disk. Remove `tiles` from "
-            "those areas (one cube job per area writes to the bucket from all its workers), or "
-            "remove cube_store."
+            f"cube_store: {url!r} cannot hold the cubes of field sets split in tiles "
+            f"({', '.join(tiled)}): their tiles are shares of the field set's chunks, joined by "
+            "hard links on the local disk. Remove `tiles` from those field sets (one cube job "
+            "per field set writes to the bucket from all its workers), or remove cube_store."
         )
     return url
 

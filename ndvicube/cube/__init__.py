@@ -29,4 +29,6 @@
   tasks themselves, the pointer written last, the manifest Snakemake sees, server-side copies.
 * :mod:`ndvicube.cube.update` - which days of an existing store can be copied, not read.
 * :mod:`ndvicube.cube.tiles` - an area split into tile jobs, and joined without a copy.
+* :mod:`ndvicube.cube.objecttiles` - tile jobs writing their chunks in place in one pending
+  version in S3, which every tile job names alike; joined without a chunk read or copied.
 """

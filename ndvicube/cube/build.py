@@ -239,10 +239,16 @@ def _write_items_cube(
 def _target(out: Path | str) -> tuple[Path | str | None, Path | str]:
     """The store a build reuses and the one it writes: a local ``out`` is both (written as
     ``<out>.partial``, swapped into place; a swap a kill interrupted is undone first); in an
-    object store (``out`` an area's URL) the newest finished version and the next version."""
-    from ndvicube.cube.objectstore import build_target, is_url
+    object store (``out`` an area's URL) the newest finished version and the next version; a
+    tile's store in its area's pending version (:mod:`.objecttiles`) reuses nothing and is
+    written again from its metadata up (what a killed or earlier pass left there removed)."""
+    from ndvicube.cube.objectstore import build_target, is_url, remove
+    from ndvicube.cube.objecttiles import is_tile_store
     from ndvicube.cube.store import recover_interrupted_swap
 
+    if is_tile_store(out):
+        remove(str(out))
+        return None, str(out)
     if is_url(out):
         return build_target(str(out))
     out = Path(out)

@@ -49,8 +49,9 @@ T = TypeVar("T")
 
 #: The pointer object under an area's prefix: which version readers open.
 POINTER = "ndvi.json"
-#: A version's prefix under ``{area}/cube/``.
-VERSION = re.compile(r"v(\d+)\.zarr")
+#: A version's prefix under ``{area}/cube/``: ``v{N}.zarr``, or ``v{N}-{digest}.zarr`` for an
+#: area split in tiles (:mod:`.objecttiles`).
+VERSION = re.compile(r"v(\d+)(?:-[0-9a-f]{12})?\.zarr")
 #: The metadata written last: a version holding it is finished.
 FINISHED_KEY = ".zmetadata"
 #: S3's bucket names (3-63 lowercase letters, digits, dots, hyphens).
@@ -127,9 +128,18 @@ def object_store(url: str, *, read_only: bool = False) -> Store:
 # --- requests, with a clear error where retrying cannot help ----------------------------------
 
 
-def _run(coroutine):
-    """Run one coroutine of obstore requests from synchronous code (job or worker thread)."""
-    return asyncio.run(coroutine)
+def run_requests(coroutine):
+    """Run one coroutine of requests from synchronous code: a job, a worker thread, or a light
+    job run in a thread of Snakemake's process, where an event loop may be running already
+    (then in a thread of its own, where ``asyncio.run`` may start one)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def refused(error: BaseException, url: str) -> ObjectStoreAccessError | None:
@@ -354,7 +364,7 @@ def copy_chunks(old: str, new: str, keys: Iterable[str]) -> int:
         return await asyncio.gather(*(one(k) for k in keys))
 
     with checked(new):
-        return sum(refreshing(lambda: _run(every())))
+        return sum(refreshing(lambda: run_requests(every())))
 
 
 # --- what readers open ------------------------------------------------------------------------

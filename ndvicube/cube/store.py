@@ -112,7 +112,7 @@ def write_store(
     partial = path.with_name(path.name + ".partial")
     remove(partial)
     with _partial_removed_on_failure(partial, path):
-        _as_template(dataset).to_zarr(
+        as_template(dataset).to_zarr(
             local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
         )
         fill(partial, dataset)
@@ -137,7 +137,7 @@ def _write_version(
     from ndvicube.cube.objectstore import checked
 
     with checked(url):
-        _as_template(dataset).to_zarr(
+        as_template(dataset).to_zarr(
             zarr_store(url),
             mode="w-",
             compute=False,
@@ -153,7 +153,7 @@ def _write_version(
     return url
 
 
-def _as_template(dataset: xr.Dataset) -> xr.Dataset:
+def as_template(dataset: xr.Dataset) -> xr.Dataset:
     """``dataset`` with each lazy variable one Dask chunk of nothing: what ``to_zarr`` needs to
     write the metadata. Writing it with the variables' real chunks made a Dask task per Zarr
     chunk, never run but built: for a field set's grid of 3 million chunks, gigabytes and
@@ -234,19 +234,8 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     remove(partial)
-    cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
-    attrs = _same_days_attrs(tiles)
-    grid = attrs[GRID_ATTR] | {"tile": None}
-    attrs[GRID_ATTR] = grid
-    rows = sorted({t.row for t in tiles})
-    cube = xr.concat(
-        [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
-    )
-    drop_encodings(cube)  # so every variable is encoded as a freshly built cube's
-    chunks, encoding = _chunking(**grid["cube"], variables=list(cube.data_vars))
-    dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
-    # Coordinates are written now (compute=False defers only dask arrays): load them.
-    dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
+    dataset, encoding, grid = joined_dataset(tiles, crs)
+    cube = dataset
     shape = (cube.sizes["y"], cube.sizes["x"])
     with _partial_removed_on_failure(partial, path):
         dataset.to_zarr(
@@ -263,6 +252,27 @@ def join_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Pat
     log.info("joined %d tile(s): %d chunk file(s) linked, none copied", len(tiles), linked)
     _swap_into_place(partial, path)
     return path
+
+
+def joined_dataset(
+    tiles: Mapping[Tile, Path | str], crs: str
+) -> tuple[xr.Dataset, dict[str, Any], dict[str, Any]]:
+    """The area's dataset from its tiles' stores, lazily (coordinates loaded: they are written
+    with the metadata), its encoding and grid signature: what a join writes besides chunks."""
+    cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
+    attrs = _same_days_attrs(tiles)
+    grid = attrs[GRID_ATTR] | {"tile": None}
+    attrs[GRID_ATTR] = grid
+    rows = sorted({t.row for t in tiles})
+    cube = xr.concat(
+        [xr.concat([c for t, c in cubes.items() if t.row == r], dim="x") for r in rows], dim="y"
+    )
+    drop_encodings(cube)  # so every variable is encoded as a freshly built cube's
+    chunks, encoding = _chunking(**grid["cube"], variables=list(cube.data_vars))
+    dataset = _georeferenced(cube, crs, attrs).chunk(chunks)
+    # Coordinates are written now (compute=False defers only dask arrays): load them.
+    dataset = dataset.assign_coords({name: c.load() for name, c in dataset.coords.items()})
+    return dataset, encoding, grid
 
 
 def join_sparse_tiles(tiles: Mapping[Tile, Path], path: str | Path, *, crs: str) -> Path:

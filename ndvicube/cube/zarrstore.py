@@ -44,9 +44,14 @@ def local_store(path: str | Path, *, read_only: bool = False) -> NoLinkLocalStor
 
 def zarr_store(location: str | Path, *, read_only: bool = False):
     """The Zarr store at ``location``: the local store (usable without links) for a path,
-    zarr's ``ObjectStore`` over obstore for ``s3://...`` (:mod:`.objectstore`)."""
+    zarr's ``ObjectStore`` over obstore for ``s3://...`` (:mod:`.objectstore`), a tile's store
+    whose chunks lie in its area's version for ``s3://.../v{N}-{digest}.zarr/_tiles/...``
+    (:mod:`.objecttiles`)."""
     from ndvicube.cube.objectstore import is_url, object_store
+    from ndvicube.cube.objecttiles import is_tile_store, tile_store
 
+    if is_tile_store(location):
+        return tile_store(str(location), read_only=read_only)
     if is_url(location):
         return object_store(str(location), read_only=read_only)
     return local_store(location, read_only=read_only)

@@ -74,6 +74,7 @@ def build_cube(
 
     check_policy(on_missing_asset)
     spec = dataclasses.replace(spec, indices=resolve_indices(spec.indices))  # as catalogued
+    field_set_tile = field_points is not None and spec.tile is not None
     if field_points is not None:
         from ndvicube.fields.chunks import sparse_spec
 
@@ -85,6 +86,7 @@ def build_cube(
         return _build_in_object_store(
             spec, items, skipped, cube_store, area=area, out=out, compute=compute,
             policy=on_missing_asset, config=config, skipped_out=skipped_out, keep=versions_kept,
+            field_set_tile=field_set_tile,
         )  # fmt: skip
     store = Path(work) if work is not None else Path(out)
     store.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +117,7 @@ def _build_in_object_store(
     config: Mapping[str, Any] | None,
     skipped_out: str | Path | None,
     keep: int,
+    field_set_tile: bool = False,
 ) -> Path:
     """:func:`build_cube` with ``cube_store``: a new version in the bucket (days the newest
     finished one holds are copied there), the pointer moved to it, older versions pruned, and
@@ -123,13 +126,22 @@ def _build_in_object_store(
     from ndvicube.cube.objectstore import check_cube_store, release, write_manifest
     from ndvicube.read.missing import write_skipped
 
-    if not area or spec.tile is not None:
+    if not area:
         raise ConfigError(
-            f"cube_store: {cube_store!r} holds whole areas' cubes; an area split in tiles "
-            f"(tiles: [rows, cols]{f', area {area!r}' if area else ''}) is joined by hard links "
-            "on the local disk. Remove `tiles` from the area, or `cube_store` from the config."
+            f"cube_store: {cube_store!r} holds areas' cubes under their names: give the area"
         )
     root = f"{check_cube_store(cube_store)}/{area}"
+    if field_set_tile:
+        raise ConfigError(
+            f"cube_store: {cube_store!r} cannot hold the cube of field set {area!r} split in "
+            "tiles (its tiles are shares of its chunks, joined by hard links on the local "
+            "disk). Remove `tiles` from it, or remove cube_store."
+        )
+    if spec.tile is not None:
+        return _build_tile_in_place(
+            spec, items, skipped, root, out=out, compute=compute, policy=policy, config=config,
+            skipped_out=skipped_out,
+        )  # fmt: skip
     CubeBuild(spec, root, compute or Compute(), config or {}).write_skipping(
         items, skipped, policy, area
     )
@@ -137,3 +149,45 @@ def _build_in_object_store(
         write_skipped(skipped, skipped_out)
     pointer = release(root, keep=keep)
     return write_manifest(out, pointer, spec.to_params())
+
+
+def _build_tile_in_place(
+    spec: CubeSpec,
+    items: list,
+    skipped: list,
+    root: str,
+    *,
+    out: str | Path,
+    compute: Compute | None,
+    policy: str,
+    config: Mapping[str, Any] | None,
+    skipped_out: str | Path | None,
+) -> Path:
+    """A tile job with ``cube_store``: its chunks written at their place in the area's pending
+    version, which every tile job of the build names alike (:mod:`ndvicube.cube.objecttiles`);
+    ``out`` the tile's manifest. Nothing is published: ``join_tiles`` finishes the version.
+    When that version is finished already (the same build, joined), nothing is written."""
+    from ndvicube.cube.build import CubeBuild
+    from ndvicube.cube.load import area_geobox
+    from ndvicube.cube.objectstore import is_finished
+    from ndvicube.cube.objecttiles import (
+        build_digest,
+        pending_version,
+        tile_store_url,
+        write_tile_manifest,
+    )
+    from ndvicube.cube.tiles import chunk_offsets
+    from ndvicube.read.missing import write_skipped
+
+    assert spec.tile is not None
+    digest = build_digest(spec.to_params(), items, policy)
+    version = pending_version(root, digest)
+    offsets = chunk_offsets(spec.tile, area_geobox(spec).shape.yx, spec.cube.spatial_chunk)
+    store = tile_store_url(version, offsets)
+    if not is_finished(version):
+        CubeBuild(spec, store, compute or Compute(), config or {}).write_skipping(
+            items, skipped, policy, root.rsplit("/", 1)[-1]
+        )
+    if skipped_out is not None:
+        write_skipped(skipped, skipped_out)
+    return write_tile_manifest(out, store, spec.tile.name, digest)

@@ -124,7 +124,9 @@ def join_tiles(job: RuleJob) -> None:
          published=job.params.published,
          # Not a param: how many published versions stay on disk reruns nothing.
          versions_kept=job.config["cube_versions_kept"],
-         field_set=job.params.field_set)  # fmt: skip
+         field_set=job.params.field_set,
+         # Not a param either: where the tiles wrote is in their manifests.
+         cube_store=job.config.get("cube_store"), area=job.wildcards.area)  # fmt: skip
 
 
 #: Each light rule's job, by rule name.

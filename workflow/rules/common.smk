@@ -79,19 +79,34 @@ def get_area_split(wildcards):
     return list(get_area(wildcards).tiles)
 
 
+#: What a tile job writes: its store on the local disk, or with `cube_store` the manifest of
+#: its store, whose chunks lie in the area's pending version (ndvicube.cube.objecttiles).
+TILE_SUFFIX = ".json" if SETTINGS.cube_store else ".zarr"
+
+
+def get_tile_output():
+    """The tile job's store (a directory) or its manifest (a file)."""
+    if SETTINGS.cube_store:
+        return "results/{area}/tiles/{tile}.json"
+    return directory("results/{area}/tiles/{tile}.zarr")
+
+
 def get_area_tiles(wildcards):
-    """The tile stores an area's cube is joined from."""
+    """The tile stores (or manifests) an area's cube is joined from."""
     from ndvicube.cube.tiles import all_tiles
 
     return [
-        f"results/{wildcards.area}/tiles/{tile.name}.zarr"
+        f"results/{wildcards.area}/tiles/{tile.name}{TILE_SUFFIX}"
         for tile in all_tiles(*get_area(wildcards).tiles)
     ]
 
 
 def get_area_tile_skips(wildcards):
     """The skipped-scene lists of an area's tiles."""
-    return [path.replace(".zarr", ".skipped.csv") for path in get_area_tiles(wildcards)]
+    return [
+        path.removesuffix(TILE_SUFFIX) + ".skipped.csv"
+        for path in get_area_tiles(wildcards)
+    ]
 
 
 #: What the cube job writes and the later jobs read: the store on the local disk, or with
@@ -480,6 +495,8 @@ def get_composites_link(wildcards):
     """What readers open: results/{area}/composites.zarr, a link to the newest version (None
     when the outputs go to a bucket: `local_only_link`)."""
     return local_only_link(f"results/{wildcards.area}/composites.zarr")
+
+
 def warn_if_light_jobs_spawn():
     """Say so when each light job (the `run:` rules) will start a Snakemake process of its own:
     Snakemake runs them in threads of its process only with --force-use-threads, which

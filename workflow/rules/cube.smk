@@ -1,7 +1,8 @@
 # Stage 2: read the bands the indices need (red, nir for NDVI) and scl of the stored scenes,
 # and write the masked index cube to Zarr.
 # An area with `tiles: [rows, cols]` is built by one `cube_tile` job per tile and joined by
-# `join_tiles` (hard links, no copy); other areas by one `cube` job.
+# `join_tiles` (hard links, no copy; with `cube_store` the tiles write their chunks in place in
+# the bucket and the join writes the metadata and pointer); other areas by one `cube` job.
 # Readers open results/{area}/ndvi.zarr: no job's output (Snakemake deletes an output when its
 # job starts), but a link the job points at the newest read-only version cube/v{N}.zarr, in one
 # rename; the later rules read the output cube/workflow.zarr (docs/reruns.md). As a target it
@@ -52,7 +53,8 @@ rule cube:
 
 use rule cube as cube_tile with:
     output:
-        cube=directory("results/{area}/tiles/{tile}.zarr"),
+        # With `cube_store`, the manifest of the tile's store in the area's pending version.
+        cube=get_tile_output(),
         skipped="results/{area}/tiles/{tile}.skipped.csv",
     log:
         "results/{area}/logs/cube-{tile}.log",
@@ -78,7 +80,8 @@ rule join_tiles:
         # failed tile job (its output removed) is rebuilt by the next run, not left behind.
         scenes="results/{area}/items.json",
     output:
-        cube=directory("results/{area}/cube/workflow.zarr"),
+        # With `cube_store`, the manifest of the version the join finished (docs/cloud.md).
+        cube=get_cube_output(),
         skipped="results/{area}/skipped.csv",
     log:
         "results/{area}/logs/join_tiles.log",
