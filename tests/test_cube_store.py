@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -286,7 +287,9 @@ def test_bad_cube_store_url_is_a_config_error(catalog):
     assert validate_config(config | {"cube_store": "s3://my-bucket"}).cube_store  # in place
 
 
-def test_tiles_write_in_place_and_join_without_a_chunk_read_or_copied(s3, items, on_disk, tmp_path):
+def test_tiles_write_in_place_and_join_without_a_chunk_read_or_copied(
+    server, s3, items, on_disk, catalog, cogs, tmp_path
+):
     # Two tile jobs write their chunks at their places in one pending version they both name;
     # the join writes the area's metadata and the pointer: no chunk key read, copied or listed.
     from ndvicube.cube.spec import Chunking
@@ -333,22 +336,53 @@ def test_tiles_write_in_place_and_join_without_a_chunk_read_or_copied(s3, items,
 
     # A rerun with two more days: the first tile written (a build killed before its other
     # tile and its join) leaves the published cube as it was; the rerun, same name, completes.
-    def tile_jobs(tiles) -> list[Path]:
+    # Its items (the same ids) name the COGs on the Range server, whose log shows what is read.
+    ranged = items_subset(catalog, tmp_path / "ranged.json", base_url=cogs.url)
+    features = json.loads(ranged.read_text())["features"]
+    new_days = sorted({f["properties"]["datetime"][:10] for f in features})[8:]
+    new_cogs = {
+        urlsplit(a["href"]).path
+        for f in features
+        if f["properties"]["datetime"][:10] in new_days
+        for a in f["assets"].values()
+    }
+    old_chunks = {
+        o["Key"].rsplit("/", 1)[-1]
+        for o in server.client().list_objects_v2(
+            Bucket=BUCKET, Prefix=version.split(f"{BUCKET}/")[1] + "/ndvi/"
+        )["Contents"]
+    }
+
+    def tile_jobs(tiles, policy: str = "fail") -> list[Path]:
         return [
             build_cube(
                 cube_spec(cube=chunking, tile=tile),
-                items_path=items[10],
+                items_path=ranged,
                 area="demo",
                 out=tmp_path / f"tiles/{tile.name}.json",
                 cube_store=STORE,
+                on_missing_asset=policy,
             )
             for tile in tiles
         ]
 
     tile_jobs(all_tiles(1, 2)[:1])
     assert len(objectstore.versions(AREA)) == 2 and open_cube(AREA).sizes["time"] == 8
+    s3.records.clear()
+    cogs.reset_log()
     tile_jobs(all_tiles(1, 2))
     [_, pending] = objectstore.versions(AREA).values()
+    # Each tile copied its whole old time chunk (days 1-8) from the same tile of the published
+    # version inside the bucket (CopyObject: PUTs without a body, at the area's keys), read no
+    # chunk of it, and read COGs of the two new days only.
+    copies = [r for r in requests(s3, "PUT") if chunk_key(r) and r.body == b""]
+    assert copies and all(r.path.startswith(pending.removeprefix("s3:/") + "/") for r in copies)
+    assert {r.path.rsplit("/", 1)[-1] for r in copies if r.status == 200} == {
+        k for k in old_chunks if k.startswith("0.")
+    }
+    assert not [r for r in requests(s3, "GET") if chunk_key(r) and version.split("/")[-1] in r.path]
+    read = {r.path for r in cogs.requests}
+    assert read and read <= new_cogs
     join_tiles(
         tile_paths=manifests, split=[1, 2], out=out, crs=cube_spec().crs, cube_store=STORE,
         area="demo", versions_kept=1,
@@ -360,3 +394,13 @@ def test_tiles_write_in_place_and_join_without_a_chunk_read_or_copied(s3, items,
     s3.records.clear()
     tile_jobs(all_tiles(1, 2))
     assert {r.method for r in s3.records} == {"GET", "HEAD"}  # a listing and .zmetadata
+    # Another build of the same days (another policy: another version): every day copied from
+    # the published tiles, no COG read, and the new version joined whole.
+    cogs.reset_log()
+    tile_jobs(all_tiles(1, 2), policy="skip")
+    join_tiles(
+        tile_paths=manifests, split=[1, 2], out=out, crs=cube_spec().crs, cube_store=STORE,
+        area="demo",
+    )  # fmt: skip
+    assert objectstore.read_pointer(AREA)["store"] != pending and not cogs.requests
+    np.testing.assert_array_equal(open_cube(AREA)["ndvi"].values, on_disk["ndvi"].values)

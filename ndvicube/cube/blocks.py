@@ -136,8 +136,11 @@ def _copied_in_the_bucket(
     """Copy the block's chunk objects from the previous version inside the bucket, when the
     cube is written to an object store and its time chunk ``t`` is whole and holds, at the
     same places, only days copied from that version (a rerun that added days at the end):
-    no chunk is read or written through the task (:func:`.objectstore.copy_chunks`)."""
+    no chunk is read or written through the task (:func:`.objectstore.copy_chunks`). A tile's
+    store copies from the same tile of the previous version, at the area's keys of both
+    (:func:`.objecttiles.chunk_objects`)."""
     from ndvicube.cube.objectstore import copy_chunks, is_url
+    from ndvicube.cube.objecttiles import chunk_objects
 
     tc, chunk = plan.spec.cube.time_chunk, plan.spec.cube.spatial_chunk
     if not (is_url(plan.store) and is_url(plan.old_store) and len(days) == tc):
@@ -147,7 +150,11 @@ def _copied_in_the_bucket(
     rows = range(block.rows.start // chunk, -(-block.rows.stop // chunk))
     cols = range(block.cols.start // chunk, -(-block.cols.stop // chunk))
     keys = [f"{v}/{t}.{r}.{c}" for v in plan.variables for r in rows for c in cols]
-    copy_chunks(str(plan.old_store), plan.store, keys)
+    old, old_keys = chunk_objects(str(plan.old_store), keys)  # a tile's: in its version
+    new, new_keys = chunk_objects(plan.store, keys)
+    if old_keys != new_keys:  # (a tile at other offsets: its days are copied through zarr)
+        return False
+    copy_chunks(old, new, new_keys)
     return True
 
 

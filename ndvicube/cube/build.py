@@ -118,6 +118,7 @@ def _write_items_cube(
         write_scenes,
     )
     from ndvicube.cube.load import cube_longitude, group_scenes
+    from ndvicube.cube.objecttiles import is_tile_store
     from ndvicube.cube.progress import build_progress
     from ndvicube.cube.store import (
         CHUNKS_ATTR,
@@ -145,6 +146,7 @@ def _write_items_cube(
     if (
         current is not None
         and source == current
+        and not is_tile_store(target)  # (a tile's store in a new version is written all the same)
         and existing is not None
         and unchanged(existing, wanted, reused)
         and old_chunks == new_chunks
@@ -240,15 +242,16 @@ def _target(out: Path | str) -> tuple[Path | str | None, Path | str]:
     """The store a build reuses and the one it writes: a local ``out`` is both (written as
     ``<out>.partial``, swapped into place; a swap a kill interrupted is undone first); in an
     object store (``out`` an area's URL) the newest finished version and the next version; a
-    tile's store in its area's pending version (:mod:`.objecttiles`) reuses nothing and is
-    written again from its metadata up (what a killed or earlier pass left there removed)."""
+    tile's store in its area's pending version (:mod:`.objecttiles`) reuses the same tile of
+    the area's newest finished version, and is written again from its metadata up (what a
+    killed or earlier pass left there removed)."""
     from ndvicube.cube.objectstore import build_target, is_url, remove
-    from ndvicube.cube.objecttiles import is_tile_store
+    from ndvicube.cube.objecttiles import is_tile_store, previous_tile_store
     from ndvicube.cube.store import recover_interrupted_swap
 
     if is_tile_store(out):
         remove(str(out))
-        return None, str(out)
+        return previous_tile_store(str(out)), str(out)
     if is_url(out):
         return build_target(str(out))
     out = Path(out)

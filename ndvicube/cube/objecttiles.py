@@ -23,6 +23,13 @@ writes its chunks at their final keys: tiles are chunk-aligned, so the tile's ch
   and coordinates into the version, its consolidated metadata last (which marks it finished),
   then the pointer (:func:`.objectstore.release`): no chunk key is read, copied or listed.
 
+* **A rerun that adds days** (:func:`previous_tile_store`) reuses the same tile of the area's
+  newest finished version, as an untiled area reuses that version: the tile lies at the same
+  offsets there, so its whole old time chunks are copied by CopyObject from the old version's
+  keys to the same keys of the pending one (:func:`chunk_objects`), and only the new days'
+  scenes are read. A version built untiled or split otherwise holds no such tile: every day
+  is read again.
+
 A build killed before its join leaves a version without ``.zmetadata`` that no pointer names:
 readers never see it. Its rerun with the same inputs derives the same name and writes the same
 chunks again over it (each tile's metadata prefix is removed first); one with other inputs
@@ -169,6 +176,36 @@ class InPlaceTileStore(WrapperStore):
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:  # type: ignore[override]
         async for key in self._store.list_dir(f"{self.prefix}/{prefix}".rstrip("/")):
             yield key
+
+
+def previous_tile_store(location: str) -> str | None:
+    """The same tile's store in its area's newest finished version, which a rerun of the tile
+    job copies its old days from (whole time chunks by CopyObject, at the same keys: the tile
+    lies at the same offsets); None when there is none, or that version was not built with
+    this tile (untiled, or split otherwise: then every day is read). One listing and a HEAD
+    or two."""
+    from ndvicube.cube.objectstore import is_finished, newest_finished
+
+    match = TILE_STORE.fullmatch(location)
+    if match is None:
+        raise ValueError(f"{location!r} is not a tile's store in a version")
+    version = match["version"]
+    newest = newest_finished(version.rsplit("/cube/", 1)[0])
+    if newest is None or newest == version:
+        return None
+    old = f"{newest}{location.removeprefix(version)}"
+    return old if is_finished(old) else None
+
+
+def chunk_objects(location: str, keys: Iterable[str]) -> tuple[str, list[str]]:
+    """The prefix the chunks ``keys`` (``ndvi/t.j.i``) of the store at ``location`` lie under,
+    and their keys there: a tile's store's chunks lie in its version at their shifted keys
+    (:meth:`InPlaceTileStore.placed`), any other store's under itself."""
+    match = TILE_STORE.fullmatch(location)
+    if match is None:
+        return location, list(keys)
+    store = tile_store(location, read_only=True)
+    return match["version"], [store.placed(k) for k in keys]
 
 
 def write_tile_manifest(path: str | Path, store: str, tile: str, digest: str) -> Path:

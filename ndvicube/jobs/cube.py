@@ -165,7 +165,10 @@ def _build_tile_in_place(
 ) -> Path:
     """A tile job with ``cube_store``: its chunks written at their place in the area's pending
     version, which every tile job of the build names alike (:mod:`ndvicube.cube.objecttiles`);
-    ``out`` the tile's manifest. Nothing is published: ``join_tiles`` finishes the version.
+    ``out`` the tile's manifest. Days the same tile of the area's newest finished version
+    holds are copied from there, not read
+    (:func:`ndvicube.cube.objecttiles.previous_tile_store`). Nothing is published:
+    ``join_tiles`` finishes the version.
     When that version is finished already (the same build, joined), nothing is written."""
     from ndvicube.cube.build import CubeBuild
     from ndvicube.cube.load import area_geobox
