@@ -139,8 +139,8 @@ def _build_in_object_store(
         )
     if spec.tile is not None:
         return _build_tile_in_place(
-            spec, items, skipped, root, out=out, compute=compute, policy=policy, config=config,
-            skipped_out=skipped_out,
+            spec, items, skipped, root, area=area, out=out, compute=compute, policy=policy,
+            config=config, skipped_out=skipped_out,
         )  # fmt: skip
     CubeBuild(spec, root, compute or Compute(), config or {}).write_skipping(
         items, skipped, policy, area
@@ -157,6 +157,7 @@ def _build_tile_in_place(
     skipped: list,
     root: str,
     *,
+    area: str,
     out: str | Path,
     compute: Compute | None,
     policy: str,
@@ -189,7 +190,7 @@ def _build_tile_in_place(
     store = tile_store_url(version, offsets)
     if not is_finished(version):
         CubeBuild(spec, store, compute or Compute(), config or {}).write_skipping(
-            items, skipped, policy, root.rsplit("/", 1)[-1]
+            items, skipped, policy, area
         )
     if skipped_out is not None:
         write_skipped(skipped, skipped_out)
