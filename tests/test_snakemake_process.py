@@ -5,7 +5,6 @@ at the exit."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ def test_light_jobs_imports_start_when_the_search_job_ends(tmp_path, shared_fixt
 #: Holds a million objects in reference cycles, as a long run's libraries and jobs leave them
 #: behind, optionally leaves them to the exit, and prints when it is done.
 EXITING = """
-import sys, time
+import gc, sys, time
 from ndvicube.jobs.snakemake_exit import leave_objects_to_exit
 held = []
 for _ in range(1_000_000):
@@ -55,7 +54,8 @@ for _ in range(1_000_000):
     cycle.append(cycle)
     held.append(cycle)
 if sys.argv[1] == "left":
-    print(leave_objects_to_exit(), file=sys.stderr)
+    leave_objects_to_exit()
+    print(gc.get_freeze_count(), file=sys.stderr)
 print(time.time(), flush=True)
 """
 
@@ -85,4 +85,4 @@ def test_snakemakes_hooks_leave_its_objects_to_the_exit(tmp_path, shared_fixture
     run = snakemake(tmp_path, write_config(tmp_path / "config.yaml", config), "--cores", "1",
                     "--verbose", "results/t13/items.json")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    assert re.search(r"ndvicube: \d{5,} object\(s\) left to the exit", run.stdout + run.stderr)
+    assert "ndvicube: the jobs' objects are left to the exit" in run.stdout + run.stderr

@@ -46,9 +46,10 @@ def _qualname(function: object) -> str:
     return getattr(function, "__qualname__", "")
 
 
-def leave_objects_to_exit() -> int:
-    """Move every object the garbage collector tracks out of its reach (``gc.freeze``), so the
-    interpreter's exit does not walk them; returns how many were frozen.
+def leave_objects_to_exit() -> None:
+    """Move every object the garbage collector tracks out of its reach (``gc.freeze``, which
+    takes no time: counting them would take 70 ms), so the interpreter's exit does not walk
+    them.
 
     Only for a process that is about to end: frozen objects in reference cycles are never
     freed. Objects freed by their reference count still are (files closed, buffers flushed),
@@ -56,4 +57,3 @@ def leave_objects_to_exit() -> int:
     lost is the finalizers of cyclic garbage at exit, which Python does not promise to run.
     """
     gc.freeze()
-    return gc.get_freeze_count()

@@ -555,7 +555,8 @@ onsuccess:
     logger.debug(
         f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
     )
-    logger.debug(f"ndvicube: {leave_objects_to_exit()} object(s) left to the exit")
+    leave_objects_to_exit()
+    logger.debug("ndvicube: the jobs' objects are left to the exit, not collected")
 
 
 onerror:
@@ -565,4 +566,5 @@ onerror:
     logger.debug(
         f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
     )
-    logger.debug(f"ndvicube: {leave_objects_to_exit()} object(s) left to the exit")
+    leave_objects_to_exit()
+    logger.debug("ndvicube: the jobs' objects are left to the exit, not collected")
