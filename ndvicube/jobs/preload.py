@@ -4,9 +4,9 @@ The light jobs (``run:`` rules) run in threads of Snakemake's process, so each l
 imported once per workflow run, by the first job that needs it: pandas, xarray, Dask, Zarr and
 matplotlib together take seconds on a slow machine, and the tables job, the first after the
 cube, would pay them on the critical path. Started from the workflow's ``onstart`` hook, a
-background thread imports them while the search runs and the cube job works in its own process
-(or on a cluster node), when Snakemake's process is idle; a job that needs a module still being
-imported waits for it (Python's per-module import lock), never imports it twice.
+background thread imports them while the cube job works in its own process (or on a cluster
+node), when Snakemake's process is idle; a job that needs a module still being imported waits
+for it (Python's per-module import lock), never imports it twice.
 
 Not during the search: the search job also runs in Snakemake's process, and parsing its items
 is Python work that would share the interpreter with the imports, on the critical path (the
