@@ -86,3 +86,25 @@ def test_snakemakes_hooks_leave_its_objects_to_the_exit(tmp_path, shared_fixture
                     "--verbose", "results/t13/items.json")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "ndvicube: the jobs' objects are left to the exit" in run.stdout + run.stderr
+
+
+#: The preload's imports, then what every light job's Dask computation does; prints the
+#: packages that computation still had to import.
+COMPUTING = """
+import importlib, sys
+from ndvicube.jobs.preload import LIGHT_JOB_MODULES
+for name in LIGHT_JOB_MODULES:
+    importlib.import_module(name)
+before = set(sys.modules)
+import dask.array
+dask.array.ones(4, chunks=2).sum().compute()
+print(sorted({name.split(".")[0] for name in set(sys.modules) - before}))
+"""
+
+
+def test_a_dask_computation_after_the_preload_imports_nothing():
+    """Dask's compute() imports `distributed` to look for a client (0.2-0.3 s): the preload
+    imports it, or the quick-look job pays it on the run's tail."""
+    run = subprocess.run([sys.executable, "-c", COMPUTING], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert run.stdout.strip() == "[]"
