@@ -17,9 +17,10 @@ in one process.
 * :mod:`~ndvicube.jobs.rules` - the light rules' ``run:`` blocks: each rule's job function
   called with its job's values, in the job's logging.
 * :mod:`~ndvicube.jobs.preload` - the workflow's ``onstart`` hook: the light jobs' libraries
-  imported in Snakemake's process while the first jobs run.
+  imported in Snakemake's process while the cube runs (after the search).
 * :mod:`~ndvicube.jobs.snakemake_exit` - the workflow's ``onsuccess``/``onerror`` hooks: the
-  ``snakemake`` process exits when its last job ends, not a second later.
+  ``snakemake`` process exits when its last job ends, not a second later, its objects left
+  to the exit.
 
 The job modules import their stage's code inside each function, so importing this package
 costs a few milliseconds and a job pays only for its own imports. A job function has the name

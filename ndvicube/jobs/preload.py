@@ -4,9 +4,14 @@ The light jobs (``run:`` rules) run in threads of Snakemake's process, so each l
 imported once per workflow run, by the first job that needs it: pandas, xarray, Dask, Zarr and
 matplotlib together take seconds on a slow machine, and the tables job, the first after the
 cube, would pay them on the critical path. Started from the workflow's ``onstart`` hook, a
-background thread imports them while the search runs and the cube job works in its own process
-(or on a cluster node), when Snakemake's process is idle; a job that needs a module still being
-imported waits for it (Python's per-module import lock), never imports it twice.
+background thread imports them while the cube job works in its own process (or on a cluster
+node), when Snakemake's process is idle; a job that needs a module still being imported waits
+for it (Python's per-module import lock), never imports it twice.
+
+Not during the search: the search job also runs in Snakemake's process, and parsing its items
+is Python work that would share the interpreter with the imports, on the critical path (the
+demo's search took 0.6 to 1.2 s beside them, 0.4 s alone). When the run has a search job, the
+imports wait until a search job has ended (:func:`search_ended`, called by the job).
 """
 
 from __future__ import annotations
@@ -34,20 +39,39 @@ LIGHT_JOB_MODULES = (
     "ndvicube.figures.series",
     "ndvicube.figures.maps",
     "ndvicube.viewer.page",
+    # Dask's compute() imports it to look for a client (0.2-0.3 s), in the tables or the
+    # quick-look job otherwise.
+    "distributed",
 )
 
+#: Set once a search job of this run has ended (:func:`search_ended`): the imports start then.
+SEARCH_ENDED = threading.Event()
 
-def import_in_background(modules: Sequence[str] = LIGHT_JOB_MODULES) -> threading.Thread:
+
+def import_in_background(
+    modules: Sequence[str] = LIGHT_JOB_MODULES, *, after_search: bool = False
+) -> threading.Thread:
     """Start a daemon thread importing ``modules``; return it. A daemon, so Snakemake exits
-    when its last job ends even if a short run never needed them."""
+    when its last job ends even if a short run never needed them. With ``after_search`` (the
+    run has a search job), the imports start once a search job has ended."""
     thread = threading.Thread(
-        target=_import_all, args=(tuple(modules),), name="ndvicube-preload", daemon=True
+        target=_import_all,
+        args=(tuple(modules), SEARCH_ENDED if after_search else None),
+        name="ndvicube-preload",
+        daemon=True,
     )
     thread.start()
     return thread
 
 
-def _import_all(modules: tuple[str, ...]) -> None:
+def search_ended() -> None:
+    """Say that a search job has ended (successful or not): the imports may start."""
+    SEARCH_ENDED.set()
+
+
+def _import_all(modules: tuple[str, ...], after: threading.Event | None) -> None:
+    if after is not None:
+        after.wait()
     for name in modules:
         try:
             importlib.import_module(name)

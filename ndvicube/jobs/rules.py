@@ -54,10 +54,14 @@ def run_job(
 
 def search(job: RuleJob) -> None:
     from ndvicube.jobs import search_area
+    from ndvicube.jobs.preload import search_ended
     from ndvicube.search.stac import SearchRequest
 
-    request = SearchRequest.from_params(**job.params, area=job.wildcards.area)
-    search_area(request, out=job.output.scenes)
+    try:
+        request = SearchRequest.from_params(**job.params, area=job.wildcards.area)
+        search_area(request, out=job.output.scenes)
+    finally:  # the light jobs' imports, held back while it ran (ndvicube/jobs/preload.py)
+        search_ended()
 
 
 def fields(job: RuleJob) -> None:

@@ -147,7 +147,9 @@ def write_items(items: Sequence[pystac.Item], path: str | Path) -> None:
     (``/data/B04.tif`` under an ``s3://`` self link becomes ``s3://bucket/data/B04.tif``), so
     the stored items must not carry one.
     """
-    collection = pystac.ItemCollection([_standalone(i) for i in sort_items(items)])
+    # Each item is copied once, by _standalone: not again by the collection (20 ms of a search).
+    standalone = [_standalone(i) for i in sort_items(items)]
+    collection = pystac.ItemCollection(standalone, clone_items=False)
     text = json.dumps(collection.to_dict(transform_hrefs=False), indent=1, sort_keys=True)
     tmp = Path(f"{path}.partial")
     try:

@@ -518,16 +518,25 @@ def warn_if_light_jobs_spawn():
 
 def preload_light_jobs():
     """Where the light jobs run in threads of this process and this run has one that needs
-    them, import their libraries while the search and the cube run (ndvicube/jobs/preload.py).
-    Not for a run of the search alone: the imports would hold the interpreter at its exit.
+    them, import their libraries while the cube runs (ndvicube/jobs/preload.py): after the
+    search, if the run has one, which they would slow down. Not for a run of the search alone:
+    the imports would hold the interpreter at its exit.
     """
     if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
         return
-    planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    jobs = list(workflow.dag.needrun_jobs())
+    planned = {job.rule.name for job in jobs}
     if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
         from ndvicube.jobs.preload import import_in_background
 
-        import_in_background()
+        import_in_background(after_search=any(map(runs_its_search, jobs)))
+
+
+def runs_its_search(job):
+    """Whether `job` is a search that runs its code here (which says when it ends), not one
+    that --cache may copy from the output cache instead."""
+    cached = workflow.workflow_settings.cache is not None and job.rule.cache
+    return job.rule.name == "search" and not cached
 
 
 onstart:
@@ -535,20 +544,27 @@ onstart:
     preload_light_jobs()
 
 
-# Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).
+# Exit as soon as the last job is done, not one idle second later, nor after a second of the
+# interpreter collecting the jobs' objects (ndvicube/jobs/snakemake_exit.py).
 # A cube from the output cache is published as the area's ndvi.zarr first.
 onsuccess:
     from ndvicube.jobs.snakemake_exit import cancel_rescheduling_timers
+    from ndvicube.jobs.snakemake_exit import leave_objects_to_exit
 
     publish_cached_cubes()
     logger.debug(
         f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
     )
+    leave_objects_to_exit()
+    logger.debug("ndvicube: the jobs' objects are left to the exit, not collected")
 
 
 onerror:
     from ndvicube.jobs.snakemake_exit import cancel_rescheduling_timers
+    from ndvicube.jobs.snakemake_exit import leave_objects_to_exit
 
     logger.debug(
         f"ndvicube: cancelled {cancel_rescheduling_timers()} re-scheduling timer(s)"
     )
+    leave_objects_to_exit()
+    logger.debug("ndvicube: the jobs' objects are left to the exit, not collected")

@@ -1,0 +1,110 @@
+"""Snakemake's own process around the light jobs (issue 35, item 2): the light jobs' imports are
+held back while the search runs beside them, and the objects the jobs leave are not collected
+at the exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from snakemake.iocontainers import Namedlist
+
+from ndvicube.jobs.preload import SEARCH_ENDED, import_in_background
+from ndvicube.jobs.rules import run_job
+from tests.workflow_helpers import demo_config, snakemake, write_config
+
+#: Real Earth Search items of tile 13TDE, April 2024 (../shared/fixtures), and a box in it.
+REAL_ITEMS = "earth-search-v1/sentinel-2-c1-l2a_13TDE_2024-04.json"
+BOX = [-105.2, 39.8, -105.0, 40.0]
+
+
+def test_light_jobs_imports_start_when_the_search_job_ends(tmp_path, shared_fixtures, monkeypatch):
+    """The search job runs in Snakemake's process too, where the imports would slow it down:
+    they wait for it to end (ndvicube/jobs/preload.py)."""
+    (tmp_path / "ndvicube_preload_probe.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ndvicube_preload_probe", raising=False)
+    SEARCH_ENDED.clear()
+    thread = import_in_background(["ndvicube_preload_probe"], after_search=True)
+    thread.join(0.3)
+    assert thread.is_alive() and "ndvicube_preload_probe" not in sys.modules
+
+    params = Namedlist(fromdict={"url": str(shared_fixtures / REAL_ITEMS), "bbox": BOX,
+                                 "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 50,
+                                 "start": "2024-03-31", "end": "2024-04-22",
+                                 "profile": "earth-search"})  # fmt: skip
+    out = Namedlist(fromdict={"scenes": str(tmp_path / "items.json")})
+    area = Namedlist(fromdict={"area": "t13"})
+    run_job("search", [], out, params, area, 1, [str(tmp_path / "search.log")], {})
+    thread.join(10)
+    assert not thread.is_alive() and "ndvicube_preload_probe" in sys.modules
+    assert len(json.loads((tmp_path / "items.json").read_text())["features"]) == 6
+
+
+#: Holds a million objects in reference cycles, as a long run's libraries and jobs leave them
+#: behind, optionally leaves them to the exit, and prints when it is done.
+EXITING = """
+import gc, sys, time
+from ndvicube.jobs.snakemake_exit import leave_objects_to_exit
+held = []
+for _ in range(1_000_000):
+    cycle = []
+    cycle.append(cycle)
+    held.append(cycle)
+if sys.argv[1] == "left":
+    leave_objects_to_exit()
+    print(gc.get_freeze_count(), file=sys.stderr)
+print(time.time(), flush=True)
+"""
+
+
+def test_objects_left_to_the_exit_end_the_process_sooner():
+    """Python's exit collects every object in a cycle (0.4-0.5 s for these, 0.8-1.9 s for
+    Snakemake's process after the demo's light jobs); frozen, they are left to the OS."""
+
+    def exit_seconds(mode: str) -> tuple[float, str]:
+        run = subprocess.run([sys.executable, "-c", EXITING, mode], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        return time.time() - float(run.stdout), run.stderr
+
+    collected, _ = exit_seconds("collected")
+    left, frozen = exit_seconds("left")
+    assert int(frozen) > 1_000_000
+    assert left < collected / 3, f"exit in {left:.2f} s when left, {collected:.2f} s collected"
+
+
+def test_snakemakes_hooks_leave_its_objects_to_the_exit(tmp_path, shared_fixtures):
+    """The workflow's hooks freeze what Snakemake's process holds, after the last job
+    (ndvicube/jobs/snakemake_exit.py)."""
+    point = {"id": "p", "lon": -105.1, "lat": 39.9}
+    config = demo_config(str(shared_fixtures / REAL_ITEMS), [point])
+    config |= {"start": "2024-03-31", "end": "2024-04-22",
+               "areas": {"t13": {"bbox": BOX, "points": [point]}}}  # fmt: skip
+    run = snakemake(tmp_path, write_config(tmp_path / "config.yaml", config), "--cores", "1",
+                    "--verbose", "results/t13/items.json")  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "ndvicube: the jobs' objects are left to the exit" in run.stdout + run.stderr
+
+
+#: The preload's imports, then what every light job's Dask computation does; prints the
+#: packages that computation still had to import.
+COMPUTING = """
+import importlib, sys
+from ndvicube.jobs.preload import LIGHT_JOB_MODULES
+for name in LIGHT_JOB_MODULES:
+    importlib.import_module(name)
+before = set(sys.modules)
+import dask.array
+dask.array.ones(4, chunks=2).sum().compute()
+print(sorted({name.split(".")[0] for name in set(sys.modules) - before}))
+"""
+
+
+def test_a_dask_computation_after_the_preload_imports_nothing():
+    """Dask's compute() imports `distributed` to look for a client (0.2-0.3 s): the preload
+    imports it, or the quick-look job pays it on the run's tail."""
+    run = subprocess.run([sys.executable, "-c", COMPUTING], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert run.stdout.strip() == "[]"
