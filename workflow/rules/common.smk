@@ -523,11 +523,16 @@ def preload_light_jobs():
     """
     if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
         return
-    planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
-    if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
-        from ndvicube.jobs.preload import import_in_background
+    from ndvicube.jobs.preload import CUBE_JOB_MODULES, LIGHT_JOB_MODULES, import_in_background
 
-        import_in_background()
+    planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    modules = []
+    if workflow.local_exec and planned & {"cube", "cube_tile"}:
+        modules += CUBE_JOB_MODULES
+    if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
+        modules += LIGHT_JOB_MODULES
+    if modules:
+        import_in_background(modules)
 
 
 onstart:
