@@ -18,10 +18,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from ndvicube.errors import BuildInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,45 @@ class JobPool(ThreadPoolExecutor):
     it logs is its job's (:data:`ndvicube.logs.JOB`: a cube job in a thread of Snakemake's
     process, beside other jobs) and it reads with its job's deadlines."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.interrupted = False
+        """Set by :func:`cancel_job_pools`: the build's failure is :class:`BuildInterrupted`."""
+        _POOLS.add(self)
+
     def submit(self, fn, /, *args, **kwargs):
         return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+#: The pools of the builds running in this process (:func:`cancel_job_pools`).
+_POOLS: weakref.WeakSet[JobPool] = weakref.WeakSet()
+
+
+def cancel_job_pools() -> int:
+    """Stop every build of this process on the threaded scheduler; returns how many.
+
+    Their pools take no new task and drop the queued ones, so each build fails in its own
+    thread at once, after the tasks already running (a block each), and removes its
+    half-written store. For Ctrl-C in Snakemake's process, where a cube job is a thread that
+    no signal reaches (:mod:`ndvicube.jobs.interrupt`).
+    """
+    pools = list(_POOLS)
+    for pool in pools:
+        pool.interrupted = True
+        pool.shutdown(wait=False, cancel_futures=True)
+    return len(pools)
+
+
+def interrupted(pool: Any) -> BuildInterrupted | None:
+    """What a build on ``pool`` that just failed reports, when :func:`cancel_job_pools` stopped
+    it (None otherwise: its own error stands)."""
+    if not getattr(pool, "interrupted", False):
+        return None
+    return BuildInterrupted(
+        "The cube build was stopped by an interrupt (Ctrl-C) before it finished: its "
+        "half-written store was removed and the cube before it, if any, is unchanged. Run "
+        "again to build it (days already in the kept store are copied, not read)."
+    )
 
 
 #: The scheduler of the build running in this context (:func:`dask_scheduler`): Dask's own

@@ -106,3 +106,45 @@ def test_two_cube_jobs_at_once_build_their_own_and_a_failing_one_fails_alone(
     assert dask.config.get("pool", None) is None and dask.config.get("scheduler", None) is None
     assert Callback.active == set()
     assert retries.current_deadlines() == retries.Deadlines()
+
+
+def test_ctrl_c_stops_a_cube_job_running_in_a_thread(catalog, tmp_path):
+    """SIGINT reaches only the main thread: the handler the workflow's onstart installs stops
+    the build in the job's thread too (which ran to its end before), then raises
+    KeyboardInterrupt there as Python's own handler does, for Snakemake."""
+    import os
+    import signal
+    import threading
+
+    from ndvicube.errors import BuildInterrupted
+    from ndvicube.jobs.interrupt import stop_cube_jobs_on_interrupt
+
+    log, failed = tmp_path / "cube.log", []
+
+    def job():
+        try:
+            cube_job(log, spec=spec, items_path=items, out=tmp_path / "c.zarr")()
+        except BuildInterrupted as error:
+            failed.append(error)
+
+    before = signal.getsignal(signal.SIGINT)
+    with RangeHTTPServer(catalog.root, latency_s=0.05) as server:
+        items = items_subset(catalog, tmp_path / "items.json", base_url=server.url)
+        remote.reset()
+        spec = cube_spec(cube=Chunking(time_chunk=1))
+        thread = threading.Thread(target=job)
+        try:
+            stop_cube_jobs_on_interrupt()
+            thread.start()
+            while thread.is_alive() and not (log.exists() and "progress: 1/" in log.read_text()):
+                time.sleep(0.01)
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the handler raises here, in the main thread
+            thread.join(timeout=5)
+        finally:
+            signal.signal(signal.SIGINT, before)
+    assert not thread.is_alive() and failed
+    assert not any("(100%)" in line for line in records(log))
+    assert records(log)[-1].startswith("ERROR ndvicube.cube The cube build was stopped by")
+    assert not (tmp_path / "c.zarr").exists() and not list(tmp_path.glob("*partial*"))

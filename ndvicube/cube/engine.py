@@ -274,7 +274,11 @@ def _run_local(
     """The threaded scheduler on the job's ``pool``, results reported as each block finishes.
     Pool and callback are this call's, not Dask's process-wide settings: another job in the
     same process (Snakemake's, ``profiles/default``) computes beside it with its own."""
+    from concurrent.futures import CancelledError
+
     import dask.threaded
+
+    from ndvicube.compute import interrupted
 
     wanted = set(keys)
 
@@ -284,7 +288,13 @@ def _run_local(
 
     # A callback as Dask's tuple (start, start_state, pretask, posttask, finish): given to this
     # call, it is not added to Dask's process-wide active set as `with Callback(...)` would be.
-    dask.threaded.get(graph, keys, pool=pool, callbacks=[(None, None, None, posttask, None)])
+    try:
+        dask.threaded.get(graph, keys, pool=pool, callbacks=[(None, None, None, posttask, None)])
+    except (RuntimeError, CancelledError) as error:  # the pool shut down under the build
+        stopped = interrupted(pool)
+        if stopped is None:
+            raise
+        raise stopped from error
 
 
 def _run_distributed(client, graph: dict, keys: list, done: Callable[[BlockResult], None]) -> None:

@@ -535,9 +535,19 @@ def preload_light_jobs():
         import_in_background(modules)
 
 
+def stop_cube_jobs_on_interrupt():
+    """Where jobs run in threads of this process, Ctrl-C stops a cube job's build too (a thread
+    gets no signal: ndvicube/jobs/interrupt.py)."""
+    if workflow.use_threads and workflow.exec_mode.name == "DEFAULT":
+        from ndvicube.jobs.interrupt import stop_cube_jobs_on_interrupt as install
+
+        install()
+
+
 onstart:
     warn_if_light_jobs_spawn()
     preload_light_jobs()
+    stop_cube_jobs_on_interrupt()
 
 
 # Exit as soon as the last job is done, not one idle second later (ndvicube/jobs/snakemake_exit.py).
