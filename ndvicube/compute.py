@@ -16,10 +16,15 @@ rerun the cube and everything after it).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
+
+from ndvicube.errors import BuildInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +62,73 @@ class Compute:
         return max(1, min(self.io_threads, max(2, BLOCKS_PER_CORE * max(1, self.threads))))
 
 
+class JobPool(ThreadPoolExecutor):
+    """The job's threads: each task runs in the context of the code that submitted it, so what
+    it logs is its job's (:data:`ndvicube.logs.JOB`: a cube job in a thread of Snakemake's
+    process, beside other jobs) and it reads with its job's deadlines."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.interrupted = False
+        """Set by :func:`cancel_job_pools`: the build's failure is :class:`BuildInterrupted`."""
+        _POOLS.add(self)
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+#: The pools of the builds running in this process (:func:`cancel_job_pools`).
+_POOLS: weakref.WeakSet[JobPool] = weakref.WeakSet()
+
+
+def cancel_job_pools() -> int:
+    """Stop every build of this process on the threaded scheduler; returns how many.
+
+    Their pools take no new task and drop the queued ones, so each build fails in its own
+    thread at once, after the tasks already running (a block each), and removes its
+    half-written store. For Ctrl-C in Snakemake's process, where a cube job is a thread that
+    no signal reaches (:mod:`ndvicube.jobs.interrupt`).
+    """
+    pools = list(_POOLS)
+    for pool in pools:
+        pool.interrupted = True
+        pool.shutdown(wait=False, cancel_futures=True)
+    return len(pools)
+
+
+def interrupted(pool: Any) -> BuildInterrupted | None:
+    """What a build on ``pool`` that just failed reports, when :func:`cancel_job_pools` stopped
+    it (None otherwise: its own error stands)."""
+    if not getattr(pool, "interrupted", False):
+        return None
+    return BuildInterrupted(
+        "The cube build was stopped by an interrupt (Ctrl-C) before it finished: its "
+        "half-written store was removed and the cube before it, if any, is unchanged. Run "
+        "again to build it (days already in the kept store are copied, not read)."
+    )
+
+
+#: The scheduler of the build running in this context (:func:`dask_scheduler`): Dask's own
+#: setting (``dask.config``) is process-wide, and two cube jobs in one Snakemake process would
+#: each replace the other's pool there (and restore a shut-down one when they end).
+SCHEDULER: contextvars.ContextVar[Any] = contextvars.ContextVar("ndvicube_scheduler", default=None)
+
+
+def current_scheduler() -> Any:
+    """The job's :class:`JobPool`, or its ``distributed`` client; None outside a build."""
+    return SCHEDULER.get()
+
+
 @contextlib.contextmanager
 def dask_scheduler(scheduler: str, *, threads: int, io_threads: int) -> Iterator[None]:
-    """Run the Dask computations inside the block on the chosen scheduler."""
-    import dask
-    import dask.threaded
-
+    """Run the block's Dask computations on the chosen scheduler (:func:`current_scheduler`)."""
     if scheduler == "threads":
-        pool = ThreadPoolExecutor(io_threads, thread_name_prefix="ndvicube-read")
+        pool = JobPool(io_threads, thread_name_prefix="ndvicube-read")
+        token = SCHEDULER.set(pool)
         try:
-            # The function, not the name "threads": with a name Dask imports distributed on
-            # every compute to look for a client (0.4 s, measured).
-            with dask.config.set(scheduler=dask.threaded.get, pool=pool):
-                yield
+            yield
         finally:
+            SCHEDULER.reset(token)
             pool.shutdown(wait=True, cancel_futures=True)
         return
     from distributed import Client, LocalCluster
@@ -83,19 +141,20 @@ def dask_scheduler(scheduler: str, *, threads: int, io_threads: int) -> Iterator
             threads_per_worker=max(1, io_threads // workers),
             dashboard_address="127.0.0.1:0",
         )
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)
     else:
-        client = Client(scheduler, timeout=30)
+        client = Client(scheduler, timeout=30, set_as_default=False)
     log.info(
         "Dask distributed: scheduler %s, %d worker(s), dashboard %s",
         client.scheduler.address,
         len(client.scheduler_info()["workers"]),
         client.dashboard_link,
     )
+    token = SCHEDULER.set(client)
     try:
-        with dask.config.set(scheduler=client):
-            yield
+        yield
     finally:
+        SCHEDULER.reset(token)
         client.close()
         if cluster is not None:
             cluster.close()
@@ -108,8 +167,6 @@ def drain_running_tasks() -> None:
     run on - and may write a chunk into a store being deleted because of that error. Called
     before a half-written store is removed, so nothing recreates it afterwards.
     """
-    import dask
-
-    pool = dask.config.get("pool", None)
+    pool = current_scheduler()
     if isinstance(pool, ThreadPoolExecutor):
         pool.shutdown(wait=True, cancel_futures=True)

@@ -67,3 +67,8 @@ def is_disk_full(error: BaseException | None) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+class BuildInterrupted(NdviCubeError):
+    """The build was stopped from outside (Ctrl-C in Snakemake's process, where the cube job is a
+    thread: :mod:`ndvicube.jobs.interrupt`)."""

@@ -14,7 +14,8 @@ would land in the same file at another offset.
 A light job runs in a thread of Snakemake's own process (a ``run:`` block under
 ``--force-use-threads``, profiles/default), beside other jobs: there it owns nothing
 process-wide. Its handlers are added to the root logger beside the other jobs' and keep only
-the records of its own thread, stderr stays Snakemake's, Python warnings are logged (so they
+its own records (of its thread, and of the threads doing its work in its context: :data:`JOB`),
+stderr stays Snakemake's, Python warnings are logged (so they
 reach the job's log through its thread) while any such job runs, and its library errors are
 raised to Snakemake, which fails that job alone (an exit would end Snakemake).
 """
@@ -22,6 +23,7 @@ raised to Snakemake, which fails that job alone (an exit would end Snakemake).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import re
@@ -33,6 +35,10 @@ from pathlib import Path
 from ndvicube.errors import NdviCubeError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: boto3 (through rasterio's AWS session) says where it found credentials at INFO, each time
+#: GDAL's environment opens: 578 lines in a demo cube's log under AWS_* variables. Kept to
+#: warnings while a job runs.
+CREDENTIALS_LOGGER = "botocore.credentials"
 
 #: A query string (``?key=value&...``, where signed-URL tokens live) after a URL or a file name,
 #: up to a space, quote, comma or bracket. GDAL quotes both full URLs and bare file names.
@@ -94,9 +100,7 @@ def _job_in_own_process(log_file: str | Path, job: str) -> Iterator[logging.Logg
         if not _same_file(terminal, handle):
             root.handlers.append(_terminal_handler(terminal, job))
         root.setLevel(logging.INFO)
-        # boto3 (through rasterio's AWS session) says where it found credentials at INFO, each
-        # time GDAL's environment opens: 578 lines in a demo cube's log under AWS_* variables.
-        logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
+        logging.getLogger(CREDENTIALS_LOGGER).setLevel(logging.WARNING)
         logger = logging.getLogger(f"ndvicube.{job}")
         if os.environ.get(TIMING_VARIABLE):
             logger.info(
@@ -115,14 +119,15 @@ def _job_in_own_process(log_file: str | Path, job: str) -> Iterator[logging.Logg
 
 @contextlib.contextmanager
 def _job_in_thread(log_file: str | Path, job: str) -> Iterator[logging.Logger]:
-    """One job among others in this process: its handlers see only its thread's records."""
+    """One job among others in this process: its handlers see only its own records - those of
+    its thread and of the work it hands to other threads in its context (:data:`JOB`)."""
     redact_urls_in_logs()
     own_thread = _ThreadFilter(threading.get_ident())
     with open(log_file, "w", buffering=1) as handle:
         handlers = [_file_handler(handle), _terminal_handler(sys.stderr, job)]
         for handler in handlers:
             handler.addFilter(own_thread)
-        with _THREAD_JOBS.running(handlers):
+        with _THREAD_JOBS.running(handlers), _as_job(own_thread.thread):
             logger = logging.getLogger(f"ndvicube.{job}")
             if os.environ.get(TIMING_VARIABLE):
                 logger.info(
@@ -150,15 +155,34 @@ def _terminal_handler(terminal, job: str) -> logging.Handler:
     return handler
 
 
+#: The job (the ident of its thread in Snakemake's process) whose work runs in this context.
+#: Set in a job's thread by :func:`job_logging`; a thread the job starts runs in the job's
+#: context when it is started by ``contextvars.copy_context().run`` (the cube's Dask pool,
+#: its progress heartbeat, the HTTP client's workers) and asyncio carries it into the
+#: coroutines the job's threads submit, so their records are the job's too. A filter runs in
+#: the thread that logs, so it reads the context of the code that logged.
+JOB: contextvars.ContextVar[int | None] = contextvars.ContextVar("ndvicube_job", default=None)
+
+
+@contextlib.contextmanager
+def _as_job(thread: int) -> Iterator[None]:
+    token = JOB.set(thread)
+    try:
+        yield
+    finally:
+        JOB.reset(token)
+
+
 class _ThreadFilter(logging.Filter):
-    """Keeps the records logged in one thread: one job's, in a process running several."""
+    """Keeps one job's records, in a process running several: those logged in its thread, or
+    in a thread doing its work (its context's :data:`JOB`)."""
 
     def __init__(self, thread: int) -> None:
         super().__init__()
         self.thread = thread
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread == self.thread
+        return record.thread == self.thread or JOB.get() == self.thread
 
 
 class _ThreadJobs:
@@ -170,13 +194,18 @@ class _ThreadJobs:
         self.lock = threading.Lock()
         self.threads: set[int] = set()
         self.saved_level = logging.WARNING
+        self.saved_credentials_level = logging.NOTSET
         self.strays: logging.Handler | None = None
 
     def is_stray(self, record: logging.LogRecord) -> bool:
-        """A record of no job's thread (a worker thread a job started, Snakemake's own thread)
-        and not Snakemake's (its handlers show those): shown on the terminal as Python's last
-        resort would have, had the root logger no handler."""
-        return record.thread not in self.threads and not record.name.startswith("snakemake")
+        """A record of no job (a thread a job started outside its context, Snakemake's own
+        thread) and not Snakemake's (its handlers show those): shown on the terminal as
+        Python's last resort would have, had the root logger no handler."""
+        return (
+            record.thread not in self.threads
+            and JOB.get() not in self.threads
+            and not record.name.startswith("snakemake")
+        )
 
     @contextlib.contextmanager
     def running(self, handlers: list[logging.Handler]) -> Iterator[None]:
@@ -185,6 +214,9 @@ class _ThreadJobs:
             if not self.threads:
                 self.saved_level = root.level
                 root.setLevel(logging.INFO)
+                credentials = logging.getLogger(CREDENTIALS_LOGGER)
+                self.saved_credentials_level = credentials.level
+                credentials.setLevel(logging.WARNING)  # as in a job's process (above)
                 logging.captureWarnings(True)
                 self.strays = logging.StreamHandler(sys.stderr)  # the terminal of now
                 self.strays.setLevel(logging.WARNING)
@@ -204,6 +236,7 @@ class _ThreadJobs:
                 if not self.threads:
                     root.removeHandler(self.strays)
                     root.setLevel(self.saved_level)
+                    logging.getLogger(CREDENTIALS_LOGGER).setLevel(self.saved_credentials_level)
                     logging.captureWarnings(False)
 
 

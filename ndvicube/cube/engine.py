@@ -247,8 +247,7 @@ async def _quietly(coroutine) -> None:
 def run_blocks(plan: EnginePlan, on_block: Callable[[BlockResult], None]) -> list:
     """Compute every block on the configured Dask scheduler; ``on_block`` sees each result as
     it arrives (in this process). Returns the unreadable assets of every block."""
-    import dask
-
+    from ndvicube.compute import current_scheduler
     from ndvicube.cube.blocks import write_block
 
     nt = plan.grid()[0]
@@ -261,18 +260,25 @@ def run_blocks(plan: EnginePlan, on_block: Callable[[BlockResult], None]) -> lis
         unreadable.extend(result.unreadable)
         on_block(result)
 
-    scheduler = dask.config.get("scheduler", None)
+    scheduler = current_scheduler()
     if hasattr(scheduler, "get_executor") or type(scheduler).__name__ == "Client":
         _run_distributed(scheduler, graph, keys, done)
     else:
-        _run_local(graph, keys, done)
+        _run_local(graph, keys, done, pool=scheduler)
     return unreadable
 
 
-def _run_local(graph: dict, keys: list, done: Callable[[BlockResult], None]) -> None:
-    """The threaded scheduler (the job's pool), results reported as each block finishes."""
-    import dask
-    from dask.callbacks import Callback
+def _run_local(
+    graph: dict, keys: list, done: Callable[[BlockResult], None], *, pool: Any = None
+) -> None:
+    """The threaded scheduler on the job's ``pool``, results reported as each block finishes.
+    Pool and callback are this call's, not Dask's process-wide settings: another job in the
+    same process (Snakemake's, ``profiles/default``) computes beside it with its own."""
+    from concurrent.futures import CancelledError
+
+    import dask.threaded
+
+    from ndvicube.compute import interrupted
 
     wanted = set(keys)
 
@@ -280,13 +286,15 @@ def _run_local(graph: dict, keys: list, done: Callable[[BlockResult], None]) -> 
         if key in wanted:
             done(result)
 
-    get = dask.config.get("scheduler", None)
-    if not callable(get):
-        import dask.threaded
-
-        get = dask.threaded.get
-    with Callback(posttask=posttask):
-        get(graph, keys)
+    # A callback as Dask's tuple (start, start_state, pretask, posttask, finish): given to this
+    # call, it is not added to Dask's process-wide active set as `with Callback(...)` would be.
+    try:
+        dask.threaded.get(graph, keys, pool=pool, callbacks=[(None, None, None, posttask, None)])
+    except (RuntimeError, CancelledError) as error:  # the pool shut down under the build
+        stopped = interrupted(pool)
+        if stopped is None:
+            raise
+        raise stopped from error
 
 
 def _run_distributed(client, graph: dict, keys: list, done: Callable[[BlockResult], None]) -> None:
@@ -295,7 +303,7 @@ def _run_distributed(client, graph: dict, keys: list, done: Callable[[BlockResul
 
     futures = client.get(graph, keys, sync=False)
     try:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):  # not Dask's default client
             done(future.result())
     except BaseException:
         client.cancel(futures)

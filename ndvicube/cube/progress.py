@@ -20,6 +20,7 @@ job's terminal too (Snakemake's output), not only to its log file.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -115,7 +116,13 @@ class BuildProgress:
     @contextmanager
     def heartbeat(self) -> Iterator[BuildProgress]:
         """Log a line whenever ``every_s`` pass without one, while the block is running."""
-        thread = threading.Thread(target=self._beat, name="ndvicube-progress", daemon=True)
+        # In the job's context, so its lines are the job's (ndvicube.logs.JOB).
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._beat,),
+            name="ndvicube-progress",
+            daemon=True,
+        )
         thread.start()
         try:
             yield self

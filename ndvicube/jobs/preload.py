@@ -47,6 +47,25 @@ LIGHT_JOB_MODULES = (
 #: Set once a search job of this run has ended (:func:`search_ended`): the imports start then.
 SEARCH_ENDED = threading.Event()
 
+#: What the cube job imports (``cube``, ``cube_tile``): run in a thread of Snakemake's process
+#: when the jobs run there, imported first, since the cube is the job after the search.
+CUBE_JOB_MODULES = (
+    "odc.stac",
+    "ndvicube.cube.build",
+    "ndvicube.cube.engine",
+    "ndvicube.cube.blocks",
+    "ndvicube.cube.store",
+    "ndvicube.cube.update",
+    "ndvicube.cube.objecttiles",
+    "ndvicube.cube.progress",
+    "ndvicube.cube.versions",
+    "ndvicube.read.remote",
+    "ndvicube.read.gdal",
+    "ndvicube.read.missing",
+    "ndvicube.search.profiles",
+    "ndvicube.search.stac",
+)
+
 
 def import_in_background(
     modules: Sequence[str] = LIGHT_JOB_MODULES, *, after_search: bool = False

@@ -1,10 +1,11 @@
-"""The light rules' ``run:`` blocks: each calls :func:`run_job`, which calls its rule's job
-function with the job's values, inside the job's logging.
+"""The rules' ``run:`` blocks (the light jobs and the cube): each calls :func:`run_job`, which
+calls its rule's job function with the job's values, inside the job's logging.
 
 Snakemake runs these blocks in threads of its own process (``force-use-threads`` in
-profiles/default, or any cluster executor), so a light job pays no interpreter and no imports of
-its own (docs/cluster.md). Here is what ``scripts/*.py`` hold for the jobs that keep a process of
-their own (the cube, the composites): which input, output and parameter goes where.
+profiles/default, or any cluster executor), so a job pays no interpreter and no imports of its
+own (docs/cluster.md); a cluster runs the cube's on its node, in the job's Snakemake process.
+Here is what ``scripts/*.py`` hold for the job that keeps a process of its own (the
+composites): which input, output and parameter goes where.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ VIEWER_TABLES = ("series_raw", "series_smoothed", "phenology", "polygons_raw",
 @dataclass(frozen=True)
 class RuleJob:
     """A job's values as Snakemake hands them to a ``run:`` block: its named lists of files and
-    parameters (attribute access, ``.get``), wildcards, threads, and the workflow's config."""
+    parameters (attribute access, ``.get``), wildcards, threads, the workflow's config, and its
+    resources (the cube's ``io_threads``)."""
 
     rule: str
     input: Any
@@ -31,6 +33,7 @@ class RuleJob:
     wildcards: Any
     threads: int
     config: Mapping[str, Any]
+    resources: Any = None
 
 
 def run_job(
@@ -42,12 +45,13 @@ def run_job(
     threads: int,
     log: Any,
     config: Mapping[str, Any],
+    resources: Any = None,
 ) -> None:
     """Run ``rule``'s job with its logging in ``log[0]``; the arguments are the names a
     ``run:`` block sees. A library error fails this job with its message."""
     from ndvicube.logs import job_logging
 
-    job = RuleJob(rule, input, output, params, wildcards, threads, config)
+    job = RuleJob(rule, input, output, params, wildcards, threads, config, resources)
     with job_logging(log[0], job=rule):
         RULES[rule](job)
 
@@ -120,6 +124,56 @@ def quicklook(job: RuleJob) -> None:
     write_areas_index(Path(job.output.viewer).parent.parent)
 
 
+def cube(job: RuleJob) -> None:
+    """Rules ``cube`` and ``cube_tile``: the masked index cube of the stored scenes.
+
+    Run in a thread of Snakemake's process like the light jobs (its imports done by the
+    ``onstart`` thread, :mod:`ndvicube.jobs.preload`), or on a cluster node in the job's
+    Snakemake process. Its Dask pool, read deadlines and log records are its own (a context
+    of its thread: :func:`ndvicube.compute.dask_scheduler`, :mod:`ndvicube.logs`).
+    """
+    import os
+
+    from ndvicube.compute import Compute
+    from ndvicube.cube.spec import CubeSpec
+    from ndvicube.cube.store import working_store
+    from ndvicube.jobs import build_cube
+
+    # What readers open (results/{area}/ndvi.zarr, a link to the newest version); None for a
+    # tile, which only join_tiles reads.
+    published = job.params.published
+    build_cube(
+        CubeSpec.from_params(job.params.spec),
+        items_path=job.input.scenes,
+        out=job.output.cube,
+        work=working_store(published or job.output.cube),
+        skipped_out=job.output.skipped,
+        area=job.wildcards.area,
+        on_missing_asset=job.params.on_missing_asset,
+        config=job.params.provenance,
+        # How to compute and read changes no value: read at run time, not rule parameters.
+        compute=Compute(
+            **job.config["compute"], threads=job.threads, io_threads=job.resources.io_threads
+        ),
+        # Signing (tokens fetched when the job starts, kept in memory) changes no value either.
+        profile=job.config["stac"]["profile"],
+        published=published,
+        # Nor does how many published versions stay on disk.
+        versions_kept=job.config["cube_versions_kept"],
+        # A field set: its accepted polygons and its points decide the chunks it holds.
+        fields=job.input.fields or None,
+        field_points=job.params.field_points,
+        # Its grid is its accepted fields' (a field rejected after the search is not in it).
+        fit_grid=job.params.field_points is not None,
+        reuse_from=job.params.reuse_from,
+        # Snakemake's output cache (--cache needs this variable) moves the output into the
+        # cache and makes it writable by all: then it must share no file with the store.
+        copy_output=bool(os.environ.get("SNAKEMAKE_OUTPUT_CACHE")),
+        # s3://bucket/prefix: the cube is written there and the output is its manifest.
+        cube_store=job.config.get("cube_store"),
+    )
+
+
 def join_tiles(job: RuleJob) -> None:
     from ndvicube.jobs import join_tiles as join
 
@@ -142,4 +196,6 @@ RULES: dict[str, Callable[[RuleJob], None]] = {
     "figures": figures,
     "quicklook": quicklook,
     "join_tiles": join_tiles,
+    "cube": cube,
+    "cube_tile": cube,
 }

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import queue
 import threading
@@ -274,7 +275,8 @@ class _Workers:
                 self.started += 1
                 self.idle += 1
                 threading.Thread(target=self._work, name="ndvicube-http", daemon=True).start()
-        self.jobs.put((call, settle))
+        # Run in the submitter's context: what the call logs is its job's (ndvicube.logs.JOB).
+        self.jobs.put((partial(contextvars.copy_context().run, call), settle))
 
     def _work(self) -> None:
         while True:

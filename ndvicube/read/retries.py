@@ -26,6 +26,7 @@ once, unretried and never turned into a skipped scene; a missing module as
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import email.utils
 import logging
@@ -236,7 +237,14 @@ class Deadlines:
     """Set by the job's own process (:func:`read_deadlines`), not adopted from a plan."""
 
 
-_DEADLINES = Deadlines()
+#: The deadlines of the reads in this context: a job's own (:func:`read_deadlines`), set in the
+#: context its block tasks run in, so that two cube jobs in one process (threads of
+#: Snakemake's) each read by their own.
+_DEADLINES: contextvars.ContextVar[Deadlines | None] = contextvars.ContextVar(
+    "ndvicube_read_deadlines", default=None
+)
+#: The deadlines outside any job: a COG's default, none for the job.
+NO_JOB_DEADLINES = Deadlines()
 _CURRENT = threading.local()  # the deadline of the read running in this thread
 
 
@@ -245,24 +253,23 @@ def read_deadlines(cog_s: float, cogs: int) -> Iterator[Deadlines]:
     """Deadlines for the reads inside the block: ``cog_s`` per COG, and for the job one COG's
     deadline plus :data:`JOB_SECONDS_PER_COG` per COG read (a bound that grows with the work,
     not with retries multiplied together)."""
-    global _DEADLINES
     job_s = round(cog_s + JOB_SECONDS_PER_COG * cogs, 3)
-    previous, _DEADLINES = _DEADLINES, Deadlines(cog_s, job_s, time.monotonic() + job_s, own=True)
+    deadlines = Deadlines(cog_s, job_s, time.monotonic() + job_s, own=True)
+    token = _DEADLINES.set(deadlines)
     try:
-        yield _DEADLINES
+        yield deadlines
     finally:
-        _DEADLINES = previous
+        _DEADLINES.reset(token)
 
 
 def adopt_deadlines(cog_s: float, job_ends_epoch: float) -> None:
     """In a process that did not start the job (a Dask worker), the job's read deadlines: the
     COG's, and the job's end as wall-clock time (``time.time()``), since monotonic clocks are
     per process. The job's own process keeps those :func:`read_deadlines` set."""
-    global _DEADLINES
-    if _DEADLINES.own:
+    if current_deadlines().own:
         return
     left = job_ends_epoch - time.time()
-    _DEADLINES = Deadlines(cog_s, round(left, 3), time.monotonic() + left)
+    _DEADLINES.set(Deadlines(cog_s, round(left, 3), time.monotonic() + left))
 
 
 def capture_env() -> dict[str, Any]:
@@ -272,8 +279,8 @@ def capture_env() -> dict[str, Any]:
 
 
 def current_deadlines() -> Deadlines:
-    """This process's read deadlines."""
-    return _DEADLINES
+    """The read deadlines of this context (its job's)."""
+    return _DEADLINES.get() or NO_JOB_DEADLINES
 
 
 def seconds_left() -> float | None:
@@ -299,7 +306,7 @@ def with_retries(
     """
     attempts = READ_ATTEMPTS if attempts is None else attempts
     delay = first_delay_s
-    deadlines = _DEADLINES
+    deadlines = current_deadlines()
     _CURRENT.ends = min(time.monotonic() + deadlines.cog_s, deadlines.job_ends)
     _CURRENT.uri = uri
     try:

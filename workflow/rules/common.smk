@@ -517,18 +517,22 @@ def warn_if_light_jobs_spawn():
 
 
 def preload_light_jobs():
-    """Where the light jobs run in threads of this process and this run has one that needs
-    them, import their libraries while the cube runs (ndvicube/jobs/preload.py): after the
-    search, if the run has one, which they would slow down. Not for a run of the search alone:
-    the imports would hold the interpreter at its exit.
+    """Where the jobs run in threads of this process, import their libraries before they
+    start (ndvicube/jobs/preload.py): the cube job's at once, since it follows the search; the
+    light jobs' while the cube runs - after the search, if the run has one, which they would
+    slow down. Not for a run of the search alone: the imports would hold the interpreter at
+    its exit.
     """
     if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
         return
+    from ndvicube.jobs.preload import CUBE_JOB_MODULES, import_in_background
+
     jobs = list(workflow.dag.needrun_jobs())
     planned = {job.rule.name for job in jobs}
+    if workflow.local_exec and planned & {"cube", "cube_tile"}:
+        # At once: the cube is the job after the search.
+        import_in_background(CUBE_JOB_MODULES)
     if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
-        from ndvicube.jobs.preload import import_in_background
-
         import_in_background(after_search=any(map(runs_its_search, jobs)))
 
 
@@ -539,9 +543,19 @@ def runs_its_search(job):
     return job.rule.name == "search" and not cached
 
 
+def stop_cube_jobs_on_interrupt():
+    """Where jobs run in threads of this process, Ctrl-C stops a cube job's build too (a thread
+    gets no signal: ndvicube/jobs/interrupt.py)."""
+    if workflow.use_threads and workflow.exec_mode.name == "DEFAULT":
+        from ndvicube.jobs.interrupt import stop_cube_jobs_on_interrupt as install
+
+        install()
+
+
 onstart:
     warn_if_light_jobs_spawn()
     preload_light_jobs()
+    stop_cube_jobs_on_interrupt()
 
 
 # Exit as soon as the last job is done, not one idle second later, nor after a second of the

@@ -7,6 +7,10 @@
 # job starts), but a link the job points at the newest read-only version cube/v{N}.zarr, in one
 # rename; the later rules read the output cube/workflow.zarr (docs/reruns.md). As a target it
 # names that output (`published_cube`).
+# The cube is a `run:` block like the light jobs: under profiles/default it runs in a thread of
+# Snakemake's process, its libraries imported in the background from `onstart` (no
+# interpreter, script preamble and imports of its own: docs/performance.md, "The cube job in
+# Snakemake's process"); a cluster runs it on a node, in the job's Snakemake process.
 
 
 rule cube:
@@ -26,8 +30,6 @@ rule cube:
     wildcard_constraints:
         area=WHOLE_AREAS,
     cache: "omit-software"
-    conda:
-        "../envs/ndvicube.yaml"
     # The job's runtime numbers, declared once (measured: README "Performance"). A site that
     # needs others overrides them in its profile's set-resources (docs/cluster.md).
     threads: 2
@@ -47,8 +49,10 @@ rule cube:
         field_points=get_field_points,
         # A field set's tile copies chunks from its area's cube too (None otherwise).
         reuse_from=get_tile_reuse,
-    script:
-        "../../scripts/build_cube.py"
+    run:
+        from ndvicube.jobs.rules import run_job
+
+        run_job(rule, input, output, params, wildcards, threads, log, config, resources)
 
 
 use rule cube as cube_tile with:
