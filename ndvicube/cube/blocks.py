@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
 
     from ndvicube.cube.plan import DayPlan, EnginePlan, GroupPlan, Source
+    from ndvicube.read.remote_window import ReadBoxes
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class BlockReader:
         ]
         self.unreadable: list = []
         self.pixels: dict[tuple[str, str], tuple | None] = {}
+        self.boxes = read_boxes(plan, block)
 
     def read_all(self, groups: Sequence[GroupPlan]) -> None:
         """Read every source the block needs at once (one round trip, all in flight)."""
@@ -265,7 +267,7 @@ class BlockReader:
             s for s in sources if self.plan.reader == "range" and remote.is_remote(s.href)
         ]
         results = (
-            read_remote(remote_ones, self.box, self.plan.cfgs, self.plan.deadline_s)
+            read_remote(remote_ones, self.box, self.plan.cfgs, self.plan.deadline_s, self.boxes)
             if remote_ones
             else []
         )
@@ -361,6 +363,22 @@ def chunk_boxes(plan: EnginePlan, block: Block, chunks):
         )  # fmt: skip
 
 
+def read_boxes(plan: EnginePlan, block: Block) -> ReadBoxes:
+    """The read boxes of every block of the build, and ``block``'s own corner: which blocks
+    read a COG tile (:meth:`.remote_window.WindowPlan.readers`). A sparse cube counts every
+    block of its grid, present or not: a count too high leaves a tile to LRU eviction."""
+    from ndvicube.read.remote_window import ReadBoxes
+
+    _, ny, nx = plan.grid()
+    rows = tuple(
+        (b.read_rows.start, b.read_rows.stop) for b in (locate(plan, 0, by, 0) for by in range(ny))
+    )
+    cols = tuple(
+        (b.read_cols.start, b.read_cols.stop) for b in (locate(plan, 0, 0, bx) for bx in range(nx))
+    )
+    return ReadBoxes(rows, cols, (block.read_rows.start, block.read_cols.start))
+
+
 def _same_crs(source: Source, box: GeoBox) -> bool:
     crs = getattr(source.raster, "geobox", None)
     return crs is None or crs.crs == box.crs
@@ -375,10 +393,15 @@ def _fill(cfg) -> Any:
 
 
 def read_remote(
-    sources: list[Source], box: GeoBox, cfgs: dict[str, Any], deadline_s: float
+    sources: list[Source],
+    box: GeoBox,
+    cfgs: dict[str, Any],
+    deadline_s: float,
+    boxes: ReadBoxes | None = None,
 ) -> list[Any]:
     """First attempt at remote sources: headers, then every window, all requests in flight at
     once. Per source: ``(roi, pixels)``, or the exception (``UseGdal`` when GDAL must read it).
+    ``boxes``: the build's read boxes, so a tile leaves the cache once its blocks have it.
     """
     from ndvicube.read import remote
     from ndvicube.read.remote_window import plan_window, settle_window
@@ -395,7 +418,9 @@ def read_remote(
         except remote.UseGdal as error:
             plans.append(error)
     fetches = [
-        p.fetch(s.href) if not isinstance(p, BaseException) and p.needs_pixels else _nothing()
+        p.fetch(s.href, boxes)
+        if not isinstance(p, BaseException) and p.needs_pixels
+        else _nothing()
         for s, p in zip(sources, plans, strict=True)
     ]
     windows = rt.submit(_gather(fetches, deadline_s)).result()
