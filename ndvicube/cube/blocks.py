@@ -216,30 +216,37 @@ class BlockReader:
             dtype = np.dtype(cfg.dtype)
             fill = _fill(cfg)
             dst = np.full(self.box.shape.yx, fill, dtype=dtype)
+            fresh = True  # nothing pasted into dst yet: all of it is still the fill value
             for source in (s for s in wanted if s.asset == asset):
                 read = self.pixels.pop((source.item_id, source.asset), None)
-                if read is not None:
-                    self._fuse(dst, read, source, fill)
+                if read is not None and self._fuse(dst, read, source, fill, fresh):
+                    fresh = False
             raw[asset] = dst
         return raw
 
     def _allowed(self, source: Source) -> bool:
         return any(c in source.chunks for c in self.chunks)
 
-    def _fuse(self, dst: np.ndarray, read: tuple, source: Source, fill) -> None:
+    def _fuse(self, dst: np.ndarray, read: tuple, source: Source, fill, fresh: bool) -> bool:
         """odc-stac's fuser (copy where ``dst`` is still nodata), within the chunks the item's
-        footprint touches."""
+        footprint touches; whether anything was pasted. Into a ``fresh`` ``dst`` (all of it
+        ``fill``, which is its own nodata: a mask of all True) the pixels are copied without
+        testing each (as the floor pastes a day's first scene): the same values, one pass."""
         from ndvicube.read.nodata import nodata_mask
 
         roi, pix = read
         if pix.size == 0:
-            return
+            return False
         regions = [(roi, pix)]
         if not all(c in source.chunks for c in self.chunks):
             regions = list(self._within_footprint(roi, pix, source))
         for (rows, cols), values in regions:
             target = dst[rows, cols]
-            np.copyto(target, values, where=nodata_mask(target, fill))
+            if fresh:
+                np.copyto(target, values)
+            else:
+                np.copyto(target, values, where=nodata_mask(target, fill))
+        return bool(regions)
 
     def _within_footprint(self, roi, pix, source: Source):
         chunk, b = self.plan.spec.cube.spatial_chunk, self.block
