@@ -66,3 +66,30 @@ def test_a_tile_leaves_the_cache_once_every_block_reading_it_has(served):
     assert (right == pixels[:, 200:]).all()
     assert cached(url) == set()  # every block that reads them has
     assert TILES.counts() == {"fetched": 4, "decoded": 4}  # each tile once
+
+
+def test_cog_headers_are_asked_for_before_the_store_metadata_is_written(catalog, tmp_path):
+    """The build asks for every COG header as soon as it is planned, so they are in flight
+    while the store's metadata and coordinates are written; asked for after, the first blocks
+    waited 0.13 to 0.3 s for them (bench_tilings, 256 px COGs)."""
+    import json
+
+    from ndvicube.demo import cube_spec, rewrite_hrefs
+    from ndvicube.jobs import build_cube
+
+    doc = json.loads(catalog.items.read_text())
+    doc["features"] = [
+        f for f in doc["features"]
+        if f["properties"]["eo:cloud_cover"] < 30 and f["properties"]["datetime"][:7] == "2023-02"
+    ]  # fmt: skip
+    (tmp_path / "local.json").write_text(json.dumps(doc))
+    with RangeHTTPServer(catalog.root) as server:
+        served = rewrite_hrefs(
+            tmp_path / "local.json", tmp_path / "s.json", server.url, catalog.root
+        )
+        remote.reset()
+        build_cube(cube_spec(), items_path=served, out=tmp_path / "c.zarr")
+        headers = [r.started for r in server.requests if r.range == "bytes=0-4095"]
+    metadata_written = (tmp_path / "c.zarr" / "ndvi" / ".zarray").stat().st_mtime
+    # (one header is read while planning, for the COGs' tile size)
+    assert len(headers) >= 6 and sum(t < metadata_written for t in headers) > len(headers) / 2
