@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
 
     from ndvicube.cube.plan import DayPlan, EnginePlan, GroupPlan, Source
+    from ndvicube.read.remote_window import ReadBoxes
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class BlockReader:
         ]
         self.unreadable: list = []
         self.pixels: dict[tuple[str, str], tuple | None] = {}
+        self.boxes = read_boxes(plan, block)
 
     def read_all(self, groups: Sequence[GroupPlan]) -> None:
         """Read every source the block needs at once (one round trip, all in flight)."""
@@ -214,30 +216,37 @@ class BlockReader:
             dtype = np.dtype(cfg.dtype)
             fill = _fill(cfg)
             dst = np.full(self.box.shape.yx, fill, dtype=dtype)
+            fresh = True  # nothing pasted into dst yet: all of it is still the fill value
             for source in (s for s in wanted if s.asset == asset):
                 read = self.pixels.pop((source.item_id, source.asset), None)
-                if read is not None:
-                    self._fuse(dst, read, source, fill)
+                if read is not None and self._fuse(dst, read, source, fill, fresh):
+                    fresh = False
             raw[asset] = dst
         return raw
 
     def _allowed(self, source: Source) -> bool:
         return any(c in source.chunks for c in self.chunks)
 
-    def _fuse(self, dst: np.ndarray, read: tuple, source: Source, fill) -> None:
+    def _fuse(self, dst: np.ndarray, read: tuple, source: Source, fill, fresh: bool) -> bool:
         """odc-stac's fuser (copy where ``dst`` is still nodata), within the chunks the item's
-        footprint touches."""
+        footprint touches; whether anything was pasted. Into a ``fresh`` ``dst`` (all of it
+        ``fill``, which is its own nodata: a mask of all True) the pixels are copied without
+        testing each (as the floor pastes a day's first scene): the same values, one pass."""
         from ndvicube.read.nodata import nodata_mask
 
         roi, pix = read
         if pix.size == 0:
-            return
+            return False
         regions = [(roi, pix)]
         if not all(c in source.chunks for c in self.chunks):
             regions = list(self._within_footprint(roi, pix, source))
         for (rows, cols), values in regions:
             target = dst[rows, cols]
-            np.copyto(target, values, where=nodata_mask(target, fill))
+            if fresh:
+                np.copyto(target, values)
+            else:
+                np.copyto(target, values, where=nodata_mask(target, fill))
+        return bool(regions)
 
     def _within_footprint(self, roi, pix, source: Source):
         chunk, b = self.plan.spec.cube.spatial_chunk, self.block
@@ -265,7 +274,7 @@ class BlockReader:
             s for s in sources if self.plan.reader == "range" and remote.is_remote(s.href)
         ]
         results = (
-            read_remote(remote_ones, self.box, self.plan.cfgs, self.plan.deadline_s)
+            read_remote(remote_ones, self.box, self.plan.cfgs, self.plan.deadline_s, self.boxes)
             if remote_ones
             else []
         )
@@ -361,6 +370,22 @@ def chunk_boxes(plan: EnginePlan, block: Block, chunks):
         )  # fmt: skip
 
 
+def read_boxes(plan: EnginePlan, block: Block) -> ReadBoxes:
+    """The read boxes of every block of the build, and ``block``'s own corner: which blocks
+    read a COG tile (:meth:`.remote_window.WindowPlan.readers`). A sparse cube counts every
+    block of its grid, present or not: a count too high leaves a tile to LRU eviction."""
+    from ndvicube.read.remote_window import ReadBoxes
+
+    _, ny, nx = plan.grid()
+    rows = tuple(
+        (b.read_rows.start, b.read_rows.stop) for b in (locate(plan, 0, by, 0) for by in range(ny))
+    )
+    cols = tuple(
+        (b.read_cols.start, b.read_cols.stop) for b in (locate(plan, 0, 0, bx) for bx in range(nx))
+    )
+    return ReadBoxes(rows, cols, (block.read_rows.start, block.read_cols.start))
+
+
 def _same_crs(source: Source, box: GeoBox) -> bool:
     crs = getattr(source.raster, "geobox", None)
     return crs is None or crs.crs == box.crs
@@ -375,10 +400,15 @@ def _fill(cfg) -> Any:
 
 
 def read_remote(
-    sources: list[Source], box: GeoBox, cfgs: dict[str, Any], deadline_s: float
+    sources: list[Source],
+    box: GeoBox,
+    cfgs: dict[str, Any],
+    deadline_s: float,
+    boxes: ReadBoxes | None = None,
 ) -> list[Any]:
     """First attempt at remote sources: headers, then every window, all requests in flight at
     once. Per source: ``(roi, pixels)``, or the exception (``UseGdal`` when GDAL must read it).
+    ``boxes``: the build's read boxes, so a tile leaves the cache once its blocks have it.
     """
     from ndvicube.read import remote
     from ndvicube.read.remote_window import plan_window, settle_window
@@ -395,7 +425,9 @@ def read_remote(
         except remote.UseGdal as error:
             plans.append(error)
     fetches = [
-        p.fetch(s.href) if not isinstance(p, BaseException) and p.needs_pixels else _nothing()
+        p.fetch(s.href, boxes)
+        if not isinstance(p, BaseException) and p.needs_pixels
+        else _nothing()
         for s, p in zip(sources, plans, strict=True)
     ]
     windows = rt.submit(_gather(fetches, deadline_s)).result()

@@ -200,11 +200,12 @@ def _write_items_cube(
         ]
         unreadable: list = []
 
+        if compute.scheduler == "threads":  # in flight while the store's metadata is written
+            request_headers(plan)
+
         def fill(partial: Path | str, dataset) -> None:
             write_scenes(partial, scenes)
             progress = build_progress(plan, scenes)
-            if compute.scheduler == "threads":
-                request_headers(plan)
             try:
                 with (
                     dask_scheduler(

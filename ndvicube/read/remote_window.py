@@ -15,6 +15,7 @@ with what GDAL read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,17 @@ from ndvicube.read.remote import NEAREST_TTOL, CogLayout, UseGdal, tile_error
 
 #: Distance (in source pixels) from a pixel edge under which "take" defers to GDAL.
 EDGE_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class ReadBoxes:
+    """Where the build's write blocks read, in rows and columns of the load grid: a block reads
+    a COG tile when its read box (one of ``rows`` by one of ``cols``) meets the tile. ``origin``
+    is the load-grid row and column of the reading block's own box."""
+
+    rows: tuple[tuple[int, int], ...]
+    cols: tuple[tuple[int, int], ...]
+    origin: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -46,16 +58,41 @@ class WindowPlan:
     def needs_pixels(self) -> bool:
         return self.kind in ("paste", "take")
 
-    async def fetch(self, url: str) -> np.ndarray:
-        """The window's pixels, from decoded tiles."""
+    async def fetch(self, url: str, boxes: ReadBoxes | None = None) -> np.ndarray:
+        """The window's pixels, from decoded tiles (each dropped from the cache once every
+        block of ``boxes`` that reads it has: :meth:`readers`)."""
         from ndvicube.read.remote import runtime
         from ndvicube.read.tiles import read_window
 
+        readers = self.readers(boxes)
         async with runtime().limit:
             try:
-                return await read_window(url, self.layout.tif, self.rows, self.cols)
+                return await read_window(url, self.layout.tif, self.rows, self.cols, readers)
             except Exception as error:
                 raise tile_error(error, url) from error
+
+    def readers(self, boxes: ReadBoxes | None) -> Callable[[int, int], int] | None:
+        """How many of the blocks of ``boxes`` read tile (x, y) of this COG; None (unknown:
+        the cache's LRU decides) but for a paste, whose source pixels are the load grid's
+        shifted by whole pixels."""
+        if boxes is None or self.kind != "paste":
+            return None
+        tif, (height, width) = self.layout.tif, self.layout.geobox.shape.yx
+        th, tw = tif.tile_height, tif.tile_width
+        # the source row (column) of the load grid's row (column) 0
+        dr = self.rows.start - self.roi_dst[0].start - boxes.origin[0]
+        dc = self.cols.start - self.roi_dst[1].start - boxes.origin[1]
+
+        def count(x: int, y: int) -> int:
+            rows = _meeting(boxes.rows, y * th - dr, min((y + 1) * th, height) - dr)
+            return rows * _meeting(boxes.cols, x * tw - dc, min((x + 1) * tw, width) - dc)
+
+        return count
+
+
+def _meeting(spans: tuple[tuple[int, int], ...], start: int, stop: int) -> int:
+    """How many of ``spans`` meet ``[start, stop)``."""
+    return sum(1 for a, b in spans if a < stop and start < b)
 
 
 def plan_window(layout: CogLayout, box: GeoBox, cfg: Any) -> WindowPlan:
