@@ -52,7 +52,9 @@ rule cube:
     run:
         from ndvicube.jobs.rules import run_job
 
-        run_job(rule, input, output, params, wildcards, threads, log, config, resources)
+        run_job(
+            rule, input, output, params, wildcards, threads, log, config, resources
+        )
 
 
 use rule cube as cube_tile with:
