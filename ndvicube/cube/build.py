@@ -133,7 +133,6 @@ def _write_items_cube(
         stored_index,
         unchanged,
     )
-    from ndvicube.read.gdal import configure_cloud_reads
     from ndvicube.read.missing import asset_at
     from ndvicube.read.retries import COG_DEADLINE_S, read_deadlines
 
@@ -159,7 +158,6 @@ def _write_items_cube(
     to_read = [
         i for g in groups if reads_old_days or g.day.isoformat() not in reused for i in g.item_ids
     ]
-    configure_cloud_reads()
     deadline_s = compute.read_deadline_s or COG_DEADLINE_S
     cogs = len(to_read) * len(spec.assets)
     with read_deadlines(deadline_s, cogs=cogs) as deadlines:

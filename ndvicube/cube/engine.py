@@ -84,7 +84,6 @@ def plan_build(
     from odc.stac import parse_items
 
     from ndvicube.cube.load import read_geobox
-    from ndvicube.read.retries import capture_env
     from ndvicube.search.items import sort_items
 
     load_geobox, crop = read_geobox(spec)
@@ -140,7 +139,7 @@ def plan_build(
         block_px=spec.cube.spatial_chunk,
         cfgs=cfgs,
         reader=compute.reader,
-        rio_env=capture_env(),
+        rio_env=_gdal_env(compute.reader, sources.values()),
         store=store,
         old_store=old_store,
         variables=tuple(column(n) for n in spec.indices),
@@ -151,6 +150,21 @@ def plan_build(
     if spec.chunks is not None:  # a sparse cube: one block per present chunk, no more read
         return dataclasses.replace(plan, chunks=frozenset(spec.chunks), old_chunks=old_chunks)
     return dataclasses.replace(plan, block_px=block_size(plan, next(plan.sources(), None)))
+
+
+def _gdal_env(reader: str, sources) -> dict[str, Any] | None:
+    """GDAL's settings for the block tasks, captured here when GDAL reads some of the build's
+    COGs (``reader: gdal``, local files); None when the remote reader reads them all: a block
+    that falls back to GDAL (an unusual TIFF) configures it in its own process then
+    (:func:`ndvicube.read.gdal.cloud_read_env`), and no other job imports rasterio for it."""
+    from ndvicube.read import remote
+
+    hrefs = [s.href for item in sources for s in item]
+    if reader == "range" and all(remote.is_remote(h) for h in hrefs):
+        return None
+    from ndvicube.read.gdal import cloud_read_env
+
+    return cloud_read_env()
 
 
 def _fusing_order(group: SceneGroup, items: dict) -> list[str]:

@@ -64,7 +64,9 @@ class EnginePlan:
     cfgs: dict[str, Any]
     """odc-loader's ``RasterLoadParams`` per asset (fill values, dtypes), as odc-stac sets them."""
     reader: str
-    rio_env: dict[str, Any]
+    rio_env: dict[str, Any] | None
+    """odc-stac's GDAL settings to read with; None: the remote reader reads every COG, and a
+    block that must fall back to GDAL configures it in its own process."""
     store: str
     """The ``.partial`` store the blocks are written into."""
     old_store: str | None

@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import xarray as xr
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # xarray is imported where a store is written or read through it
+    import xarray as xr
     from pyproj import CRS
 
     from ndvicube.cube.tiles import Tile
@@ -259,6 +258,8 @@ def joined_dataset(
 ) -> tuple[xr.Dataset, dict[str, Any], dict[str, Any]]:
     """The area's dataset from its tiles' stores, lazily (coordinates loaded: they are written
     with the metadata), its encoding and grid signature: what a join writes besides chunks."""
+    import xarray as xr
+
     cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
     attrs = _same_days_attrs(tiles)
     grid = attrs[GRID_ATTR] | {"tile": None}
@@ -327,6 +328,8 @@ def _chunking(
 
 def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
     """A cube as a Dataset of index variables (a lone DataArray under its name)."""
+    import xarray as xr
+
     return cube if isinstance(cube, xr.Dataset) else cube.to_dataset(name=cube.name or "ndvi")
 
 
@@ -363,6 +366,8 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     (``s3://bucket/prefix/{area}``, whose pointer is read once), a version's URL, or the cube
     job's manifest (``results/{area}/cube/workflow.json``) (:func:`.objectstore.resolve`).
     """
+    import xarray as xr
+
     from ndvicube.cube.indices import column
     from ndvicube.cube.objectstore import resolve
 
@@ -390,6 +395,8 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
+    import xarray as xr
+
     from ndvicube.cube.objectstore import resolve
 
     return cube_attrs(xr.open_zarr(zarr_store(resolve(path), read_only=True), consolidated=True))
