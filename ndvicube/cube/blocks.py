@@ -324,9 +324,11 @@ class BlockReader:
         # odc-loader warps through an in-memory raster without geotransform when filling
         # nodata; rasterio's warning about it says nothing about the user's data.
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+        from ndvicube.cube.sources import as_odc
         from ndvicube.read.gdal import cloud_read_env
 
-        cfg, reader = self.plan.cfgs[source.asset], RetryingRioReader(source.raster, None)
+        cfg = as_odc(self.plan.cfgs[source.asset])  # odc-loader's types, for its reader
+        reader = RetryingRioReader(as_odc(source.raster), None)
         driver = RetryingRioDriver()  # the GDAL settings captured at planning, restored here
         env = self.plan.rio_env if self.plan.rio_env is not None else cloud_read_env()
         with driver.restore_env(env, driver.new_load(self.box)):

@@ -80,38 +80,28 @@ def plan_build(
     (``old_chunks``) keeps the groups of its reused days too: those chunks are read for every
     day, the others copied.
     """
-    from odc.loader import resolve_load_cfg
-    from odc.stac import parse_items
-
     from ndvicube.cube.load import read_geobox
+    from ndvicube.cube.sources import planned_sources
     from ndvicube.search.items import sort_items
 
     load_geobox, crop = read_geobox(spec)
     crop = crop or (slice(0, load_geobox.shape.y), slice(0, load_geobox.shape.x))
     ordered = sort_items([i for i in items if any(i.id in g.item_ids for g in groups)])
-    parsed = {p.id: p for p in parse_items(ordered)} if ordered else {}
-    cfgs: dict[str, Any] = {}
-    if parsed:
-        collection = next(iter(parsed.values())).collection  # all items: one collection
-        cfgs = dict(
-            resolve_load_cfg(
-                collection.resolve_bands(list(spec.assets)), "nearest", fail_on_error=True
-            )
-        )
+    planned = planned_sources(ordered, spec.assets, load_geobox.crs)
     by_id = {i.id: i for i in ordered}
-    touched = _chunks_touched(list(parsed.values()), load_geobox, spec.cube.spatial_chunk)
+    touched = _chunks_touched(planned.footprints, load_geobox, spec.cube.spatial_chunk)
     sources = {
         item_id: tuple(
             Source(
                 item_id,
                 asset,
                 _href(by_id[item_id].assets[asset]),
-                parsed[item_id].bands[(asset, 1)],
+                rasters[asset],
                 touched[item_id],
             )
             for asset in spec.assets
         )
-        for item_id in parsed
+        for item_id, rasters in planned.rasters.items()
     }
     by_day: dict[str, list[GroupPlan]] = {}
     for group in groups:
@@ -137,7 +127,7 @@ def plan_build(
         load_geobox=load_geobox,
         crop=crop,
         block_px=spec.cube.spatial_chunk,
-        cfgs=cfgs,
+        cfgs=planned.cfgs,
         reader=compute.reader,
         rio_env=_gdal_env(compute.reader, sources.values()),
         store=store,
@@ -174,16 +164,16 @@ def _fusing_order(group: SceneGroup, items: dict) -> list[str]:
     return sorted(group.item_ids, key=lambda i: (acquired(items[i]), i))
 
 
-def _chunks_touched(parsed: list, geobox: GeoBox, chunk: int) -> dict[str, frozenset]:
-    """Per item, the chunks of ``geobox`` its footprint touches (odc-stac's own test)."""
+def _chunks_touched(footprints: dict, geobox: GeoBox, chunk: int) -> dict[str, frozenset]:
+    """Per item, the chunks of ``geobox`` its footprint (in the grid's CRS) touches
+    (odc-stac's own test)."""
     from odc.geo.geobox import GeoboxTiles
 
     tiles = GeoboxTiles(geobox, (chunk, chunk))
-    touched = {}
-    for item in parsed:
-        footprint = item.safe_geometry(geobox.crs)
-        touched[item.id] = frozenset() if footprint is None else frozenset(tiles.tiles(footprint))
-    return touched
+    return {
+        item_id: frozenset() if footprint is None else frozenset(tiles.tiles(footprint))
+        for item_id, footprint in footprints.items()
+    }
 
 
 def _href(asset) -> str:
