@@ -110,6 +110,7 @@ def _write_items_cube(
     """
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube.engine import (
+        cube_layout,
         forget_reads,
         plan_build,
         request_headers,
@@ -124,6 +125,7 @@ def _write_items_cube(
         CHUNKS_ATTR,
         DAYS_ATTR,
         GRID_ATTR,
+        write_cube_store,
         write_store,
     )
     from ndvicube.cube.update import (
@@ -198,7 +200,7 @@ def _write_items_cube(
         ]
         unreadable: list = []
 
-        def fill(partial: Path | str, dataset) -> None:
+        def fill(partial: Path | str, _dataset=None) -> None:
             write_scenes(partial, scenes)
             progress = build_progress(plan, scenes)
             if compute.scheduler == "threads":
@@ -221,18 +223,29 @@ def _write_items_cube(
         def bad_ids() -> set[str]:  # asked once every block is written
             return {asset_at(items, error.uri)[0].id for error in unreadable}
 
-        write_store(
-            template(plan, scenes),
-            target if isinstance(target, str) else out,
-            crs=spec.crs,
-            attrs=dict(attrs)
+        store_attrs = (
+            dict(attrs)
             | {DAYS_ATTR: wanted, GRID_ATTR: signature}
-            | ({} if spec.chunks is None else {CHUNKS_ATTR: [list(c) for c in spec.chunks]}),
-            time_chunk=spec.cube.time_chunk,
-            spatial_chunk=spec.cube.spatial_chunk,
-            fill=fill,
-            final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
+            | ({} if spec.chunks is None else {CHUNKS_ATTR: [list(c) for c in spec.chunks]})
         )
+        final_attrs = lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())}  # noqa: E731
+        location = target if isinstance(target, str) else out
+        layout = cube_layout(plan)
+        if layout is not None:  # the metadata by zarr alone: no xarray imported for it
+            write_cube_store(
+                layout, location, attrs=store_attrs, fill=fill, final_attrs=final_attrs
+            )
+        else:
+            write_store(
+                template(plan, scenes),
+                location,
+                crs=spec.crs,
+                attrs=store_attrs,
+                time_chunk=spec.cube.time_chunk,
+                spatial_chunk=spec.cube.spatial_chunk,
+                fill=fill,
+                final_attrs=final_attrs,
+            )
     return unreadable
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ndvicube.compute import Compute
     from ndvicube.cube.blocks import BlockResult
     from ndvicube.cube.load import SceneGroup
+    from ndvicube.cube.metadata import CubeLayout
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,26 @@ def write_scenes(store: str | Path, scenes: Sequence[int]) -> None:
     from ndvicube.cube.zarrstore import open_group
 
     open_group(store, mode="r+")["scenes"][:] = np.asarray(scenes, dtype="int32")
+
+
+def cube_layout(plan: EnginePlan) -> CubeLayout | None:
+    """The store's metadata as :mod:`ndvicube.cube.metadata` writes it without xarray: the
+    same bytes as :func:`template`'s, for the grids it covers (else None: :func:`template`)."""
+    from ndvicube.cube.indices import long_name
+    from ndvicube.cube.metadata import CubeLayout, covers
+
+    if not covers(plan.load_geobox, plan.crop):
+        return None
+    names = dict(zip(plan.variables, plan.spec.indices, strict=True))
+    return CubeLayout(
+        geobox=plan.load_geobox,
+        crop=plan.crop,
+        days=[d.day for d in plan.days],
+        variables={v: long_name(names[v]) for v in plan.variables},
+        crs=plan.spec.crs,
+        time_chunk=plan.spec.cube.time_chunk,
+        spatial_chunk=plan.spec.cube.spatial_chunk,
+    )
 
 
 def template(plan: EnginePlan, scenes: Sequence[int]) -> xr.Dataset:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # xarray is imported where a store is written or read through
     import xarray as xr
     from pyproj import CRS
 
+    from ndvicube.cube.metadata import CubeLayout
     from ndvicube.cube.tiles import Tile
 
 # (local_store is also imported from here, as before it had its own module.)
@@ -99,22 +100,62 @@ def write_store(
     Everything is written into ``<path>.partial``, removed if anything fails, so ``path`` is
     either the previous store or the finished new one (:func:`_swap_into_place`).
     """
-    from ndvicube.cube.objectstore import is_url
-
     dataset = _georeferenced(dataset, crs, attrs)
     chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
+
+    def metadata(store: Any, mode: str) -> None:
+        as_template(dataset).to_zarr(
+            store,
+            mode=mode,
+            compute=False,
+            zarr_format=2,
+            encoding=encoding,
+            # an object store's .zmetadata is the mark of a finished version: written last
+            **({"consolidated": False} if mode == "w-" else {}),
+        )
+
+    return _write_with(metadata, path, lambda location: fill(location, dataset), final_attrs)
+
+
+def write_cube_store(
+    layout: CubeLayout,
+    path: str | Path,
+    *,
+    attrs: Mapping[str, Any],
+    fill: Callable[[Path | str], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None = None,
+) -> Path | str:
+    """:func:`write_store` of the cube engine's store, its metadata written by zarr alone
+    (:mod:`.metadata`: the same bytes, without importing xarray); ``fill(location)`` writes
+    its chunks."""
+    from ndvicube.cube.metadata import write_metadata
+
+    def metadata(store: Any, mode: str) -> None:
+        write_metadata(store, layout, attrs, mode=mode)
+
+    return _write_with(metadata, path, fill, final_attrs)
+
+
+def _write_with(
+    metadata: Callable[[Any, str], None],
+    path: str | Path,
+    fill: Callable[[Path | str], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None,
+) -> Path | str:
+    """A store at ``path``: ``metadata(store, mode)``, then ``fill(location)``, then
+    ``final_attrs()``, consolidated; locally into ``<path>.partial`` swapped into place."""
+    from ndvicube.cube.objectstore import is_url
+
     if is_url(path):  # a new version's prefix in an object store: written once, in place
-        return _write_version(str(path), dataset, encoding, fill, final_attrs)
+        return _write_version(str(path), metadata, fill, final_attrs)
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     remove(partial)
     with _partial_removed_on_failure(partial, path):
-        as_template(dataset).to_zarr(
-            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
-        )
-        fill(partial, dataset)
+        metadata(local_store(partial), "w")
+        fill(partial)
         if final_attrs is not None:
             _update_attrs(partial, final_attrs())
         _consolidate(partial)
@@ -124,9 +165,8 @@ def write_store(
 
 def _write_version(
     url: str,
-    dataset: xr.Dataset,
-    encoding: Mapping[str, Any],
-    fill: Callable[[Any, xr.Dataset], None],
+    metadata: Callable[[Any, str], None],
+    fill: Callable[[Path | str], None],
     final_attrs: Callable[[], Mapping[str, Any]] | None,
 ) -> str:
     """:func:`write_store` into a version's prefix of an object store (``s3://...``): nothing
@@ -136,15 +176,8 @@ def _write_version(
     from ndvicube.cube.objectstore import checked
 
     with checked(url):
-        as_template(dataset).to_zarr(
-            zarr_store(url),
-            mode="w-",
-            compute=False,
-            zarr_format=2,
-            encoding=encoding,
-            consolidated=False,  # .zmetadata is the mark of a finished version: written last
-        )
-        fill(url, dataset)
+        metadata(zarr_store(url), "w-")
+        fill(url)
         if final_attrs is not None:
             _update_attrs(url, final_attrs())
         crash_point("consolidate")
