@@ -125,7 +125,8 @@ def _metadata_both_ways(spec, days: int, tmp_path: Path) -> tuple[Path, Path]:
     from ndvicube.compute import Compute
     from ndvicube.cube.engine import cube_layout, plan_build, template
     from ndvicube.cube.indices import resolve_indices
-    from ndvicube.cube.store import write_cube_store, write_store
+    from ndvicube.cube.metadata import write_cube_store
+    from ndvicube.cube.store import write_store
 
     spec = dataclasses.replace(spec, indices=resolve_indices(spec.indices))
     dates = [f"2023-01-{d + 1:02d}" for d in range(days)]

@@ -119,13 +119,13 @@ def _write_items_cube(
         write_scenes,
     )
     from ndvicube.cube.load import cube_longitude, group_scenes
+    from ndvicube.cube.metadata import write_cube_store
     from ndvicube.cube.objecttiles import is_tile_store
     from ndvicube.cube.progress import build_progress
     from ndvicube.cube.store import (
         CHUNKS_ATTR,
         DAYS_ATTR,
         GRID_ATTR,
-        write_cube_store,
         write_store,
     )
     from ndvicube.cube.update import (

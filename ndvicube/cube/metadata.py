@@ -31,8 +31,9 @@ north, where xarray, rioxarray and GDAL have rules of their own) is written by x
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,6 +100,25 @@ def gdal_wkt(crs: str) -> str | None:
         return pyproj_crs.to_wkt("WKT1_GDAL")
     except CRSError:
         return None
+
+
+def write_cube_store(
+    layout: CubeLayout,
+    path: str | Path,
+    *,
+    attrs: Mapping[str, Any],
+    fill: Callable[[Path | str], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None = None,
+) -> Path | str:
+    """:func:`ndvicube.cube.store.write_store` of the cube engine's store, its metadata
+    written by :func:`write_metadata` (the same bytes, without importing xarray);
+    ``fill(location)`` writes its chunks."""
+    from ndvicube.cube.store import write_with
+
+    def metadata(store: Any, mode: str) -> None:
+        write_metadata(store, layout, attrs, mode=mode)
+
+    return write_with(metadata, path, fill, final_attrs)
 
 
 def write_metadata(store: Any, layout: CubeLayout, attrs: Mapping[str, Any], *, mode: str) -> None:

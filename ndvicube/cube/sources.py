@@ -19,6 +19,7 @@ through odc-loader's reader.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ NON_IMAGE_RASTER_TYPES = {
     "application/x-netcdf", "application/netcdf", "application/x-zarr", "application/zarr",
 }  # fmt: skip
 _DATA_VALUES = ("nodata", "data_type", "unit")
+PROJECTION_SCHEMA = "https://stac-extensions.github.io/projection/"
 #: A footprint odc-stac picks among grids in a set's order: left to odc-stac.
 _AMBIGUOUS: Any = object()
 
@@ -211,18 +213,35 @@ def _parse(item: pystac.Item, assets: Sequence[str]) -> tuple | None:
 
 
 def _has_proj_ext(item: pystac.Item) -> bool:
-    from pystac.extensions.projection import ProjectionExtension
+    """Whether the item declares the projection extension (any of its schema versions)."""
+    return any(e.startswith(PROJECTION_SCHEMA) for e in item.stac_extensions)
 
-    return ProjectionExtension.has_extension(item) or any(
-        e.startswith("https://stac-extensions.github.io/projection/") for e in item.stac_extensions
-    )
+
+def _proj(asset: pystac.Asset, key: str) -> Any:
+    """A projection field of the asset, else of its item (pystac's ``ProjectionExtension``
+    reads them so; that class comes in a distribution of its own, not needed for 4 fields)."""
+    value = asset.extra_fields.get(key)
+    if value is None and asset.owner is not None and hasattr(asset.owner, "properties"):
+        value = asset.owner.properties.get(key)
+    return value
+
+
+def _crs_string(asset: pystac.Asset) -> str | None:
+    """``proj:code``, else ``EPSG:{proj:epsg}``, ``proj:wkt2``, ``proj:projjson`` (pystac's
+    ``crs_string``)."""
+    if code := _proj(asset, "proj:code"):
+        return code
+    if epsg := _proj(asset, "proj:epsg"):
+        return f"EPSG:{epsg}"
+    if wkt2 := _proj(asset, "proj:wkt2"):
+        return wkt2
+    if projjson := _proj(asset, "proj:projjson"):
+        return json.dumps(projjson)
+    return None
 
 
 def _has_proj_data(asset: pystac.Asset) -> bool:
-    from pystac.extensions.projection import ProjectionExtension
-
-    proj = ProjectionExtension.ext(asset)
-    return proj.shape is not None and proj.transform is not None
+    return _proj(asset, "proj:shape") is not None and _proj(asset, "proj:transform") is not None
 
 
 def _is_raster_data(asset: pystac.Asset) -> bool:
@@ -248,16 +267,14 @@ def _asset_geobox(asset: pystac.Asset) -> GeoBox | None:
     from affine import Affine
     from odc.geo import wh_
     from odc.geo.geobox import GeoBox
-    from pystac.extensions.projection import ProjectionExtension
 
-    proj = ProjectionExtension.ext(asset)
-    if proj.shape is None or proj.transform is None or proj.crs_string is None:
+    shape, t, crs = _proj(asset, "proj:shape"), _proj(asset, "proj:transform"), _crs_string(asset)
+    if shape is None or t is None or crs is None:
         return None
-    t = proj.transform
     if len(t) not in (6, 9) or (len(t) == 9 and list(t[-3:]) != [0, 0, 1]):
         return None
-    h, w = proj.shape
-    return GeoBox(wh_(w, h), Affine(*t[:6]), proj.crs_string)
+    h, w = shape
+    return GeoBox(wh_(w, h), Affine(*t[:6]), crs)
 
 
 def _band_metadata(item: pystac.Item, asset: pystac.Asset) -> list[BandMeta]:

@@ -28,11 +28,10 @@ if TYPE_CHECKING:  # xarray is imported where a store is written or read through
     import xarray as xr
     from pyproj import CRS
 
-    from ndvicube.cube.metadata import CubeLayout
     from ndvicube.cube.tiles import Tile
 
 # (local_store is also imported from here, as before it had its own module.)
-from ndvicube.cube.zarrstore import local_store, open_group, zarr_store
+from ndvicube.cube.zarrstore import drain_zarr_writes, local_store, open_group, zarr_store
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -105,40 +104,16 @@ def write_store(
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
 
-    def metadata(store: Any, mode: str) -> None:
+    def metadata(store: Any, mode: str) -> None:  # (an object store's .zmetadata: written last)
         as_template(dataset).to_zarr(
-            store,
-            mode=mode,
-            compute=False,
-            zarr_format=2,
-            encoding=encoding,
-            # an object store's .zmetadata is the mark of a finished version: written last
+            store, mode=mode, compute=False, zarr_format=2, encoding=encoding,
             **({"consolidated": False} if mode == "w-" else {}),
-        )
+        )  # fmt: skip
 
-    return _write_with(metadata, path, lambda location: fill(location, dataset), final_attrs)
-
-
-def write_cube_store(
-    layout: CubeLayout,
-    path: str | Path,
-    *,
-    attrs: Mapping[str, Any],
-    fill: Callable[[Path | str], None],
-    final_attrs: Callable[[], Mapping[str, Any]] | None = None,
-) -> Path | str:
-    """:func:`write_store` of the cube engine's store, its metadata written by zarr alone
-    (:mod:`.metadata`: the same bytes, without importing xarray); ``fill(location)`` writes
-    its chunks."""
-    from ndvicube.cube.metadata import write_metadata
-
-    def metadata(store: Any, mode: str) -> None:
-        write_metadata(store, layout, attrs, mode=mode)
-
-    return _write_with(metadata, path, fill, final_attrs)
+    return write_with(metadata, path, lambda location: fill(location, dataset), final_attrs)
 
 
-def _write_with(
+def write_with(
     metadata: Callable[[Any, str], None],
     path: str | Path,
     fill: Callable[[Path | str], None],
@@ -204,29 +179,6 @@ def _update_attrs(store: str | Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
     group = open_group(store, mode="r+")
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
-
-
-def drain_zarr_writes(timeout_s: float = 60.0) -> None:
-    """Wait for the chunk writes Zarr still has in flight in this process.
-
-    Zarr writes the chunks of one assignment concurrently on its own event loop; when one of
-    them fails (a full disk), the assignment raises at once while the others go on writing.
-    Without this wait they recreated chunks in a ``.partial`` store just removed (seen in
-    ``tests/test_faults.py::test_disk_full_fails_and_keeps_the_previous_cube``, 2 runs of 3).
-    """
-    import asyncio
-
-    from zarr.core import sync as zarr_sync
-
-    loop = zarr_sync.loop[0]
-    if loop is None or not loop.is_running():
-        return
-
-    async def others_done() -> None:
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout_s)
 
 
 @contextlib.contextmanager
