@@ -228,7 +228,10 @@ def _write_items_cube(
             | {DAYS_ATTR: wanted, GRID_ATTR: signature}
             | ({} if spec.chunks is None else {CHUNKS_ATTR: [list(c) for c in spec.chunks]})
         )
-        final_attrs = lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())}  # noqa: E731
+
+        def final_attrs() -> dict[str, Any]:  # the days whose scenes could not all be read
+            return {DAYS_ATTR: marked_unreadable(wanted, bad_ids())}
+
         location = target if isinstance(target, str) else out
         layout = cube_layout(plan)
         if layout is not None:  # the metadata by zarr alone: no xarray imported for it
