@@ -11,6 +11,10 @@
   days, scenes, elapsed, time left), at least every 5% of the blocks or 30 s.
 * :mod:`ndvicube.cube.plan` - the engine's plan: per day the groups and sources to read, the
   grids, the block size, the store.
+* :mod:`ndvicube.cube.sources` - what the engine reads of each item (hrefs, grids, footprints,
+  load configs) planned from the items' JSON, as odc-stac plans them, without importing it.
+* :mod:`ndvicube.cube.metadata` - the engine's store metadata and coordinates written with
+  zarr alone, xarray's and rioxarray's bytes.
 * :mod:`ndvicube.cube.blocks` - one write block: its sources read at once, fused, masked,
   indices in numpy, its chunks written.
 * :mod:`ndvicube.cube.load` - the lazy cube through odc-stac: scenes grouped by solar day and

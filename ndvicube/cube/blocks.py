@@ -333,9 +333,14 @@ class BlockReader:
         # odc-loader warps through an in-memory raster without geotransform when filling
         # nodata; rasterio's warning about it says nothing about the user's data.
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-        cfg, reader = self.plan.cfgs[source.asset], RetryingRioReader(source.raster, None)
+        from ndvicube.cube.sources import as_odc
+        from ndvicube.read.gdal import cloud_read_env
+
+        cfg = as_odc(self.plan.cfgs[source.asset])  # odc-loader's types, for its reader
+        reader = RetryingRioReader(as_odc(source.raster), None)
         driver = RetryingRioDriver()  # the GDAL settings captured at planning, restored here
-        with driver.restore_env(self.plan.rio_env, driver.new_load(self.box)):
+        env = self.plan.rio_env if self.plan.rio_env is not None else cloud_read_env()
+        with driver.restore_env(env, driver.new_load(self.box)):
             if _same_crs(source, self.box):
                 return reader.read_retried(cfg, self.box)
             out = np.full(self.box.shape.yx, _fill(cfg), dtype=np.dtype(cfg.dtype))
@@ -392,9 +397,7 @@ def _same_crs(source: Source, box: GeoBox) -> bool:
 
 
 def _fill(cfg) -> Any:
-    from odc.loader import resolve_src_nodata
-
-    from ndvicube.read.nodata import dst_fill_value
+    from ndvicube.read.nodata import dst_fill_value, resolve_src_nodata
 
     return dst_fill_value(np.dtype(cfg.dtype), cfg, resolve_src_nodata(cfg.fill_value, cfg))
 

@@ -110,6 +110,7 @@ def _write_items_cube(
     """
     from ndvicube.compute import dask_scheduler
     from ndvicube.cube.engine import (
+        cube_layout,
         forget_reads,
         plan_build,
         request_headers,
@@ -118,6 +119,7 @@ def _write_items_cube(
         write_scenes,
     )
     from ndvicube.cube.load import cube_longitude, group_scenes
+    from ndvicube.cube.metadata import write_cube_store
     from ndvicube.cube.objecttiles import is_tile_store
     from ndvicube.cube.progress import build_progress
     from ndvicube.cube.store import (
@@ -133,7 +135,6 @@ def _write_items_cube(
         stored_index,
         unchanged,
     )
-    from ndvicube.read.gdal import configure_cloud_reads
     from ndvicube.read.missing import asset_at
     from ndvicube.read.retries import COG_DEADLINE_S, read_deadlines
 
@@ -159,7 +160,6 @@ def _write_items_cube(
     to_read = [
         i for g in groups if reads_old_days or g.day.isoformat() not in reused for i in g.item_ids
     ]
-    configure_cloud_reads()
     deadline_s = compute.read_deadline_s or COG_DEADLINE_S
     cogs = len(to_read) * len(spec.assets)
     with read_deadlines(deadline_s, cogs=cogs) as deadlines:
@@ -203,7 +203,7 @@ def _write_items_cube(
         if compute.scheduler == "threads":  # in flight while the store's metadata is written
             request_headers(plan)
 
-        def fill(partial: Path | str, dataset) -> None:
+        def fill(partial: Path | str, _dataset=None) -> None:
             write_scenes(partial, scenes)
             progress = build_progress(plan, scenes)
             try:
@@ -224,18 +224,32 @@ def _write_items_cube(
         def bad_ids() -> set[str]:  # asked once every block is written
             return {asset_at(items, error.uri)[0].id for error in unreadable}
 
-        write_store(
-            template(plan, scenes),
-            target if isinstance(target, str) else out,
-            crs=spec.crs,
-            attrs=dict(attrs)
+        store_attrs = (
+            dict(attrs)
             | {DAYS_ATTR: wanted, GRID_ATTR: signature}
-            | ({} if spec.chunks is None else {CHUNKS_ATTR: [list(c) for c in spec.chunks]}),
-            time_chunk=spec.cube.time_chunk,
-            spatial_chunk=spec.cube.spatial_chunk,
-            fill=fill,
-            final_attrs=lambda: {DAYS_ATTR: marked_unreadable(wanted, bad_ids())},
+            | ({} if spec.chunks is None else {CHUNKS_ATTR: [list(c) for c in spec.chunks]})
         )
+
+        def final_attrs() -> dict[str, Any]:  # the days whose scenes could not all be read
+            return {DAYS_ATTR: marked_unreadable(wanted, bad_ids())}
+
+        location = target if isinstance(target, str) else out
+        layout = cube_layout(plan)
+        if layout is not None:  # the metadata by zarr alone: no xarray imported for it
+            write_cube_store(
+                layout, location, attrs=store_attrs, fill=fill, final_attrs=final_attrs
+            )
+        else:
+            write_store(
+                template(plan, scenes),
+                location,
+                crs=spec.crs,
+                attrs=store_attrs,
+                time_chunk=spec.cube.time_chunk,
+                spatial_chunk=spec.cube.spatial_chunk,
+                fill=fill,
+                final_attrs=final_attrs,
+            )
     return unreadable
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ndvicube.compute import Compute
     from ndvicube.cube.blocks import BlockResult
     from ndvicube.cube.load import SceneGroup
+    from ndvicube.cube.metadata import CubeLayout
 
 log = logging.getLogger(__name__)
 
@@ -80,39 +81,28 @@ def plan_build(
     (``old_chunks``) keeps the groups of its reused days too: those chunks are read for every
     day, the others copied.
     """
-    from odc.loader import resolve_load_cfg
-    from odc.stac import parse_items
-
     from ndvicube.cube.load import read_geobox
-    from ndvicube.read.retries import capture_env
+    from ndvicube.cube.sources import planned_sources
     from ndvicube.search.items import sort_items
 
     load_geobox, crop = read_geobox(spec)
     crop = crop or (slice(0, load_geobox.shape.y), slice(0, load_geobox.shape.x))
     ordered = sort_items([i for i in items if any(i.id in g.item_ids for g in groups)])
-    parsed = {p.id: p for p in parse_items(ordered)} if ordered else {}
-    cfgs: dict[str, Any] = {}
-    if parsed:
-        collection = next(iter(parsed.values())).collection  # all items: one collection
-        cfgs = dict(
-            resolve_load_cfg(
-                collection.resolve_bands(list(spec.assets)), "nearest", fail_on_error=True
-            )
-        )
+    planned = planned_sources(ordered, spec.assets, load_geobox.crs)
     by_id = {i.id: i for i in ordered}
-    touched = _chunks_touched(list(parsed.values()), load_geobox, spec.cube.spatial_chunk)
+    touched = _chunks_touched(planned.footprints, load_geobox, spec.cube.spatial_chunk)
     sources = {
         item_id: tuple(
             Source(
                 item_id,
                 asset,
                 _href(by_id[item_id].assets[asset]),
-                parsed[item_id].bands[(asset, 1)],
+                rasters[asset],
                 touched[item_id],
             )
             for asset in spec.assets
         )
-        for item_id in parsed
+        for item_id, rasters in planned.rasters.items()
     }
     by_day: dict[str, list[GroupPlan]] = {}
     for group in groups:
@@ -138,9 +128,9 @@ def plan_build(
         load_geobox=load_geobox,
         crop=crop,
         block_px=spec.cube.spatial_chunk,
-        cfgs=cfgs,
+        cfgs=planned.cfgs,
         reader=compute.reader,
-        rio_env=capture_env(),
+        rio_env=_gdal_env(compute.reader, sources.values()),
         store=store,
         old_store=old_store,
         variables=tuple(column(n) for n in spec.indices),
@@ -153,6 +143,21 @@ def plan_build(
     return dataclasses.replace(plan, block_px=block_size(plan, next(plan.sources(), None)))
 
 
+def _gdal_env(reader: str, sources) -> dict[str, Any] | None:
+    """GDAL's settings for the block tasks, captured here when GDAL reads some of the build's
+    COGs (``reader: gdal``, local files); None when the remote reader reads them all: a block
+    that falls back to GDAL (an unusual TIFF) configures it in its own process then
+    (:func:`ndvicube.read.gdal.cloud_read_env`), and no other job imports rasterio for it."""
+    from ndvicube.read import remote
+
+    hrefs = [s.href for item in sources for s in item]
+    if reader == "range" and all(remote.is_remote(h) for h in hrefs):
+        return None
+    from ndvicube.read.gdal import cloud_read_env
+
+    return cloud_read_env()
+
+
 def _fusing_order(group: SceneGroup, items: dict) -> list[str]:
     """The group's items in odc-stac's order within a group: acquisition time, then id."""
     from ndvicube.search.items import acquired
@@ -160,16 +165,16 @@ def _fusing_order(group: SceneGroup, items: dict) -> list[str]:
     return sorted(group.item_ids, key=lambda i: (acquired(items[i]), i))
 
 
-def _chunks_touched(parsed: list, geobox: GeoBox, chunk: int) -> dict[str, frozenset]:
-    """Per item, the chunks of ``geobox`` its footprint touches (odc-stac's own test)."""
+def _chunks_touched(footprints: dict, geobox: GeoBox, chunk: int) -> dict[str, frozenset]:
+    """Per item, the chunks of ``geobox`` its footprint (in the grid's CRS) touches
+    (odc-stac's own test)."""
     from odc.geo.geobox import GeoboxTiles
 
     tiles = GeoboxTiles(geobox, (chunk, chunk))
-    touched = {}
-    for item in parsed:
-        footprint = item.safe_geometry(geobox.crs)
-        touched[item.id] = frozenset() if footprint is None else frozenset(tiles.tiles(footprint))
-    return touched
+    return {
+        item_id: frozenset() if footprint is None else frozenset(tiles.tiles(footprint))
+        for item_id, footprint in footprints.items()
+    }
 
 
 def _href(asset) -> str:
@@ -315,6 +320,26 @@ def write_scenes(store: str | Path, scenes: Sequence[int]) -> None:
     from ndvicube.cube.zarrstore import open_group
 
     open_group(store, mode="r+")["scenes"][:] = np.asarray(scenes, dtype="int32")
+
+
+def cube_layout(plan: EnginePlan) -> CubeLayout | None:
+    """The store's metadata as :mod:`ndvicube.cube.metadata` writes it without xarray: the
+    same bytes as :func:`template`'s, for the grids it covers (else None: :func:`template`)."""
+    from ndvicube.cube.indices import long_name
+    from ndvicube.cube.metadata import CubeLayout, covers
+
+    if not covers(plan.load_geobox, plan.crop):
+        return None
+    names = dict(zip(plan.variables, plan.spec.indices, strict=True))
+    return CubeLayout(
+        geobox=plan.load_geobox,
+        crop=plan.crop,
+        days=[d.day for d in plan.days],
+        variables={v: long_name(names[v]) for v in plan.variables},
+        crs=plan.spec.crs,
+        time_chunk=plan.spec.cube.time_chunk,
+        spatial_chunk=plan.spec.cube.spatial_chunk,
+    )
 
 
 def template(plan: EnginePlan, scenes: Sequence[int]) -> xr.Dataset:

@@ -20,24 +20,27 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pystac
-import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from ndvicube import geo
-from ndvicube.cube.indices import compute_indices
-from ndvicube.cube.mask import clear_mask
-from ndvicube.cube.radiometry import to_reflectance
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.cube.tiles import tile_window
-from ndvicube.read.gdal_reader import RetryingRioDriver
-from ndvicube.read.remote_driver import RemoteRioDriver
 from ndvicube.search.items import BandScaling, band_scaling, solar_day, sort_items
 
-#: How COGs are read (``compute.reader``): odc-stac reader drivers by name.
-READERS = {"range": RemoteRioDriver, "gdal": RetryingRioDriver}
+if TYPE_CHECKING:  # odc-stac's load path only: the cube engine uses this module's grids and groups
+    import xarray as xr
+
+
+def reader_driver(reader: str) -> Any:
+    """The odc-stac reader driver of ``compute.reader`` (``range`` or ``gdal``)."""
+    from ndvicube.read.gdal_reader import RetryingRioDriver
+    from ndvicube.read.remote_driver import RemoteRioDriver
+
+    return {"range": RemoteRioDriver, "gdal": RetryingRioDriver}[reader]()
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def load_cube(items: Sequence[pystac.Item], spec: CubeSpec, *, reader: str = "ra
         chunks={"time": 1, "y": spec.cube.spatial_chunk, "x": spec.cube.spatial_chunk},
         resampling="nearest",
         fail_on_error=True,
-        driver=READERS[reader](),
+        driver=reader_driver(reader),
     )
     masked = _masked_indices(raw, groups, spec)
     if crop is not None:
@@ -147,6 +150,12 @@ def read_geobox(spec: CubeSpec) -> tuple[GeoBox, tuple[slice, slice] | None]:
 
 def _masked_indices(raw: xr.Dataset, groups: Sequence[SceneGroup], spec: CubeSpec) -> xr.Dataset:
     """Scale each group with its own metadata, mask, and compute every index (float32)."""
+    import xarray as xr
+
+    from ndvicube.cube.indices import compute_indices
+    from ndvicube.cube.mask import clear_mask
+    from ndvicube.cube.radiometry import to_reflectance
+
     reflectance = {
         band: to_reflectance(
             raw[band], _along_time(groups, band, "scale"), _along_time(groups, band, "offset")
@@ -172,6 +181,8 @@ def _masked_indices(raw: xr.Dataset, groups: Sequence[SceneGroup], spec: CubeSpe
 
 def _along_time(groups: Sequence[SceneGroup], band: str, field: str) -> xr.DataArray:
     """One scaling field per time slice (NaN for a missing nodata: compares unequal to all)."""
+    import xarray as xr
+
     values = [getattr(g.scaling(band), field) for g in groups]
     return xr.DataArray([np.nan if v is None else v for v in values], dims="time")
 

@@ -19,17 +19,19 @@ and haze that SCL leaves clear.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # the cube engine's blocks pass numpy arrays: xarray is not imported for them
+    import xarray as xr
 
 from ndvicube.cube.spec import DEFAULT_SCL_CLASSES
 
 #: SCL value for "no data".
 SCL_NODATA = 0
 
-ArrayT = TypeVar("ArrayT", np.ndarray, xr.DataArray)
+ArrayT = TypeVar("ArrayT", np.ndarray, "xr.DataArray")
 
 
 def clear_mask(

@@ -22,7 +22,8 @@ class Source:
     asset: str
     href: str
     raster: Any
-    """odc-loader's ``RasterSource`` (what GDAL's reader opens)."""
+    """Its band, grid and metadata: :class:`~ndvicube.cube.sources.RasterRef` (or odc-loader's
+    ``RasterSource`` where odc-stac planned), what GDAL's reader opens."""
     chunks: frozenset[tuple[int, int]]
     """Chunks of the read grid the item's footprint touches (odc-stac reads no other)."""
 
@@ -62,9 +63,12 @@ class EnginePlan:
     """The cube's grid inside :attr:`load_geobox`."""
     block_px: int
     cfgs: dict[str, Any]
-    """odc-loader's ``RasterLoadParams`` per asset (fill values, dtypes), as odc-stac sets them."""
+    """Per asset, its load config (fill values, dtypes) as odc-stac sets them:
+    :class:`~ndvicube.cube.sources.LoadParams` (or odc-loader's ``RasterLoadParams``)."""
     reader: str
-    rio_env: dict[str, Any]
+    rio_env: dict[str, Any] | None
+    """odc-stac's GDAL settings to read with; None: the remote reader reads every COG, and a
+    block that must fall back to GDAL configures it in its own process."""
     store: str
     """The ``.partial`` store the blocks are written into."""
     old_store: str | None

@@ -6,12 +6,14 @@ Kept as plain array functions so the same code serves the cube (xarray/dask) and
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import xarray as xr
 
-ArrayT = TypeVar("ArrayT", np.ndarray, xr.DataArray)
+if TYPE_CHECKING:  # the cube engine's blocks pass numpy arrays: xarray is not imported for them
+    import xarray as xr
+
+ArrayT = TypeVar("ArrayT", np.ndarray, "xr.DataArray")
 
 
 def to_reflectance(dn: ArrayT, scale: float | ArrayT, offset: float | ArrayT) -> ArrayT:
@@ -25,6 +27,6 @@ def to_reflectance(dn: ArrayT, scale: float | ArrayT, offset: float | ArrayT) ->
 
 def _as_float32(value: float | ArrayT) -> np.float32 | ArrayT:
     """Keep arithmetic in float32 (half the memory of float64, error ~1e-7 on NDVI)."""
-    if isinstance(value, np.ndarray | xr.DataArray):
+    if isinstance(value, np.ndarray) or hasattr(value, "dims"):  # numpy or xarray
         return value.astype("float32")
     return np.float32(value)

@@ -24,15 +24,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import xarray as xr
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # xarray is imported where a store is written or read through it
+    import xarray as xr
     from pyproj import CRS
 
     from ndvicube.cube.tiles import Tile
 
 # (local_store is also imported from here, as before it had its own module.)
-from ndvicube.cube.zarrstore import local_store, open_group, zarr_store
+from ndvicube.cube.zarrstore import drain_zarr_writes, local_store, open_group, zarr_store
 from ndvicube.errors import StorageFullError, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -100,22 +99,38 @@ def write_store(
     Everything is written into ``<path>.partial``, removed if anything fails, so ``path`` is
     either the previous store or the finished new one (:func:`_swap_into_place`).
     """
-    from ndvicube.cube.objectstore import is_url
-
     dataset = _georeferenced(dataset, crs, attrs)
     chunks, encoding = _chunking(time_chunk, spatial_chunk, list(dataset.data_vars))
     dataset = dataset.chunk(chunks)
     encoding = {name: e for name, e in encoding.items() if name in dataset.variables}
+
+    def metadata(store: Any, mode: str) -> None:  # (an object store's .zmetadata: written last)
+        as_template(dataset).to_zarr(
+            store, mode=mode, compute=False, zarr_format=2, encoding=encoding,
+            **({"consolidated": False} if mode == "w-" else {}),
+        )  # fmt: skip
+
+    return write_with(metadata, path, lambda location: fill(location, dataset), final_attrs)
+
+
+def write_with(
+    metadata: Callable[[Any, str], None],
+    path: str | Path,
+    fill: Callable[[Path | str], None],
+    final_attrs: Callable[[], Mapping[str, Any]] | None,
+) -> Path | str:
+    """A store at ``path``: ``metadata(store, mode)``, then ``fill(location)``, then
+    ``final_attrs()``, consolidated; locally into ``<path>.partial`` swapped into place."""
+    from ndvicube.cube.objectstore import is_url
+
     if is_url(path):  # a new version's prefix in an object store: written once, in place
-        return _write_version(str(path), dataset, encoding, fill, final_attrs)
+        return _write_version(str(path), metadata, fill, final_attrs)
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     remove(partial)
     with _partial_removed_on_failure(partial, path):
-        as_template(dataset).to_zarr(
-            local_store(partial), mode="w", compute=False, zarr_format=2, encoding=encoding
-        )
-        fill(partial, dataset)
+        metadata(local_store(partial), "w")
+        fill(partial)
         if final_attrs is not None:
             _update_attrs(partial, final_attrs())
         _consolidate(partial)
@@ -125,9 +140,8 @@ def write_store(
 
 def _write_version(
     url: str,
-    dataset: xr.Dataset,
-    encoding: Mapping[str, Any],
-    fill: Callable[[Any, xr.Dataset], None],
+    metadata: Callable[[Any, str], None],
+    fill: Callable[[Path | str], None],
     final_attrs: Callable[[], Mapping[str, Any]] | None,
 ) -> str:
     """:func:`write_store` into a version's prefix of an object store (``s3://...``): nothing
@@ -137,15 +151,8 @@ def _write_version(
     from ndvicube.cube.objectstore import checked
 
     with checked(url):
-        as_template(dataset).to_zarr(
-            zarr_store(url),
-            mode="w-",
-            compute=False,
-            zarr_format=2,
-            encoding=encoding,
-            consolidated=False,  # .zmetadata is the mark of a finished version: written last
-        )
-        fill(url, dataset)
+        metadata(zarr_store(url), "w-")
+        fill(url)
         if final_attrs is not None:
             _update_attrs(url, final_attrs())
         crash_point("consolidate")
@@ -172,29 +179,6 @@ def _update_attrs(store: str | Path, attrs: Mapping[str, Any]) -> None:
     """Overwrite some dataset attributes of a store not yet consolidated (JSON, as written)."""
     group = open_group(store, mode="r+")
     group.attrs.update({k: json.dumps(v, sort_keys=True) for k, v in attrs.items()})
-
-
-def drain_zarr_writes(timeout_s: float = 60.0) -> None:
-    """Wait for the chunk writes Zarr still has in flight in this process.
-
-    Zarr writes the chunks of one assignment concurrently on its own event loop; when one of
-    them fails (a full disk), the assignment raises at once while the others go on writing.
-    Without this wait they recreated chunks in a ``.partial`` store just removed (seen in
-    ``tests/test_faults.py::test_disk_full_fails_and_keeps_the_previous_cube``, 2 runs of 3).
-    """
-    import asyncio
-
-    from zarr.core import sync as zarr_sync
-
-    loop = zarr_sync.loop[0]
-    if loop is None or not loop.is_running():
-        return
-
-    async def others_done() -> None:
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout_s)
 
 
 @contextlib.contextmanager
@@ -259,6 +243,8 @@ def joined_dataset(
 ) -> tuple[xr.Dataset, dict[str, Any], dict[str, Any]]:
     """The area's dataset from its tiles' stores, lazily (coordinates loaded: they are written
     with the metadata), its encoding and grid signature: what a join writes besides chunks."""
+    import xarray as xr
+
     cubes = {tile: open_cube(store).drop_vars("spatial_ref") for tile, store in tiles.items()}
     attrs = _same_days_attrs(tiles)
     grid = attrs[GRID_ATTR] | {"tile": None}
@@ -327,6 +313,8 @@ def _chunking(
 
 def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
     """A cube as a Dataset of index variables (a lone DataArray under its name)."""
+    import xarray as xr
+
     return cube if isinstance(cube, xr.Dataset) else cube.to_dataset(name=cube.name or "ndvi")
 
 
@@ -363,6 +351,8 @@ def open_cube(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     (``s3://bucket/prefix/{area}``, whose pointer is read once), a version's URL, or the cube
     job's manifest (``results/{area}/cube/workflow.json``) (:func:`.objectstore.resolve`).
     """
+    import xarray as xr
+
     from ndvicube.cube.indices import column
     from ndvicube.cube.objectstore import resolve
 
@@ -390,6 +380,8 @@ def cube_crs(cube: xr.Dataset | xr.DataArray) -> CRS:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Dataset attributes of a cube store (a link resolved first), JSON values decoded."""
+    import xarray as xr
+
     from ndvicube.cube.objectstore import resolve
 
     return cube_attrs(xr.open_zarr(zarr_store(resolve(path), read_only=True), consolidated=True))

@@ -13,13 +13,15 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import xarray as xr
-
-from ndvicube.cube.load import SceneGroup
 from ndvicube.cube.spec import CubeSpec
 from ndvicube.cube.store import DAYS_ATTR, GRID_ATTR, cube_attrs, open_cube, read_attrs
+
+if TYPE_CHECKING:  # a first build opens no existing store: xarray is not imported for it
+    import xarray as xr
+
+    from ndvicube.cube.load import SceneGroup
 
 log = logging.getLogger(__name__)
 

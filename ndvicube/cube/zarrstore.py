@@ -1,7 +1,8 @@
 """Which Zarr store a location is: a local directory (usable on a filesystem without links) or
 a prefix of an object store (``s3://bucket/prefix``: zarr's ``ObjectStore`` over obstore,
 :mod:`.objectstore`). The cube's writers and readers open every store through here, so a block
-task writes its chunks to either without knowing which.
+task writes its chunks to either without knowing which. And the wait for zarr's writes still in
+flight after one failed (:func:`drain_zarr_writes`).
 """
 
 from __future__ import annotations
@@ -62,3 +63,26 @@ def open_group(location: str | Path, mode: str = "r"):
     import zarr
 
     return zarr.open_group(zarr_store(location, read_only=mode == "r"), mode=mode, zarr_format=2)
+
+
+def drain_zarr_writes(timeout_s: float = 60.0) -> None:
+    """Wait for the chunk writes Zarr still has in flight in this process.
+
+    Zarr writes the chunks of one assignment concurrently on its own event loop; when one of
+    them fails (a full disk), the assignment raises at once while the others go on writing.
+    Without this wait they recreated chunks in a ``.partial`` store just removed (seen in
+    ``tests/test_faults.py::test_disk_full_fails_and_keeps_the_previous_cube``, 2 runs of 3).
+    """
+    import asyncio
+
+    from zarr.core import sync as zarr_sync
+
+    loop = zarr_sync.loop[0]
+    if loop is None or not loop.is_running():
+        return
+
+    async def others_done() -> None:
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout_s)

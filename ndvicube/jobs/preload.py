@@ -49,8 +49,14 @@ SEARCH_ENDED = threading.Event()
 
 #: What the cube job imports (``cube``, ``cube_tile``): run in a thread of Snakemake's process
 #: when the jobs run there, imported first, since the cube is the job after the search.
+#: Not odc-stac, xarray or pandas: the engine's path plans and writes without them
+#: (docs/performance.md, "The cube job's imports"), and importing them here would take the
+#: interpreter from the cube job for about a second.
 CUBE_JOB_MODULES = (
-    "odc.stac",
+    "zarr",
+    "async_geotiff",
+    "ndvicube.cube.sources",
+    "ndvicube.cube.metadata",
     "ndvicube.cube.build",
     "ndvicube.cube.engine",
     "ndvicube.cube.blocks",

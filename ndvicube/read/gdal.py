@@ -30,6 +30,9 @@ kept off the host a redirect names by :mod:`ndvicube.read.credentials`, which th
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from ndvicube.read.retries import GDAL_REQUEST_RETRIES, GDAL_RETRY_DELAY_S, watch_retry_after
 
 CLOUD_READ_ENV: dict[str, str] = {
@@ -50,3 +53,18 @@ def configure_cloud_reads() -> None:
 
     odc.stac.configure_rio(cloud_defaults=True, **CLOUD_READ_ENV)
     watch_retry_after()
+
+
+_CONFIGURING = threading.Lock()
+
+
+def cloud_read_env() -> dict[str, Any]:
+    """:func:`configure_cloud_reads` in this process, and odc-stac's GDAL settings it gives
+    (what the cube engine's block tasks apply around a GDAL read). Called where GDAL is about
+    to read, not at import: configuring imports odc-stac and rasterio (1.2 s), which a cube job
+    whose COGs the remote reader reads never needs (docs/performance.md)."""
+    from ndvicube.read.retries import capture_env
+
+    with _CONFIGURING:  # block tasks of one process may all fall back to GDAL at once
+        configure_cloud_reads()
+        return capture_env()

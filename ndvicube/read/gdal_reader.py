@@ -11,6 +11,7 @@ imports the retry settings: kept here, the two never import each other.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import rasterio
@@ -19,14 +20,18 @@ from odc.loader import RioDriver, RioReader
 from ndvicube.read.retries import (
     HTTP_TIMEOUTS_S,
     THROTTLE,
-    TRANSIENT_TYPES,
     gdal_request_limits,
     retry_after_s,
     seconds_left,
+    transient_types,
     watch_retry_after,
     with_retries,
 )
 from ndvicube.search.profiles import fresh_href
+
+# odc-loader logs every failed read as an ERROR before re-raising it, including reads
+# with_retries then retries successfully; the retry's own warning (and the final error) say it.
+logging.getLogger(RioReader.__module__).setLevel(logging.CRITICAL)  # where its reads log
 
 
 class RetryingRioReader(RioReader):
@@ -48,7 +53,7 @@ class RetryingRioReader(RioReader):
                 if number == 1:
                     raise_if_cut_short(self._src.uri, error)
                 raise
-            except TRANSIENT_TYPES as error:
+            except transient_types() as error:
                 if number == 1:
                     raise_if_cut_short(self._src.uri, error)
                 # A SAS token that expired during the read: GDAL words the 403 in many ways

@@ -6,8 +6,13 @@ agree pixel for pixel with odc-stac's own loads. odc-loader keeps ``same_nodata`
 ``nodata_mask`` and ``resolve_dst_fill_value`` in a private module (``odc.loader._reader``), which
 any release may rename or change; the few lines are owned here instead. They are copied from
 odc-loader 0.6.5 (Copyright (c) 2015-2020 ODC Contributors, Apache-2.0,
-https://github.com/opendatacube/odc-loader), and what they build on,
-:func:`odc.loader.resolve_dst_nodata`, is odc-loader's public API.
+https://github.com/opendatacube/odc-loader).
+
+So are the three public functions they build on (``odc.loader.resolve_src_nodata``,
+``resolve_dst_dtype`` and ``resolve_dst_nodata``, four lines each): importing ``odc.loader``
+for them imports xarray, pandas, dask.array, rasterio and scipy (1.1 s of the cube job's 2 s of
+imports, docs/performance.md "The cube job's imports"), which the remote reader never uses.
+``tests/test_imports.py`` checks the copies against odc-loader's own.
 """
 
 from __future__ import annotations
@@ -16,7 +21,38 @@ import math
 from typing import Any
 
 import numpy as np
-from odc.loader import resolve_dst_nodata
+
+
+def resolve_src_nodata(nodata: float | None, cfg: Any) -> float | None:
+    """The nodata value of a source file's pixels under the load config ``cfg``: its override,
+    else the file's own, else its fallback (odc-loader's ``resolve_src_nodata``)."""
+    if cfg.src_nodata_override is not None:
+        return cfg.src_nodata_override
+    if nodata is not None:
+        return nodata
+    return cfg.src_nodata_fallback
+
+
+def resolve_dst_dtype(src_dtype: str, cfg: Any) -> np.dtype:
+    """The dtype a source is read into: the config's, else the file's (odc-loader's
+    ``resolve_dst_dtype``)."""
+    if cfg.dtype is None:
+        return np.dtype(src_dtype)
+    return np.dtype(cfg.dtype)
+
+
+def resolve_dst_nodata(
+    dst_dtype: np.dtype, cfg: Any, src_nodata: float | None = None
+) -> float | None:
+    """The nodata of what is read: the config's fill value, NaN for floats, else the source's
+    (odc-loader's ``resolve_dst_nodata``)."""
+    if cfg.fill_value is not None:
+        return dst_dtype.type(cfg.fill_value)
+    if dst_dtype.kind == "f":
+        return np.nan
+    if src_nodata is not None:
+        return dst_dtype.type(src_nodata)
+    return None
 
 
 def same_nodata(a: float | None, b: float | None) -> bool:

@@ -99,7 +99,8 @@ def plan_window(layout: CogLayout, box: GeoBox, cfg: Any) -> WindowPlan:
     """How the COG of ``layout`` fills ``box`` (odc-loader's ``_do_read`` decisions)."""
     from odc.geo.overlap import compute_reproject_roi
     from odc.geo.roi import roi_is_empty
-    from odc.loader import resolve_dst_dtype, resolve_dst_nodata, resolve_src_nodata
+
+    from ndvicube.read.nodata import resolve_dst_dtype, resolve_dst_nodata, resolve_src_nodata
 
     rr = compute_reproject_roi(layout.geobox, box, ttol=NEAREST_TTOL if cfg.nearest else 0.05)
     if rr.read_shrink > 1:

@@ -32,6 +32,7 @@ import email.utils
 import logging
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,20 +42,11 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
-from odc.loader import RioDriver, RioReader
-
-try:  # GDAL's error classes (CPLE_*) have no public home in rasterio: only its `_err` module
-    from rasterio._err import CPLE_BaseError
-except ImportError:  # a rasterio that moved them: GDAL's I/O errors (OSError) are still retried
-    CPLE_BaseError = OSError
 
 from ndvicube.errors import MissingDependencyError, ReadDeadlineError
 from ndvicube.logs import redact_urls
 
 log = logging.getLogger(__name__)
-# odc-loader logs every failed read as an ERROR before re-raising it, including reads this
-# module then retries successfully; the retry's own warning (and the final error) say it all.
-logging.getLogger(RioReader.__module__).setLevel(logging.CRITICAL)  # where its reads log
 
 T = TypeVar("T")
 
@@ -124,11 +116,23 @@ class UnreadableAsset(Exception):
 #: Error classes of network, server and file I/O faults: worth another attempt (unless permanent).
 #: ``OSError`` covers connection resets and timeouts, rasterio's ``RasterioIOError`` and
 #: :class:`ndvicube.read.remote.RemoteFileError` (a 5xx/429 answer, a cut body, a corrupt tile).
-TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    OSError,
-    urllib3.exceptions.HTTPError,
-    CPLE_BaseError,
-)
+#: GDAL's own error classes join them once rasterio is imported (:func:`transient_types`).
+NETWORK_TYPES: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
+
+
+def transient_types() -> tuple[type[BaseException], ...]:
+    """:data:`NETWORK_TYPES`, and GDAL's ``CPLE_*`` errors where rasterio is imported.
+
+    Only a read through rasterio raises those, so a process that never imported it (the
+    remote reader's cube job) does not pay rasterio's import (0.25 s) to name them.
+    """
+    if "rasterio" not in sys.modules:
+        return NETWORK_TYPES
+    try:  # GDAL's error classes (CPLE_*) have no public home in rasterio: only its `_err` module
+        from rasterio._err import CPLE_BaseError
+    except ImportError:  # a rasterio that moved them: GDAL's I/O errors (OSError) are retried
+        return NETWORK_TYPES
+    return (*NETWORK_TYPES, CPLE_BaseError)
 
 
 # --- throttling: a server's Retry-After ---------------------------------------------------------
@@ -216,7 +220,7 @@ def throttle_too_long(url: str, wait_s: float, deadline_s: float) -> str:
 
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` is a network or server fault that another attempt may not meet."""
-    return isinstance(error, TRANSIENT_TYPES) and not is_permanent(error)
+    return isinstance(error, transient_types()) and not is_permanent(error)
 
 
 def is_permanent(error: BaseException) -> bool:
@@ -275,6 +279,8 @@ def adopt_deadlines(cog_s: float, job_ends_epoch: float) -> None:
 def capture_env() -> dict[str, Any]:
     """odc-stac's GDAL settings of this process (:func:`ndvicube.read.gdal.configure_cloud_reads`),
     to apply in the block tasks, wherever they run."""
+    from odc.loader import RioDriver
+
     return RioDriver().capture_env()
 
 
@@ -317,7 +323,7 @@ def with_retries(
                 return read(attempt)
             except ImportError as error:
                 raise MissingDependencyError.of(error) from error
-            except TRANSIENT_TYPES as error:
+            except transient_types() as error:
                 _check_job_deadline(uri, deadlines, error)
                 if not is_transient(error) or attempt == attempts:
                     raise _unreadable(error, uri, attempt) from error
