@@ -108,3 +108,38 @@ def test_a_dask_computation_after_the_preload_imports_nothing():
     run = subprocess.run([sys.executable, "-c", COMPUTING], capture_output=True, text=True,
                          check=True)  # fmt: skip
     assert run.stdout.strip() == "[]"
+
+
+RACING_IMPORTS = """
+import importlib, sys, threading
+from ndvicube.jobs.import_lock import serialise_imports
+serialise_imports()
+errors = []
+def preload():
+    try:
+        importlib.import_module("zarr")
+    except BaseException as exc:
+        errors.append(repr(exc))
+def job():
+    try:
+        from ndvicube.cube.zarrstore import local_store  # noqa: F401
+    except BaseException as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=preload), threading.Thread(target=job)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(errors, "zarr.storage" in sys.modules)
+"""
+
+
+def test_two_job_threads_importing_zarr_at_once_both_get_it():
+    """zarr's modules import each other in a circle: two threads importing it at once failed
+    (_DeadlockError in one, 'partially initialized module' in the other: 5 runs of 5 without
+    the lock), as the cube job did beside the preload thread. One import at a time in
+    Snakemake's process (ndvicube/jobs/import_lock.py, from the workflow's onstart)."""
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", RACING_IMPORTS], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        assert run.stdout.strip() == "[] True", run.stdout + run.stderr

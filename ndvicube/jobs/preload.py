@@ -6,7 +6,8 @@ matplotlib together take seconds on a slow machine, and the tables job, the firs
 cube, would pay them on the critical path. Started from the workflow's ``onstart`` hook, a
 background thread imports them while the cube job works in its own process (or on a cluster
 node), when Snakemake's process is idle; a job that needs a module still being imported waits
-for it (Python's per-module import lock), never imports it twice.
+for it, never imports it twice: imports of new modules take one lock in this process
+(:mod:`ndvicube.jobs.import_lock`), since two threads importing zarr at once fail.
 
 Not during the search: the search job also runs in Snakemake's process, and parsing its items
 is Python work that would share the interpreter with the imports, on the critical path (the
