@@ -554,7 +554,8 @@ def stop_cube_jobs_on_interrupt():
 
 def serialise_imports_of_job_threads():
     """Where jobs run in threads of this process, one import at a time: two threads importing
-    a package with circular imports (zarr) at once fail (ndvicube/jobs/import_lock.py)."""
+    a package with circular imports (zarr) at once fail (ndvicube/jobs/import_lock.py).
+    """
     if workflow.use_threads and workflow.exec_mode.name == "DEFAULT":
         from ndvicube.jobs.import_lock import serialise_imports
 
