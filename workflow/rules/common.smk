@@ -497,15 +497,23 @@ def get_composites_link(wildcards):
     return local_only_link(f"results/{wildcards.area}/composites.zarr")
 
 
+def submitting_process():
+    """Whether this is the Snakemake a user started (not a job's subprocess on a node)."""
+    return workflow.exec_mode.name == "DEFAULT"
+
+
+def jobs_run_in_threads_here():
+    """Whether the `run:` jobs run in threads of this process (`force-use-threads`)."""
+    return workflow.use_threads and submitting_process()
+
+
 def warn_if_light_jobs_spawn():
     """Say so when each light job (the `run:` rules) will start a Snakemake process of its own:
     Snakemake runs them in threads of its process only with --force-use-threads, which
     profiles/default sets, or under a cluster executor. Without it (`--workflow-profile none`,
     or another workflow profile that lacks the key) the results are the same, but each light job
     pays Snakemake's start-up and the workflow's parsing (docs/performance.md)."""
-    if (
-        workflow.use_threads or workflow.exec_mode.name != "DEFAULT"
-    ):  # a job's subprocess
+    if workflow.use_threads or not submitting_process():
         return
     logger.warning(
         "ndvicube: the light jobs (search, tables, figures, quick-look...) will each start a "
@@ -523,7 +531,7 @@ def preload_light_jobs():
     slow down. Not for a run of the search alone: the imports would hold the interpreter at
     its exit.
     """
-    if not workflow.use_threads or workflow.exec_mode.name != "DEFAULT":
+    if not jobs_run_in_threads_here():
         return
     from ndvicube.jobs.preload import CUBE_JOB_MODULES, import_in_background
 
@@ -546,7 +554,7 @@ def runs_its_search(job):
 def stop_cube_jobs_on_interrupt():
     """Where jobs run in threads of this process, Ctrl-C stops a cube job's build too (a thread
     gets no signal: ndvicube/jobs/interrupt.py)."""
-    if workflow.use_threads and workflow.exec_mode.name == "DEFAULT":
+    if jobs_run_in_threads_here():
         from ndvicube.jobs.interrupt import stop_cube_jobs_on_interrupt as install
 
         install()
@@ -556,7 +564,7 @@ def serialise_imports_of_job_threads():
     """Where jobs run in threads of this process, one import at a time: two threads importing
     a package with circular imports (zarr) at once fail (ndvicube/jobs/import_lock.py).
     """
-    if workflow.use_threads and workflow.exec_mode.name == "DEFAULT":
+    if jobs_run_in_threads_here():
         from ndvicube.jobs.import_lock import serialise_imports
 
         serialise_imports()
