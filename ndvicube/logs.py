@@ -104,7 +104,9 @@ def _job_in_own_process(log_file: str | Path, job: str) -> Iterator[logging.Logg
         logger = logging.getLogger(f"ndvicube.{job}")
         if os.environ.get(TIMING_VARIABLE):
             logger.info(
-                "start-up: %.2f s from the job's process start to its first line", process_age_s()
+                "start-up: %.2f s from the job's process start to its first line%s",
+                process_age_s(),
+                forked_from(),
             )
         try:
             yield logger
@@ -252,6 +254,16 @@ def for_terminal(record: logging.LogRecord) -> bool:
 
 #: Set (to anything) to log each job's start-up (``bench/bench_speed.py`` does).
 TIMING_VARIABLE = "NDVICUBE_TIMING"
+
+
+#: Set in a light job's process forked by :mod:`ndvicube.jobs.forked`: Snakemake's process id.
+FORKED_VARIABLE = "NDVICUBE_FORKED_FOR"
+
+
+def forked_from() -> str:
+    """``, forked for Snakemake's process N`` in a light job's forked process, else nothing."""
+    pid = os.environ.get(FORKED_VARIABLE)
+    return f", forked for Snakemake's process {pid}" if pid else ""
 
 
 def process_age_s() -> float:

@@ -1,46 +1,18 @@
-"""Snakemake's own process around the light jobs (issue 35, item 2): the light jobs' imports are
-held back while the search runs beside them, and the objects the jobs leave are not collected
-at the exit."""
+"""Snakemake's own process around the jobs that run in it (issue 35, item 2): one import at a
+time, none that waits when the module is there, and the objects the jobs leave are not
+collected at the exit."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 
-from snakemake.iocontainers import Namedlist
-
-from ndvicube.jobs.preload import SEARCH_ENDED, import_in_background
-from ndvicube.jobs.rules import run_job
 from tests.workflow_helpers import demo_config, snakemake, write_config
 
 #: Real Earth Search items of tile 13TDE, April 2024 (../shared/fixtures), and a box in it.
 REAL_ITEMS = "earth-search-v1/sentinel-2-c1-l2a_13TDE_2024-04.json"
 BOX = [-105.2, 39.8, -105.0, 40.0]
-
-
-def test_light_jobs_imports_start_when_the_search_job_ends(tmp_path, shared_fixtures, monkeypatch):
-    """The search job runs in Snakemake's process too, where the imports would slow it down:
-    they wait for it to end (ndvicube/jobs/preload.py)."""
-    (tmp_path / "ndvicube_preload_probe.py").write_text("")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "ndvicube_preload_probe", raising=False)
-    SEARCH_ENDED.clear()
-    thread = import_in_background(["ndvicube_preload_probe"], after_search=True)
-    thread.join(0.3)
-    assert thread.is_alive() and "ndvicube_preload_probe" not in sys.modules
-
-    params = Namedlist(fromdict={"url": str(shared_fixtures / REAL_ITEMS), "bbox": BOX,
-                                 "collection": "sentinel-2-c1-l2a", "max_cloud_cover": 50,
-                                 "start": "2024-03-31", "end": "2024-04-22",
-                                 "profile": "earth-search"})  # fmt: skip
-    out = Namedlist(fromdict={"scenes": str(tmp_path / "items.json")})
-    area = Namedlist(fromdict={"area": "t13"})
-    run_job("search", [], out, params, area, 1, [str(tmp_path / "search.log")], {})
-    thread.join(10)
-    assert not thread.is_alive() and "ndvicube_preload_probe" in sys.modules
-    assert len(json.loads((tmp_path / "items.json").read_text())["features"]) == 6
 
 
 #: Holds a million objects in reference cycles, as a long run's libraries and jobs leave them
@@ -143,3 +115,39 @@ def test_two_job_threads_importing_zarr_at_once_both_get_it():
         run = subprocess.run([sys.executable, "-c", RACING_IMPORTS], capture_output=True,
                              text=True, check=True)  # fmt: skip
         assert run.stdout.strip() == "[] True", run.stdout + run.stderr
+
+
+LOADED_WHILE_LOCKED = """
+import builtins, threading, urllib3.response
+from ndvicube.jobs.import_lock import IMPORT_LOCK, serialise_imports
+serialise_imports()
+held, release = threading.Event(), threading.Event()
+def long_import():  # as the preload thread's pandas: the lock held for its whole import
+    with IMPORT_LOCK:
+        held.set()
+        release.wait(30)
+holder = threading.Thread(target=long_import)
+holder.start()
+held.wait()
+done = []
+def job(name, package, level):  # urllib3's `from .response import HTTPResponse` in a response
+    builtins.__import__(name, {"__package__": package}, None, ("HTTPResponse",), level)
+    done.append(name or ".")
+for args in (("response", "urllib3", 1), ("urllib3.response", None, 0)):
+    thread = threading.Thread(target=job, args=args)
+    thread.start()
+    thread.join(5)
+new = threading.Thread(target=job, args=("http.cookiejar", None, 0))
+new.start()
+new.join(0.5)
+print(done, new.is_alive())
+release.set()
+"""
+
+
+def test_a_job_importing_a_loaded_module_does_not_wait_for_the_preloads_import():
+    """While another thread holds the import lock (the preload's pandas), an import of a module
+    that is already there, relative or not, returns at once; an import of a new module waits."""
+    run = subprocess.run([sys.executable, "-c", LOADED_WHILE_LOCKED], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert run.stdout.strip() == "['response', 'urllib3.response'] True", run.stderr

@@ -9,6 +9,7 @@ copied (:mod:`ndvicube.cube.update`), the others read (:mod:`ndvicube.cube.load`
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -343,8 +344,16 @@ def provenance(
             for item in items
         ],
         "ndvicube:config": dict(config),
-        "ndvicube:versions": {name: _version(name) for name in KEY_PACKAGES},
+        "ndvicube:versions": dict(key_package_versions()),
     }
+
+
+@functools.cache
+def key_package_versions() -> dict[str, str]:
+    """The installed versions of :data:`KEY_PACKAGES`, read once per process: reading them
+    imports the ``email`` package (importlib.metadata parses each METADATA file with it), which
+    the preload thread does before a cube job starts (:mod:`ndvicube.jobs.preload`)."""
+    return {name: _version(name) for name in KEY_PACKAGES}
 
 
 def _version(package: str) -> str:

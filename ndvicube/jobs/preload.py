@@ -1,18 +1,18 @@
-"""Import the light jobs' libraries in Snakemake's process while the first jobs run.
+"""What the jobs that run in Snakemake's process import, imported before they start.
 
-The light jobs (``run:`` rules) run in threads of Snakemake's process, so each library is
-imported once per workflow run, by the first job that needs it: pandas, xarray, Dask, Zarr and
-matplotlib together take seconds on a slow machine, and the tables job, the first after the
-cube, would pay them on the critical path. Started from the workflow's ``onstart`` hook, a
-background thread imports them while the cube job works in its own process (or on a cluster
-node), when Snakemake's process is idle; a job that needs a module still being imported waits
-for it, never imports it twice: imports of new modules take one lock in this process
-(:mod:`ndvicube.jobs.import_lock`), since two threads importing zarr at once fail.
+Under ``profiles/default`` the jobs are ``run:`` blocks that Snakemake runs in threads of its
+own process (the light ones in children of a fork server: :mod:`ndvicube.jobs.forked`), so no
+job pays an interpreter of its own. Their libraries are imported ahead of them, off the
+critical path:
 
-Not during the search: the search job also runs in Snakemake's process, and parsing its items
-is Python work that would share the interpreter with the imports, on the critical path (the
-demo's search took 0.6 to 1.2 s beside them, 0.4 s alone). When the run has a search job, the
-imports wait until a search job has ended (:func:`search_ended`, called by the job).
+* the light jobs' (:data:`LIGHT_JOB_MODULES`: pandas, xarray, Dask, matplotlib - seconds on a
+  slow machine) by the fork server, in its own process, from the workflow's ``onstart``;
+* the search's and the cube job's (:data:`SEARCH_JOB_MODULES`, :data:`CUBE_JOB_MODULES`) by a
+  thread of Snakemake's process, started from the same hook (:func:`prepare_cube_jobs`), since
+  those jobs run in its threads. A job that needs a module still being imported waits for it:
+  imports of new modules take one lock in this process (:mod:`ndvicube.jobs.import_lock`),
+  since two threads importing zarr at once fail. So the lists must be whole (a module a job
+  imports later waits for the whole import in progress), and the search's come first.
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
 #: What the tables, figures and quick-look jobs import (their functions import lazily, so
-#: Snakemake's start-up does not pay for them).
+#: Snakemake's start-up does not pay for them): the fork server's imports.
 LIGHT_JOB_MODULES = (
     "pandas",
     "xarray",
     "dask.array",
     "zarr",
+    "ndvicube.jobs.rules",
+    "ndvicube.jobs.forked",
     "ndvicube.cube.store",
     "ndvicube.cube.versions",
     "ndvicube.timeseries.points",
@@ -45,59 +46,87 @@ LIGHT_JOB_MODULES = (
     "distributed",
 )
 
-#: Set once a search job of this run has ended (:func:`search_ended`): the imports start then.
-SEARCH_ENDED = threading.Event()
-
-#: What the cube job imports (``cube``, ``cube_tile``): run in a thread of Snakemake's process
-#: when the jobs run there, imported first, since the cube is the job after the search.
-#: Not odc-stac, xarray or pandas: the engine's path plans and writes without them
-#: (docs/performance.md, "The cube job's imports"), and importing them here would take the
-#: interpreter from the cube job for about a second.
+#: What the cube job imports (``cube``, ``cube_tile``), all of it: a module the job imported
+#: after it started waited for the whole import in progress in the process (one at a time,
+#: :mod:`ndvicube.jobs.import_lock`); tests/test_imports.py checks that the job imports nothing
+#: after :func:`prepare_cube_jobs`. Not odc-stac, xarray or pandas: the engine's path plans and
+#: writes without them (docs/performance.md, "The cube job's imports").
 CUBE_JOB_MODULES = (
     "zarr",
     "async_geotiff",
+    "requests",
+    "pystac",
+    "pystac.extensions.ext",
+    "pystac.extensions.label",
+    "dateutil.parser",
+    "dateutil.relativedelta",
+    "spyndex",
+    "odc.geo.overlap",
+    "multiprocessing.synchronize",
+    "ndvicube.jobs.rules",
     "ndvicube.cube.sources",
     "ndvicube.cube.metadata",
     "ndvicube.cube.build",
     "ndvicube.cube.engine",
     "ndvicube.cube.blocks",
+    "ndvicube.cube.load",
+    "ndvicube.cube.mask",
+    "ndvicube.cube.radiometry",
+    "ndvicube.cube.objectstore",
     "ndvicube.cube.store",
     "ndvicube.cube.update",
     "ndvicube.cube.objecttiles",
     "ndvicube.cube.progress",
     "ndvicube.cube.versions",
     "ndvicube.read.remote",
+    "ndvicube.read.remote_window",
+    "ndvicube.read.http_store",
+    "ndvicube.read.nodata",
+    "ndvicube.read.tiles",
     "ndvicube.read.gdal",
     "ndvicube.read.missing",
+    "ndvicube.redirects",
     "ndvicube.search.profiles",
     "ndvicube.search.stac",
 )
 
 
-def import_in_background(
-    modules: Sequence[str] = LIGHT_JOB_MODULES, *, after_search: bool = False
-) -> threading.Thread:
-    """Start a daemon thread importing ``modules``; return it. A daemon, so Snakemake exits
-    when its last job ends even if a short run never needed them. With ``after_search`` (the
-    run has a search job), the imports start once a search job has ended."""
-    thread = threading.Thread(
-        target=_import_all,
-        args=(tuple(modules), SEARCH_ENDED if after_search else None),
-        name="ndvicube-preload",
-        daemon=True,
-    )
+#: What the search job imports, which starts as the preload does: imported first, so that the
+#: search waits for them alone (tens of milliseconds), not behind zarr's or pystac's imports
+#: (the search took 0.7-0.9 s so, against 0.35-0.45 s).
+SEARCH_JOB_MODULES = (
+    "ndvicube.jobs.rules",
+    "ndvicube.jobs.search",
+    "ndvicube.search.stac",
+    "ndvicube.search.http",
+    "ndvicube.redirects",
+    "pystac_client",
+    "pystac.extensions.raster",
+    "pystac.extensions.classification",
+    "netrc",  # requests reads ~/.netrc with it, imported at the first request
+)
+
+
+def prepare_cube_jobs() -> None:
+    """Import what the search and the cube jobs import (:data:`SEARCH_JOB_MODULES`, then
+    :data:`CUBE_JOB_MODULES`) and read the package versions a cube's provenance records
+    (:func:`ndvicube.cube.build.key_package_versions`, which imports the ``email`` package):
+    the cube job then imports nothing new (it waited 0.9-1.1 s for the email package behind
+    pandas' import when the light jobs' imports were done in this process)."""
+    _import_all(SEARCH_JOB_MODULES + CUBE_JOB_MODULES)
+    from ndvicube.cube.build import key_package_versions
+
+    key_package_versions()
+
+
+def prepare_cube_jobs_in_background() -> threading.Thread:
+    """Start a daemon thread running :func:`prepare_cube_jobs`; return it."""
+    thread = threading.Thread(target=prepare_cube_jobs, name="ndvicube-preload-cube", daemon=True)
     thread.start()
     return thread
 
 
-def search_ended() -> None:
-    """Say that a search job has ended (successful or not): the imports may start."""
-    SEARCH_ENDED.set()
-
-
-def _import_all(modules: tuple[str, ...], after: threading.Event | None) -> None:
-    if after is not None:
-        after.wait()
+def _import_all(modules: tuple[str, ...]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)

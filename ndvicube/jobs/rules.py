@@ -48,7 +48,29 @@ def run_job(
     resources: Any = None,
 ) -> None:
     """Run ``rule``'s job with its logging in ``log[0]``; the arguments are the names a
-    ``run:`` block sees. A library error fails this job with its message."""
+    ``run:`` block sees. A library error fails this job with its message. A light job runs
+    in a forked process when the workflow started a fork server (:mod:`ndvicube.jobs.forked`).
+    """
+    from ndvicube.jobs import forked
+
+    if rule in forked.FORKED_RULES and forked.started():
+        values = [forked.plain(v) for v in (input, output, params, wildcards)]
+        forked.run_forked(_run_here, rule, *values, threads, [str(log[0])], dict(config))
+        return
+    _run_here(rule, input, output, params, wildcards, threads, log, config, resources)
+
+
+def _run_here(
+    rule: str,
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    threads: int,
+    log: Any,
+    config: Mapping[str, Any],
+    resources: Any = None,
+) -> None:
     from ndvicube.logs import job_logging
 
     job = RuleJob(rule, input, output, params, wildcards, threads, config, resources)
@@ -58,14 +80,10 @@ def run_job(
 
 def search(job: RuleJob) -> None:
     from ndvicube.jobs import search_area
-    from ndvicube.jobs.preload import search_ended
     from ndvicube.search.stac import SearchRequest
 
-    try:
-        request = SearchRequest.from_params(**job.params, area=job.wildcards.area)
-        search_area(request, out=job.output.scenes)
-    finally:  # the light jobs' imports, held back while it ran (ndvicube/jobs/preload.py)
-        search_ended()
+    request = SearchRequest.from_params(**job.params, area=job.wildcards.area)
+    search_area(request, out=job.output.scenes)
 
 
 def fields(job: RuleJob) -> None:

@@ -524,31 +524,23 @@ def warn_if_light_jobs_spawn():
     )
 
 
-def preload_light_jobs():
-    """Where the jobs run in threads of this process, import their libraries before they
-    start (ndvicube/jobs/preload.py): the cube job's at once, since it follows the search; the
-    light jobs' while the cube runs - after the search, if the run has one, which they would
-    slow down. Not for a run of the search alone: the imports would hold the interpreter at
-    its exit.
+def prepare_jobs_here():
+    """Where the jobs run in this process, have their libraries imported before they start:
+    the light jobs' by a fork server, whose children then run them (ndvicube/jobs/forked.py),
+    started first, since an import here would make it wait; the search's and the cube job's
+    by a thread of this process (ndvicube/jobs/preload.py), the cube's job following the
+    search. Neither for a run of the search alone: the imports would hold up its exit.
     """
     if not jobs_run_in_threads_here():
         return
-    from ndvicube.jobs.preload import CUBE_JOB_MODULES, import_in_background
+    from ndvicube.jobs.forked import FORKED_RULES, start_server
+    from ndvicube.jobs.preload import LIGHT_JOB_MODULES, prepare_cube_jobs_in_background
 
-    jobs = list(workflow.dag.needrun_jobs())
-    planned = {job.rule.name for job in jobs}
+    planned = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    if planned & FORKED_RULES:
+        start_server(LIGHT_JOB_MODULES)
     if workflow.local_exec and planned & {"cube", "cube_tile"}:
-        # At once: the cube is the job after the search.
-        import_in_background(CUBE_JOB_MODULES)
-    if planned & {"tables", "polygon_tables", "figures", "quicklook"}:
-        import_in_background(after_search=any(map(runs_its_search, jobs)))
-
-
-def runs_its_search(job):
-    """Whether `job` is a search that runs its code here (which says when it ends), not one
-    that --cache may copy from the output cache instead."""
-    cached = workflow.workflow_settings.cache is not None and job.rule.cache
-    return job.rule.name == "search" and not cached
+        prepare_cube_jobs_in_background()
 
 
 def stop_cube_jobs_on_interrupt():
@@ -570,11 +562,12 @@ def serialise_imports_of_job_threads():
         serialise_imports()
 
 
+# The preload last: an import of this thread after it started would wait for the preload's.
 onstart:
     serialise_imports_of_job_threads()
     warn_if_light_jobs_spawn()
-    preload_light_jobs()
     stop_cube_jobs_on_interrupt()
+    prepare_jobs_here()
 
 
 # Exit as soon as the last job is done, not one idle second later, nor after a second of the
