@@ -195,8 +195,10 @@ def startup_times(metadata: Path, work: Path) -> dict[str, list[float]]:
     """Per rule, each job's start-up: seconds from its start in Snakemake's process (the
     ``starttime`` of Snakemake's record of the job) to the first line of its log, which every
     job writes when ``NDVICUBE_TIMING`` is set, before its work. For a job of its own process
-    that is the interpreter, Snakemake's script preamble and the script's imports; for a light
-    job in a thread of Snakemake's process, the thread's start and its ``run:`` block's imports."""
+    that is the interpreter, Snakemake's script preamble and the script's imports; for a job in
+    a thread of Snakemake's process (the search, the cube), the thread's start and its ``run:``
+    block's imports; for a light job forked from the fork server that imported its libraries
+    (ndvicube/jobs/forked.py), the fork."""
     import base64
     import re
 
@@ -246,7 +248,9 @@ def main() -> None:
     globals()[args.method](args.api, args.work, args.points)
     wall = time.perf_counter() - started
     if args.method == "snakemake":  # the first run only; the no-op rerun is reported apart
-        wall = json.loads((args.work / "breakdown.json").read_text())["wall"]
+        breakdown = json.loads((args.work / "breakdown.json").read_text())
+        wall = breakdown["wall"]
+        PARTS["noop_s"] = breakdown["noop"]
     who = resource.RUSAGE_CHILDREN if args.method == "snakemake" else resource.RUSAGE_SELF
     peak_mb = resource.getrusage(who).ru_maxrss / 1024
     print(json.dumps({"wall": wall, "peak_rss_mb": peak_mb} | PARTS))
