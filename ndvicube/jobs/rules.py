@@ -54,28 +54,18 @@ def run_job(
     from ndvicube.jobs import forked
 
     if rule in forked.FORKED_RULES and forked.started():
-        values = [forked.plain(v) for v in (input, output, params, wildcards)]
-        forked.run_forked(_run_here, rule, *values, threads, [str(log[0])], dict(config))
+        values = (forked.plain(v) for v in (input, output, params, wildcards))
+        forked.run_forked(_run_here, RuleJob(rule, *values, threads, dict(config)), str(log[0]))
         return
-    _run_here(rule, input, output, params, wildcards, threads, log, config, resources)
+    _run_here(RuleJob(rule, input, output, params, wildcards, threads, config, resources), log[0])
 
 
-def _run_here(
-    rule: str,
-    input: Any,
-    output: Any,
-    params: Any,
-    wildcards: Any,
-    threads: int,
-    log: Any,
-    config: Mapping[str, Any],
-    resources: Any = None,
-) -> None:
+def _run_here(job: RuleJob, log_file: str) -> None:
+    """Run ``job`` in this thread or process, with its logging in ``log_file``."""
     from ndvicube.logs import job_logging
 
-    job = RuleJob(rule, input, output, params, wildcards, threads, config, resources)
-    with job_logging(log[0], job=rule):
-        RULES[rule](job)
+    with job_logging(log_file, job=job.rule):
+        RULES[job.rule](job)
 
 
 def search(job: RuleJob) -> None:
