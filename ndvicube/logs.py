@@ -11,8 +11,10 @@ the one before it in the same process, and the terminal handler is left out when
 stderr already is its log file (a wrapper that sends a job's stderr there), where its writes
 would land in the same file at another offset.
 
-A light job runs in a thread of Snakemake's own process (a ``run:`` block under
-``--force-use-threads``, profiles/default), beside other jobs: there it owns nothing
+A job may run in a thread of Snakemake's own process (a ``run:`` block under
+``--force-use-threads``, profiles/default: the search, the cube; the tables, figures and
+quick-look run in processes forked for it, :mod:`ndvicube.jobs.forked`, and are handled as a
+job's own process), beside other jobs: there it owns nothing
 process-wide. Its handlers are added to the root logger beside the other jobs' and keep only
 its own records (of its thread, and of the threads doing its work in its context: :data:`JOB`),
 stderr stays Snakemake's, Python warnings are logged (so they

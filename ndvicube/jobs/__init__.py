@@ -1,8 +1,8 @@
 """One module per workflow rule: what its job reads, which stage function it calls, what it
-writes. The light rules' ``run:`` blocks (:mod:`ndvicube.jobs.rules`, in threads of
-Snakemake's process) and ``scripts/*.py`` (the cube and the composites, in processes of their
-own) call these with the job's values, so tests and benchmarks run exactly what the rules run,
-in one process.
+writes. The rules' ``run:`` blocks (:mod:`ndvicube.jobs.rules`: the search and the cube in
+threads of Snakemake's process, the tables, figures and quick-look in processes forked for it)
+and ``scripts/*.py`` (the composites, in a process of its own) call these with the job's
+values, so tests and benchmarks run exactly what the rules run, in one process.
 
 * :mod:`~ndvicube.jobs.search` - rule ``search``: the area's items (``items.json``).
 * :mod:`~ndvicube.jobs.fields` - rule ``fields``: the area's polygons screened
@@ -14,10 +14,12 @@ in one process.
 * :mod:`~ndvicube.jobs.figures` - rule ``figures``: point figures and the overview.
 * :mod:`~ndvicube.jobs.quicklook` - rule ``quicklook``: the area's maps.
 * :mod:`~ndvicube.jobs.composites` - rule ``composites``: composites store and COGs.
-* :mod:`~ndvicube.jobs.rules` - the light rules' ``run:`` blocks: each rule's job function
-  called with its job's values, in the job's logging.
-* :mod:`~ndvicube.jobs.preload` - the workflow's ``onstart`` hook: the light jobs' libraries
-  imported in Snakemake's process while the cube runs (after the search).
+* :mod:`~ndvicube.jobs.rules` - the rules' ``run:`` blocks: each rule's job function called
+  with its job's values, in the job's logging.
+* :mod:`~ndvicube.jobs.forked` - the tables, figures and quick-look jobs run in children of a
+  fork server that imported their libraries (started from the workflow's ``onstart`` hook).
+* :mod:`~ndvicube.jobs.preload` - the same hook: what the search and the cube jobs import,
+  imported in Snakemake's process before they need it.
 * :mod:`~ndvicube.jobs.snakemake_exit` - the workflow's ``onsuccess``/``onerror`` hooks: the
   ``snakemake`` process exits when its last job ends, not a second later, its objects left
   to the exit.

@@ -17,7 +17,6 @@ memory) fails its job with its exit code.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import pickle
@@ -25,8 +24,6 @@ import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 #: The rules whose jobs run in forked processes once :func:`start_server` has run.
 FORKED_RULES = frozenset({"tables", "polygon_tables", "figures", "quicklook"})

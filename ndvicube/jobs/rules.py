@@ -3,7 +3,9 @@ calls its rule's job function with the job's values, inside the job's logging.
 
 Snakemake runs these blocks in threads of its own process (``force-use-threads`` in
 profiles/default, or any cluster executor), so a job pays no interpreter and no imports of its
-own (docs/cluster.md); a cluster runs the cube's on its node, in the job's Snakemake process.
+own (docs/cluster.md); the light ones among them hand their job to a process forked from a
+fork server that imported their libraries (:mod:`ndvicube.jobs.forked`), and a cluster runs
+the cube's on its node, in the job's Snakemake process.
 Here is what ``scripts/*.py`` hold for the job that keeps a process of its own (the
 composites): which input, output and parameter goes where.
 """

@@ -11,10 +11,12 @@ line (``100ms`` parses as 100 minutes), and ``0s`` turns the timer into a busy l
 The workflow's ``onsuccess``/``onerror`` hooks run after the scheduler has returned, when no job
 is left to start, so cancelling the timers there changes nothing but the exit time.
 
-The interpreter's own exit is the other delay: after a run whose light jobs ran in Snakemake's
-process, the garbage collector tracks about 250,000 objects (pandas, xarray, Dask, matplotlib,
-Snakemake's DAG), and Python's finalization walks them in several full collections before the
-process ends: 0.8 to 1.9 s after the last hook on the demo (docs/performance.md). The hooks
+The interpreter's own exit is the other delay: after a run whose jobs ran in Snakemake's
+process, the garbage collector tracks hundreds of thousands of objects (about 250,000 on the
+demo when the light jobs' pandas, xarray, Dask and matplotlib were imported there too, before
+they were forked; the cube's libraries and Snakemake's DAG still are), and Python's
+finalization walks them in several full collections before the process ends: 0.8 to 1.9 s
+after the last hook on the demo then (docs/performance.md). The hooks
 freeze them instead (:func:`leave_objects_to_exit`), so the process ends in about 0.1 s.
 """
 
